@@ -1,0 +1,710 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Start-up benchmark: husk, crun and runc each `run` /bin/true from one bundle, interleaved.
+
+Run as root: /usr/bin/python3 bench/start_bench.py [-n 200] [--husk PATH]
+See bench/README.md for what each row means. Timing never makes this script fail: a runtime
+that cannot run is reported as "n/a (reason)" and the others carry on.
+"""
+
+import argparse
+import ctypes
+import fcntl
+import gc
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+CGROUP_PARENT = "husk-bench"  # every container cgroup is /husk-bench/<id>
+TRICK_SOURCE = "husk-bench-cgv1"  # mount source naming the v1 hierarchies this script mounts
+NAMESPACES = ["pid", "mount", "ipc", "uts", "network"]
+TRUE_ARGS = ["/bin/true"]
+# Untimed sanity probe: proves a runtime really ran the bundle's process and passed its exit
+# status on, and shows in how many hierarchies it placed the process in the configured cgroup.
+PROBE_ARGS = ["/bin/sh", "-c", "cat /proc/self/cgroup; exit 42"]
+PROBE_STATUS = 42
+SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+# Exit status: 0 measured (whatever the runtimes did), 1 could not set up, 3 left something
+# behind, 130 interrupted (after cleaning up).
+EXIT_OK, EXIT_SETUP, EXIT_LEFTOVERS, EXIT_INTERRUPTED = 0, 1, 3, 130
+
+
+def log(msg):
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def first_line(text):
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def wait_for(pred, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+# ---------------------------------------------------------------------------------------------
+# bundle
+
+
+def runc_default_process(args):
+    """The process section of `runc spec` (runc 1.1.5) with our args and no terminal."""
+    caps = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    return {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": list(args),
+        "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+        "cwd": "/",
+        "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted", "ambient")},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+        "noNewPrivileges": True,
+    }
+
+
+def make_config(cgroups_path, args):
+    # No linux.resources, seccomp, maskedPaths or readonlyPaths: the rows compare the cost of
+    # namespaces, rootfs, mounts and cgroup placement, not of policy features.
+    return {
+        "ociVersion": "1.0.2",
+        "process": runc_default_process(args),
+        "root": {"path": "rootfs", "readonly": True},
+        "hostname": "husk-bench",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        ],
+        "linux": {
+            "namespaces": [{"type": t} for t in NAMESPACES],
+            "cgroupsPath": cgroups_path,
+        },
+    }
+
+
+def write_config(bundle, cgroups_path, args=TRUE_ARGS):
+    tmp = os.path.join(bundle, ".config.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(make_config(cgroups_path, args), f, indent=1)
+    os.rename(tmp, os.path.join(bundle, "config.json"))
+
+
+def build_rootfs(bundle, busybox):
+    rootfs = os.path.join(bundle, "rootfs")
+    for d in ("bin", "proc", "dev", "tmp"):
+        os.makedirs(os.path.join(rootfs, d))
+    shutil.copy2(busybox, os.path.join(rootfs, "bin", "busybox"))
+    for applet in ("true", "sh", "cat"):
+        os.symlink("busybox", os.path.join(rootfs, "bin", applet))
+    return rootfs
+
+
+# ---------------------------------------------------------------------------------------------
+# cgroups
+
+
+def mountinfo():
+    """[(mount point, fstype, source)] of this mount namespace."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fstype, source = right.split()[:2]
+            out.append((left.split()[4], fstype, source))
+    return out
+
+
+def cgroup_mounts():
+    return [m for m, t, _ in mountinfo()
+            if t in ("cgroup", "cgroup2") and m.startswith(CGROUP_ROOT + "/")]
+
+
+def proc_cgroups():
+    """{controller: (hierarchy id, num_cgroups)}; hierarchy 0 means cgroup2 (or unused)."""
+    res = {}
+    with open("/proc/cgroups") as f:
+        for line in f:
+            if not line.startswith("#"):
+                name, hier, num, _enabled = line.split()
+                res[name] = (int(hier), int(num))
+    return res
+
+
+def v2_controllers():
+    try:
+        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers")) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def cgroup_mode():
+    """"unified", "hybrid" or "legacy", told apart the way crun and runc do."""
+    mounts = mountinfo()
+    if any(m == CGROUP_ROOT and t == "cgroup2" for m, t, _ in mounts):
+        return "unified"
+    if any(m == CGROUP_ROOT + "/unified" and t == "cgroup2" for m, t, _ in mounts):
+        return "hybrid"
+    return "legacy"
+
+
+def enter_private_mount_ns():
+    """Move this process, and so every runtime it starts, into a mount namespace of its own.
+
+    The v1 hierarchy of the cgroup trick is then mounted only here. Otherwise any container
+    that another process creates meanwhile copies the mount; the copy pins the hierarchy past
+    our umount and keeps the controller off cgroup2 until that container exits.
+    """
+    clone_newns, ms_rec, ms_private = 0x00020000, 0x4000, 0x40000
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(clone_newns) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    # private before anything is mounted, so nothing propagates back to the shared namespace
+    if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate / (in our namespace)")
+
+
+def mount_v1(controller, mnt):
+    return subprocess.run(["mount", "-t", "cgroup", "-o", controller, TRICK_SOURCE, mnt],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+
+
+def apply_cgroup_trick():
+    """Bind each controller that hybrid mode gives cgroup2 to a v1 hierarchy of our own.
+
+    crun 1.8.1 refuses hybrid mode only when /sys/fs/cgroup/unified/cgroup.controllers is
+    non-empty ("drop all controllers from cgroupv2"). A controller that no cgroup2 group enables
+    in cgroup.subtree_control may be bound to a new v1 hierarchy, which empties that file.
+    Returns ([(controller, mount point)], notes).
+    """
+    moved, notes = [], []
+    pc = proc_cgroups()
+    for c in v2_controllers():
+        mnt = os.path.join(CGROUP_ROOT, c)
+        if c not in pc or pc[c][0] != 0:
+            notes.append(f"{c} already on v1 hierarchy {pc.get(c, ('?',))[0]}; left alone")
+        elif os.path.lexists(mnt):
+            notes.append(f"{mnt} already exists; {c} left alone")
+        else:
+            os.mkdir(mnt)
+            r = mount_v1(c, mnt)
+            if r.returncode == 0:
+                moved.append((c, mnt))
+            else:
+                os.rmdir(mnt)
+                notes.append(f"mount {c}: {r.stderr.strip()}")
+    left = v2_controllers()
+    if left:
+        notes.append("cgroup2 still has " + " ".join(left))
+    return moved, notes
+
+
+def undo_cgroup_trick(moved):
+    """Give the controllers back to cgroup2. Returns problems.
+
+    A v1 hierarchy is destroyed at umount only if it has no child cgroup at that moment, dying
+    ones included; otherwise it lives on, mounted nowhere, and its controller never returns to
+    cgroup2. So: wait until /proc/cgroups counts only the root, umount, check the controller is
+    back, and if not mount the same hierarchy again (same options reattach it) and retry.
+    """
+    problems = []
+    for c, mnt in reversed(moved):
+        back = False
+        for _attempt in range(3):
+            if not any(m == mnt and s == TRICK_SOURCE for m, _, s in mountinfo()):
+                if not os.path.isdir(mnt) or mount_v1(c, mnt).returncode != 0:
+                    break
+            if not wait_for(lambda: proc_cgroups()[c][1] <= 1, 10):
+                kids = [d for d in os.listdir(mnt) if os.path.isdir(os.path.join(mnt, d))]
+                problems.append(f"{c}: v1 hierarchy still has child cgroups {kids}")
+            r = subprocess.run(["umount", mnt], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                problems.append(f"umount {mnt}: {r.stderr.strip()}")
+                break
+            if wait_for(lambda: c in v2_controllers(), 2):
+                back = True
+                break
+        if os.path.isdir(mnt) and not os.path.ismount(mnt):
+            try:
+                os.rmdir(mnt)
+            except OSError as e:
+                problems.append(f"rmdir {mnt}: {e}")
+        if not back:
+            problems.append(f"{c} did not return to cgroup2 (/proc/cgroups: {proc_cgroups()[c]});"
+                            f" see bench/README.md, 'If something is left behind'")
+    return problems
+
+
+def remove_cgroup_tree(path, kill):
+    """rmdir a cgroup and its children, deepest first. With kill, first SIGKILL the pids in it:
+    only ever used on cgroups named with this run's prefix, whose processes are ours."""
+    for dirpath, _dirs, _files in os.walk(path, topdown=False):
+        for _ in range(100 if kill else 1):
+            if kill:
+                try:
+                    with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                        for pid in f.read().split():
+                            try:
+                                os.kill(int(pid), signal.SIGKILL)
+                            except ProcessLookupError:
+                                pass
+                except OSError:
+                    pass
+            try:
+                os.rmdir(dirpath)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+# ---------------------------------------------------------------------------------------------
+# rows, runs and cleanup
+
+
+class Row:
+    def __init__(self, name, label, kind, exe):
+        self.name = name  # short name, part of container ids
+        self.label = label
+        self.kind = kind  # "oci", "floor" or "harness"
+        self.exe = exe
+        self.state = None  # private --root of an OCI runtime
+        self.samples = []  # ns
+        self.failures = []  # (timed run index, message)
+        self.leaks = 0  # runs after which a state entry or cgroup of the container remained
+        self.na = None  # why the row has no numbers
+        self.version = ""
+        self.probe_note = ""
+
+
+def force_delete(exe, state, cid):
+    """`RUNTIME --root STATE delete -f ID`, untimed; a hung runtime is killed after 30 s."""
+    try:
+        subprocess.run([exe, "--root", state, "delete", "-f", cid], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    except (subprocess.TimeoutExpired, OSError):
+        pass
+
+
+class Cleaner:
+    """Everything this run may leave behind, removed idempotently. Runs in the benchmark at exit
+    and, if the benchmark dies without doing it (SIGKILL), in the guardian process."""
+
+    def __init__(self, prefix, tmp, rows):
+        self.prefix = prefix
+        self.tmp = tmp
+        self.rows = rows
+        self.moved = []  # [(controller, mount point)] of the cgroup trick
+
+    def our_cgroups(self):
+        for m in cgroup_mounts():
+            parent = os.path.join(m, CGROUP_PARENT)
+            if os.path.isdir(parent):
+                for e in os.listdir(parent):
+                    if e.startswith(self.prefix) and os.path.isdir(os.path.join(parent, e)):
+                        yield os.path.join(parent, e)
+
+    def run(self):
+        problems = []
+        for row in self.rows:
+            if row.kind == "oci" and row.state and os.path.isdir(row.state):
+                for e in os.listdir(row.state):
+                    force_delete(row.exe, row.state, e)
+        for p in list(self.our_cgroups()):
+            remove_cgroup_tree(p, kill=True)
+        for m in cgroup_mounts():
+            parent = os.path.join(m, CGROUP_PARENT)
+            try:
+                os.rmdir(parent)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                rest = [e for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))]
+                problems.append(f"{parent} kept: holds {rest}")
+        problems += undo_cgroup_trick(self.moved)
+        self.moved = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.path.exists(self.tmp):
+            problems.append(f"temp dir {self.tmp} not removed")
+        return problems
+
+
+def start_guardian(cleaner):
+    """Fork a process that cleans up if the benchmark dies without saying it did (SIGKILL, OOM).
+
+    It shares our private mount namespace, so it can still reach the v1 mount after we die.
+    Returns the write end of its pipe: write b"d" once cleanup is done; EOF alone means "clean".
+    """
+    r, w = os.pipe()  # non-inheritable: no runtime child keeps the pipe open
+    pid = os.fork()
+    if pid == 0:
+        status = 0
+        try:
+            os.close(w)
+            os.setsid()  # out of the terminal's process group: a Ctrl-C is ours to handle
+            for s in SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+            if os.read(r, 1) != b"d":
+                problems = cleaner.run()
+                log("start_bench guardian: benchmark died; cleaned up"
+                    + ("; LEFT BEHIND: " + "; ".join(problems) if problems else ""))
+        except BaseException:  # noqa: B902 - never let the guardian return into main()
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(r)
+    return pid, w
+
+
+class Bench:
+    def __init__(self, args, tmp):
+        self.args = args
+        self.tmp = tmp
+        self.bundle = os.path.join(tmp, "bundle")
+        self.rootfs = None
+        self.prefix = f"hb{os.getpid()}-"
+        self.errf = None
+
+    def setup(self, rows):
+        os.makedirs(self.bundle)
+        self.rootfs = build_rootfs(self.bundle, self.args.busybox)
+        self.errf = open(os.path.join(self.tmp, "stderr"), "w+b")
+        for row in rows:
+            if row.kind == "oci":
+                row.state = os.path.join(self.tmp, "state-" + row.name)
+                os.makedirs(row.state)
+
+    def argv(self, row, cid):
+        if row.kind == "oci":
+            return [row.exe, "--root", row.state, "run", "--bundle", self.bundle, cid]
+        if row.kind == "floor":
+            return [row.exe, "--fork", "--pid", "--mount", "--uts", "--ipc", "--net",
+                    "--mount-proc", "chroot", self.rootfs, "/bin/true"]
+        return [row.exe]
+
+    def run_once(self, row, cid):
+        """Time one run: (ns, None) or (None, error message)."""
+        if row.kind == "oci":
+            write_config(self.bundle, f"/{CGROUP_PARENT}/{cid}")
+        self.errf.seek(0)
+        self.errf.truncate()
+        argv = self.argv(row, cid)
+        t0 = time.perf_counter_ns()
+        try:
+            rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=self.errf, timeout=self.args.timeout).returncode
+        except subprocess.TimeoutExpired:
+            rc = f"killed after {self.args.timeout:g} s"
+        except OSError as e:
+            rc = f"cannot execute: {e}"
+        t1 = time.perf_counter_ns()
+        if row.kind == "oci":
+            self.reap(row, cid)
+        if rc == 0:
+            return t1 - t0, None
+        if not isinstance(rc, int):
+            return None, rc
+        self.errf.seek(0)
+        msg = first_line(self.errf.read().decode(errors="replace"))
+        return None, f"exit {rc}" + (f": {msg}" if msg else "")
+
+    def reap(self, row, cid):
+        """Untimed: make sure the container is gone; count runs that left anything behind."""
+        left = False
+        for e in os.listdir(row.state):
+            left = True
+            force_delete(row.exe, row.state, e)
+            shutil.rmtree(os.path.join(row.state, e), ignore_errors=True)
+        for m in cgroup_mounts():
+            d = os.path.join(m, CGROUP_PARENT, cid)
+            if os.path.isdir(d):
+                left = True
+                remove_cgroup_tree(d, kill=True)
+        row.leaks += left
+
+    def probe(self, row):
+        """Untimed runs before the benchmark; a failing /bin/true run makes the row n/a."""
+        if not (row.exe and os.path.isfile(row.exe) and os.access(row.exe, os.X_OK)):
+            row.na = f"not found: {row.exe}"
+            return
+        if row.kind == "oci":
+            r = subprocess.run([row.exe, "--version"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True)
+            row.version = (r.stdout.splitlines() or [""])[0]
+            self.sanity_probe(row)
+            row.leaks = 0
+        _, err = self.run_once(row, f"{self.prefix}{row.name}-probe")
+        row.na = err
+        row.leaks = 0
+
+    def sanity_probe(self, row):
+        cid = f"{self.prefix}{row.name}-sanity"
+        want = f"/{CGROUP_PARENT}/{cid}"
+        write_config(self.bundle, want, PROBE_ARGS)
+        try:
+            r = subprocess.run([row.exe, "--root", row.state, "run", "--bundle", self.bundle, cid],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=self.args.timeout)
+        except (subprocess.TimeoutExpired, OSError) as e:
+            row.probe_note = f"sanity probe failed: {e}"
+            return
+        finally:
+            self.reap(row, cid)
+        lines = [ln.split(":", 2) for ln in r.stdout.splitlines() if ln.count(":") >= 2]
+        placed = sum(1 for ln in lines if ln[2] == want)
+        status = "ok" if r.returncode == PROBE_STATUS else f"{r.returncode}, want {PROBE_STATUS}"
+        row.probe_note = f"exit status {status}; process in the configured cgroup in " \
+                         f"{placed}/{len(lines)} hierarchies"
+        if r.returncode != PROBE_STATUS and r.stderr.strip():
+            row.probe_note += f"; stderr: {first_line(r.stderr)}"
+
+    def measure(self, rows):
+        live = [r for r in rows if not r.na]
+        total = self.args.warmup + self.args.iterations
+        rng = random.Random(self.args.seed)
+        gc.disable()
+        try:
+            for i in range(total):
+                order = list(live)
+                if self.args.order == "shuffle":
+                    # A run pays for its predecessor's deferred kernel teardown (netns cleanup,
+                    # cgroup release, RCU); shuffling spreads that evenly over the rows.
+                    rng.shuffle(order)
+                for row in order:
+                    if self.args.gap:
+                        time.sleep(self.args.gap / 1000)
+                    warm = i < self.args.warmup
+                    tag = f"w{i}" if warm else str(i - self.args.warmup)
+                    ns, err = self.run_once(row, f"{self.prefix}{row.name}-{tag}")
+                    if warm:
+                        continue
+                    if err:
+                        row.failures.append((i - self.args.warmup, err))
+                    else:
+                        row.samples.append(ns)
+                if (i + 1) % 50 == 0:
+                    log(f"  {i + 1}/{total} iterations")
+        finally:
+            gc.enable()
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def stats_ms(samples):
+    s = sorted(samples)
+    return {
+        "median": statistics.median(s) / 1e6,
+        "p90": s[max(0, math.ceil(0.9 * len(s)) - 1)] / 1e6,  # nearest rank
+        "mean": statistics.fmean(s) / 1e6,
+        "min": s[0] / 1e6,
+    }
+
+
+def report(rows, args, cgroup_note):
+    st = {r.name: stats_ms(r.samples) for r in rows if not r.na and r.samples}
+    floor = st.get("floor", {}).get("median")
+    print(f"\nstart-up of /bin/true: {args.iterations} timed runs per row after {args.warmup} "
+          f"warm-up, rows interleaved ({args.order} order each iteration, {args.gap:g} ms gap)")
+    print("times in ms: wall clock around the whole `run` command, container exit and reaping "
+          "included")
+    print(f"bundle: busybox rootfs, readonly root, namespaces {','.join(NAMESPACES)}, "
+          f"/proc + /dev tmpfs, runc's default caps, no seccomp or resources")
+    print(f"cgroups: {cgroup_note}")
+    print(f"load average before/after: {args.load_before:.2f} / {os.getloadavg()[0]:.2f} "
+          f"on {os.cpu_count()} cpus\n")
+    w = max(len(r.label) for r in rows)
+    hdr = f"{'row':<{w}}  {'median':>7} {'p90':>7} {'mean':>7} {'min':>7}  {'x floor':>7}  ok/fail"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        if r.na or not r.samples:
+            print(f"{r.label:<{w}}  n/a ({r.na or 'every timed run failed'})")
+            continue
+        s = st[r.name]
+        xf = f"{s['median'] / floor:7.2f}" if floor and r.kind == "oci" else " " * 7
+        leaks = f"  ({r.leaks} runs left state behind)" if r.leaks else ""
+        print(f"{r.label:<{w}}  {s['median']:7.2f} {s['p90']:7.2f} {s['mean']:7.2f} "
+              f"{s['min']:7.2f}  {xf}  {len(r.samples)}/{len(r.failures)}{leaks}")
+    print()
+    for other in ("crun", "runc"):
+        if "husk" in st and other in st:
+            ratio = st["husk"]["median"] / st[other]["median"]
+            print(f"husk/{other} at the median: {ratio:.2f}  "
+                  f"({'below 1: husk is faster' if ratio < 1 else 'above 1: husk is slower'})")
+        else:
+            print(f"husk/{other} at the median: n/a "
+                  f"({'husk' if 'husk' not in st else other} has no numbers)")
+    print()
+    for r in rows:
+        if r.kind == "oci" and r.probe_note:
+            print(f"{r.label} ({r.version or r.exe}) probe: {r.probe_note}")
+    for r in rows:
+        if r.failures:
+            print(f"\n{r.label}: {len(r.failures)} timed run(s) failed; the first:")
+            for i, msg in r.failures[:5]:
+                print(f"  run {i}: {msg}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"iterations": args.iterations, "warmup": args.warmup, "order": args.order,
+                       "cgroups": cgroup_note,
+                       "rows": {r.name: {"label": r.label, "exe": r.exe, "version": r.version,
+                                         "na": r.na, "probe": r.probe_note,
+                                         "stats_ms": st.get(r.name), "samples_ns": r.samples,
+                                         "failures": r.failures, "leaks": r.leaks}
+                                for r in rows}}, f, indent=1)
+        print(f"\nraw samples: {args.json}")
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+
+def parse_args():
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-n", "--iterations", type=int, default=200, help="timed runs per row (200)")
+    p.add_argument("-w", "--warmup", type=int, default=10, help="untimed runs per row first (10)")
+    p.add_argument("--husk", default=os.environ.get("HUSK") or
+                   os.path.normpath(os.path.join(here, "..", "build", "husk")),
+                   help="husk binary (default: $HUSK, else build/husk next to bench/)")
+    p.add_argument("--crun", default=shutil.which("crun") or "/usr/bin/crun")
+    p.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
+    p.add_argument("--busybox", default="/bin/busybox", help="static busybox for the rootfs")
+    p.add_argument("--only", help="comma-separated rows: husk,crun,runc,floor,harness")
+    p.add_argument("--order", choices=("shuffle", "fixed"), default="shuffle",
+                   help="row order inside each iteration (shuffle)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the shuffle (1)")
+    p.add_argument("--gap", type=float, default=0.0, help="ms of sleep before each run (0)")
+    p.add_argument("--no-cgroup-trick", action="store_true",
+                   help="leave hybrid cgroups as they are (crun is then n/a)")
+    p.add_argument("--timeout", type=float, default=20.0, help="seconds before a run is killed")
+    p.add_argument("--json", help="also write raw samples to this file")
+    a = p.parse_args()
+    if a.iterations < 1 or a.warmup < 0:
+        p.error("-n must be >= 1 and -w >= 0")
+    if a.only and not set(a.only.split(",")) <= {"husk", "crun", "runc", "floor", "harness"}:
+        p.error("--only takes husk,crun,runc,floor,harness")
+    return a
+
+
+def raise_interrupt(signum, _frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main():
+    args = parse_args()
+    args.load_before = os.getloadavg()[0]
+    if os.geteuid() != 0:
+        log("start_bench: needs root: the runtimes create namespaces and cgroups")
+        return EXIT_SETUP
+    if not os.path.isfile(args.busybox):
+        log(f"start_bench: no busybox at {args.busybox} (apt-get install busybox-static)")
+        return EXIT_SETUP
+
+    rows = [
+        Row("husk", "husk", "oci", args.husk),
+        Row("crun", "crun", "oci", args.crun),
+        Row("runc", "runc", "oci", args.runc),
+        Row("floor", "floor: unshare+chroot", "floor", shutil.which("unshare")),
+        Row("harness", "harness: host /bin/true", "harness", "/bin/true"),
+    ]
+    if args.only:
+        rows = [r for r in rows if r.name in args.only.split(",")]
+
+    # One benchmark at a time: the cgroup trick changes machine-wide state.
+    lock = os.open(CGROUP_ROOT, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log("start_bench: another start_bench holds the lock on /sys/fs/cgroup; try later")
+        return EXIT_SETUP
+    try:
+        enter_private_mount_ns()
+    except OSError as e:
+        log(f"start_bench: {e}")
+        return EXIT_SETUP
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, raise_interrupt)
+
+    tmp = tempfile.mkdtemp(prefix="husk-bench.")
+    bench = Bench(args, tmp)
+    cleaner = Cleaner(bench.prefix, tmp, rows)
+    guardian, guardian_pipe = None, None
+    interrupted = None
+    mode = cgroup_mode()
+    cgroup_note = f"{mode} mode"
+    if mode == "hybrid":
+        cgroup_note += f", cgroup2 controllers: {' '.join(v2_controllers()) or 'none'}"
+    try:
+        bench.setup(rows)
+        wants_trick = (mode == "hybrid" and v2_controllers() and not args.no_cgroup_trick
+                       and any(r.name == "crun" for r in rows))
+        if wants_trick:
+            # The guardian needs to know the mounts, so it starts right after them.
+            cleaner.moved, notes = apply_cgroup_trick()
+            guardian, guardian_pipe = start_guardian(cleaner)
+            names = " ".join(c for c, _ in cleaner.moved) or "nothing"
+            cgroup_note = (f"hybrid; {names} moved from cgroup2 to a v1 hierarchy mounted only "
+                           f"in the benchmark's mount namespace, for crun (undone at exit)")
+            if notes:
+                cgroup_note += "; " + "; ".join(notes)
+        else:
+            guardian, guardian_pipe = start_guardian(cleaner)
+        log(f"start_bench: {cgroup_note}")
+        for row in rows:
+            bench.probe(row)
+            log(f"  {row.label}: " + (f"n/a ({row.na})" if row.na else f"ok {row.version}")
+                + (f"\n    probe: {row.probe_note}" if row.probe_note else ""))
+        bench.measure(rows)
+    except KeyboardInterrupt as e:
+        interrupted = str(e) or "SIGINT"
+    finally:
+        # Cleanup must not be cut short by a second Ctrl-C.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        if interrupted:
+            log(f"start_bench: interrupted by {interrupted}; cleaning up")
+        if bench.errf:
+            bench.errf.close()
+        problems = cleaner.run()
+        if guardian_pipe is not None:
+            os.write(guardian_pipe, b"d")
+            os.close(guardian_pipe)
+            os.waitpid(guardian, 0)
+        os.close(lock)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+
+    if interrupted:
+        print(f"\ninterrupted by {interrupted}: the numbers below cover the runs done so far")
+    report(rows, args, cgroup_note)
+    if problems:
+        print("\nLEFT BEHIND (see bench/README.md, 'If something is left behind'):")
+        for p in problems:
+            print(f"  {p}")
+        return EXIT_LEFTOVERS
+    print("\ncleanup: no container, state dir, cgroup, mount or temp file left behind")
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The sandbox library: describe a sandbox in plain structs, spawn it, start it, wait for it. */
+#ifndef HUSK_SANDBOX_H
+#define HUSK_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "husk/error.h"
+
+enum sbx_ns_type {
+    SBX_NS_USER,
+    SBX_NS_MNT,
+    SBX_NS_PID,
+    SBX_NS_NET,
+    SBX_NS_UTS,
+    SBX_NS_IPC,
+    SBX_NS_CGROUP,
+    SBX_NS_TIME,
+    SBX_NS_COUNT
+};
+
+/* Name of a namespace type as the OCI spec and /proc/PID/ns spell it ("mount" and "mnt"). */
+const char *sbx_ns_name(enum sbx_ns_type t);
+const char *sbx_ns_proc_name(enum sbx_ns_type t);
+int sbx_ns_from_name(const char *name); /* -1 if unknown */
+int sbx_ns_clone_flag(enum sbx_ns_type t);
+
+struct sbx_ns {
+    bool enabled; /* the sandbox gets this namespace... */
+    char *path;   /* ...joined from this path, or new when NULL */
+};
+
+struct sbx_idmap {
+    uint32_t inner, outer, count;
+};
+
+struct sbx_mount {
+    char *destination;         /* absolute, inside the rootfs */
+    char *type;                /* filesystem type; NULL or "bind" with MS_BIND */
+    char *source;              /* absolute host path for binds */
+    char *data;                /* filesystem options left after flags were taken out */
+    unsigned long flags;       /* MS_* as mount(2): MS_BIND, MS_REC, MS_RDONLY, MS_NOSUID, ... */
+    unsigned long clear;       /* MS_* explicitly cleared ("rw", "suid", ...) */
+    unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
+};
+
+struct sbx_device {
+    char *path;
+    char type; /* 'c', 'b', 'u', 'p' */
+    int64_t major, minor;
+    uint32_t mode; /* permission bits */
+    uint32_t uid, gid;
+};
+
+struct sbx_rlimit {
+    int resource; /* RLIMIT_* */
+    uint64_t soft, hard;
+};
+
+struct sbx_sysctl {
+    char *key, *value;
+};
+
+struct sbx_process {
+    char **args; /* NULL-terminated */
+    char **env;  /* NULL-terminated */
+    char *cwd;
+    uint32_t uid, gid;
+    uint32_t *groups;
+    size_t n_groups;
+    int umask; /* -1: leave as is */
+    struct sbx_rlimit *rlimits;
+    size_t n_rlimits;
+    bool no_new_privs;
+    bool has_oom_score_adj;
+    int oom_score_adj;
+};
+
+struct sbx_config {
+    struct sbx_ns ns[SBX_NS_COUNT];
+    struct sbx_idmap *uid_map, *gid_map;
+    size_t n_uid_map, n_gid_map;
+
+    char *rootfs; /* absolute host path */
+    bool rootfs_readonly;
+    bool no_pivot;                    /* chroot instead of pivot_root */
+    unsigned long rootfs_propagation; /* 0: MS_SLAVE|MS_REC as runc does */
+
+    char *hostname, *domainname;
+    struct sbx_mount *mounts;
+    size_t n_mounts;
+    struct sbx_device *devices;
+    size_t n_devices;
+    char **masked_paths, **readonly_paths;
+    struct sbx_sysctl *sysctl;
+    size_t n_sysctl;
+
+    struct sbx_process process;
+};
+
+void sbx_config_free(struct sbx_config *c);
+
+/* How the spawned child waits before exec. */
+struct sbx_spawn_opts {
+    int preserve_fds; /* fds 3 .. 3+N-1 pass to the process */
+    /*
+     * -1: the caller releases the process with sbx_child_start().
+     * Otherwise a listening unix socket: the child accepts one connection (from another
+     * process, e.g. `husk start`) and reports the exec result on it (see sbx_start_conn).
+     */
+    int start_listen_fd;
+    /* Called in the parent after the child exists, before it sets anything up. */
+    int (*on_created)(pid_t pid, void *data, struct husk_error **err);
+    void *data;
+};
+
+struct sbx_child {
+    pid_t pid;
+    int pidfd;   /* CLOEXEC; -1 once closed */
+    int sync_fd; /* CLOEXEC; -1 once the child was released */
+};
+
+/* Create the sandbox; returns once everything but the final exec is done. */
+int sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
+              struct sbx_child **out, struct husk_error **err);
+/* Release a child spawned with start_listen_fd -1; returns once it exec'd (or why it could not). */
+int sbx_child_start(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error **err);
+/* Wait for the child to end; *status as waitpid. */
+int sbx_child_wait(struct sbx_child *c, int *status, struct husk_error **err);
+void sbx_child_free(struct sbx_child *c);
+void sbx_child_freep(struct sbx_child **c);
+
+/* On a connection to a child's start socket: release it and read the exec result. */
+/* cfg (may be NULL) names the failing item in the message. */
+int sbx_start_conn(int conn_fd, const struct sbx_config *cfg, struct husk_error **err);
+
+/* Exit code of a wait status as shells and runc report it: code, or 128+signal. */
+int sbx_status_to_exit_code(int status);
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The OCI layer: config.json into a sandbox description, state.json, the default spec. */
+#ifndef HUSK_OCI_H
+#define HUSK_OCI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "husk/error.h"
+#include "husk/sandbox.h"
+
+#define OCI_VERSION "1.2.0"
+
+struct oci_config {
+    struct sbx_config *sbx;
+    char *path;   /* the config.json read */
+    char *bundle; /* absolute bundle directory */
+    char *oci_version;
+    bool terminal;
+    json_t *annotations; /* object of strings; never NULL */
+};
+
+/* Read BUNDLE/config.json. Errors name the file and the line (syntax) or the field (meaning). */
+int oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err);
+/* Parse an already loaded JSON document; path is only for messages. */
+int oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_config **out,
+                     struct husk_error **err);
+void oci_config_free(struct oci_config *c);
+void oci_config_freep(struct oci_config **c);
+
+/* Mount options: split "ro,nosuid,mode=755" semantics into flags and fs data. */
+int oci_mount_options(json_t *options, const char *field, struct sbx_mount *m,
+                      struct husk_error **err);
+
+/* `husk spec`: runc's default config, made at least as strict as Docker's. */
+json_t *oci_spec_default(bool rootless);
+
+/* What the runtime records about a container in its state directory. */
+struct oci_state {
+    char *id;
+    pid_t pid;
+    unsigned long long start_time; /* /proc/PID/stat field 22, against pid reuse */
+    char *bundle;
+    char *rootfs;
+    char *created; /* RFC 3339 */
+    char *owner;
+    json_t *annotations;
+};
+
+int oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err);
+int oci_state_load(int dirfd, const char *id, struct oci_state **out, struct husk_error **err);
+void oci_state_free(struct oci_state *s);
+void oci_state_freep(struct oci_state **s);
+/* The state as the runtime spec defines it, with the given status. */
+json_t *oci_state_json(const struct oci_state *s, const char *status);
+
+/* `husk features`. */
+json_t *oci_features(void);
+
+/* jansson (>= 2.9) provides json_decrefp. */
+#define cleanup_json __attribute__((cleanup(json_decrefp)))
+
+#endif

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The OCI CLI: global options, the verb table, table-driven flag parsing, logging. */
+#ifndef HUSK_RUNTIME_CLI_H
+#define HUSK_RUNTIME_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "husk/error.h"
+
+struct cli {
+    const char *root; /* state directory, default /run/husk */
+    const char *log_path;
+    bool log_json;
+    bool debug;
+    bool systemd_cgroup;
+    int log_fd; /* -1: stderr only */
+};
+
+enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT, FLAG_STRINGS };
+
+/* One flag of a verb: values land in a verb-local options struct at `offset`. */
+struct flag {
+    const char *name; /* long name; accepted as --name and -name, like runc */
+    char short_name;  /* 0 if none */
+    enum flag_type type;
+    size_t offset;
+    const char *help;
+};
+
+/* A growable list for repeatable flags (--env A --env B). */
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+struct verb {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    int (*run)(struct cli *cli, int argc, char **argv);
+};
+
+/* Parse flags into opts until the first positional argument; returns its index or -1 after
+ * reporting an unknown or malformed flag. "--help" prints usage and returns -2. */
+int cli_parse_flags(const struct verb *verb, const struct flag *flags, size_t n_flags, void *opts,
+                    int argc, char **argv);
+
+/* Log an error at the CLI boundary: stderr, and the --log file in the chosen format. */
+void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Report an error object (and free it); returns the exit code 1. */
+int cli_fail(struct cli *cli, struct husk_error *err);
+
+/* The time now as RFC 3339 with nanoseconds, UTC. */
+void cli_rfc3339_now(char *buf, size_t len);
+
+/* Check a container id: [A-Za-z0-9_+.-]+, not "." or "..". */
+int cli_check_id(const char *id, struct husk_error **err);
+
+/* The verbs, one file each. */
+int cmd_spec(struct cli *cli, int argc, char **argv);
+int cmd_create(struct cli *cli, int argc, char **argv);
+int cmd_start(struct cli *cli, int argc, char **argv);
+int cmd_run(struct cli *cli, int argc, char **argv);
+int cmd_state(struct cli *cli, int argc, char **argv);
+int cmd_kill(struct cli *cli, int argc, char **argv);
+int cmd_delete(struct cli *cli, int argc, char **argv);
+int cmd_list(struct cli *cli, int argc, char **argv);
+int cmd_features(struct cli *cli, int argc, char **argv);
+
+const struct verb *cli_find_verb(const char *name);
+
+#endif

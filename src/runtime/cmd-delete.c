@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `husk delete [--force] ID`. */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "container.h"
+#include "util.h"
+
+struct delete_opts {
+    bool force;
+};
+
+static const struct flag delete_flags[] = {
+    {"force", 'f', FLAG_BOOL, offsetof(struct delete_opts, force),
+     "kill the container first if it is still running"},
+};
+
+int
+cmd_delete(struct cli *cli, int argc, char **argv)
+{
+    const struct verb *v = cli_find_verb("delete");
+    struct delete_opts o = {0};
+    struct husk_error *err = NULL;
+    cleanup_(ctr_freep) struct container *c = NULL;
+    int i = cli_parse_flags(v, delete_flags, ARRAY_SIZE(delete_flags), &o, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    if (argc - i != 1) {
+        fprintf(stderr, "husk delete: expected exactly one container id\n");
+        return 2;
+    }
+    if (ctr_open(cli, argv[i], &c, &err) < 0) {
+        /* runc: deleting what is not there with --force is not an error. */
+        if (o.force && err && err->code == 0) {
+            husk_error_free(err);
+            return 0;
+        }
+        return cli_fail(cli, err);
+    }
+    enum ctr_status st = ctr_status(c);
+    /* A created container never ran user code: runc deletes it without --force too. */
+    if (st == CTR_RUNNING && !o.force) {
+        husk_err(&err, 0, "cannot delete container '%s' that is not stopped: %s (use --force)",
+                 c->id, ctr_status_name(st));
+        return cli_fail(cli, err);
+    }
+    if (st != CTR_STOPPED) {
+        ctr_kill(c, SIGKILL, true, NULL);
+        if (ctr_wait_gone(c, 10000) < 0) {
+            husk_err(&err, 0, "container '%s' did not exit after SIGKILL", c->id);
+            return cli_fail(cli, err);
+        }
+    }
+    if (ctr_destroy(c, &err) < 0)
+        return cli_fail(cli, err);
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `husk kill ID [SIGNAL]`. */
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdio.h>
+
+#include "container.h"
+#include "util.h"
+
+struct kill_opts {
+    bool all;
+};
+
+static const struct flag kill_flags[] = {
+    {"all", 'a', FLAG_BOOL, offsetof(struct kill_opts, all),
+     "signal every process of the container, not just its init"},
+};
+
+int
+cmd_kill(struct cli *cli, int argc, char **argv)
+{
+    const struct verb *v = cli_find_verb("kill");
+    struct kill_opts o = {0};
+    struct husk_error *err = NULL;
+    cleanup_(ctr_freep) struct container *c = NULL;
+    int i = cli_parse_flags(v, kill_flags, ARRAY_SIZE(kill_flags), &o, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    if (argc - i < 1 || argc - i > 2) {
+        fprintf(stderr, "husk kill: expected a container id and an optional signal\n");
+        return 2;
+    }
+    const char *sig_name = argc - i == 2 ? argv[i + 1] : "SIGTERM";
+    int sig = parse_signal(sig_name);
+    if (sig < 0) {
+        husk_err(&err, 0, "unknown signal '%s'", sig_name);
+        return cli_fail(cli, err);
+    }
+    if (ctr_open(cli, argv[i], &c, &err) < 0)
+        return cli_fail(cli, err);
+    enum ctr_status st = ctr_status(c);
+    if (st == CTR_STOPPED) {
+        husk_err(&err, 0, "container '%s' is not running", c->id);
+        return cli_fail(cli, err);
+    }
+    if (ctr_kill(c, sig, o.all, &err) < 0)
+        return cli_fail(cli, err);
+    return 0;
+}

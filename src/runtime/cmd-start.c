@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `husk start`: release a created container's process into its program. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "util.h"
+
+static int
+connect_start(struct container *c, struct husk_error **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cleanup_fd int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return husk_err(err, errno, "socket");
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", c->dir_fd, CTR_START_SOCK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return husk_err(err, errno, "connect to container '%s'", c->id);
+    return steal_fd(&fd);
+}
+
+int
+cmd_start(struct cli *cli, int argc, char **argv)
+{
+    const struct verb *v = cli_find_verb("start");
+    struct husk_error *err = NULL;
+    cleanup_(ctr_freep) struct container *c = NULL;
+    int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    if (argc - i != 1) {
+        fprintf(stderr, "husk start: expected exactly one container id\n");
+        return 2;
+    }
+    if (ctr_open(cli, argv[i], &c, &err) < 0)
+        return cli_fail(cli, err);
+    enum ctr_status st = ctr_status(c);
+    if (st != CTR_CREATED) {
+        husk_err(&err, 0, "cannot start container '%s': it is %s, not created", c->id,
+                 ctr_status_name(st));
+        return cli_fail(cli, err);
+    }
+    cleanup_fd int conn = connect_start(c, &err);
+    if (conn < 0)
+        return cli_fail(cli, err);
+    /* From here the container counts as running, whatever the exec brings. */
+    unlinkat(c->dir_fd, CTR_START_SOCK, 0);
+    if (sbx_start_conn(conn, NULL, &err) < 0) {
+        husk_err_prefix(&err, "start container '%s': ", c->id);
+        return cli_fail(cli, err);
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A container as the CLI sees it: its state directory, its status, its process. */
+#ifndef HUSK_RUNTIME_CONTAINER_H
+#define HUSK_RUNTIME_CONTAINER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cli.h"
+#include "oci.h"
+
+enum ctr_status { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_STOPPED };
+
+#define CTR_START_SOCK "start.sock"
+
+struct container {
+    char *id;
+    int root_fd; /* the --root directory */
+    int dir_fd;  /* ROOT/ID, flock'ed while we work on it */
+    struct oci_state *state;
+};
+
+const char *ctr_status_name(enum ctr_status s);
+
+/* Open the --root directory, creating it (0700) if needed. */
+int ctr_root_open(const struct cli *cli, bool create, int *out, struct husk_error **err);
+/* Open and lock an existing container and load its state. */
+int ctr_open(const struct cli *cli, const char *id, struct container **out,
+             struct husk_error **err);
+void ctr_free(struct container *c);
+void ctr_freep(struct container **c);
+
+enum ctr_status ctr_status(const struct container *c);
+/* Remove the state directory. */
+int ctr_destroy(struct container *c, struct husk_error **err);
+
+/* /proc/PID/stat start time, 0 if the process is gone or a zombie. */
+unsigned long long proc_start_time(pid_t pid);
+
+/* Send a signal to the container's init (all == also every other process it holds). */
+int ctr_kill(struct container *c, int sig, bool all, struct husk_error **err);
+/* Wait up to timeout_ms for the init to be gone. */
+int ctr_wait_gone(struct container *c, int timeout_ms);
+
+/* Signal names and numbers: "KILL", "SIGKILL", "9". -1 if unknown. */
+int parse_signal(const char *s);
+
+/* The shared body of `create` and `run`. */
+struct create_opts {
+    const char *bundle;
+    const char *pid_file;
+    const char *console_socket;
+    bool no_pivot;
+    bool no_new_keyring;
+    int preserve_fds;
+    bool detach;
+};
+enum create_mode { CREATE_WAIT_START, CREATE_RUN_FOREGROUND, CREATE_RUN_DETACHED };
+int ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum create_mode mode,
+               int *exit_code, struct husk_error **err);
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Creating a container: the shared body of `create` and `run`. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "util.h"
+
+/* The socket `husk start` connects to. Bound through /proc/self/fd so that a long --root
+ * never exceeds sun_path. */
+static int
+listen_start_socket(int dir_fd, struct husk_error **err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    cleanup_fd int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return husk_err(err, errno, "create start socket");
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", dir_fd, CTR_START_SOCK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 4) < 0)
+        return husk_err(err, errno, "bind start socket");
+    return steal_fd(&fd);
+}
+
+static int
+write_pid_file(const char *path, pid_t pid, struct husk_error **err)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d", pid);
+    int r = write_file_atomic(AT_FDCWD, path, buf, (size_t)n);
+    if (r < 0)
+        return husk_err(err, -r, "write pid file '%s'", path);
+    return 0;
+}
+
+static pid_t forward_pid;
+
+static void
+forward_signal(int sig)
+{
+    if (forward_pid > 0)
+        kill(forward_pid, sig);
+}
+
+/* The foreground `run`: pass the signals a terminal or supervisor sends on to the container. */
+static void
+forward_signals(pid_t pid)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE};
+    struct sigaction sa = {.sa_handler = forward_signal};
+    forward_pid = pid;
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+static int
+record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid,
+             struct husk_error **err)
+{
+    char created[64];
+    cli_rfc3339_now(created, sizeof(created));
+    struct oci_state st = {
+        .id = (char *)id,
+        .pid = pid,
+        .start_time = proc_start_time(pid),
+        .bundle = cfg->bundle,
+        .rootfs = cfg->sbx->rootfs,
+        .created = created,
+        .owner = "",
+        .annotations = cfg->annotations,
+    };
+    if (st.start_time == 0)
+        return husk_err(err, 0, "container process %d exited during creation", pid);
+    return oci_state_save(dir_fd, &st, err);
+}
+
+static int
+check_supported(const struct oci_config *cfg, const struct create_opts *o, struct husk_error **err)
+{
+    if (cfg->terminal)
+        return husk_err(err, 0, "%s: field 'process.terminal': terminals are not supported yet",
+                        cfg->path);
+    if (o->console_socket)
+        return husk_err(err, 0, "--console-socket: terminals are not supported yet");
+    if (o->preserve_fds < 0)
+        return husk_err(err, 0, "--preserve-fds: must not be negative");
+    return 0;
+}
+
+/* Everything after the state directory exists; on failure the caller removes it. */
+static int
+spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir_fd,
+                const struct create_opts *o, enum create_mode mode, int *exit_code,
+                struct husk_error **err)
+{
+    cleanup_fd int listen_fd = -1;
+    cleanup_(sbx_child_freep) struct sbx_child *child = NULL;
+    int status = 0;
+
+    if (mode == CREATE_WAIT_START && (listen_fd = listen_start_socket(dir_fd, err)) < 0)
+        return listen_fd;
+    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds, .start_listen_fd = listen_fd};
+    if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
+        return -EINVAL;
+    if (record_state(dir_fd, id, cfg, child->pid, err) < 0 ||
+        (o->pid_file && write_pid_file(o->pid_file, child->pid, err) < 0))
+        goto kill;
+    if (mode == CREATE_WAIT_START)
+        return 0;
+    if (sbx_child_start(child, cfg->sbx, err) < 0)
+        goto kill;
+    if (mode == CREATE_RUN_DETACHED)
+        return 0;
+    forward_signals(child->pid);
+    if (sbx_child_wait(child, &status, err) < 0)
+        return -EINVAL;
+    *exit_code = sbx_status_to_exit_code(status);
+    cli_log(cli, "debug", "container '%s' exited with %d", id, *exit_code);
+    return 0;
+kill:
+    kill(child->pid, SIGKILL);
+    sbx_child_wait(child, &status, NULL);
+    return -EINVAL;
+}
+
+int
+ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum create_mode mode,
+           int *exit_code, struct husk_error **err)
+{
+    cleanup_(oci_config_freep) struct oci_config *cfg = NULL;
+    cleanup_fd int root_fd = -1;
+    cleanup_fd int dir_fd = -1;
+
+    if (cli_check_id(id, err) < 0)
+        return -EINVAL;
+    if (oci_config_load(o->bundle ? o->bundle : ".", &cfg, err) < 0)
+        return -EINVAL;
+    if (check_supported(cfg, o, err) < 0)
+        return -EINVAL;
+    cfg->sbx->no_pivot = o->no_pivot;
+    if (ctr_root_open(cli, true, &root_fd, err) < 0)
+        return -EINVAL;
+    if (mkdirat(root_fd, id, 0700) < 0) {
+        if (errno == EEXIST)
+            return husk_err(err, 0, "container '%s' already exists", id);
+        return husk_err(err, errno, "create state of container '%s'", id);
+    }
+    dir_fd = openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* No flock here: the sandbox process would inherit it and hold it until `start`.
+     * mkdirat above already made us the only creator of this id. */
+    int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
+    if (r == 0)
+        r = spawn_container(cli, id, cfg, dir_fd, o, mode, exit_code, err);
+    if (r < 0 || mode == CREATE_RUN_FOREGROUND)
+        rm_rf_at(root_fd, id);
+    return r;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The child's side of spawn: setup steps run between clone3 and execve. */
+#ifndef HUSK_SBX_CHILD_H
+#define HUSK_SBX_CHILD_H
+
+#include "husk/sandbox.h"
+#include "sync.h"
+
+/* State of the child; lives on its stack. Steps record where they failed. */
+struct sbx_child_ctx {
+    const struct sbx_config *cfg;
+    const struct sbx_spawn_opts *opts;
+    int sync_fd;
+    int rootfd; /* O_PATH fd of the rootfs bind mount, -1 without a mount namespace */
+    int step, index, err;
+};
+
+/* Each returns 0 or -errno; on failure ctx->step and ctx->index say what failed. */
+static inline int
+child_fail(struct sbx_child_ctx *ctx, int step, int index, int errnum)
+{
+    ctx->step = step;
+    ctx->index = index;
+    ctx->err = errnum < 0 ? -errnum : errnum;
+    return errnum > 0 ? -errnum : errnum;
+}
+
+int child_setup_rootfs(struct sbx_child_ctx *ctx);
+int child_enter_root(struct sbx_child_ctx *ctx);
+int child_protect_paths(struct sbx_child_ctx *ctx);
+int child_finish_process(struct sbx_child_ctx *ctx);
+int child_resolve_exec(struct sbx_child_ctx *ctx, char *buf, size_t len);
+int child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file);
+
+/* Open (creating as needed) a path inside the root without leaving it. */
+int child_open_in_root(int rootfd, const char *path, bool create, bool is_dir);
+
+_Noreturn void sbx_child_main(struct sbx_child_ctx *ctx);
+
+#endif

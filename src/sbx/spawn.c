@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Spawn: clone3 into new namespaces with a SOCK_SEQPACKET sync pair. The child runs the setup
+ * script below top to bottom; any failure travels to the parent as one {step, errno, index}
+ * record and becomes an error object there.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "child.h"
+#include "syscalls.h"
+#include "util.h"
+
+static int
+child_join_namespaces(struct sbx_child_ctx *ctx)
+{
+    const struct sbx_config *cfg = ctx->cfg;
+
+    /* The user namespace first: it decides what the other joins are allowed to do. */
+    for (int t = 0; t < SBX_NS_COUNT; t++) {
+        if (!cfg->ns[t].enabled || cfg->ns[t].path == NULL || t == SBX_NS_PID)
+            continue;
+        int fd = open(cfg->ns[t].path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return child_fail(ctx, SBX_STEP_SETNS, t, errno);
+        int r = setns(fd, sbx_ns_clone_flag(t));
+        close(fd);
+        if (r < 0)
+            return child_fail(ctx, SBX_STEP_SETNS, t, errno);
+    }
+    return 0;
+}
+
+/* Wait for the start signal: from the parent, or from whoever connects to the start socket. */
+static int
+child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
+{
+    struct sbx_msg m;
+
+    if (ctx->opts->start_listen_fd < 0) {
+        int r = sbx_msg_recv(ctx->sync_fd, &m);
+        return r < 0 ? child_fail(ctx, SBX_STEP_SYNC, 1, r) : ctx->sync_fd;
+    }
+    for (;;) {
+        int c = accept4(ctx->opts->start_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return child_fail(ctx, SBX_STEP_START_ACCEPT, 0, errno);
+        }
+        /* Keep the report fd clear of the range handed to the process. */
+        int conn = fcntl(c, F_DUPFD_CLOEXEC, min_fd);
+        close(c);
+        if (conn < 0)
+            return child_fail(ctx, SBX_STEP_START_ACCEPT, 1, errno);
+        if (sbx_msg_recv(conn, &m) == 0 && m.kind == SBX_MSG_GO)
+            return conn;
+        close(conn); /* not a start request: keep waiting */
+    }
+}
+
+_Noreturn void
+sbx_child_main(struct sbx_child_ctx *ctx)
+{
+    const struct sbx_config *cfg = ctx->cfg;
+    struct sbx_msg m;
+    char exe[4096];
+    int report = ctx->sync_fd;
+    int min_fd = 3 + (ctx->opts->preserve_fds > 0 ? ctx->opts->preserve_fds : 0);
+
+    /* Not dumpable while we hold host resources: nothing in the container may ptrace us or
+     * open our /proc/PID/exe (CVE-2019-5736). execve resets it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    umask(0);
+    if (sbx_msg_recv(ctx->sync_fd, &m) < 0 || m.kind != SBX_MSG_GO)
+        _exit(1); /* the parent went away or gave up on us */
+    if (child_join_namespaces(ctx) < 0)
+        goto fail;
+    if (cfg->ns[SBX_NS_USER].enabled && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+        child_fail(ctx, SBX_STEP_USERNS_ID, 0, errno);
+        goto fail;
+    }
+    /* After the parent placed us in our cgroups, so the namespace is rooted there. */
+    if (cfg->ns[SBX_NS_CGROUP].enabled && cfg->ns[SBX_NS_CGROUP].path == NULL &&
+        unshare(CLONE_NEWCGROUP) < 0) {
+        child_fail(ctx, SBX_STEP_UNSHARE_CGROUP, 0, errno);
+        goto fail;
+    }
+    if (cfg->process.has_oom_score_adj) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", cfg->process.oom_score_adj);
+        int r = write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", v);
+        if (r < 0) {
+            child_fail(ctx, SBX_STEP_OOM_SCORE, 0, r);
+            goto fail;
+        }
+    }
+    if (cfg->ns[SBX_NS_MNT].enabled && cfg->rootfs) {
+        if (child_setup_rootfs(ctx) < 0 || child_enter_root(ctx) < 0)
+            goto fail;
+    }
+    if (child_finish_process(ctx) < 0)
+        goto fail;
+    if (cfg->ns[SBX_NS_MNT].enabled && cfg->rootfs && child_protect_paths(ctx) < 0)
+        goto fail;
+    if (child_resolve_exec(ctx, exe, sizeof(exe)) < 0)
+        goto fail;
+    if (sbx_msg_send(ctx->sync_fd, SBX_MSG_READY, 0, 0, 0) < 0)
+        _exit(1);
+
+    report = child_wait_start(ctx, min_fd);
+    if (report < 0) {
+        report = ctx->sync_fd;
+        goto fail;
+    }
+    child_exec(ctx, report, exe);
+fail:
+    sbx_msg_send(report, SBX_MSG_ERROR, ctx->step, ctx->err, ctx->index);
+    _exit(127);
+}
+
+/* ---- parent side ---- */
+
+static int
+write_idmap(pid_t pid, const char *file, const struct sbx_idmap *map, size_t n,
+            struct husk_error **err)
+{
+    char path[64], buf[4096];
+    size_t used = 0;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(buf + used, sizeof(buf) - used, "%u %u %u\n", map[i].inner, map[i].outer,
+                         map[i].count);
+        if (k < 0 || (size_t)k >= sizeof(buf) - used)
+            return husk_err(err, E2BIG, "%s: too many entries", file);
+        used += (size_t)k;
+    }
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+    cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || write(fd, buf, used) != (ssize_t)used)
+        return husk_err(err, errno, "write %s", path);
+    return 0;
+}
+
+/* clone3 can only make new namespaces; joining a pid namespace must be done by the parent. */
+static int
+enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
+{
+    *saved = -1;
+    if (!cfg->ns[SBX_NS_PID].enabled || cfg->ns[SBX_NS_PID].path == NULL)
+        return 0;
+    *saved = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+    cleanup_fd int fd = open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
+    if (*saved < 0 || fd < 0)
+        return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
+    if (setns(fd, CLONE_NEWPID) < 0)
+        return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
+    return 0;
+}
+
+static uint64_t
+clone_flags(const struct sbx_config *cfg)
+{
+    uint64_t flags = CLONE_PIDFD;
+    for (int t = 0; t < SBX_NS_COUNT; t++) {
+        /* The cgroup namespace is unshared by the child once it sits in its cgroup. */
+        if (cfg->ns[t].enabled && cfg->ns[t].path == NULL && t != SBX_NS_CGROUP)
+            flags |= (uint64_t)sbx_ns_clone_flag(t);
+    }
+    return flags;
+}
+
+static void
+child_kill(struct sbx_child *c)
+{
+    if (c->pidfd >= 0)
+        sys_pidfd_send_signal(c->pidfd, SIGKILL, NULL, 0);
+    while (waitpid(c->pid, NULL, __WALL) < 0 && errno == EINTR)
+        ;
+}
+
+/* Read the child's next record: READY, or an error turned into an error object. */
+static int
+await_ready(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error **err)
+{
+    struct sbx_msg m;
+    int r = sbx_msg_recv(c->sync_fd, &m);
+    if (r == -EPIPE)
+        return husk_err(err, 0, "sandbox process exited during setup");
+    if (r < 0)
+        return husk_err(err, -r, "read from sandbox process");
+    if (m.kind == SBX_MSG_ERROR)
+        return sbx_msg_to_error(&m, cfg, err);
+    if (m.kind != SBX_MSG_READY)
+        return husk_err(err, EPROTO, "unexpected message %d from sandbox process", m.kind);
+    return 0;
+}
+
+int
+sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struct sbx_child **out,
+          struct husk_error **err)
+{
+    int min_fd = 3 + (opts->preserve_fds > 0 ? opts->preserve_fds : 0);
+    int pair[2];
+    int pidfd = -1;
+    cleanup_fd int saved_pidns = -1;
+
+    if (cfg->process.args == NULL || cfg->process.args[0] == NULL)
+        return husk_err(err, 0, "process.args must name a program");
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+        return husk_err(err, errno, "socketpair");
+    /* The child's end must stay out of the range of preserved fds. */
+    cleanup_fd int parent_fd = pair[0];
+    cleanup_fd int child_fd = fcntl(pair[1], F_DUPFD_CLOEXEC, min_fd);
+    close(pair[1]);
+    if (child_fd < 0)
+        return husk_err(err, errno, "dup sync socket");
+    struct sbx_spawn_opts copts = *opts;
+    cleanup_fd int listen_fd = -1;
+    if (opts->start_listen_fd >= 0) {
+        listen_fd = fcntl(opts->start_listen_fd, F_DUPFD_CLOEXEC, min_fd);
+        if (listen_fd < 0)
+            return husk_err(err, errno, "dup start socket");
+        copts.start_listen_fd = listen_fd;
+    }
+    if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
+        return -EINVAL;
+
+    struct clone_args args = {
+        .flags = clone_flags(cfg),
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    pid_t pid = (pid_t)sys_clone3(&args);
+    int clone_errno = errno;
+    if (pid == 0) {
+        struct sbx_child_ctx ctx = {
+            .cfg = cfg, .opts = &copts, .sync_fd = child_fd, .rootfd = -1, .index = -1};
+        sbx_child_main(&ctx);
+    }
+    if (saved_pidns >= 0)
+        setns(saved_pidns, CLONE_NEWPID);
+    if (pid < 0)
+        return husk_err(err, clone_errno, "clone3");
+
+    cleanup_(sbx_child_freep) struct sbx_child *c = xcalloc(1, sizeof(*c));
+    c->pid = pid;
+    c->pidfd = pidfd;
+    c->sync_fd = steal_fd(&parent_fd);
+
+    int r = 0;
+    if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
+        r = write_idmap(pid, "uid_map", cfg->uid_map, cfg->n_uid_map, err);
+        if (r == 0)
+            r = write_idmap(pid, "gid_map", cfg->gid_map, cfg->n_gid_map, err);
+    }
+    if (r == 0 && opts->on_created)
+        r = opts->on_created(pid, opts->data, err);
+    if (r == 0 && (r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, 0)) < 0)
+        husk_err(err, -r, "release sandbox process");
+    if (r == 0)
+        r = await_ready(c, cfg, err);
+    if (r < 0) {
+        child_kill(c);
+        return r;
+    }
+    *out = steal_ptr(&c);
+    return 0;
+}
+
+/* After GO the child execs: EOF on the CLOEXEC sync socket means execve succeeded. */
+static int
+await_exec(int fd, const struct sbx_config *cfg, struct husk_error **err)
+{
+    struct sbx_msg m;
+    int r = sbx_msg_recv(fd, &m);
+    if (r == -EPIPE)
+        return 0;
+    if (r < 0)
+        return husk_err(err, -r, "read exec result");
+    if (m.kind != SBX_MSG_ERROR)
+        return husk_err(err, EPROTO, "unexpected message %d from sandbox process", m.kind);
+    if (cfg)
+        return sbx_msg_to_error(&m, cfg, err);
+    return husk_err(err, m.err, "start: step %d failed", m.step);
+}
+
+int
+sbx_child_start(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error **err)
+{
+    int r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, 0);
+    if (r < 0)
+        return husk_err(err, -r, "start sandbox process");
+    r = await_exec(c->sync_fd, cfg, err);
+    close(c->sync_fd);
+    c->sync_fd = -1;
+    return r;
+}
+
+int
+sbx_start_conn(int conn_fd, const struct sbx_config *cfg, struct husk_error **err)
+{
+    int r = sbx_msg_send(conn_fd, SBX_MSG_GO, 0, 0, 0);
+    if (r < 0)
+        return husk_err(err, -r, "send start");
+    return await_exec(conn_fd, cfg, err);
+}
+
+int
+sbx_child_wait(struct sbx_child *c, int *status, struct husk_error **err)
+{
+    for (;;) {
+        if (waitpid(c->pid, status, __WALL) >= 0)
+            return 0;
+        if (errno != EINTR)
+            return husk_err(err, errno, "wait for pid %d", c->pid);
+    }
+}
+
+void
+sbx_child_free(struct sbx_child *c)
+{
+    if (c == NULL)
+        return;
+    if (c->pidfd >= 0)
+        close(c->pidfd);
+    if (c->sync_fd >= 0)
+        close(c->sync_fd);
+    free(c);
+}
+
+void
+sbx_child_freep(struct sbx_child **c)
+{
+    sbx_child_free(*c);
+    *c = NULL;
+}
+
+int
+sbx_status_to_exit_code(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (WIFSIGNALED(status))
+        return 128 + WTERMSIG(status);
+    return 255;
+}
