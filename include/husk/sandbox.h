@@ -112,7 +112,10 @@ struct sbx_spawn_opts {
      * process, e.g. `husk start`) and reports the exec result on it (see sbx_start_conn).
      */
     int start_listen_fd;
-    /* Called in the parent after the child exists, before it sets anything up. */
+    /* A cgroup v2 directory fd to start the child in (CLONE_INTO_CGROUP), or -1. */
+    int cgroup_fd;
+    /* Called in the parent after the child exists, before it sets anything up
+     * (v1 cgroups are joined here, before the child unshares its cgroup namespace). */
     int (*on_created)(pid_t pid, void *data, struct husk_error **err);
     void *data;
 };

@@ -370,13 +370,16 @@ static const struct {
 };
 
 static int
-parse_linux(const struct jctx *c, json_t *root, struct sbx_config *s, struct husk_error **err)
+parse_linux(const struct jctx *c, json_t *root, struct oci_config *oc, struct husk_error **err)
 {
+    struct sbx_config *s = oc->sbx;
     json_t *linux_ = NULL;
     cleanup_free char *prop = NULL;
     int r;
 
     if ((r = jget_object(c, root, "linux", "linux", false, &linux_, err)) <= 0)
+        return r;
+    if ((r = oci_resources_parse(linux_, c->file, &oc->resources, err)) < 0)
         return r;
     if ((r = parse_namespaces(c, linux_, s, err)) < 0 ||
         (r = parse_idmap(c, linux_, "uidMappings", &s->uid_map, &s->n_uid_map, err)) < 0 ||
@@ -459,7 +462,7 @@ oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_
             0 ||
         (r = parse_root(&c, root, oc, err)) < 0 || (r = parse_process(&c, root, oc, err)) < 0 ||
         (r = parse_mounts(&c, root, oc, err)) < 0 ||
-        (r = parse_linux(&c, root, oc->sbx, err)) < 0 ||
+        (r = parse_linux(&c, root, oc, err)) < 0 ||
         (r = parse_annotations(&c, root, oc, err)) < 0 || (r = check_config(&c, oc->sbx, err)) < 0)
         return r;
     *out = steal_ptr(&oc);
@@ -491,6 +494,7 @@ oci_config_free(struct oci_config *c)
     if (c == NULL)
         return;
     sbx_config_free(c->sbx);
+    oci_resources_free(c->resources);
     free(c->path);
     free(c->bundle);
     free(c->oci_version);

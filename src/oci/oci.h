@@ -12,8 +12,11 @@
 
 #define OCI_VERSION "1.2.0"
 
+struct oci_resources; /* linux.cgroupsPath + linux.resources, see resources.c */
+
 struct oci_config {
     struct sbx_config *sbx;
+    struct oci_resources *resources; /* NULL when the config has neither */
     char *path;   /* the config.json read */
     char *bundle; /* absolute bundle directory */
     char *oci_version;
@@ -28,6 +31,11 @@ int oci_config_parse(json_t *root, const char *path, const char *bundle, struct 
                      struct husk_error **err);
 void oci_config_free(struct oci_config *c);
 void oci_config_freep(struct oci_config **c);
+
+/* linux.cgroupsPath and linux.resources (resources.c). */
+int oci_resources_parse(json_t *linux_, const char *file, struct oci_resources **out,
+                        struct husk_error **err);
+void oci_resources_free(struct oci_resources *r);
 
 /* Mount options: split "ro,nosuid,mode=755" semantics into flags and fs data. */
 int oci_mount_options(json_t *options, const char *field, struct sbx_mount *m,

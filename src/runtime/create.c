@@ -110,7 +110,8 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
 
     if (mode == CREATE_WAIT_START && (listen_fd = listen_start_socket(dir_fd, err)) < 0)
         return listen_fd;
-    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds, .start_listen_fd = listen_fd};
+    struct sbx_spawn_opts so = {
+        .preserve_fds = o->preserve_fds, .start_listen_fd = listen_fd, .cgroup_fd = -1};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
         return -EINVAL;
     if (record_state(dir_fd, id, cfg, child->pid, err) < 0 ||

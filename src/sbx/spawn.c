@@ -244,6 +244,10 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
+    if (opts->cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)opts->cgroup_fd;
+    }
     pid_t pid = (pid_t)sys_clone3(&args);
     int clone_errno = errno;
     if (pid == 0) {
