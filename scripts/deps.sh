@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Install the Debian packages husk builds and tests with (only what is missing).
+set -euo pipefail
+pkgs=(meson ninja-build pkg-config gcc libc6-dev libjansson-dev libcmocka-dev libseccomp-dev
+      libcap-dev python3-pytest busybox-static clang-format util-linux iproute2)
+pkgs+=("$@")
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
