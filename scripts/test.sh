@@ -39,4 +39,4 @@ step "sanitizers: unit tests"
 meson test -C build-asan --suite unit --print-errorlogs
 
 step "sanitizers: integration tests"
-HUSK="$PWD/build-asan/husk" $PY -m pytest -q -p no:cacheprovider tests/integration
+HUSK="$PWD/build-asan/husk" HUSK_PROBE="$PWD/build/tests/integration/probe/probe" $PY -m pytest -q -p no:cacheprovider tests/integration
