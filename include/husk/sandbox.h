@@ -45,6 +45,7 @@ struct sbx_mount {
     unsigned long flags;       /* MS_* as mount(2): MS_BIND, MS_REC, MS_RDONLY, MS_NOSUID, ... */
     unsigned long clear;       /* MS_* explicitly cleared ("rw", "suid", ...) */
     unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
+    bool allow_on_proc;        /* may cover a file in procfs (lxcfs-style); otherwise refused */
 };
 
 struct sbx_device {
@@ -64,6 +65,29 @@ struct sbx_sysctl {
     char *key, *value;
 };
 
+/* Capability sets as bit masks (bit N = capability N). */
+struct sbx_caps {
+    bool set; /* false: all sets empty */
+    uint64_t bounding, effective, inheritable, permitted, ambient;
+};
+
+/* A compiled seccomp filter (struct sock_filter[]), loaded last before execve. */
+struct sbx_seccomp {
+    void *bpf;      /* NULL: no filter */
+    size_t len;     /* bytes */
+    unsigned flags; /* SECCOMP_FILTER_FLAG_* */
+};
+
+/* Landlock rules: paths inside the container and TCP ports (ABI 4+). */
+struct sbx_landlock {
+    bool enabled;
+    char **read_paths;  /* read and execute */
+    char **write_paths; /* read, write, create, remove */
+    uint16_t *bind_ports, *connect_ports;
+    size_t n_bind_ports, n_connect_ports;
+    bool restrict_net; /* handle TCP bind/connect: only the listed ports are allowed */
+};
+
 struct sbx_process {
     char **args; /* NULL-terminated */
     char **env;  /* NULL-terminated */
@@ -77,6 +101,9 @@ struct sbx_process {
     bool no_new_privs;
     bool has_oom_score_adj;
     int oom_score_adj;
+    struct sbx_caps caps;
+    struct sbx_seccomp seccomp;
+    struct sbx_landlock landlock;
 };
 
 struct sbx_config {
@@ -102,6 +129,9 @@ struct sbx_config {
 };
 
 void sbx_config_free(struct sbx_config *c);
+
+/* The kernel's landlock ABI version (0: none), for planning and warnings. */
+int sbx_landlock_abi(void);
 
 /* How the spawned child waits before exec. */
 struct sbx_spawn_opts {

@@ -9,6 +9,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sys/capability.h>
+
 #include "json-get.h"
 #include "oci.h"
 #include "util.h"
@@ -108,6 +110,55 @@ parse_user(const struct jctx *c, json_t *proc, struct sbx_process *p, struct hus
     return 0;
 }
 
+static void
+warn(struct oci_config *oc, char *msg)
+{
+    size_t n = strv_len(oc->warnings);
+    oc->warnings = xrealloc(oc->warnings, (n + 2) * sizeof(char *));
+    oc->warnings[n] = msg;
+    oc->warnings[n + 1] = NULL;
+}
+
+static int
+parse_capset(const struct jctx *c, json_t *caps, const char *key, struct oci_config *oc,
+             uint64_t *out, struct husk_error **err)
+{
+    cleanup_free char *path = xasprintf("process.capabilities.%s", key);
+    cleanup_strv char **names = NULL;
+    int r = jget_strv(c, caps, key, path, false, &names, err);
+    for (size_t i = 0; r > 0 && names[i]; i++) {
+        cap_value_t v;
+        /* Unknown names warn and are skipped, as the runtime spec asks. */
+        if (!str_has_prefix(names[i], "CAP_") || cap_from_name(names[i], &v) < 0 || v > 63 ||
+            !CAP_IS_SUPPORTED(v)) {
+            warn(oc, xasprintf("%s: field '%s': unknown capability '%s' ignored", c->file, path,
+                               names[i]));
+            continue;
+        }
+        *out |= 1ull << v;
+    }
+    return r < 0 ? r : 0;
+}
+
+static int
+parse_caps(const struct jctx *c, json_t *proc, struct oci_config *oc, struct husk_error **err)
+{
+    struct sbx_caps *caps = &oc->sbx->process.caps;
+    json_t *obj = NULL;
+    int r = jget_object(c, proc, "capabilities", "process.capabilities", false, &obj, err);
+    /* No capabilities object means no capabilities (stricter than runc, which keeps all). */
+    caps->set = true;
+    if (r <= 0)
+        return r;
+    if ((r = parse_capset(c, obj, "bounding", oc, &caps->bounding, err)) < 0 ||
+        (r = parse_capset(c, obj, "effective", oc, &caps->effective, err)) < 0 ||
+        (r = parse_capset(c, obj, "inheritable", oc, &caps->inheritable, err)) < 0 ||
+        (r = parse_capset(c, obj, "permitted", oc, &caps->permitted, err)) < 0 ||
+        (r = parse_capset(c, obj, "ambient", oc, &caps->ambient, err)) < 0)
+        return r;
+    return 0;
+}
+
 static int
 parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct husk_error **err)
 {
@@ -145,7 +196,7 @@ parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct 
         return r;
     p->has_oom_score_adj = r > 0;
     p->oom_score_adj = (int)v;
-    if ((r = parse_user(c, proc, p, err)) < 0)
+    if ((r = parse_user(c, proc, p, err)) < 0 || (r = parse_caps(c, proc, oc, err)) < 0)
         return r;
     return parse_rlimits(c, proc, p, err);
 }
@@ -220,6 +271,71 @@ parse_one_mount(const struct jctx *c, json_t *e, const char *path, struct oci_co
     return 0;
 }
 
+/* Files under /proc that may be covered (lxcfs and friends), as runc allows. */
+static const char *const proc_allowed[] = {
+    "/proc/cpuinfo", "/proc/diskstats",
+    "/proc/meminfo", "/proc/stat",
+    "/proc/swaps",   "/proc/uptime",
+    "/proc/loadavg", "/proc/slabinfo",
+    "/proc/net/dev", "/proc/sys/kernel/ns_last_pid",
+};
+
+/* Lexically clean an absolute path: no "//", ".", "..", or trailing "/". */
+static char *
+clean_path(const char *in)
+{
+    size_t len = strlen(in);
+    char *out = xcalloc(len + 2, 1);
+    size_t o = 0;
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        const char *e = strchrnul(p, '/');
+        size_t n = (size_t)(e - p);
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (o > 0 && out[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+        } else {
+            out[o++] = '/';
+            memcpy(out + o, p, n);
+            o += n;
+        }
+        p = e;
+    }
+    if (o == 0)
+        out[o++] = '/';
+    out[o] = '\0';
+    return out;
+}
+
+/*
+ * Nothing but procfs goes on /proc, and nothing goes over its files but the few that lxcfs
+ * covers (CVE-2019-16884 class). The child checks the resolved target again with fstatfs, so
+ * a symlink that leads into /proc is caught too.
+ */
+static int
+check_proc_mount(const struct jctx *c, const char *path, struct sbx_mount *m,
+                 struct husk_error **err)
+{
+    cleanup_free char *dst = clean_path(m->destination);
+    bool is_proc = m->type && strcmp(m->type, "proc") == 0;
+
+    if (strcmp(dst, "/proc") == 0) {
+        if (!is_proc)
+            return jerr(c, path, err, "only procfs may be mounted on /proc");
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(proc_allowed); i++)
+        if (strcmp(dst, proc_allowed[i]) == 0)
+            m->allow_on_proc = true;
+    if (str_has_prefix(dst, "/proc/") && !m->allow_on_proc)
+        return jerr(c, path, err, "mounting over '%s' inside /proc is not allowed", dst);
+    return 0;
+}
+
 static int
 parse_mounts(const struct jctx *c, json_t *root, struct oci_config *oc, struct husk_error **err)
 {
@@ -234,7 +350,7 @@ parse_mounts(const struct jctx *c, json_t *root, struct oci_config *oc, struct h
     {
         cleanup_free char *path = xasprintf("mounts[%zu]", i);
         r = parse_one_mount(c, e, path, oc, &s->mounts[s->n_mounts++], err);
-        if (r < 0)
+        if (r < 0 || (r = check_proc_mount(c, path, &s->mounts[s->n_mounts - 1], err)) < 0)
             return r;
     }
     return 0;
@@ -381,6 +497,10 @@ parse_linux(const struct jctx *c, json_t *root, struct oci_config *oc, struct hu
         return r;
     if ((r = oci_resources_parse(linux_, c->file, &oc->resources, err)) < 0)
         return r;
+    json_t *sec = NULL;
+    if ((r = jget_object(c, linux_, "seccomp", "linux.seccomp", false, &sec, err)) < 0)
+        return r;
+    oc->seccomp = sec ? json_incref(sec) : NULL;
     if ((r = parse_namespaces(c, linux_, s, err)) < 0 ||
         (r = parse_idmap(c, linux_, "uidMappings", &s->uid_map, &s->n_uid_map, err)) < 0 ||
         (r = parse_idmap(c, linux_, "gidMappings", &s->gid_map, &s->n_gid_map, err)) < 0 ||
@@ -443,6 +563,66 @@ parse_annotations(const struct jctx *c, json_t *root, struct oci_config *oc,
     return 0;
 }
 
+static int
+parse_ports(const struct jctx *c, const char *key, const char *value, uint16_t **out, size_t *n,
+            struct husk_error **err)
+{
+    cleanup_free char *copy = xstrdup(value);
+    cleanup_free char *path = xasprintf("annotations.%s", key);
+    *out = xcalloc(strlen(value) / 2 + 1, sizeof(uint16_t));
+    for (char *save = NULL, *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        uint64_t port;
+        if (parse_u64(t, &port) < 0 || port == 0 || port > 65535)
+            return jerr(c, path, err, "'%s' is not a TCP port", t);
+        (*out)[(*n)++] = (uint16_t)port;
+    }
+    return 0;
+}
+
+static char **
+split_paths(const char *value)
+{
+    size_t n = 1;
+    for (const char *p = value; *p; p++)
+        n += *p == ':';
+    char **v = xcalloc(n + 1, sizeof(char *));
+    cleanup_free char *copy = xstrdup(value);
+    size_t k = 0;
+    for (char *save = NULL, *t = strtok_r(copy, ":", &save); t; t = strtok_r(NULL, ":", &save))
+        v[k++] = xstrdup(t);
+    return v;
+}
+
+static int
+parse_landlock(const struct jctx *c, struct oci_config *oc, struct husk_error **err)
+{
+    struct sbx_landlock *l = &oc->sbx->process.landlock;
+    const char *rd = json_string_value(json_object_get(oc->annotations, OCI_ANN_LANDLOCK_READ));
+    const char *wr = json_string_value(json_object_get(oc->annotations, OCI_ANN_LANDLOCK_WRITE));
+    const char *bd = json_string_value(json_object_get(oc->annotations, OCI_ANN_LANDLOCK_BIND));
+    const char *cn = json_string_value(json_object_get(oc->annotations, OCI_ANN_LANDLOCK_CONNECT));
+    int r;
+
+    if (!rd && !wr && !bd && !cn)
+        return 0;
+    l->enabled = true;
+    l->read_paths = split_paths(rd ? rd : "");
+    l->write_paths = split_paths(wr ? wr : "");
+    l->restrict_net = bd || cn;
+    if ((bd && (r = parse_ports(c, OCI_ANN_LANDLOCK_BIND, bd, &l->bind_ports, &l->n_bind_ports,
+                                err)) < 0) ||
+        (cn && (r = parse_ports(c, OCI_ANN_LANDLOCK_CONNECT, cn, &l->connect_ports,
+                                &l->n_connect_ports, err)) < 0))
+        return r;
+    int abi = sbx_landlock_abi();
+    if (abi < 1)
+        warn(oc, xstrdup("landlock is not available in this kernel: its rules are not applied"));
+    else if (abi < 4 && l->restrict_net)
+        warn(oc, xasprintf("landlock ABI %d has no TCP rules: %s and %s are not applied", abi,
+                           OCI_ANN_LANDLOCK_BIND, OCI_ANN_LANDLOCK_CONNECT));
+    return 0;
+}
+
 int
 oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_config **out,
                  struct husk_error **err)
@@ -461,9 +641,9 @@ oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_
         (r = jget_string(&c, root, "domainname", "domainname", false, &oc->sbx->domainname, err)) <
             0 ||
         (r = parse_root(&c, root, oc, err)) < 0 || (r = parse_process(&c, root, oc, err)) < 0 ||
-        (r = parse_mounts(&c, root, oc, err)) < 0 ||
-        (r = parse_linux(&c, root, oc, err)) < 0 ||
-        (r = parse_annotations(&c, root, oc, err)) < 0 || (r = check_config(&c, oc->sbx, err)) < 0)
+        (r = parse_mounts(&c, root, oc, err)) < 0 || (r = parse_linux(&c, root, oc, err)) < 0 ||
+        (r = parse_annotations(&c, root, oc, err)) < 0 || (r = parse_landlock(&c, oc, err)) < 0 ||
+        (r = check_config(&c, oc->sbx, err)) < 0)
         return r;
     *out = steal_ptr(&oc);
     return 0;
@@ -500,6 +680,9 @@ oci_config_free(struct oci_config *c)
     free(c->oci_version);
     if (c->annotations)
         json_decref(c->annotations);
+    if (c->seccomp)
+        json_decref(c->seccomp);
+    strv_freep(&c->warnings);
     free(c);
 }
 

@@ -17,12 +17,30 @@ struct oci_resources; /* linux.cgroupsPath + linux.resources, see resources.c */
 struct oci_config {
     struct sbx_config *sbx;
     struct oci_resources *resources; /* NULL when the config has neither */
-    char *path;   /* the config.json read */
-    char *bundle; /* absolute bundle directory */
+    char *path;                      /* the config.json read */
+    char *bundle;                    /* absolute bundle directory */
     char *oci_version;
     bool terminal;
     json_t *annotations; /* object of strings; never NULL */
+    json_t *seccomp;     /* linux.seccomp, compiled by oci_seccomp_compile; may be NULL */
+    char **warnings;     /* things accepted but not honoured (unknown capabilities, ...) */
 };
+
+/* Landlock rules come from annotations (no OCI field exists):
+ *   run.husk.landlock.read          colon-separated paths: read and execute beneath
+ *   run.husk.landlock.write         colon-separated paths: full access beneath
+ *   run.husk.landlock.tcp.bind      comma-separated ports the process may bind (ABI 4+)
+ *   run.husk.landlock.tcp.connect   comma-separated ports the process may connect to (ABI 4+)
+ * Any of them turns landlock on; everything not listed is denied. */
+#define OCI_ANN_LANDLOCK_READ    "run.husk.landlock.read"
+#define OCI_ANN_LANDLOCK_WRITE   "run.husk.landlock.write"
+#define OCI_ANN_LANDLOCK_BIND    "run.husk.landlock.tcp.bind"
+#define OCI_ANN_LANDLOCK_CONNECT "run.husk.landlock.tcp.connect"
+
+/* Compile cfg->seccomp into cfg->sbx->process.seccomp, using (and filling) a cache directory
+ * of compiled programs keyed by the profile's SHA-256 (cache_dir may be NULL). */
+int oci_seccomp_compile(json_t *seccomp, const char *file, const char *cache_dir,
+                        struct sbx_seccomp *out, struct husk_error **err);
 
 /* Read BUNDLE/config.json. Errors name the file and the line (syntax) or the field (meaning). */
 int oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err);
@@ -40,6 +58,9 @@ void oci_resources_free(struct oci_resources *r);
 /* Mount options: split "ro,nosuid,mode=755" semantics into flags and fs data. */
 int oci_mount_options(json_t *options, const char *field, struct sbx_mount *m,
                       struct husk_error **err);
+
+/* The default seccomp profile (seccomp-default.c). */
+json_t *oci_seccomp_default(void);
 
 /* `husk spec`: runc's default config, made at least as strict as Docker's. */
 json_t *oci_spec_default(bool rootless);

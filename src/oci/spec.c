@@ -104,6 +104,7 @@ oci_spec_default(bool rootless)
     json_t *spec = json_loads(default_spec, 0, &je);
     if (spec == NULL)
         abort(); /* the literal above is part of the program */
+    json_object_set_new(json_object_get(spec, "linux"), "seccomp", oci_seccomp_default());
     if (rootless)
         make_rootless(spec);
     return spec;

@@ -149,7 +149,17 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
         return -EINVAL;
     if (check_supported(cfg, o, err) < 0)
         return -EINVAL;
+    for (size_t i = 0; cfg->warnings && cfg->warnings[i]; i++)
+        cli_log(cli, "warning", "%s", cfg->warnings[i]);
     cfg->sbx->no_pivot = o->no_pivot;
+    if (cfg->seccomp) {
+        cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
+        if (mkdir(cli->root, 0700) < 0 && errno != EEXIST)
+            return husk_err(err, errno, "create state directory '%s'", cli->root);
+        if (oci_seccomp_compile(cfg->seccomp, cfg->path, cache, &cfg->sbx->process.seccomp, err) <
+            0)
+            return -EINVAL;
+    }
     if (ctr_root_open(cli, true, &root_fd, err) < 0)
         return -EINVAL;
     if (mkdirat(root_fd, id, 0700) < 0) {

@@ -46,5 +46,10 @@ sbx_config_free(struct sbx_config *c)
     free(c->process.cwd);
     free(c->process.groups);
     free(c->process.rlimits);
+    free(c->process.seccomp.bpf);
+    strv_free(c->process.landlock.read_paths);
+    strv_free(c->process.landlock.write_paths);
+    free(c->process.landlock.bind_ports);
+    free(c->process.landlock.connect_ports);
     free(c);
 }

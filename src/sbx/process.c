@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "child.h"
 #include "syscalls.h"
 #include "util.h"
@@ -152,27 +153,49 @@ child_resolve_exec(struct sbx_child_ctx *ctx, char *buf, size_t len)
     return 0;
 }
 
-int
-child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
+/* Everything below runs after the last step that may need privileges. */
+static int
+set_fds(struct sbx_child_ctx *ctx)
 {
-    const struct sbx_process *p = &ctx->cfg->process;
-    int r;
-
-    if ((r = set_rlimits(ctx)) < 0)
-        return r;
-    if ((r = set_identity(ctx)) < 0)
-        return r;
-    if ((r = set_cwd(ctx)) < 0)
-        return r;
-    if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return child_fail(ctx, SBX_STEP_NO_NEW_PRIVS, 0, errno);
-    /* Nothing but stdio and the preserved fds crosses execve; report_fd is CLOEXEC. */
+    /* Nothing but stdio and the preserved fds crosses execve; the report fd is CLOEXEC. */
     unsigned first = 3 + (unsigned)(ctx->opts->preserve_fds > 0 ? ctx->opts->preserve_fds : 0);
     if (sys_close_range(first, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
         return child_fail(ctx, SBX_STEP_FDS, 0, errno);
     for (unsigned fd = 3; fd < first; fd++)
         fcntl((int)fd, F_SETFD, 0);
+    return 0;
+}
+
+/*
+ * The order matters: landlock and (without no_new_privs) seccomp need privileges we are about
+ * to drop; the bounding set must go while we still hold CAP_SETPCAP; with no_new_privs the
+ * filter comes last so it never sees our own setup syscalls.
+ */
+int
+child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
+{
+    const struct sbx_process *p = &ctx->cfg->process;
+    int abi, r;
+
     (void)report_fd;
+    if ((r = set_rlimits(ctx)) < 0 || (r = set_fds(ctx)) < 0)
+        return r;
+    if ((r = sbx_landlock_apply(&p->landlock, &abi)) < 0)
+        return child_fail(ctx, SBX_STEP_LANDLOCK, 0, r);
+    if (!p->no_new_privs && (r = sbx_seccomp_load(&p->seccomp)) < 0)
+        return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
+    if ((r = sbx_caps_before_setuid(&p->caps)) < 0)
+        return child_fail(ctx, SBX_STEP_CAPS, 0, r);
+    if ((r = set_identity(ctx)) < 0 || (r = set_cwd(ctx)) < 0)
+        return r;
+    if ((r = sbx_caps_after_setuid(&p->caps)) < 0)
+        return child_fail(ctx, SBX_STEP_CAPS, 1, r);
+    if (p->no_new_privs) {
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+            return child_fail(ctx, SBX_STEP_NO_NEW_PRIVS, 0, errno);
+        if ((r = sbx_seccomp_load(&p->seccomp)) < 0)
+            return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
+    }
     execve(file, p->args, p->env);
     return child_fail(ctx, SBX_STEP_EXEC, 0, errno);
 }

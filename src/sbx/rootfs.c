@@ -274,6 +274,11 @@ do_mount(struct sbx_child_ctx *ctx, size_t i)
     cleanup_fd int dst = child_open_in_root(ctx->rootfd, m->destination, true, source_is_dir(m));
     if (dst < 0)
         return child_fail(ctx, SBX_STEP_MOUNT_DEST, (int)i, dst);
+    /* Whatever path led here (symlinks included), nothing but procfs lands on procfs. */
+    struct statfs sfs;
+    bool is_proc = m->type && strcmp(m->type, "proc") == 0;
+    if (!is_proc && !m->allow_on_proc && fstatfs(dst, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC)
+        return child_fail(ctx, SBX_STEP_MOUNT_DEST, (int)i, EPERM);
     int r = (m->flags & MS_BIND)                          ? mount_bind(m, dst)
             : (m->type && strcmp(m->type, "cgroup") == 0) ? mount_cgroupfs(ctx->rootfd, m, dst)
                                                           : mount_fs(m, dst);

@@ -514,6 +514,8 @@ class Ctx:
 
         if self.state.exists():
             for entry in os.scandir(self.state):
+                if entry.name == ".seccomp-cache":  # husk's compiled-filter cache, not a container
+                    continue
                 if entry.is_dir(follow_symlinks=False) or any(i in entry.name for i in self.ids):
                     found.append(f"state dir entry {entry.path}")
 

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Capabilities and seccomp as the child applies them, no heap. */
+#ifndef HUSK_SBX_CAPS_H
+#define HUSK_SBX_CAPS_H
+
+#include "husk/sandbox.h"
+
+/* Drop the bounding set and keep caps across setresuid. 0 or -errno. */
+int sbx_caps_before_setuid(const struct sbx_caps *c);
+/* Set effective, permitted, inheritable, then raise the ambient set. 0 or -errno. */
+int sbx_caps_after_setuid(const struct sbx_caps *c);
+/* Load a compiled filter. 0 or -errno. */
+int sbx_seccomp_load(const struct sbx_seccomp *s);
+/* The kernel's landlock ABI version, 0 without landlock. */
+int sbx_landlock_abi(void);
+/* Restrict the process with landlock. Returns 0, -errno, or 1 if the kernel has no landlock. */
+int sbx_landlock_apply(const struct sbx_landlock *l, int *abi);
+
+#endif
