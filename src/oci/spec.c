@@ -81,9 +81,15 @@ make_rootless(json_t *spec)
         linux_, "gidMappings",
         json_pack("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int)getegid(), "size", 1));
     json_object_del(linux_, "resources");
-    json_array_foreach(json_object_get(spec, "mounts"), i, e)
-    {
+    json_t *mounts = json_object_get(spec, "mounts");
+    for (i = 0; i < json_array_size(mounts); i++) {
+        e = json_array_get(mounts, i);
         const char *dst = json_string_value(json_object_get(e, "destination"));
+        /* A user namespace cannot mount cgroupfs; the /sys bind below carries it, read-only. */
+        if (strcmp(dst, "/sys/fs/cgroup") == 0) {
+            json_array_remove(mounts, i--);
+            continue;
+        }
         if (strcmp(dst, "/sys") == 0) {
             json_object_set_new(e, "type", json_string("none"));
             json_object_set_new(e, "source", json_string("/sys"));

@@ -14,7 +14,8 @@ struct cli {
     bool log_json;
     bool debug;
     bool systemd_cgroup;
-    int log_fd; /* -1: stderr only */
+    int log_fd;         /* -1: stderr only */
+    char *default_root; /* owned, when root was computed */
 };
 
 enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT, FLAG_STRINGS };

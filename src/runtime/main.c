@@ -68,7 +68,14 @@ usage(void)
 static int
 setup_cli(struct cli *cli, const struct global_opts *g)
 {
-    cli->root = g->root ? g->root : "/run/husk";
+    /* Unprivileged users keep their state in their runtime dir, as rootless runc does. */
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    if (g->root)
+        cli->root = g->root;
+    else if (geteuid() != 0 && xdg && *xdg)
+        cli->root = cli->default_root = xasprintf("%s/husk", xdg);
+    else
+        cli->root = "/run/husk";
     cli->debug = g->debug;
     cli->log_fd = -1;
     if (g->log_format && strcmp(g->log_format, "json") != 0 && strcmp(g->log_format, "text") != 0) {
@@ -132,5 +139,6 @@ main(int argc, char **argv)
         code = v->run(&cli, argc - i - 2, argv + i + 2);
     if (cli.log_fd >= 0)
         close(cli.log_fd);
+    free(cli.default_root);
     return code;
 }

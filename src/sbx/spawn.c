@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "idmap.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -132,29 +133,6 @@ fail:
 
 /* ---- parent side ---- */
 
-static int
-write_idmap(pid_t pid, const char *file, const struct sbx_idmap *map, size_t n,
-            struct husk_error **err)
-{
-    char path[64], buf[4096];
-    size_t used = 0;
-
-    if (n == 0)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        int k = snprintf(buf + used, sizeof(buf) - used, "%u %u %u\n", map[i].inner, map[i].outer,
-                         map[i].count);
-        if (k < 0 || (size_t)k >= sizeof(buf) - used)
-            return husk_err(err, E2BIG, "%s: too many entries", file);
-        used += (size_t)k;
-    }
-    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
-    cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, buf, used) != (ssize_t)used)
-        return husk_err(err, errno, "write %s", path);
-    return 0;
-}
-
 /* clone3 can only make new namespaces; joining a pid namespace must be done by the parent. */
 static int
 enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
@@ -267,9 +245,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
 
     int r = 0;
     if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
-        r = write_idmap(pid, "uid_map", cfg->uid_map, cfg->n_uid_map, err);
-        if (r == 0)
-            r = write_idmap(pid, "gid_map", cfg->gid_map, cfg->n_gid_map, err);
+        r = sbx_idmap_write(pid, cfg, err);
     }
     if (r == 0 && opts->on_created)
         r = opts->on_created(pid, opts->data, err);
