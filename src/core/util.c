@@ -118,7 +118,7 @@ parse_i64(const char *s, int64_t *out)
 {
     char *end = NULL;
 
-    if (s == NULL || *s == '\0')
+    if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'))
         return -EINVAL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
@@ -189,7 +189,10 @@ int
 write_file_atomic(int dirfd, const char *path, const char *data, size_t len)
 {
     cleanup_free char *tmp = xasprintf("%s.tmp", path);
-    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* O_EXCL|O_NOFOLLOW: never write through something planted at the temporary name. */
+    int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EEXIST && unlinkat(dirfd, tmp, 0) == 0)
+        fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
     int r = write_all(fd, data, len);
@@ -220,7 +223,12 @@ rm_rf_children(int dfd, dev_t dev)
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         if (S_ISDIR(st.st_mode)) {
-            if (st.st_dev != dev) /* a mount point: never descend into it */
+            /* A mount point (a bind mount of the same filesystem included): never descend. */
+            struct statx stx;
+            if (st.st_dev != dev ||
+                (statx(dirfd(d), de->d_name, AT_SYMLINK_NOFOLLOW, 0, &stx) == 0 &&
+                 (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+                 (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)))
                 return -EBUSY;
             int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0) {

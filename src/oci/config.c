@@ -201,6 +201,27 @@ parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct 
     return parse_rlimits(c, proc, p, err);
 }
 
+int
+oci_process_parse(json_t *proc, const char *file, struct oci_config *oc, struct husk_error **err)
+{
+    struct jctx c = {.file = file};
+    struct sbx_process *p = &oc->sbx->process;
+    cleanup_json json_t *root = json_pack("{s:O}", "process", proc);
+
+    strv_freep(&p->args);
+    strv_freep(&p->env);
+    free(p->cwd);
+    free(p->groups);
+    free(p->rlimits);
+    p->cwd = NULL;
+    p->groups = NULL;
+    p->rlimits = NULL;
+    p->n_groups = p->n_rlimits = 0;
+    p->caps = (struct sbx_caps){0};
+    p->uid = p->gid = 0;
+    return parse_process(&c, root, oc, err);
+}
+
 static char *
 bundle_path(const char *bundle, const char *p)
 {
@@ -536,6 +557,8 @@ check_config(const struct jctx *c, struct sbx_config *s, struct husk_error **err
         return jerr(c, "linux.uidMappings", err, "id mappings need a user namespace");
     if (s->hostname && s->hostname[0] && !s->ns[SBX_NS_UTS].enabled)
         return jerr(c, "hostname", err, "setting the hostname needs a uts namespace");
+    if (s->domainname && s->domainname[0] && !s->ns[SBX_NS_UTS].enabled)
+        return jerr(c, "domainname", err, "setting the domainname needs a uts namespace");
     if (s->n_sysctl && !s->ns[SBX_NS_MNT].enabled)
         return jerr(c, "linux.sysctl", err, "sysctls need a mount namespace with /proc");
     if (!s->ns[SBX_NS_MNT].enabled && s->n_mounts)
@@ -650,14 +673,10 @@ oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_
 }
 
 int
-oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err)
+oci_config_load_file(const char *path, const char *bundle, struct oci_config **out,
+                     struct husk_error **err)
 {
-    char real[PATH_MAX];
     json_error_t jerr_;
-
-    if (realpath(bundle, real) == NULL)
-        return husk_err(err, errno, "bundle '%s'", bundle);
-    cleanup_free char *path = xasprintf("%s/config.json", real);
     cleanup_json json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr_);
     if (root == NULL) {
         if (access(path, R_OK) < 0)
@@ -665,7 +684,18 @@ oci_config_load(const char *bundle, struct oci_config **out, struct husk_error *
         return husk_err(err, 0, "%s: line %d, column %d: %s", path, jerr_.line, jerr_.column,
                         jerr_.text);
     }
-    return oci_config_parse(root, path, real, out, err);
+    return oci_config_parse(root, path, bundle, out, err);
+}
+
+int
+oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err)
+{
+    char real[PATH_MAX];
+
+    if (realpath(bundle, real) == NULL)
+        return husk_err(err, errno, "bundle '%s'", bundle);
+    cleanup_free char *path = xasprintf("%s/config.json", real);
+    return oci_config_load_file(path, real, out, err);
 }
 
 void

@@ -44,9 +44,15 @@ int oci_seccomp_compile(json_t *seccomp, const char *file, const char *cache_dir
 
 /* Read BUNDLE/config.json. Errors name the file and the line (syntax) or the field (meaning). */
 int oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err);
+/* Read a config file kept elsewhere (the state dir's copy) for a bundle. */
+int oci_config_load_file(const char *path, const char *bundle, struct oci_config **out,
+                         struct husk_error **err);
 /* Parse an already loaded JSON document; path is only for messages. */
 int oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_config **out,
                      struct husk_error **err);
+/* Replace cfg's process with a process object (`exec --process process.json`). */
+int oci_process_parse(json_t *proc, const char *file, struct oci_config *oc,
+                      struct husk_error **err);
 void oci_config_free(struct oci_config *c);
 void oci_config_freep(struct oci_config **c);
 

@@ -14,11 +14,11 @@
 int
 oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err)
 {
+    json_t *ann = s->annotations ? json_incref(s->annotations) : json_object();
     cleanup_json json_t *j = json_pack(
-        "{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:O}", "id", s->id, "pid", (int)s->pid, "start_time",
+        "{s:s, s:i, s:I, s:s, s:s, s:s, s:s, s:o}", "id", s->id, "pid", (int)s->pid, "start_time",
         (json_int_t)s->start_time, "bundle", s->bundle, "rootfs", s->rootfs ? s->rootfs : "",
-        "created", s->created, "owner", s->owner ? s->owner : "", "annotations",
-        s->annotations ? s->annotations : json_object());
+        "created", s->created, "owner", s->owner ? s->owner : "", "annotations", ann);
     if (j == NULL)
         return husk_err(err, EINVAL, "encode state of '%s'", s->id);
     cleanup_free char *text = json_dumps(j, JSON_COMPACT);

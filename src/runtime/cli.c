@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +49,12 @@ set_flag(const struct flag *f, void *opts, const char *value)
     char *field = (char *)opts + f->offset;
     switch (f->type) {
     case FLAG_BOOL:
-        *(bool *)field = value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        if (value == NULL || strcasecmp(value, "true") == 0 || strcmp(value, "1") == 0)
+            *(bool *)field = true;
+        else if (strcasecmp(value, "false") == 0 || strcmp(value, "0") == 0)
+            *(bool *)field = false;
+        else
+            return -EINVAL;
         return 0;
     case FLAG_STRING:
         *(const char **)field = value;

@@ -12,6 +12,7 @@
 enum ctr_status { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_STOPPED };
 
 #define CTR_START_SOCK "start.sock"
+#define CTR_CONFIG     "config.json" /* the config the container was created with */
 
 struct container {
     char *id;

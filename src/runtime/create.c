@@ -85,6 +85,20 @@ record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid
     return oci_state_save(dir_fd, &st, err);
 }
 
+/* Later verbs (exec) read the config the container was created with, not today's bundle. */
+static int
+keep_config(int dir_fd, const struct oci_config *cfg, struct husk_error **err)
+{
+    cleanup_free char *text = NULL;
+    size_t len = 0;
+    int r = read_file_at(AT_FDCWD, cfg->path, &text, &len);
+    if (r == 0)
+        r = write_file_atomic(dir_fd, CTR_CONFIG, text, len);
+    if (r < 0)
+        return husk_err(err, -r, "keep a copy of %s", cfg->path);
+    return 0;
+}
+
 static int
 check_supported(const struct oci_config *cfg, const struct create_opts *o, struct husk_error **err)
 {
@@ -114,7 +128,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
         .preserve_fds = o->preserve_fds, .start_listen_fd = listen_fd, .cgroup_fd = -1};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
         return -EINVAL;
-    if (record_state(dir_fd, id, cfg, child->pid, err) < 0 ||
+    if (record_state(dir_fd, id, cfg, child->pid, err) < 0 || keep_config(dir_fd, cfg, err) < 0 ||
         (o->pid_file && write_pid_file(o->pid_file, child->pid, err) < 0))
         goto kill;
     if (mode == CREATE_WAIT_START)
