@@ -49,6 +49,7 @@ strv_freep(char ***v)
         for (char **s = *v; *s; s++)
             free(*s);
         free(*v);
+        *v = NULL;
     }
 }
 

@@ -17,6 +17,8 @@ static const struct verb verbs[] = {
     {"spec", "[--bundle DIR] [--rootless]", "Write a default config.json.", cmd_spec},
     {"create", "[flags] ID", "Create a container; its process waits for `start`.", cmd_create},
     {"start", "ID", "Run the process of a created container.", cmd_start},
+    {"exec", "[flags] ID [COMMAND [ARG...]]", "Run a new process in a running container.",
+     cmd_exec},
     {"run", "[flags] ID", "Create and start a container and wait for it.", cmd_run},
     {"state", "ID", "Print the state of a container as JSON.", cmd_state},
     {"kill", "[--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to a container.", cmd_kill},

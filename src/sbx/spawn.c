@@ -27,20 +27,27 @@ static int
 child_join_namespaces(struct sbx_child_ctx *ctx)
 {
     const struct sbx_config *cfg = ctx->cfg;
+    int fds[SBX_NS_COUNT];
+    int r = 0;
 
-    /* The user namespace first: it decides what the other joins are allowed to do. */
+    /* Open every path first: once we are in the container's mount namespace, its /proc no
+     * longer shows host pids. */
     for (int t = 0; t < SBX_NS_COUNT; t++) {
-        if (!cfg->ns[t].enabled || cfg->ns[t].path == NULL || t == SBX_NS_PID)
+        fds[t] = -1;
+        if (r < 0 || !cfg->ns[t].enabled || cfg->ns[t].path == NULL || t == SBX_NS_PID)
             continue;
-        int fd = open(cfg->ns[t].path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return child_fail(ctx, SBX_STEP_SETNS, t, errno);
-        int r = setns(fd, sbx_ns_clone_flag(t));
-        close(fd);
-        if (r < 0)
-            return child_fail(ctx, SBX_STEP_SETNS, t, errno);
+        fds[t] = open(cfg->ns[t].path, O_RDONLY | O_CLOEXEC);
+        if (fds[t] < 0)
+            r = child_fail(ctx, SBX_STEP_SETNS, t, errno);
     }
-    return 0;
+    /* The user namespace first (SBX_NS_USER is 0): it decides what the other joins may do. */
+    for (int t = 0; t < SBX_NS_COUNT; t++) {
+        if (r == 0 && fds[t] >= 0 && setns(fds[t], sbx_ns_clone_flag(t)) < 0)
+            r = child_fail(ctx, SBX_STEP_SETNS, t, errno);
+        if (fds[t] >= 0)
+            close(fds[t]);
+    }
+    return r;
 }
 
 /* Wait for the start signal: from the parent, or from whoever connects to the start socket. */

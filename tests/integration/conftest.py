@@ -113,16 +113,34 @@ def proc_cmdline(pid):
         return "?"
 
 
-def reap_children():
-    """Reaps our zombie children: re-parented container processes. (Runtime calls are waited for
-    by subprocess.run before this runs; tests keep no Popen of their own.)"""
+def reap_children(keep=()):
+    """Reaps our zombie children: re-parented container processes, as a shim would. `keep`:
+    pids of runtime calls still being waited for."""
     for pid in proc_children(os.getpid()):
+        if pid in keep:
+            continue
         st = proc_stat(pid)
         if st and st[0] == "Z":
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+
+
+def _run_reaping(cmd, out, err, cwd, env, timeout):
+    """Runs a runtime call while reaping re-parented container processes, as containerd's shim
+    does: a pid namespace's init that is killed waits for every zombie of its namespace to be
+    reaped, and those may be ours (the subreaper's)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd, env=env)
+    deadline = time.monotonic() + timeout
+    while p.poll() is None:
+        if time.monotonic() > deadline:
+            p.kill()
+            p.wait()
+            return "timeout"
+        reap_children(keep=(p.pid,))
+        time.sleep(0.002)
+    return p.returncode
 
 
 def pid_alive(pid):
@@ -388,11 +406,7 @@ class Ctx:
             redirs = " ".join(f"{fd}<{shlex.quote(str(p))}" for fd, p in files)
             cmd = ["/bin/sh", "-c", f'exec "$@" {redirs}', "sh", *argv]
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            try:
-                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=cwd,
-                                    env=self.env(), timeout=timeout).returncode
-            except subprocess.TimeoutExpired:
-                rc = "timeout"
+            rc = _run_reaping(cmd, out, err, cwd, self.env(), timeout)
         result = Result(argv, rc, out_path.read_text(errors="replace"),
                         err_path.read_text(errors="replace"), out_path)
         if rc == "timeout":
