@@ -101,6 +101,8 @@ struct sbx_process {
     bool no_new_privs;
     bool has_oom_score_adj;
     int oom_score_adj;
+    bool terminal; /* a pty from the container's devpts becomes stdio */
+    unsigned short console_rows, console_cols;
     struct sbx_caps caps;
     struct sbx_seccomp seccomp;
     struct sbx_landlock landlock;
@@ -142,6 +144,9 @@ struct sbx_spawn_opts {
      * process, e.g. `husk start`) and reports the exec result on it (see sbx_start_conn).
      */
     int start_listen_fd;
+    /* With process.terminal: a connected unix socket that receives the pty master, or -1 to
+     * hand it to the caller (sbx_child.pty_master). */
+    int console_fd;
     /* A cgroup v2 directory fd to start the child in (CLONE_INTO_CGROUP), or -1. */
     int cgroup_fd;
     /* Called in the parent after the child exists, before it sets anything up
@@ -154,6 +159,7 @@ struct sbx_child {
     pid_t pid;
     int pidfd;   /* CLOEXEC; -1 once closed */
     int sync_fd; /* CLOEXEC; -1 once the child was released */
+    int pty_master; /* the terminal's master when no console socket took it, else -1 */
 };
 
 /* Create the sandbox; returns once everything but the final exec is done. */

@@ -205,6 +205,23 @@ write_file_atomic(int dirfd, const char *path, const char *data, size_t len)
     return r;
 }
 
+int
+mkdir_p(const char *path, mode_t mode)
+{
+    cleanup_free char *p = xstrdup(path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+            return -errno;
+        *s = '/';
+    }
+    if (mkdir(p, mode) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 static int
 rm_rf_children(int dfd, dev_t dev)
 {

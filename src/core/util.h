@@ -38,6 +38,9 @@ int write_file_at(int dirfd, const char *path, const char *data);
 /* Atomically replace dirfd/path with data (temp file + rename), mode 0644. */
 int write_file_atomic(int dirfd, const char *path, const char *data, size_t len);
 
+/* mkdir -p with the given mode for the directories it creates. 0 or -errno. */
+int mkdir_p(const char *path, mode_t mode);
+
 /* Remove a directory tree relative to dirfd, never crossing mount points. */
 int rm_rf_at(int dirfd, const char *path);
 

@@ -191,6 +191,20 @@ parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct 
         (r = jget_bool(c, proc, "noNewPrivileges", "process.noNewPrivileges", &p->no_new_privs,
                        err)) < 0)
         return r;
+    p->terminal = oc->terminal;
+    json_t *size = NULL;
+    if ((r = jget_object(c, proc, "consoleSize", "process.consoleSize", false, &size, err)) < 0)
+        return r;
+    if (size) {
+        int64_t h = 0, w = 0;
+        if ((r = jget_int(c, size, "height", "process.consoleSize.height", true, 0, 65535, &h,
+                          err)) < 0 ||
+            (r = jget_int(c, size, "width", "process.consoleSize.width", true, 0, 65535, &w,
+                          err)) < 0)
+            return r;
+        p->console_rows = (unsigned short)h;
+        p->console_cols = (unsigned short)w;
+    }
     if ((r = jget_int(c, proc, "oomScoreAdj", "process.oomScoreAdj", false, -1000, 1000, &v, err)) <
         0)
         return r;
@@ -461,13 +475,13 @@ parse_devices(const struct jctx *c, json_t *linux_, struct sbx_config *s, struct
         bool need_nums = d->type != 'p';
         if ((r = jget_int(c, e, "major", mj, need_nums, 0, INT32_MAX, &d->major, err)) < 0 ||
             (r = jget_int(c, e, "minor", mn, need_nums, 0, INT32_MAX, &d->minor, err)) < 0 ||
-            (r = jget_int(c, e, "fileMode", mp, false, 0, 07777, &mode, err)) < 0 ||
+            (r = jget_int(c, e, "fileMode", mp, false, 0, 0177777, &mode, err)) < 0 ||
             (r = jget_int(c, e, "uid", up, false, 0, UINT32_MAX - 1, &uid, err)) < 0 ||
             (r = jget_int(c, e, "gid", gp, false, 0, UINT32_MAX - 1, &gid, err)) < 0)
             return r;
         if (d->path[0] != '/')
             return jerr(c, pp, err, "'%s' is not an absolute path", d->path);
-        d->mode = (uint32_t)mode;
+        d->mode = (uint32_t)mode & 07777; /* engines pass st_mode, type bits included */
         d->uid = (uint32_t)uid;
         d->gid = (uint32_t)gid;
     }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "tty.h"
 #include "util.h"
 
 struct exec_opts {
@@ -170,8 +171,14 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
         return -EINVAL;
     if (apply_flags(o, argc, argv, cfg, err) < 0)
         return -EINVAL;
-    if (cfg->terminal || o->tty || o->console_socket)
-        return husk_err(err, 0, "exec: terminals are not supported yet");
+    if (o->tty)
+        cfg->terminal = cfg->sbx->process.terminal = true;
+    if (cfg->terminal && o->detach && !o->console_socket)
+        return husk_err(err, 0, "exec: a detached terminal needs --console-socket");
+    cleanup_fd int console_fd = -1;
+    if (cfg->terminal && o->console_socket &&
+        (console_fd = tty_connect_console(o->console_socket, err)) < 0)
+        return -EINVAL;
     join_container(cfg, c->state->pid);
     if (cfg->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
@@ -180,7 +187,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
             return -EINVAL;
     }
     struct sbx_spawn_opts so = {
-        .preserve_fds = o->preserve_fds, .start_listen_fd = -1, .cgroup_fd = -1};
+        .preserve_fds = o->preserve_fds, .start_listen_fd = -1, .cgroup_fd = -1, .console_fd = console_fd};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
         return -EINVAL;
     if (o->pid_file) {
@@ -192,6 +199,8 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     }
     if (o->detach)
         return 0;
+    if (child->pty_master >= 0)
+        tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)
         return -EINVAL;
     *exit_code = sbx_status_to_exit_code(status);

@@ -26,8 +26,9 @@ ctr_status_name(enum ctr_status s)
 int
 ctr_root_open(const struct cli *cli, bool create, int *out, struct husk_error **err)
 {
-    if (create && mkdir(cli->root, 0700) < 0 && errno != EEXIST)
-        return husk_err(err, errno, "create state directory '%s'", cli->root);
+    int r = create ? mkdir_p(cli->root, 0700) : 0;
+    if (r < 0)
+        return husk_err(err, -r, "create state directory '%s'", cli->root);
     int fd = open(cli->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return husk_err(err, errno, "open state directory '%s'", cli->root);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "tty.h"
 #include "util.h"
 
 /* The socket `husk start` connects to. Bound through /proc/self/fd so that a long --root
@@ -99,14 +100,20 @@ keep_config(int dir_fd, const struct oci_config *cfg, struct husk_error **err)
     return 0;
 }
 
+/* runc's rules: a detached terminal needs somewhere to send its master, and a console socket
+ * needs a terminal. */
 static int
-check_supported(const struct oci_config *cfg, const struct create_opts *o, struct husk_error **err)
+check_supported(const struct oci_config *cfg, const struct create_opts *o, enum create_mode mode,
+                struct husk_error **err)
 {
-    if (cfg->terminal)
-        return husk_err(err, 0, "%s: field 'process.terminal': terminals are not supported yet",
+    if (cfg->terminal && !o->console_socket && mode != CREATE_RUN_FOREGROUND)
+        return husk_err(err, 0,
+                        "%s: field 'process.terminal' is true: a detached container needs "
+                        "--console-socket to send the terminal to",
                         cfg->path);
-    if (o->console_socket)
-        return husk_err(err, 0, "--console-socket: terminals are not supported yet");
+    if (o->console_socket && !cfg->terminal)
+        return husk_err(err, 0, "--console-socket given but %s has process.terminal false",
+                        cfg->path);
     if (o->preserve_fds < 0)
         return husk_err(err, 0, "--preserve-fds: must not be negative");
     return 0;
@@ -119,13 +126,18 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
                 struct husk_error **err)
 {
     cleanup_fd int listen_fd = -1;
+    cleanup_fd int console_fd = -1;
     cleanup_(sbx_child_freep) struct sbx_child *child = NULL;
     int status = 0;
 
     if (mode == CREATE_WAIT_START && (listen_fd = listen_start_socket(dir_fd, err)) < 0)
         return listen_fd;
-    struct sbx_spawn_opts so = {
-        .preserve_fds = o->preserve_fds, .start_listen_fd = listen_fd, .cgroup_fd = -1};
+    if (o->console_socket && (console_fd = tty_connect_console(o->console_socket, err)) < 0)
+        return console_fd;
+    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
+                                .start_listen_fd = listen_fd,
+                                .cgroup_fd = -1,
+                                .console_fd = console_fd};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
         return -EINVAL;
     if (record_state(dir_fd, id, cfg, child->pid, err) < 0 || keep_config(dir_fd, cfg, err) < 0 ||
@@ -138,6 +150,8 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
     if (mode == CREATE_RUN_DETACHED)
         return 0;
     forward_signals(child->pid);
+    if (child->pty_master >= 0)
+        tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)
         return -EINVAL;
     *exit_code = sbx_status_to_exit_code(status);
@@ -161,15 +175,16 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
         return -EINVAL;
     if (oci_config_load(o->bundle ? o->bundle : ".", &cfg, err) < 0)
         return -EINVAL;
-    if (check_supported(cfg, o, err) < 0)
+    if (check_supported(cfg, o, mode, err) < 0)
         return -EINVAL;
     for (size_t i = 0; cfg->warnings && cfg->warnings[i]; i++)
         cli_log(cli, "warning", "%s", cfg->warnings[i]);
     cfg->sbx->no_pivot = o->no_pivot;
     if (cfg->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
-        if (mkdir(cli->root, 0700) < 0 && errno != EEXIST)
-            return husk_err(err, errno, "create state directory '%s'", cli->root);
+        int r = mkdir_p(cli->root, 0700);
+        if (r < 0)
+            return husk_err(err, -r, "create state directory '%s'", cli->root);
         if (oci_seccomp_compile(cfg->seccomp, cfg->path, cache, &cfg->sbx->process.seccomp, err) <
             0)
             return -EINVAL;

@@ -13,6 +13,7 @@ struct sbx_child_ctx {
     int sync_fd;
     int rootfd; /* O_PATH fd of the rootfs bind mount, -1 without a mount namespace */
     int step, index, err;
+    bool caller_privileged; /* the parent is root in the initial user namespace */
 };
 
 /* Each returns 0 or -errno; on failure ctx->step and ctx->index say what failed. */

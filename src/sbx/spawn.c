@@ -20,6 +20,7 @@
 
 #include "child.h"
 #include "idmap.h"
+#include "tty.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -122,8 +123,14 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         goto fail;
     if (cfg->ns[SBX_NS_MNT].enabled && cfg->rootfs && child_protect_paths(ctx) < 0)
         goto fail;
+    if (cfg->process.terminal && child_setup_tty(ctx) < 0)
+        goto fail;
     if (child_resolve_exec(ctx, exe, sizeof(exe)) < 0)
         goto fail;
+    /* An unprivileged caller's helpers (slirp4netns, newuidmap) need /proc/PID/ns of us. Such a
+     * caller cannot write the husk binary anyway, so being dumpable gives nothing away. */
+    if (!ctx->caller_privileged)
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (sbx_msg_send(ctx->sync_fd, SBX_MSG_READY, 0, 0, 0) < 0)
         _exit(1);
 
@@ -156,6 +163,23 @@ enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
     return 0;
 }
 
+/* Root in the initial user namespace (not merely uid 0 inside one). */
+static bool
+sbx_caller_privileged(void)
+{
+    char map[64] = {0};
+    unsigned a, b, n;
+    if (geteuid() != 0)
+        return false;
+    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t len = read(fd, map, sizeof(map) - 1);
+    close(fd);
+    return len > 0 && sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 &&
+           n == 4294967295u;
+}
+
 static uint64_t
 clone_flags(const struct sbx_config *cfg)
 {
@@ -182,11 +206,23 @@ static int
 await_ready(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error **err)
 {
     struct sbx_msg m;
-    int r = sbx_msg_recv(c->sync_fd, &m);
+    int fd = -1;
+    int r = sbx_recv_fd(c->sync_fd, &m, sizeof(m), &fd);
+    if (r >= 0 && r != sizeof(m)) {
+        if (fd >= 0)
+            close(fd);
+        r = r == 0 ? -EPIPE : -EIO;
+    }
     if (r == -EPIPE)
         return husk_err(err, 0, "sandbox process exited during setup");
     if (r < 0)
         return husk_err(err, -r, "read from sandbox process");
+    if (m.kind == SBX_MSG_PTY) {
+        c->pty_master = fd;
+        return await_ready(c, cfg, err);
+    }
+    if (fd >= 0)
+        close(fd);
     if (m.kind == SBX_MSG_ERROR)
         return sbx_msg_to_error(&m, cfg, err);
     if (m.kind != SBX_MSG_READY)
@@ -221,6 +257,13 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
             return husk_err(err, errno, "dup start socket");
         copts.start_listen_fd = listen_fd;
     }
+    cleanup_fd int console_fd = -1;
+    if (opts->console_fd >= 0) {
+        console_fd = fcntl(opts->console_fd, F_DUPFD_CLOEXEC, min_fd);
+        if (console_fd < 0)
+            return husk_err(err, errno, "dup console socket");
+        copts.console_fd = console_fd;
+    }
     if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
         return -EINVAL;
 
@@ -233,11 +276,16 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)opts->cgroup_fd;
     }
+    bool privileged = sbx_caller_privileged();
     pid_t pid = (pid_t)sys_clone3(&args);
     int clone_errno = errno;
     if (pid == 0) {
-        struct sbx_child_ctx ctx = {
-            .cfg = cfg, .opts = &copts, .sync_fd = child_fd, .rootfd = -1, .index = -1};
+        struct sbx_child_ctx ctx = {.cfg = cfg,
+                                    .opts = &copts,
+                                    .sync_fd = child_fd,
+                                    .rootfd = -1,
+                                    .index = -1,
+                                    .caller_privileged = privileged};
         sbx_child_main(&ctx);
     }
     if (saved_pidns >= 0)
@@ -248,6 +296,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     cleanup_(sbx_child_freep) struct sbx_child *c = xcalloc(1, sizeof(*c));
     c->pid = pid;
     c->pidfd = pidfd;
+    c->pty_master = -1;
     c->sync_fd = steal_fd(&parent_fd);
 
     int r = 0;
@@ -326,6 +375,8 @@ sbx_child_free(struct sbx_child *c)
         close(c->pidfd);
     if (c->sync_fd >= 0)
         close(c->sync_fd);
+    if (c->pty_master >= 0)
+        close(c->pty_master);
     free(c);
 }
 

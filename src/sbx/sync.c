@@ -74,6 +74,7 @@ static const char *const step_names[SBX_STEP__MAX] = {
     [SBX_STEP_EXEC_NOT_FOUND] = "executable file not found in $PATH",
     [SBX_STEP_EXEC] = "exec",
     [SBX_STEP_START_ACCEPT] = "wait for start",
+    [SBX_STEP_TTY] = "set up the terminal",
 };
 
 static const char *const rlimit_names[] = {

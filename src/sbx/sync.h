@@ -11,6 +11,7 @@ enum sbx_msg_kind {
     SBX_MSG_GO = 1, /* parent -> child: proceed to the next phase */
     SBX_MSG_READY,  /* child -> parent: set up, waiting to be started */
     SBX_MSG_ERROR,  /* child -> parent (or start connection): a step failed */
+    SBX_MSG_PTY,    /* child -> parent: the terminal master, with SCM_RIGHTS */
 };
 
 /* Every step the child takes between clone and execve; the index names which item failed. */
@@ -50,6 +51,7 @@ enum sbx_step {
     SBX_STEP_EXEC_NOT_FOUND,
     SBX_STEP_EXEC,
     SBX_STEP_START_ACCEPT,
+    SBX_STEP_TTY,
     SBX_STEP__MAX
 };
 

@@ -192,7 +192,7 @@ exists(struct fx *fx, const char *path)
 }
 
 static void
-mkdir_p(struct fx *fx, const char *path)
+fx_mkdir(struct fx *fx, const char *path)
 {
     cleanup_free char *p = xstrdup(path);
     for (char *s = p;; s++) {
@@ -416,7 +416,7 @@ test_read_file_at_errors_leave_out_untouched(void **state)
     assert_int_equal(read_file_at(fx->dirfd, "missing", &out, NULL), -ENOENT);
     assert_ptr_equal(out, &sentinel);
 
-    mkdir_p(fx, "adir");
+    fx_mkdir(fx, "adir");
     assert_int_equal(read_file_at(fx->dirfd, "adir", &out, NULL), -EISDIR);
     assert_ptr_equal(out, &sentinel);
 
@@ -595,8 +595,8 @@ test_rm_rf_removes_tree(void **state)
 {
     struct fx *fx = *state;
 
-    mkdir_p(fx, "tree/a/b/c");
-    mkdir_p(fx, "tree/empty");
+    fx_mkdir(fx, "tree/a/b/c");
+    fx_mkdir(fx, "tree/empty");
     put_file(fx, "tree/a/b/c/deep", "x");
     put_file(fx, "tree/a/top", "x");
     put_file(fx, "tree/file", "x");
@@ -630,9 +630,9 @@ test_rm_rf_does_not_follow_symlinks(void **state)
 {
     struct fx *fx = *state;
 
-    mkdir_p(fx, "outside");
+    fx_mkdir(fx, "outside");
     put_file(fx, "outside/keep", "x");
-    mkdir_p(fx, "tree");
+    fx_mkdir(fx, "tree");
     assert_int_equal(symlinkat("../outside", fx->dirfd, "tree/link"), 0);
     assert_int_equal(symlinkat("outside", fx->dirfd, "toplink"), 0);
 
@@ -712,7 +712,7 @@ test_rm_rf_stops_at_other_filesystem(void **state)
 {
     struct fx *fx = *state;
 
-    mkdir_p(fx, "tree/a/mnt");
+    fx_mkdir(fx, "tree/a/mnt");
     put_file(fx, "tree/a/file", "x");
     int r = in_mount_ns(fx, rm_rf_over_tmpfs);
     if (r == 77)
@@ -743,9 +743,9 @@ test_rm_rf_stops_at_bind_mount_of_same_filesystem(void **state)
      * A bind mount from the same filesystem has the same st_dev as the tree: only the mount
      * id tells it apart. The host directory behind it must come through untouched.
      */
-    mkdir_p(fx, "outside");
+    fx_mkdir(fx, "outside");
     put_file(fx, "outside/precious", "x");
-    mkdir_p(fx, "tree/sub/bind");
+    fx_mkdir(fx, "tree/sub/bind");
     int r = in_mount_ns(fx, rm_rf_over_bind);
     if (r == 77)
         skip();
