@@ -118,6 +118,10 @@ struct sbx_cgroup_limits {
 void sbx_cgroup_limits_clear(struct sbx_cgroup_limits *l);
 /* True when anything but device rules is asked for. */
 bool sbx_cgroup_limits_any(const struct sbx_cgroup_limits *l);
+/* Check values and their relations before anything is written. On error *field names the
+ * offending item as the OCI spec spells it under linux.resources ("memory.swap"); caller frees. */
+int sbx_cgroup_limits_check(const struct sbx_cgroup_limits *l, char **field,
+                            struct husk_error **err);
 
 /* The device nodes every container may use (runc's list): append after the config's rules. */
 extern const struct sbx_cg_device_rule sbx_cg_default_devices[];

@@ -88,6 +88,14 @@ struct sbx_landlock {
     bool restrict_net; /* handle TCP bind/connect: only the listed ports are allowed */
 };
 
+/* A program run at a point of the lifecycle, with the state JSON on stdin. */
+struct sbx_hook {
+    char *path;
+    char **args; /* NULL-terminated; may be NULL */
+    char **env;  /* NULL-terminated; may be NULL */
+    int timeout; /* seconds, 0: none */
+};
+
 struct sbx_process {
     char **args; /* NULL-terminated */
     char **env;  /* NULL-terminated */
@@ -117,6 +125,10 @@ struct sbx_config {
     bool rootfs_readonly;
     bool no_pivot;                    /* chroot instead of pivot_root */
     unsigned long rootfs_propagation; /* 0: MS_SLAVE|MS_REC as runc does */
+    /* An erofs or squashfs image mounted read-only on `rootfs` in the container's mount
+     * namespace (with a tmpfs overlay for writes unless rootfs_readonly); NULL: none. */
+    char *rootfs_image;
+    char *rootfs_image_type; /* "erofs" or "squashfs" */
 
     char *hostname, *domainname;
     struct sbx_mount *mounts;
@@ -128,6 +140,11 @@ struct sbx_config {
     size_t n_sysctl;
 
     struct sbx_process process;
+
+    /* Run by the sandbox process inside the container after start, before the program. */
+    struct sbx_hook *start_hooks;
+    size_t n_start_hooks;
+    char *hook_state[2]; /* state JSON before and after the host pid, which only the child knows */
 };
 
 void sbx_config_free(struct sbx_config *c);

@@ -660,6 +660,66 @@ parse_landlock(const struct jctx *c, struct oci_config *oc, struct husk_error **
     return 0;
 }
 
+static const char *const hook_names[OCI_HOOK__COUNT] = {
+    [OCI_HOOK_PRESTART] = "prestart",
+    [OCI_HOOK_CREATE_RUNTIME] = "createRuntime",
+    [OCI_HOOK_CREATE_CONTAINER] = "createContainer",
+    [OCI_HOOK_START_CONTAINER] = "startContainer",
+    [OCI_HOOK_POSTSTART] = "poststart",
+    [OCI_HOOK_POSTSTOP] = "poststop",
+};
+
+const char *
+oci_hook_name(enum oci_hook_kind k)
+{
+    return k < OCI_HOOK__COUNT ? hook_names[k] : "unknown";
+}
+
+static int
+parse_hook(const struct jctx *c, json_t *e, const char *path, struct sbx_hook *h,
+           struct husk_error **err)
+{
+    cleanup_free char *pp = xasprintf("%s.path", path), *ap = xasprintf("%s.args", path);
+    cleanup_free char *ep = xasprintf("%s.env", path), *tp = xasprintf("%s.timeout", path);
+    int64_t timeout = 0;
+    int r;
+    if ((r = jget_string(c, e, "path", pp, true, &h->path, err)) < 0 ||
+        (r = jget_strv(c, e, "args", ap, false, &h->args, err)) < 0 ||
+        (r = jget_strv(c, e, "env", ep, false, &h->env, err)) < 0 ||
+        (r = jget_int(c, e, "timeout", tp, false, 1, 86400, &timeout, err)) < 0)
+        return r;
+    if (h->path[0] != '/')
+        return jerr(c, pp, err, "'%s' is not an absolute path", h->path);
+    h->timeout = (int)timeout;
+    return 0;
+}
+
+static int
+parse_hooks(const struct jctx *c, json_t *root, struct oci_config *oc, struct husk_error **err)
+{
+    json_t *hooks = NULL;
+    int r = jget_object(c, root, "hooks", "hooks", false, &hooks, err);
+    for (int k = 0; r > 0 && k < OCI_HOOK__COUNT; k++) {
+        cleanup_free char *kp = xasprintf("hooks.%s", hook_names[k]);
+        json_t *arr = NULL, *e;
+        size_t i;
+        int q = jget_array(c, hooks, hook_names[k], kp, false, &arr, err);
+        if (q < 0)
+            return q;
+        if (q == 0)
+            continue;
+        oc->hooks[k] = xcalloc(json_array_size(arr), sizeof(struct sbx_hook));
+        json_array_foreach(arr, i, e)
+        {
+            cleanup_free char *ip = xasprintf("%s[%zu]", kp, i);
+            oc->n_hooks[k]++;
+            if ((q = parse_hook(c, e, ip, &oc->hooks[k][i], err)) < 0)
+                return q;
+        }
+    }
+    return r < 0 ? r : 0;
+}
+
 int
 oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_config **out,
                  struct husk_error **err)
@@ -680,7 +740,8 @@ oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_
         (r = parse_root(&c, root, oc, err)) < 0 || (r = parse_process(&c, root, oc, err)) < 0 ||
         (r = parse_mounts(&c, root, oc, err)) < 0 || (r = parse_linux(&c, root, oc, err)) < 0 ||
         (r = parse_annotations(&c, root, oc, err)) < 0 || (r = parse_landlock(&c, oc, err)) < 0 ||
-        (r = check_config(&c, oc->sbx, err)) < 0)
+        (r = oci_rootfs_image_parse(oc, path, err)) < 0 ||
+        (r = parse_hooks(&c, root, oc, err)) < 0 || (r = check_config(&c, oc->sbx, err)) < 0)
         return r;
     *out = steal_ptr(&oc);
     return 0;
@@ -727,6 +788,14 @@ oci_config_free(struct oci_config *c)
     if (c->seccomp)
         json_decref(c->seccomp);
     strv_freep(&c->warnings);
+    for (int k = 0; k < OCI_HOOK__COUNT; k++) {
+        for (size_t i = 0; i < c->n_hooks[k]; i++) {
+            free(c->hooks[k][i].path);
+            strv_freep(&c->hooks[k][i].args);
+            strv_freep(&c->hooks[k][i].env);
+        }
+        free(c->hooks[k]);
+    }
     free(c);
 }
 

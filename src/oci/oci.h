@@ -7,12 +7,32 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "husk/cgroup.h"
 #include "husk/error.h"
 #include "husk/sandbox.h"
 
 #define OCI_VERSION "1.2.0"
 
-struct oci_resources; /* linux.cgroupsPath + linux.resources, see resources.c */
+/* linux.cgroupsPath + linux.resources (resources.c). */
+struct oci_resources {
+    char *cgroups_path; /* as given; NULL: the default (see oci_resources_cgroup_path) */
+    struct sbx_cgroup_limits limits;
+    /* Limits beyond device rules, or a cgroupsPath: without cgroups the container must not run
+     * (rootless hosts skip cgroups with a warning otherwise). */
+    bool explicit_;
+};
+
+enum oci_hook_kind {
+    OCI_HOOK_PRESTART,
+    OCI_HOOK_CREATE_RUNTIME,
+    OCI_HOOK_CREATE_CONTAINER,
+    OCI_HOOK_START_CONTAINER,
+    OCI_HOOK_POSTSTART,
+    OCI_HOOK_POSTSTOP,
+    OCI_HOOK__COUNT
+};
+
+const char *oci_hook_name(enum oci_hook_kind k);
 
 struct oci_config {
     struct sbx_config *sbx;
@@ -23,7 +43,9 @@ struct oci_config {
     bool terminal;
     json_t *annotations; /* object of strings; never NULL */
     json_t *seccomp;     /* linux.seccomp, compiled by oci_seccomp_compile; may be NULL */
-    char **warnings;     /* things accepted but not honoured (unknown capabilities, ...) */
+    struct sbx_hook *hooks[OCI_HOOK__COUNT];
+    size_t n_hooks[OCI_HOOK__COUNT];
+    char **warnings; /* things accepted but not honoured (unknown capabilities, ...) */
 };
 
 /* Landlock rules come from annotations (no OCI field exists):
@@ -36,6 +58,12 @@ struct oci_config {
 #define OCI_ANN_LANDLOCK_WRITE   "run.husk.landlock.write"
 #define OCI_ANN_LANDLOCK_BIND    "run.husk.landlock.tcp.bind"
 #define OCI_ANN_LANDLOCK_CONNECT "run.husk.landlock.tcp.connect"
+
+/* run.husk.rootfs.image: an erofs or squashfs image (a path relative to the bundle, or
+ * absolute) mounted read-only on root.path inside the container's mount namespace, with a tmpfs
+ * overlay for writes unless root.readonly (rootfs-image.c). Written by `husk pack --image`. */
+#define OCI_ANN_ROOTFS_IMAGE "run.husk.rootfs.image"
+int oci_rootfs_image_parse(struct oci_config *oc, const char *file, struct husk_error **err);
 
 /* Compile cfg->seccomp into cfg->sbx->process.seccomp, using (and filling) a cache directory
  * of compiled programs keyed by the profile's SHA-256 (cache_dir may be NULL). */
@@ -59,7 +87,13 @@ void oci_config_freep(struct oci_config **c);
 /* linux.cgroupsPath and linux.resources (resources.c). */
 int oci_resources_parse(json_t *linux_, const char *file, struct oci_resources **out,
                         struct husk_error **err);
+/* A linux.resources object alone (`update -r FILE`); errors name PREFIX + field. */
+int oci_resources_parse_limits(json_t *res, const char *file, const char *prefix,
+                               struct sbx_cgroup_limits *l, struct husk_error **err);
+/* The container's cgroup: cgroupsPath (a relative one under /husk), or /husk/ID. r may be NULL. */
+char *oci_resources_cgroup_path(const struct oci_resources *r, const char *id);
 void oci_resources_free(struct oci_resources *r);
+void oci_resources_freep(struct oci_resources **r);
 
 /* Mount options: split "ro,nosuid,mode=755" semantics into flags and fs data. */
 int oci_mount_options(json_t *options, const char *field, struct sbx_mount *m,
@@ -81,6 +115,8 @@ struct oci_state {
     char *created; /* RFC 3339 */
     char *owner;
     json_t *annotations;
+    char *cgroup_path; /* the container's cgroup, NULL when it has none (rootless) */
+    int cgroup_owned;  /* trailing components of cgroup_path husk created (removed on delete) */
 };
 
 int oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err);

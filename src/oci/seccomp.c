@@ -70,9 +70,12 @@ parse_action(const struct jctx *c, json_t *obj, const char *key, const char *pat
         return r;
     if ((r = jget_int(c, obj, ret_key, ret_path, false, 0, 4095, &ret, err)) < 0)
         return r;
+    bool has_ret = r > 0;
     for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
         if (strcmp(name, actions[i].name) != 0)
             continue;
+        if (has_ret && !actions[i].takes_ret && strcmp(ret_key, "errnoRet") == 0)
+            return jerr(c, ret_path, err, "is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE");
         *out = actions[i].takes_ret ? (actions[i].action | (uint32_t)ret) : actions[i].action;
         return 0;
     }
@@ -154,7 +157,7 @@ add_syscalls(const struct jctx *c, scmp_filter_ctx ctx, json_t *sec, uint32_t de
         size_t n_cmp = 0;
         uint32_t action;
         if ((r = jget_strv(c, e, "names", np, true, &names, err)) < 0 ||
-            (r = parse_action(c, e, "action", ap, "errnoRet", default_ret, &action, err)) < 0 ||
+            (r = parse_action(c, e, "action", ap, "errnoRet", EPERM, &action, err)) < 0 ||
             (r = jget_array(c, e, "args", argp, false, &args, err)) < 0 ||
             (args && (r = parse_args(c, args, argp, cmp, &n_cmp, err)) < 0))
             return r;

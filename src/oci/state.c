@@ -21,10 +21,29 @@ oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err)
         "created", s->created, "owner", s->owner ? s->owner : "", "annotations", ann);
     if (j == NULL)
         return husk_err(err, EINVAL, "encode state of '%s'", s->id);
+    if (s->cgroup_path)
+        json_object_set_new(
+            j, "cgroup", json_pack("{s:s, s:i}", "path", s->cgroup_path, "owned", s->cgroup_owned));
     cleanup_free char *text = json_dumps(j, JSON_COMPACT);
     int r = write_file_atomic(dirfd, STATE_FILE, text, strlen(text));
     if (r < 0)
         return husk_err(err, -r, "write state of '%s'", s->id);
+    return 0;
+}
+
+/* "cgroup": {"path": "/husk/ID", "owned": N}, absent when the container has no cgroup. */
+static int
+load_cgroup(const struct jctx *c, json_t *j, struct oci_state *s, struct husk_error **err)
+{
+    json_t *cg = NULL;
+    int64_t owned = 0;
+    int r = jget_object(c, j, "cgroup", "cgroup", false, &cg, err);
+    if (r <= 0)
+        return r;
+    if ((r = jget_string(c, cg, "path", "cgroup.path", true, &s->cgroup_path, err)) < 0 ||
+        (r = jget_int(c, cg, "owned", "cgroup.owned", false, 0, 4096, &owned, err)) < 0)
+        return r;
+    s->cgroup_owned = (int)owned;
     return 0;
 }
 
@@ -51,7 +70,8 @@ oci_state_load(int dirfd, const char *id, struct oci_state **out, struct husk_er
         (r = jget_string(&c, j, "rootfs", "rootfs", false, &s->rootfs, err)) < 0 ||
         (r = jget_string(&c, j, "created", "created", true, &s->created, err)) < 0 ||
         (r = jget_string(&c, j, "owner", "owner", false, &s->owner, err)) < 0 ||
-        (r = jget_object(&c, j, "annotations", "annotations", false, &ann, err)) < 0)
+        (r = jget_object(&c, j, "annotations", "annotations", false, &ann, err)) < 0 ||
+        (r = load_cgroup(&c, j, s, err)) < 0)
         return husk_err_prefix(err, "container '%s': ", id);
     s->pid = (pid_t)pid;
     s->start_time = (unsigned long long)st;
@@ -70,6 +90,7 @@ oci_state_free(struct oci_state *s)
     free(s->rootfs);
     free(s->created);
     free(s->owner);
+    free(s->cgroup_path);
     if (s->annotations)
         json_decref(s->annotations);
     free(s);

@@ -14,8 +14,9 @@ struct cli {
     bool log_json;
     bool debug;
     bool systemd_cgroup;
-    int log_fd;         /* -1: stderr only */
-    char *default_root; /* owned, when root was computed */
+    int log_fd;              /* -1: stderr only */
+    char *default_root;      /* owned, when root was computed */
+    const char *cgroup_root; /* $HUSK_CGROUP_ROOT (tests); NULL: /sys/fs/cgroup */
 };
 
 enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT, FLAG_STRINGS };
@@ -53,6 +54,10 @@ void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
 /* Report an error object (and free it); returns the exit code 1. */
 int cli_fail(struct cli *cli, struct husk_error *err);
 
+/* Re-execute from a sealed memfd copy of the binary unless already running from one
+ * (selfclone.c); returns only on failure. */
+int cli_reexec_sealed(char **argv, struct husk_error **err);
+
 /* The time now as RFC 3339 with nanoseconds, UTC. */
 void cli_rfc3339_now(char *buf, size_t len);
 
@@ -70,6 +75,13 @@ int cmd_kill(struct cli *cli, int argc, char **argv);
 int cmd_delete(struct cli *cli, int argc, char **argv);
 int cmd_list(struct cli *cli, int argc, char **argv);
 int cmd_features(struct cli *cli, int argc, char **argv);
+int cmd_pause(struct cli *cli, int argc, char **argv);
+int cmd_resume(struct cli *cli, int argc, char **argv);
+int cmd_update(struct cli *cli, int argc, char **argv);
+int cmd_ps(struct cli *cli, int argc, char **argv);
+int cmd_events(struct cli *cli, int argc, char **argv);
+int cmd_pack(struct cli *cli, int argc, char **argv);
+int cmd_image(struct cli *cli, int argc, char **argv);
 
 const struct verb *cli_find_verb(const char *name);
 

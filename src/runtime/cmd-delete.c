@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `husk delete [--force] ID`. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -16,6 +17,29 @@ static const struct flag delete_flags[] = {
     {"force", 'f', FLAG_BOOL, offsetof(struct delete_opts, force),
      "kill the container first if it is still running"},
 };
+
+/* Kill what is left in the cgroup and remove it; the state stays if that fails, so that a
+ * second delete can retry. */
+static int
+remove_cgroup(struct cli *cli, struct container *c, struct husk_error **err)
+{
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    struct husk_error *e = NULL;
+    if (c->state->cgroup_path == NULL)
+        return 0;
+    if (ctr_cgroup_open(cli, c, &cg, &e) < 0) {
+        int gone = e->code == ENOENT;
+        if (gone) {
+            husk_error_free(e);
+            return 0;
+        }
+        *err = e;
+        return -EINVAL;
+    }
+    if (sbx_cgroup_destroy(cg, err) < 0)
+        return husk_err_prefix(err, "container '%s': ", c->id);
+    return 0;
+}
 
 int
 cmd_delete(struct cli *cli, int argc, char **argv)
@@ -41,7 +65,7 @@ cmd_delete(struct cli *cli, int argc, char **argv)
     }
     enum ctr_status st = ctr_status(c);
     /* A created container never ran user code: runc deletes it without --force too. */
-    if (st == CTR_RUNNING && !o.force) {
+    if ((st == CTR_RUNNING || st == CTR_PAUSED) && !o.force) {
         husk_err(&err, 0, "cannot delete container '%s' that is not stopped: %s (use --force)",
                  c->id, ctr_status_name(st));
         return cli_fail(cli, err);
@@ -53,7 +77,7 @@ cmd_delete(struct cli *cli, int argc, char **argv)
             return cli_fail(cli, err);
         }
     }
-    if (ctr_destroy(c, &err) < 0)
+    if (remove_cgroup(cli, c, &err) < 0 || ctr_destroy(c, &err) < 0)
         return cli_fail(cli, err);
     return 0;
 }

@@ -19,7 +19,7 @@
 const char *
 ctr_status_name(enum ctr_status s)
 {
-    static const char *const names[] = {"creating", "created", "running", "stopped"};
+    static const char *const names[] = {"creating", "created", "running", "stopped", "paused"};
     return names[s];
 }
 
@@ -57,6 +57,7 @@ ctr_open(const struct cli *cli, const char *id, struct container **out, struct h
         return husk_err(err, errno, "lock container '%s'", id);
     if (oci_state_load(c->dir_fd, id, &c->state, err) < 0)
         return -EINVAL;
+    c->cgroup_root = cli->cgroup_root;
     *out = steal_ptr(&c);
     return 0;
 }
@@ -104,6 +105,23 @@ proc_start_time(pid_t pid)
     return start;
 }
 
+/* The container's cgroup, without a CLI to warn through (status, kill). */
+static int
+open_cgroup(const struct container *c, struct sbx_cgroup **cg)
+{
+    struct sbx_cgroup_opts o = {.root = c->cgroup_root};
+    if (c->state->cgroup_path == NULL)
+        return -ENOENT;
+    return sbx_cgroup_open(&o, c->state->cgroup_path, c->state->cgroup_owned, cg, NULL);
+}
+
+static bool
+frozen(const struct container *c)
+{
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    return open_cgroup(c, &cg) == 0 && sbx_cgroup_is_frozen(cg) == 1;
+}
+
 enum ctr_status
 ctr_status(const struct container *c)
 {
@@ -112,7 +130,7 @@ ctr_status(const struct container *c)
         return CTR_STOPPED;
     if (faccessat(c->dir_fd, CTR_START_SOCK, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
         return CTR_CREATED;
-    return CTR_RUNNING;
+    return frozen(c) ? CTR_PAUSED : CTR_RUNNING;
 }
 
 int
@@ -172,7 +190,9 @@ ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
     cleanup_fd int fd = open_init(c);
     if (fd < 0)
         return husk_err(err, 0, "container '%s' is not running", c->id);
-    if (all)
+    /* --all: the cgroup holds every process of the container, pid namespace or not. */
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    if (all && (open_cgroup(c, &cg) < 0 || sbx_cgroup_kill(cg, sig, NULL) < 0))
         kill_pidns_members(c, sig);
     if (sys_pidfd_send_signal(fd, sig, NULL, 0) < 0 && errno != ESRCH)
         return husk_err(err, errno, "signal container '%s'", c->id);

@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "oci.h"
 
-enum ctr_status { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_STOPPED };
+enum ctr_status { CTR_CREATING, CTR_CREATED, CTR_RUNNING, CTR_STOPPED, CTR_PAUSED };
 
 #define CTR_START_SOCK "start.sock"
 #define CTR_CONFIG     "config.json" /* the config the container was created with */
@@ -19,6 +19,7 @@ struct container {
     int root_fd; /* the --root directory */
     int dir_fd;  /* ROOT/ID, flock'ed while we work on it */
     struct oci_state *state;
+    const char *cgroup_root; /* cli->cgroup_root, for the paused status */
 };
 
 const char *ctr_status_name(enum ctr_status s);
@@ -45,6 +46,19 @@ int ctr_wait_gone(struct container *c, int timeout_ms);
 
 /* Signal names and numbers: "KILL", "SIGKILL", "9". -1 if unknown. */
 int parse_signal(const char *s);
+
+/* ctr-cgroup.c: the container's cgroup. */
+struct sbx_cgroup_opts ctr_cgroup_opts(struct cli *cli);
+/* The cgroup of a new container; *out stays NULL when husk may not manage cgroups and the
+ * config asks for no limits (a warning says so). */
+int ctr_cgroup_create(struct cli *cli, const char *id, const struct oci_config *cfg,
+                      struct sbx_cgroup **out, struct husk_error **err);
+/* The cgroup recorded in the state; an error when the container has none. */
+int ctr_cgroup_open(struct cli *cli, const struct container *c, struct sbx_cgroup **out,
+                    struct husk_error **err);
+/* After `run`: say so when the kernel OOM-killed processes of the container. */
+void ctr_cgroup_report_oom(struct cli *cli, const char *id, struct sbx_cgroup *cg,
+                           const struct oci_config *cfg);
 
 /* The shared body of `create` and `run`. */
 struct create_opts {

@@ -67,7 +67,7 @@ forward_signals(pid_t pid)
 
 static int
 record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid,
-             struct husk_error **err)
+             const struct sbx_cgroup *cg, struct husk_error **err)
 {
     char created[64];
     cli_rfc3339_now(created, sizeof(created));
@@ -80,6 +80,8 @@ record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid
         .created = created,
         .owner = "",
         .annotations = cfg->annotations,
+        .cgroup_path = cg ? (char *)sbx_cgroup_path(cg) : NULL,
+        .cgroup_owned = cg ? sbx_cgroup_owned(cg) : 0,
     };
     if (st.start_time == 0)
         return husk_err(err, 0, "container process %d exited during creation", pid);
@@ -121,8 +123,8 @@ check_supported(const struct oci_config *cfg, const struct create_opts *o, enum 
 
 /* Everything after the state directory exists; on failure the caller removes it. */
 static int
-spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir_fd,
-                const struct create_opts *o, enum create_mode mode, int *exit_code,
+spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct sbx_cgroup *cg,
+                int dir_fd, const struct create_opts *o, enum create_mode mode, int *exit_code,
                 struct husk_error **err)
 {
     cleanup_fd int listen_fd = -1;
@@ -136,11 +138,15 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
         return console_fd;
     struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
                                 .start_listen_fd = listen_fd,
-                                .cgroup_fd = -1,
+                                /* cgroup2: born in its cgroup; v1: joined before setup */
+                                .cgroup_fd = sbx_cgroup_spawn_fd(cg),
+                                .on_created = cg ? sbx_cgroup_on_created : NULL,
+                                .data = cg,
                                 .console_fd = console_fd};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
         return -EINVAL;
-    if (record_state(dir_fd, id, cfg, child->pid, err) < 0 || keep_config(dir_fd, cfg, err) < 0 ||
+    if (record_state(dir_fd, id, cfg, child->pid, cg, err) < 0 ||
+        keep_config(dir_fd, cfg, err) < 0 ||
         (o->pid_file && write_pid_file(o->pid_file, child->pid, err) < 0))
         goto kill;
     if (mode == CREATE_WAIT_START)
@@ -155,6 +161,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, int dir
     if (sbx_child_wait(child, &status, err) < 0)
         return -EINVAL;
     *exit_code = sbx_status_to_exit_code(status);
+    ctr_cgroup_report_oom(cli, id, cg, cfg);
     cli_log(cli, "debug", "container '%s' exited with %d", id, *exit_code);
     return 0;
 kill:
@@ -170,6 +177,7 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     cleanup_(oci_config_freep) struct oci_config *cfg = NULL;
     cleanup_fd int root_fd = -1;
     cleanup_fd int dir_fd = -1;
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
 
     if (cli_check_id(id, err) < 0)
         return -EINVAL;
@@ -201,7 +209,11 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
      * mkdirat above already made us the only creator of this id. */
     int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
     if (r == 0)
-        r = spawn_container(cli, id, cfg, dir_fd, o, mode, exit_code, err);
+        r = ctr_cgroup_create(cli, id, cfg, &cg, err);
+    if (r == 0)
+        r = spawn_container(cli, id, cfg, cg, dir_fd, o, mode, exit_code, err);
+    if (cg && (r < 0 || mode == CREATE_RUN_FOREGROUND))
+        sbx_cgroup_destroy(cg, NULL);
     if (r < 0 || mode == CREATE_RUN_FOREGROUND)
         rm_rf_at(root_fd, id);
     return r;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +26,17 @@ static const struct verb verbs[] = {
     {"delete", "[--force] ID", "Delete a stopped container (--force: any container).", cmd_delete},
     {"list", "[--format table|json] [--quiet]", "List containers.", cmd_list},
     {"features", "", "Print what this runtime supports, as JSON.", cmd_features},
+    {"pause", "ID", "Freeze every process of a container.", cmd_pause},
+    {"resume", "ID", "Thaw a paused container.", cmd_resume},
+    {"update", "[flags] [-r resources.json] ID", "Change a container's resource limits.",
+     cmd_update},
+    {"ps", "[--format table|json] ID [ps options]", "List the processes of a container.", cmd_ps},
+    {"events", "[--stats] [--interval 5s] ID", "Print resource stats and OOM events as JSON.",
+     cmd_events},
+    {"pack", "[flags] PROGRAM [FILE...] | --trace [flags] -- COMMAND [ARG...]",
+     "Package a program and its dependencies as a bundle, rootfs, tar or image.", cmd_pack},
+    {"image", "import|ls [flags] ...", "Import OCI image layouts; make bundles or images of them.",
+     cmd_image},
 };
 
 const struct verb *
@@ -91,6 +103,7 @@ setup_cli(struct cli *cli, const struct global_opts *g)
         cli->root = "/run/husk";
     cli->debug = g->debug;
     cli->log_fd = -1;
+    cli->cgroup_root = getenv("HUSK_CGROUP_ROOT"); /* tests point it at a fake tree */
     if (g->log_format && strcmp(g->log_format, "json") != 0 && strcmp(g->log_format, "text") != 0) {
         fprintf(stderr, "husk: --log-format must be text or json, not '%s'\n", g->log_format);
         return 2;
@@ -121,6 +134,7 @@ setup_cli(struct cli *cli, const struct global_opts *g)
 int
 main(int argc, char **argv)
 {
+    prctl(PR_SET_NAME, "husk"); /* not "memfd:husk-sealed" after the sealed re-exec */
     static const struct verb global = {"", "COMMAND", "", NULL};
     struct global_opts g = {0};
     struct cli cli = {.log_fd = -1};
@@ -146,6 +160,12 @@ main(int argc, char **argv)
     if (v == NULL) {
         fprintf(stderr, "husk: unknown command '%s' (see husk --help)\n", name);
         return 2;
+    }
+    /* Verbs that put a husk process inside a container run from a sealed copy of husk. */
+    if (strcmp(name, "create") == 0 || strcmp(name, "run") == 0 || strcmp(name, "exec") == 0) {
+        struct husk_error *err = NULL;
+        if (cli_reexec_sealed(argv, &err) < 0)
+            return cli_fail(&cli, err);
     }
     int code = setup_cli(&cli, &g);
     if (code == 0)

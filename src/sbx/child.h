@@ -14,6 +14,8 @@ struct sbx_child_ctx {
     int rootfd; /* O_PATH fd of the rootfs bind mount, -1 without a mount namespace */
     int step, index, err;
     bool caller_privileged; /* the parent is root in the initial user namespace */
+    int host_pid;           /* our pid as the host sees it (sent with the first GO) */
+    int image_fd;           /* detached mount of cfg->rootfs_image (and its overlay), or -1 */
 };
 
 /* Each returns 0 or -errno; on failure ctx->step and ctx->index say what failed. */
@@ -27,6 +29,11 @@ child_fail(struct sbx_child_ctx *ctx, int step, int index, int errnum)
 }
 
 int child_setup_rootfs(struct sbx_child_ctx *ctx);
+int child_mount_rootfs_image(struct sbx_child_ctx *ctx);
+/* Parent side: the image (with its tmpfs overlay unless rootfs_readonly) as a detached mount,
+ * its fd at or above min_fd. */
+int sbx_rootfs_image_mount(const struct sbx_config *cfg, int min_fd, struct husk_error **err);
+int child_run_start_hooks(struct sbx_child_ctx *ctx, int host_pid);
 int child_enter_root(struct sbx_child_ctx *ctx);
 int child_protect_paths(struct sbx_child_ctx *ctx);
 int child_finish_process(struct sbx_child_ctx *ctx);

@@ -22,6 +22,8 @@ sbx_config_free(struct sbx_config *c)
     free(c->uid_map);
     free(c->gid_map);
     free(c->rootfs);
+    free(c->rootfs_image);
+    free(c->rootfs_image_type);
     free(c->hostname);
     free(c->domainname);
     for (size_t i = 0; i < c->n_mounts; i++) {
@@ -47,6 +49,14 @@ sbx_config_free(struct sbx_config *c)
     free(c->process.groups);
     free(c->process.rlimits);
     free(c->process.seccomp.bpf);
+    for (size_t i = 0; i < c->n_start_hooks; i++) {
+        free(c->start_hooks[i].path);
+        strv_free(c->start_hooks[i].args);
+        strv_free(c->start_hooks[i].env);
+    }
+    free(c->start_hooks);
+    free(c->hook_state[0]);
+    free(c->hook_state[1]);
     strv_free(c->process.landlock.read_paths);
     strv_free(c->process.landlock.write_paths);
     free(c->process.landlock.bind_ports);

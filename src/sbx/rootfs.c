@@ -217,6 +217,29 @@ cgroup_opts(const char *in, char *out, size_t len)
  * cgroup2 on a unified host; on v1 and hybrid hosts a tmpfs holding one mount per hierarchy
  * the host has under /sys/fs/cgroup. In a cgroup namespace each shows the container's subtree.
  */
+/* A user namespace may not mount cgroupfs: bind the host's tree instead, as runc does. */
+static int
+bind_host_cgroupfs(const struct sbx_mount *m, int dstfd)
+{
+    struct sbx_mount bind = *m;
+    bind.source = "/sys/fs/cgroup";
+    bind.flags = (m->flags & ~PROP_FLAGS) | MS_BIND | MS_REC;
+    return mount_bind(&bind, dstfd);
+}
+
+static bool
+in_user_namespace(void)
+{
+    char map[64] = {0};
+    unsigned a, b, n;
+    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map) - 1);
+    if (fd >= 0)
+        close(fd);
+    return len > 0 &&
+           !(sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u);
+}
+
 static int
 mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd)
 {
@@ -224,6 +247,8 @@ mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd)
     unsigned long flags = m->flags & ~(PROP_FLAGS | MS_REC | MS_BIND);
     struct statfs sfs;
 
+    if (in_user_namespace())
+        return bind_host_cgroupfs(m, dstfd);
     fd_path(target, sizeof(target), dstfd);
     if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
         return mount("cgroup2", target, "cgroup2", flags, NULL) < 0 ? -errno : 0;
@@ -439,6 +464,9 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
         prop = MS_SLAVE | MS_REC;
     if (mount(NULL, "/", NULL, prop | MS_REC, NULL) < 0)
         return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 0, errno);
+    /* An image rootfs is mounted on root.path first (rootfs-image.c), then bound like a dir. */
+    if (cfg->rootfs_image && child_mount_rootfs_image(ctx) < 0)
+        return -ctx->err;
     if (mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         return child_fail(ctx, SBX_STEP_ROOTFS_BIND, 0, errno);
     ctx->rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -79,6 +79,35 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
     }
 }
 
+/*
+ * Close every fd the runtime had open (state dirs, cgroup dirs, pidfds): none may be reachable
+ * from the container, not even through /proc/self/fd during our own setup or PATH lookup
+ * (CVE-2024-21626). Kept: stdio, the preserved fds, and our own sockets.
+ */
+static int
+close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
+{
+    int keep[4] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd,
+                   ctx->image_fd};
+    unsigned next = (unsigned)min_fd;
+
+    for (int i = 0; i < 4; i++) /* sort the four */
+        for (int j = i + 1; j < 4; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    for (int i = 0; i < 4; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < next)
+            continue;
+        if ((unsigned)keep[i] > next && sys_close_range(next, (unsigned)keep[i] - 1, 0) < 0)
+            return -errno;
+        next = (unsigned)keep[i] + 1;
+    }
+    return sys_close_range(next, ~0U, 0) < 0 ? -errno : 0;
+}
+
 _Noreturn void
 sbx_child_main(struct sbx_child_ctx *ctx)
 {
@@ -94,6 +123,11 @@ sbx_child_main(struct sbx_child_ctx *ctx)
     umask(0);
     if (sbx_msg_recv(ctx->sync_fd, &m) < 0 || m.kind != SBX_MSG_GO)
         _exit(1); /* the parent went away or gave up on us */
+    ctx->host_pid = m.index;
+    if (close_inherited_fds(ctx, min_fd) < 0) {
+        child_fail(ctx, SBX_STEP_FDS, 0, errno);
+        goto fail;
+    }
     if (child_join_namespaces(ctx) < 0)
         goto fail;
     if (cfg->ns[SBX_NS_USER].enabled && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
@@ -139,6 +173,8 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         report = ctx->sync_fd;
         goto fail;
     }
+    if (child_run_start_hooks(ctx, ctx->host_pid) < 0)
+        goto fail;
     child_exec(ctx, report, exe);
 fail:
     sbx_msg_send(report, SBX_MSG_ERROR, ctx->step, ctx->err, ctx->index);
@@ -264,6 +300,11 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
             return husk_err(err, errno, "dup console socket");
         copts.console_fd = console_fd;
     }
+    /* Mounted here, detached, outside the container's device cgroup (a loop device); the
+     * child attaches the tree on root.path in its own mount namespace (rootfs-image.c). */
+    cleanup_fd int image_fd = cfg->rootfs_image ? sbx_rootfs_image_mount(cfg, min_fd, err) : -1;
+    if (cfg->rootfs_image && image_fd < 0)
+        return image_fd;
     if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
         return -EINVAL;
 
@@ -284,6 +325,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
                                     .opts = &copts,
                                     .sync_fd = child_fd,
                                     .rootfd = -1,
+                                    .image_fd = image_fd,
                                     .index = -1,
                                     .caller_privileged = privileged};
         sbx_child_main(&ctx);
@@ -305,7 +347,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     }
     if (r == 0 && opts->on_created)
         r = opts->on_created(pid, opts->data, err);
-    if (r == 0 && (r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, 0)) < 0)
+    if (r == 0 && (r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, pid)) < 0)
         husk_err(err, -r, "release sandbox process");
     if (r == 0)
         r = await_ready(c, cfg, err);

@@ -75,6 +75,8 @@ static const char *const step_names[SBX_STEP__MAX] = {
     [SBX_STEP_EXEC] = "exec",
     [SBX_STEP_START_ACCEPT] = "wait for start",
     [SBX_STEP_TTY] = "set up the terminal",
+    [SBX_STEP_HOOK] = "startContainer hook",
+    [SBX_STEP_ROOTFS_IMAGE] = "attach the rootfs image",
 };
 
 static const char *const rlimit_names[] = {
@@ -137,6 +139,14 @@ step_object(const struct sbx_msg *m, const struct sbx_config *cfg)
         return xasprintf(" %u", p->gid);
     case SBX_STEP_EXEC:
         return xasprintf(" '%s'", p->args && p->args[0] ? p->args[0] : "");
+    case SBX_STEP_ROOTFS_IMAGE:
+        return xasprintf(" '%s' on '%s'", cfg->rootfs_image ? cfg->rootfs_image : "",
+                         cfg->rootfs ? cfg->rootfs : "");
+    case SBX_STEP_HOOK:
+        if (i < cfg->n_start_hooks)
+            return xasprintf(" %zu '%s'%s", i, cfg->start_hooks[i].path,
+                             m->err == ETIMEDOUT ? " timed out" : m->err == ECANCELED ? " failed" : "");
+        break;
     default:
         break;
     }

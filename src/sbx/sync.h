@@ -52,6 +52,8 @@ enum sbx_step {
     SBX_STEP_EXEC,
     SBX_STEP_START_ACCEPT,
     SBX_STEP_TTY,
+    SBX_STEP_HOOK,
+    SBX_STEP_ROOTFS_IMAGE,
     SBX_STEP__MAX
 };
 

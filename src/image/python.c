@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Python: the part of the interpreter's standard library a script needs. The interpreter's
+ * startup modules, then every module named by an import statement (or a literal
+ * __import__/import_module call) of the script and, transitively, of each module found, looked
+ * up on the interpreter's default sys.path. Source is read, never run: a module imported under
+ * a computed name is only seen by `--trace`.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "img-internal.h"
+#include "util.h"
+
+/* What the interpreter imports before the script runs (3.11 freezes some; the files are the
+ * landmarks it looks for and cost little). */
+static const char *const startup[] = {
+    "os",       "site",         "encodings",         "encodings.aliases", "encodings.utf_8",
+    "encodings.ascii", "encodings.latin_1", "codecs", "io", "abc", "stat", "posixpath",
+    "genericpath", "_collections_abc", "_sitebuiltins", "sitecustomize", "usercustomize",
+};
+
+struct py {
+    struct img_tree *t;
+    char *version; /* "3.11" */
+    char *tag;     /* "cpython-311" */
+    const char *triplet;
+    char *stdlib;
+    char **path;
+    size_t n_path;
+    struct img_map seen;   /* module names looked up */
+    char **queue;          /* files to scan, as "module\0path" pairs (module "" for scripts) */
+    size_t n_queue;
+};
+
+static void
+py_clear(struct py *py)
+{
+    free(py->version);
+    free(py->tag);
+    free(py->stdlib);
+    strv_freep(&py->path);
+    strv_freep(&py->queue);
+    img_map_clear(&py->seen);
+}
+
+static bool
+host_is(struct py *py, const char *path, mode_t type)
+{
+    struct stat st;
+    return img_host_stat(py->t, path, true, &st) == 0 && (st.st_mode & S_IFMT) == type;
+}
+
+/* "python3.11" -> "3.11"; for "python3", the one lib/python3.N with os.py under prefix. */
+static char *
+find_version(struct py *py, const char *real, const char *prefix)
+{
+    const char *b = img_path_basename(real);
+    int major, minor;
+    if (sscanf(b, "python%d.%d", &major, &minor) == 2)
+        return xasprintf("%d.%d", major, minor);
+    for (minor = 30; minor >= 0; minor--) {
+        cleanup_free char *os = xasprintf("%s/lib/python3.%d/os.py", prefix, minor);
+        if (host_is(py, os, S_IFREG))
+            return xasprintf("3.%d", minor);
+    }
+    return NULL;
+}
+
+static int
+py_setup(struct py *py, const char *interp, const char *script, struct husk_error **err)
+{
+    cleanup_free char *real = NULL;
+    int r = img_host_realpath(py->t, interp, &real, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *bindir = img_path_dirname(real);
+    cleanup_free char *prefix = img_path_dirname(bindir);
+    py->version = find_version(py, real, prefix);
+    if (py->version == NULL)
+        return husk_err(err, 0, "%s: no lib/python3.N/os.py under '%s'", real, prefix);
+    int major = 0, minor = 0;
+    sscanf(py->version, "%d.%d", &major, &minor);
+    py->tag = xasprintf("cpython-%d%d", major, minor);
+    /* Extension modules carry the interpreter's triplet: read it from its ELF header. */
+    cleanup_fd int fd = img_host_open(py->t, real, O_RDONLY);
+    cleanup_(img_elf_freep) struct img_elf *elf = NULL;
+    if (fd >= 0 && img_elf_read(fd, real, &elf, NULL) == 0)
+        py->triplet = img_elf_triplet(elf);
+    py->stdlib = xasprintf("%s/lib/python%s", prefix, py->version);
+    cleanup_free char *script_dir = img_path_dirname(script);
+    char *dirs[] = {
+        xstrdup(script_dir),
+        xstrdup(py->stdlib),
+        xasprintf("%s/lib-dynload", py->stdlib),
+        xasprintf("%s/local/lib/python%s/dist-packages", prefix, py->version),
+        xasprintf("%s/lib/python3/dist-packages", prefix),
+        xasprintf("%s/lib/python%s/site-packages", prefix, py->version),
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+        img_strv_push(&py->path, &py->n_path, dirs[i]);
+    return 0;
+}
+
+/* Add a file, plus its cached bytecode when the distribution ships it. */
+static int
+add_source(struct py *py, const char *file, const char *module, bool scan, const char *reason,
+           struct husk_error **err)
+{
+    cleanup_free char *real = NULL;
+    int r = img_tree_add_host(py->t, file, reason, &real, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *dir = img_path_dirname(file);
+    cleanup_free char *stem = xstrdup(img_path_basename(file));
+    char *dot = strrchr(stem, '.');
+    if (dot)
+        *dot = '\0';
+    cleanup_free char *pyc = xasprintf("%s/__pycache__/%s.%s.pyc", dir, stem, py->tag);
+    if (host_is(py, pyc, S_IFREG) &&
+        (r = img_tree_add_host(py->t, pyc, "bytecode cache", NULL, err)) < 0)
+        return r;
+    if (scan) {
+        size_t ml = strlen(module), fl = strlen(file);
+        char *pair = xmalloc(ml + fl + 2);
+        memcpy(pair, module, ml + 1);
+        memcpy(pair + ml + 1, file, fl + 1);
+        img_strv_push(&py->queue, &py->n_queue, pair);
+    }
+    return 0;
+}
+
+/* An extension module: NAME.cpython-311-x86_64-linux-gnu.so, NAME.abi3.so or NAME.so. */
+static int
+find_extension(struct py *py, const char *base, const char *reason, bool *found,
+               struct husk_error **err)
+{
+    cleanup_free char *a = py->triplet ? xasprintf("%s.%s-%s.so", base, py->tag, py->triplet)
+                                       : NULL;
+    cleanup_free char *b = xasprintf("%s.abi3.so", base);
+    cleanup_free char *c = xasprintf("%s.so", base);
+    const char *cands[] = {a, b, c};
+    for (size_t i = 0; i < ARRAY_SIZE(cands); i++) {
+        if (cands[i] == NULL || !host_is(py, cands[i], S_IFREG))
+            continue;
+        *found = true;
+        int r = img_add_analysed(py->t, cands[i], reason, 1, err);
+        return r == -ENOEXEC ? 0 : r;
+    }
+    return 0;
+}
+
+/* One module by its full dotted name. */
+static int
+find_module(struct py *py, const char *name, const char *reason, bool *found,
+            struct husk_error **err)
+{
+    cleanup_free char *rel = xstrdup(name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    *found = false;
+    for (size_t i = 0; i < py->n_path; i++) {
+        cleanup_free char *base = img_path_join(py->path[i], rel);
+        cleanup_free char *init = xasprintf("%s/__init__.py", base);
+        cleanup_free char *file = xasprintf("%s.py", base);
+        if (host_is(py, init, S_IFREG)) {
+            *found = true;
+            return add_source(py, init, name, true, reason, err);
+        }
+        if (host_is(py, file, S_IFREG)) {
+            *found = true;
+            return add_source(py, file, name, true, reason, err);
+        }
+        int r = find_extension(py, base, reason, found, err);
+        if (r < 0 || *found)
+            return r;
+        if (host_is(py, base, S_IFDIR)) { /* a namespace package */
+            *found = true;
+            return img_tree_add_host(py->t, base, reason, NULL, err);
+        }
+    }
+    return 0;
+}
+
+/* sysconfig imports its data module under a computed name. */
+static int
+add_sysconfigdata(struct py *py, struct husk_error **err)
+{
+    cleanup_fd int fd = img_host_open(py->t, py->stdlib, O_RDONLY | O_DIRECTORY);
+    cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL)
+        return 0;
+    fd = -1; /* owned by d now */
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (!str_has_prefix(de->d_name, "_sysconfigdata_") || !strstr(de->d_name, ".py"))
+            continue;
+        cleanup_free char *file = img_path_join(py->stdlib, de->d_name);
+        int r = add_source(py, file, "", false, "imported by sysconfig", err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* A name and each of its parents: importing a.b.c imports a and a.b first. */
+static int
+import_name(struct py *py, const char *name, const char *importer, struct husk_error **err)
+{
+    cleanup_free char *copy = xstrdup(name);
+    for (char *dot = copy;; dot++) {
+        dot = strchr(dot, '.');
+        if (dot)
+            *dot = '\0';
+        if (!img_map_get(&py->seen, copy, NULL)) {
+            img_map_put(&py->seen, copy, 0);
+            cleanup_free char *why = xasprintf("Python module %s (imported by %s)", copy, importer);
+            bool found;
+            int r = find_module(py, copy, why, &found, err);
+            if (r < 0)
+                return r;
+            if (found && strcmp(copy, "sysconfig") == 0 && (r = add_sysconfigdata(py, err)) < 0)
+                return r;
+        }
+        if (dot == NULL)
+            return 0;
+        *dot = '.';
+    }
+}
+
+/* ".x" in module a.b.c (package a.b) -> "a.b.x"; NULL when it climbs above the top. */
+static char *
+absolute_name(const char *rel, const char *package)
+{
+    size_t level = 0;
+    while (rel[level] == '.')
+        level++;
+    if (level == 0)
+        return xstrdup(rel);
+    cleanup_free char *base = xstrdup(package);
+    for (size_t i = 1; i < level; i++) {
+        char *dot = strrchr(base, '.');
+        if (dot == NULL && base[0] == '\0')
+            return NULL;
+        if (dot)
+            *dot = '\0';
+        else
+            base[0] = '\0';
+    }
+    if (base[0] == '\0')
+        return NULL;
+    return rel[level] ? xasprintf("%s.%s", base, rel + level) : xstrdup(base);
+}
+
+/* Join continuation lines of a statement: backslashes and open brackets. */
+static char *
+next_logical_line(const char **cursor)
+{
+    const char *p = *cursor;
+    if (*p == '\0')
+        return NULL;
+    size_t cap = 256, n = 0;
+    char *out = xmalloc(cap);
+    int depth = 0;
+    for (; *p; p++) {
+        if (n + 2 >= cap)
+            out = xrealloc(out, cap *= 2);
+        if (*p == '\\' && p[1] == '\n') {
+            p++;
+            out[n++] = ' ';
+            continue;
+        }
+        depth += (*p == '(') - (*p == ')');
+        if (*p == '\n' && depth <= 0) {
+            p++;
+            break;
+        }
+        out[n++] = *p == '\n' ? ' ' : *p;
+    }
+    out[n] = '\0';
+    *cursor = p;
+    return out;
+}
+
+static int
+scan_file(struct py *py, const char *module, const char *file, struct husk_error **err)
+{
+    cleanup_fd int fd = img_host_open(py->t, file, O_RDONLY);
+    cleanup_free char *text = NULL;
+    int r = fd < 0 ? fd : img_read_fd(fd, 32 << 20, &text, NULL);
+    if (r < 0)
+        return husk_err(err, -r, "read Python source '%s'", file);
+    /* A package's own name is its package; a module's package is its parent. */
+    bool is_pkg = strcmp(img_path_basename(file), "__init__.py") == 0;
+    cleanup_free char *package = xstrdup(module);
+    char *dot = strrchr(package, '.');
+    if (!is_pkg && dot)
+        *dot = '\0';
+    else if (!is_pkg)
+        package[0] = '\0';
+    const char *who = module[0] ? module : file;
+    const char *cursor = text;
+    for (char *line; (line = next_logical_line(&cursor)) != NULL; free(line)) {
+        cleanup_strv char **mods = NULL;
+        size_t n = 0;
+        img_py_line_imports(line, &mods, &n);
+        for (size_t i = 0; i < n; i++) {
+            cleanup_free char *abs = absolute_name(mods[i], package);
+            if (abs && (r = import_name(py, abs, who, err)) < 0) {
+                free(line);
+                return r;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+img_add_python(struct img_tree *t, const char *interp, const char *script,
+               struct husk_error **err)
+{
+    struct py py = {.t = t};
+    int r = py_setup(&py, interp, script, err);
+    if (r == 0) {
+        cleanup_free char *dynload = xasprintf("%s/lib-dynload", py.stdlib);
+        if (host_is(&py, dynload, S_IFDIR))
+            r = img_tree_add_host(t, dynload, "Python's platform library landmark", NULL, err);
+    }
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(startup); i++)
+        r = import_name(&py, startup[i], "the interpreter at startup", err);
+    if (r == 0)
+        r = add_source(&py, script, "", true, "Python script", err);
+    /* The queue grows while it is scanned. */
+    for (size_t i = 0; r == 0 && i < py.n_queue; i++) {
+        const char *mod = py.queue[i];
+        r = scan_file(&py, mod, mod + strlen(mod) + 1, err);
+    }
+    py_clear(&py);
+    return r;
+}
+
+/* ---- one logical line ---- */
+
+static void
+skip_space(const char **p)
+{
+    while (**p == ' ' || **p == '\t')
+        (*p)++;
+}
+
+/* A dotted name (with leading dots for relative ones). */
+static char *
+dotted(const char **p)
+{
+    skip_space(p);
+    const char *s = *p;
+    while (**p == '.' || isalnum((unsigned char)**p) || **p == '_')
+        (*p)++;
+    return *p > s ? xstrndup(s, (size_t)(*p - s)) : NULL;
+}
+
+static bool
+keyword(const char **p, const char *kw)
+{
+    size_t n = strlen(kw);
+    skip_space(p);
+    if (strncmp(*p, kw, n) != 0 || isalnum((unsigned char)(*p)[n]) || (*p)[n] == '_')
+        return false;
+    *p += n;
+    return true;
+}
+
+/* "a as b, c" or "(a, b as c)": each name; "as" targets skipped. */
+static void
+name_list(const char *p, const char *base, char ***mods, size_t *n)
+{
+    skip_space(&p);
+    if (*p == '(')
+        p++;
+    for (;;) {
+        cleanup_free char *name = dotted(&p);
+        if (name == NULL)
+            return;
+        if (base == NULL)
+            img_strv_push(mods, n, steal_ptr(&name));
+        else if (name[0] != '.')
+            img_strv_push(mods, n,
+                          xasprintf("%s%s%s", base,
+                                    base[strlen(base) - 1] == '.' ? "" : ".", name));
+        if (keyword(&p, "as"))
+            free(dotted(&p));
+        skip_space(&p);
+        if (*p != ',')
+            return;
+        p++;
+    }
+}
+
+/* __import__("x") and importlib.import_module("x") with a literal name. */
+static void
+literal_calls(const char *line, char ***mods, size_t *n)
+{
+    static const char *const calls[] = {"__import__(", "import_module("};
+    for (size_t i = 0; i < ARRAY_SIZE(calls); i++) {
+        for (const char *p = line; (p = strstr(p, calls[i])) != NULL;) {
+            p += strlen(calls[i]);
+            skip_space(&p);
+            char q = *p;
+            if (q != '\'' && q != '"')
+                continue;
+            const char *s = ++p;
+            while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == '.'))
+                p++;
+            if (*p == q && p > s)
+                img_strv_push(mods, n, xstrndup(s, (size_t)(p - s)));
+        }
+    }
+}
+
+void
+img_py_line_imports(const char *line, char ***mods, size_t *n)
+{
+    cleanup_free char *copy = xstrdup(line);
+    literal_calls(line, mods, n);
+    /* Statements separated by ';' (a ';' in a string only costs a wasted lookup). */
+    for (char *save = NULL, *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save)) {
+        const char *p = s;
+        if (keyword(&p, "import")) {
+            name_list(p, NULL, mods, n);
+        } else if (keyword(&p, "from")) {
+            cleanup_free char *base = dotted(&p);
+            if (base == NULL || !keyword(&p, "import"))
+                continue;
+            img_strv_push(mods, n, xstrdup(base));
+            /* "from a import b": b may be a submodule; a failed lookup costs nothing. */
+            name_list(p, base, mods, n);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `husk pack`: a program and exactly what it needs, as a bundle, rootfs, tar or image. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "image.h"
+#include "oci.h"
+#include "pack-bundle.h"
+#include "util.h"
+
+struct pack_opts {
+    const char *output, *format, *image, *compress, *manifest;
+    struct strlist add, env;
+    bool trace, bare;
+    int trace_timeout;
+};
+
+static const struct flag pack_flags[] = {
+    {"output", 'o', FLAG_STRING, offsetof(struct pack_opts, output),
+     "where to write the result (must not exist)"},
+    {"format", 'f', FLAG_STRING, offsetof(struct pack_opts, format),
+     "bundle (default), rootfs, tar (zstd), erofs or squashfs"},
+    {"image", 0, FLAG_STRING, offsetof(struct pack_opts, image),
+     "bundle only: keep the rootfs as an erofs or squashfs image that `husk run` mounts"},
+    {"compress", 0, FLAG_STRING, offsetof(struct pack_opts, compress),
+     "image compression (default none: it starts fastest): erofs lz4|lz4hc, squashfs "
+     "gzip|lz4|zstd|xz"},
+    {"add", 'a', FLAG_STRINGS, offsetof(struct pack_opts, add),
+     "SRC[:DST]: also include a host file or directory (repeatable)"},
+    {"env", 'e', FLAG_STRINGS, offsetof(struct pack_opts, env),
+     "KEY=VALUE for the process's environment in config.json (repeatable)"},
+    {"trace", 0, FLAG_BOOL, offsetof(struct pack_opts, trace),
+     "run `-- COMMAND [ARG...]` once in a sandbox and add every file it opens"},
+    {"trace-timeout", 0, FLAG_INT, offsetof(struct pack_opts, trace_timeout),
+     "seconds the traced run may take before it is stopped (default 10)"},
+    {"bare", 0, FLAG_BOOL, offsetof(struct pack_opts, bare),
+     "no resolv.conf, hosts or CA certificates even when the program links TLS or DNS code"},
+    {"manifest", 0, FLAG_STRING, offsetof(struct pack_opts, manifest),
+     "where the manifest goes (default: BUNDLE/manifest.json or OUTPUT.manifest.json)"},
+};
+
+/* A command-line path made absolute against the cwd; names without '/' are looked up in PATH. */
+static char *
+absolute(const struct img_tree *t, const char *name, bool lookup)
+{
+    char cwd[PATH_MAX];
+    if (name[0] == '/')
+        return xstrdup(name);
+    if (lookup && strchr(name, '/') == NULL)
+        return img_which(t, name);
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return NULL;
+    return xasprintf("%s/%s", cwd, name);
+}
+
+/* SRC[:DST]; DST defaults to SRC's absolute path. */
+static int
+add_extra(struct img_tree *t, const char *spec, struct husk_error **err)
+{
+    cleanup_free char *copy = xstrdup(spec);
+    char *colon = strchr(copy, ':');
+    if (colon)
+        *colon = '\0';
+    cleanup_free char *src = absolute(t, copy, false);
+    const char *dst = colon ? colon + 1 : src;
+    if (src == NULL || dst[0] != '/')
+        return husk_err(err, 0, "--add '%s': the destination must be an absolute path", spec);
+    int r = img_tree_add_copy(t, src, dst, "--add", err);
+    return r < 0 ? husk_err_prefix(err, "--add '%s': ", spec) : 0;
+}
+
+/* The traced run of argv; its files join the tree. */
+static int
+trace(struct img_tree *t, char **argv, int timeout_s, const char *out, struct husk_error **err)
+{
+    char self[PATH_MAX], cwd[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n < 0 || getcwd(cwd, sizeof(cwd)) == NULL)
+        return husk_err(err, errno, "find the husk binary");
+    self[n] = '\0';
+    char *helper[] = {self, "pack", "--trace-helper", NULL};
+    char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                   "HOME=/root", NULL};
+    cleanup_free char *work = NULL;
+    int r = img_stage_dir(out, &work, err);
+    if (r < 0)
+        return r;
+    struct img_trace_opts o = {.argv = argv, .env = env, .cwd = cwd, .helper = helper,
+                               .workdir = work, .timeout_ms = timeout_s * 1000};
+    struct img_trace_result res;
+    r = img_trace_run(&o, &res, err);
+    rm_rf_at(AT_FDCWD, work);
+    if (r == 0 && res.timed_out)
+        fprintf(stderr, "husk pack: the traced run was stopped after %d s; what it opened "
+                        "until then is included\n", timeout_s);
+    else if (r == 0 && res.exit_status != 0)
+        fprintf(stderr, "husk pack: the traced run exited with status %d\n",
+                WIFEXITED(res.exit_status) ? WEXITSTATUS(res.exit_status)
+                                           : 128 + WTERMSIG(res.exit_status));
+    if (r == 0)
+        r = img_trace_add(t, &res, argv[0], err);
+    img_trace_result_clear(&res);
+    return r;
+}
+
+/* The files of the image: program, argument files, traced files, --add, mount points. */
+static int
+collect(struct img_tree *t, const struct pack_opts *o, char **args, struct husk_error **err)
+{
+    int r = img_add_program(t, args[0], "program", err);
+    for (size_t i = 1; r == 0 && args[i]; i++) {
+        /* Only arguments naming files on this machine are files; the rest are just words. */
+        if (access(args[i], F_OK) == 0 && args[i][0] == '/')
+            r = img_add_argument(t, args[i], args[0], err);
+    }
+    if (r == 0 && o->trace)
+        r = trace(t, args, o->trace_timeout > 0 ? o->trace_timeout : 10, o->output, err);
+    for (size_t i = 0; r == 0 && i < o->add.n; i++)
+        r = add_extra(t, o->add.v[i], err);
+    if (r == 0 && !o->bare)
+        r = img_add_extras(t, err);
+    cleanup_strv char **mps = pack_mount_points();
+    for (size_t i = 0; r == 0 && mps[i]; i++)
+        r = img_tree_add_dir(t, mps[i], strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755,
+                             "mount point", err);
+    return r;
+}
+
+/* The command line: PROGRAM [FILE...] (files resolved) or, with --trace, COMMAND [ARG...]. */
+static int
+resolve_args(const struct img_tree *t, char **argv, int argc, char ***out,
+             struct husk_error **err)
+{
+    char **v = xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int i = 0; i < argc; i++) {
+        v[i] = absolute(t, argv[i], i == 0);
+        if (v[i] == NULL) {
+            strv_freep(&v);
+            return husk_err(err, 0, "'%s' is not in PATH", argv[i]);
+        }
+        /* Arguments that are not files stay as they are. */
+        if (i > 0 && argv[i][0] != '/' && access(v[i], F_OK) < 0) {
+            free(v[i]);
+            v[i] = xstrdup(argv[i]);
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+static int
+run_helper(int argc, char **argv)
+{
+    struct husk_error *err = NULL;
+    /* --trace-helper RECORD -- COMMAND...: we are inside the trace sandbox. */
+    if (argc < 4 || strcmp(argv[2], "--") != 0) {
+        fprintf(stderr, "husk pack --trace-helper: internal use only\n");
+        return 2;
+    }
+    int status = img_trace_supervise(argv[1], argv + 3, &err);
+    if (status < 0) {
+        cleanup_free char *s = husk_error_string(err);
+        fprintf(stderr, "husk pack: %s\n", s);
+        husk_error_free(err);
+        return 125;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int
+pack(struct cli *cli, const struct pack_opts *o, char **args)
+{
+    struct husk_error *err = NULL;
+    struct pack_output po = {.out = o->output, .format = o->format, .image = o->image,
+                             .compress = o->compress, .manifest = o->manifest};
+    uint64_t t0 = now_ns();
+    cleanup_(img_tree_freep) struct img_tree *t = NULL;
+    cleanup_free char *staged = NULL;
+    cleanup_fd int stagefd = -1;
+    int r = pack_output_check(&po, &err);
+    if (r == 0)
+        r = img_tree_new("/", &t, &err);
+    if (r == 0)
+        r = collect(t, o, args, &err);
+    if (r == 0)
+        r = img_stage_dir(o->output, &staged, &err);
+    if (r == 0 && (stagefd = open(staged, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        r = husk_err(&err, errno, "open '%s'", staged);
+    if (r == 0)
+        r = img_tree_write(t, stagefd, &err);
+    if (r == 0) {
+        cleanup_json json_t *manifest = img_tree_manifest(t);
+        json_object_set_new(manifest, "args", json_array());
+        for (char **a = args; *a; a++)
+            json_array_append_new(json_object_get(manifest, "args"), json_string(*a));
+        struct pack_process p = {.args = args, .extra_env = o->env.v};
+        r = pack_output_write(&po, staged, &p, manifest, &err);
+    } else if (staged) {
+        rm_rf_at(AT_FDCWD, staged);
+    }
+    if (r < 0)
+        return cli_fail(cli, err);
+    char size[32];
+    pack_format_bytes(img_tree_bytes(t), size, sizeof(size));
+    printf("packed %s: %zu entries, %s -> %s (%s%s%s) in %.1f ms\n", args[0], img_tree_count(t),
+           size, o->output, o->format, o->image ? ", " : "", o->image ? o->image : "",
+           (double)(now_ns() - t0) / 1e6);
+    return 0;
+}
+
+int
+cmd_pack(struct cli *cli, int argc, char **argv)
+{
+    const struct verb *v = cli_find_verb("pack");
+    if (argc >= 1 && strcmp(argv[0], "--trace-helper") == 0)
+        return run_helper(argc, argv);
+    struct pack_opts o = {.format = "bundle"};
+    struct husk_error *err = NULL;
+    int i = cli_parse_flags(v, pack_flags, ARRAY_SIZE(pack_flags), &o, argc, argv);
+    cleanup_free char **add = o.add.v, **env = o.env.v;
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    if (i >= argc) {
+        fprintf(stderr, "husk pack: a program is required (see husk pack --help)\n");
+        return 2;
+    }
+    if (o.output == NULL) {
+        fprintf(stderr, "husk pack: an output is required (-o PATH)\n");
+        return 2;
+    }
+    cleanup_(img_tree_freep) struct img_tree *t = NULL;
+    cleanup_strv char **args = NULL;
+    if (img_tree_new("/", &t, &err) < 0 || resolve_args(t, argv + i, argc - i, &args, &err) < 0)
+        return cli_fail(cli, err);
+    return pack(cli, &o, args);
+}

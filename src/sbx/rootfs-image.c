@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A rootfs from an erofs or squashfs image. The parent mounts the image read-only (erofs
+ * straight from the file on Linux 6.12+, otherwise through a read-only, autoclear loop device)
+ * and, unless root.readonly, covers it with an overlay whose upper layer is a fresh tmpfs, all
+ * as detached mounts (fsopen/fsmount): attached nowhere, seen by no one. The parent does this
+ * because the child already sits in the container's cgroup, whose device rules refuse the loop
+ * device. The child, whose "/" is already a slave, attaches the tree on root.path with one
+ * move_mount; the usual rootfs code then binds it like a directory. The mounts live only in
+ * the container's mount namespace and go away with it, the loop device with them; if the child
+ * never attaches it, closing the fd releases everything.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <linux/loop.h>
+
+#include "child.h"
+#include "syscalls.h"
+#include "util.h"
+
+/* A free loop device backed by the image, read-only; AUTOCLEAR detaches it when its last user
+ * (the mount) goes. Returns the open device (kept until mounted) or -errno. */
+static int
+loop_attach(int image_fd, char *dev, size_t len)
+{
+    cleanup_fd int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0)
+        return -errno;
+    for (int tries = 0; tries < 32; tries++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0)
+            return -errno;
+        snprintf(dev, len, "/dev/loop%d", n);
+        int fd = open(dev, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        struct loop_config lc = {.fd = (unsigned)image_fd};
+        lc.info.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+        if (ioctl(fd, LOOP_CONFIGURE, &lc) == 0)
+            return fd;
+        int e = errno;
+        close(fd);
+        if (e != EBUSY) /* EBUSY: another process took it between GET_FREE and CONFIGURE */
+            return -e;
+    }
+    return -EBUSY;
+}
+
+/* A detached mount of a new filesystem; -errno. */
+static int
+fs_create(const char *type, const char *source, const char *mode, unsigned attrs)
+{
+    cleanup_fd int fs = sys_fsopen(type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -errno;
+    if ((source && sys_fsconfig(fs, FSCONFIG_SET_STRING, "source", source, 0) < 0) ||
+        (source && sys_fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0) ||
+        (mode && sys_fsconfig(fs, FSCONFIG_SET_STRING, "mode", mode, 0) < 0) ||
+        sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        return -errno;
+    int mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+    return mnt < 0 ? -errno : mnt;
+}
+
+static int
+mount_image(const struct sbx_config *cfg, struct husk_error **err)
+{
+    const char *type = cfg->rootfs_image_type ? cfg->rootfs_image_type : "erofs";
+    unsigned attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV;
+    char dev[64];
+
+    if (strcmp(type, "erofs") == 0) {
+        int mnt = fs_create(type, cfg->rootfs_image, NULL, attrs);
+        if (mnt >= 0)
+            return mnt;
+        if (mnt != -ENOTBLK) /* ENOTBLK: before Linux 6.12 erofs needs a block device */
+            return husk_err(err, -mnt, "mount erofs image '%s'", cfg->rootfs_image);
+    }
+    cleanup_fd int image = open(cfg->rootfs_image, O_RDONLY | O_CLOEXEC);
+    if (image < 0)
+        return husk_err(err, errno, "open rootfs image '%s'", cfg->rootfs_image);
+    cleanup_fd int loop = loop_attach(image, dev, sizeof(dev));
+    if (loop < 0)
+        return husk_err(err, -loop, "loop device for rootfs image '%s'", cfg->rootfs_image);
+    int mnt = fs_create(type, dev, NULL, attrs);
+    if (mnt < 0)
+        return husk_err(err, -mnt, "mount %s image '%s' (%s)", type, cfg->rootfs_image, dev);
+    return mnt;
+}
+
+/* overlay(lower = image, upper = a new tmpfs), the layers passed as fds (Linux 6.13+). */
+static int
+mount_overlay(int image, struct husk_error **err)
+{
+    cleanup_fd int tmp = fs_create("tmpfs", NULL, "0755", MOUNT_ATTR_NODEV);
+    if (tmp < 0)
+        return husk_err(err, -tmp, "tmpfs for the rootfs image's upper layer");
+    if (mkdirat(tmp, "upper", 0755) < 0 || mkdirat(tmp, "work", 0700) < 0)
+        return husk_err(err, errno, "overlay directories on tmpfs");
+    cleanup_fd int upper = openat(tmp, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cleanup_fd int work = openat(tmp, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cleanup_fd int fs = sys_fsopen("overlay", FSOPEN_CLOEXEC);
+    if (upper < 0 || work < 0 || fs < 0)
+        return husk_err(err, errno, "overlay on the rootfs image");
+    if (sys_fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, image) < 0 ||
+        sys_fsconfig(fs, FSCONFIG_SET_FD, "upperdir", NULL, upper) < 0 ||
+        sys_fsconfig(fs, FSCONFIG_SET_FD, "workdir", NULL, work) < 0 ||
+        sys_fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+        return husk_err(err, errno, "overlay on the rootfs image (layers by fd need Linux 6.13)");
+    int mnt = sys_fsmount(fs, FSMOUNT_CLOEXEC, 0);
+    if (mnt < 0)
+        return husk_err(err, errno, "mount the overlay on the rootfs image");
+    return mnt;
+}
+
+int
+sbx_rootfs_image_mount(const struct sbx_config *cfg, int min_fd, struct husk_error **err)
+{
+    cleanup_fd int image = mount_image(cfg, err);
+    if (image < 0)
+        return image;
+    /* A read-only root needs no upper layer: the image is the root (its mount points exist:
+     * `husk pack` and `husk image import` create them). */
+    cleanup_fd int top = cfg->rootfs_readonly ? steal_fd(&image) : mount_overlay(image, err);
+    if (top < 0)
+        return top;
+    /* Clear of the fds the process inherits. */
+    int fd = fcntl(top, F_DUPFD_CLOEXEC, min_fd);
+    if (fd < 0)
+        return husk_err(err, errno, "dup rootfs image mount");
+    return fd;
+}
+
+int
+child_mount_rootfs_image(struct sbx_child_ctx *ctx)
+{
+    int r = sys_move_mount(ctx->image_fd, "", AT_FDCWD, ctx->cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH);
+    int e = errno;
+    close(ctx->image_fd); /* attached now: the tree lives on in our mount namespace */
+    ctx->image_fd = -1;
+    return r < 0 ? child_fail(ctx, SBX_STEP_ROOTFS_IMAGE, 0, e) : 0;
+}
