@@ -186,8 +186,10 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
             0)
             return -EINVAL;
     }
-    struct sbx_spawn_opts so = {
-        .preserve_fds = o->preserve_fds, .start_listen_fd = -1, .cgroup_fd = -1, .console_fd = console_fd};
+    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
+                                .start_listen_fd = -1,
+                                .cgroup_fd = -1,
+                                .console_fd = console_fd};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
         return -EINVAL;
     if (o->pid_file) {

@@ -93,14 +93,20 @@ trace(struct img_tree *t, char **argv, int timeout_s, const char *out, struct hu
     int r = img_stage_dir(out, &work, err);
     if (r < 0)
         return r;
-    struct img_trace_opts o = {.argv = argv, .env = env, .cwd = cwd, .helper = helper,
-                               .workdir = work, .timeout_ms = timeout_s * 1000};
+    struct img_trace_opts o = {.argv = argv,
+                               .env = env,
+                               .cwd = cwd,
+                               .helper = helper,
+                               .workdir = work,
+                               .timeout_ms = timeout_s * 1000};
     struct img_trace_result res;
     r = img_trace_run(&o, &res, err);
     rm_rf_at(AT_FDCWD, work);
     if (r == 0 && res.timed_out)
-        fprintf(stderr, "husk pack: the traced run was stopped after %d s; what it opened "
-                        "until then is included\n", timeout_s);
+        fprintf(stderr,
+                "husk pack: the traced run was stopped after %d s; what it opened "
+                "until then is included\n",
+                timeout_s);
     else if (r == 0 && res.exit_status != 0)
         fprintf(stderr, "husk pack: the traced run exited with status %d\n",
                 WIFEXITED(res.exit_status) ? WEXITSTATUS(res.exit_status)
@@ -129,15 +135,14 @@ collect(struct img_tree *t, const struct pack_opts *o, char **args, struct husk_
         r = img_add_extras(t, err);
     cleanup_strv char **mps = pack_mount_points();
     for (size_t i = 0; r == 0 && mps[i]; i++)
-        r = img_tree_add_dir(t, mps[i], strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755,
-                             "mount point", err);
+        r = img_tree_add_dir(t, mps[i], strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755, "mount point",
+                             err);
     return r;
 }
 
 /* The command line: PROGRAM [FILE...] (files resolved) or, with --trace, COMMAND [ARG...]. */
 static int
-resolve_args(const struct img_tree *t, char **argv, int argc, char ***out,
-             struct husk_error **err)
+resolve_args(const struct img_tree *t, char **argv, int argc, char ***out, struct husk_error **err)
 {
     char **v = xcalloc((size_t)argc + 1, sizeof(char *));
     for (int i = 0; i < argc; i++) {
@@ -154,6 +159,15 @@ resolve_args(const struct img_tree *t, char **argv, int argc, char ***out,
     }
     *out = v;
     return 0;
+}
+
+static bool
+tmp_in_image(const struct img_tree *t)
+{
+    for (size_t i = 0; i < img_tree_count(t); i++)
+        if (str_has_prefix(img_tree_at(t, i)->path, "/tmp/"))
+            return true;
+    return false;
 }
 
 static int
@@ -179,8 +193,11 @@ static int
 pack(struct cli *cli, const struct pack_opts *o, char **args)
 {
     struct husk_error *err = NULL;
-    struct pack_output po = {.out = o->output, .format = o->format, .image = o->image,
-                             .compress = o->compress, .manifest = o->manifest};
+    struct pack_output po = {.out = o->output,
+                             .format = o->format,
+                             .image = o->image,
+                             .compress = o->compress,
+                             .manifest = o->manifest};
     uint64_t t0 = now_ns();
     cleanup_(img_tree_freep) struct img_tree *t = NULL;
     cleanup_free char *staged = NULL;
@@ -201,7 +218,8 @@ pack(struct cli *cli, const struct pack_opts *o, char **args)
         json_object_set_new(manifest, "args", json_array());
         for (char **a = args; *a; a++)
             json_array_append_new(json_object_get(manifest, "args"), json_string(*a));
-        struct pack_process p = {.args = args, .extra_env = o->env.v};
+        struct pack_process p = {
+            .args = args, .extra_env = o->env.v, .tmp_in_image = tmp_in_image(t)};
         r = pack_output_write(&po, staged, &p, manifest, &err);
     } else if (staged) {
         rm_rf_at(AT_FDCWD, staged);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "hooks.h"
 #include "util.h"
 
 static int
@@ -49,9 +50,13 @@ cmd_start(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     /* From here the container counts as running, whatever the exec brings. */
     unlinkat(c->dir_fd, CTR_START_SOCK, 0);
-    if (sbx_start_conn(conn, NULL, &err) < 0) {
+    cleanup_(oci_config_freep) struct oci_config *cfg = ctr_config(cli, c);
+    if (cfg)
+        hooks_prepare_start(cfg, c->state); /* so a failing startContainer hook is named */
+    if (sbx_start_conn(conn, cfg ? cfg->sbx : NULL, &err) < 0) {
         husk_err_prefix(&err, "start container '%s': ", c->id);
         return cli_fail(cli, err);
     }
+    ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, c->state, "running");
     return 0;
 }

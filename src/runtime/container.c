@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "hooks.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -219,6 +220,29 @@ ctr_wait_gone(struct container *c, int timeout_ms)
     }
     /* The pidfd is readable once the process exited; it may stay a zombie for its reaper. */
     return 0;
+}
+
+struct oci_config *
+ctr_config(const struct cli *cli, const struct container *c)
+{
+    struct oci_config *cfg = NULL;
+    struct husk_error *err = NULL;
+    cleanup_free char *path = xasprintf("%s/%s/%s", cli->root, c->id, CTR_CONFIG);
+    if (oci_config_load_file(path, c->state->bundle, &cfg, &err) < 0)
+        husk_error_free(err);
+    return cfg;
+}
+
+void
+ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
+               const struct oci_state *st, const char *status)
+{
+    struct husk_error *err = NULL;
+    if (cfg && hooks_run(cfg, kind, st, status, &err) < 0) {
+        cleanup_free char *msg = husk_error_string(err);
+        cli_log(cli, "warning", "%s", msg);
+        husk_error_free(err);
+    }
 }
 
 static const struct {

@@ -44,6 +44,13 @@ int ctr_kill(struct container *c, int sig, bool all, struct husk_error **err);
 /* Wait up to timeout_ms for the init to be gone. */
 int ctr_wait_gone(struct container *c, int timeout_ms);
 
+/* The config the container was created with (NULL if it cannot be read: hooks are then
+ * skipped, which the caller may report). */
+struct oci_config *ctr_config(const struct cli *cli, const struct container *c);
+/* Run poststart/poststop hooks of the container; failures are warnings. */
+void ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
+                    const struct oci_state *st, const char *status);
+
 /* Signal names and numbers: "KILL", "SIGKILL", "9". -1 if unknown. */
 int parse_signal(const char *s);
 

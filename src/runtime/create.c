@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "container.h"
+#include "hooks.h"
 #include "tty.h"
 #include "util.h"
 
@@ -121,6 +122,30 @@ check_supported(const struct oci_config *cfg, const struct create_opts *o, enum 
     return 0;
 }
 
+/* What the parent does between clone and the child's setup: join v1 cgroups, then run the
+ * prestart, createRuntime and createContainer hooks (in the runtime's namespaces, with the
+ * container's namespaces already made; a failure fails the create). */
+struct created_ctx {
+    struct sbx_cgroup *cg;
+    const struct oci_config *cfg;
+    struct oci_state *st;
+};
+
+static int
+on_created(pid_t pid, void *data, struct husk_error **err)
+{
+    struct created_ctx *c = data;
+    static const enum oci_hook_kind kinds[] = {OCI_HOOK_PRESTART, OCI_HOOK_CREATE_RUNTIME,
+                                               OCI_HOOK_CREATE_CONTAINER};
+    if (c->cg && sbx_cgroup_on_created(pid, c->cg, err) < 0)
+        return -EINVAL;
+    c->st->pid = pid;
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+        if (hooks_run(c->cfg, kinds[i], c->st, "creating", err) < 0)
+            return -EINVAL;
+    return 0;
+}
+
 /* Everything after the state directory exists; on failure the caller removes it. */
 static int
 spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct sbx_cgroup *cg,
@@ -136,12 +161,22 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
         return listen_fd;
     if (o->console_socket && (console_fd = tty_connect_console(o->console_socket, err)) < 0)
         return console_fd;
+    char created[64];
+    cli_rfc3339_now(created, sizeof(created));
+    struct oci_state st = {.id = (char *)id,
+                           .bundle = cfg->bundle,
+                           .rootfs = cfg->sbx->rootfs,
+                           .created = created,
+                           .owner = "",
+                           .annotations = cfg->annotations};
+    hooks_prepare_start(cfg, &st);
+    struct created_ctx cc = {.cg = cg, .cfg = cfg, .st = &st};
     struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
                                 .start_listen_fd = listen_fd,
                                 /* cgroup2: born in its cgroup; v1: joined before setup */
                                 .cgroup_fd = sbx_cgroup_spawn_fd(cg),
-                                .on_created = cg ? sbx_cgroup_on_created : NULL,
-                                .data = cg,
+                                .on_created = on_created,
+                                .data = &cc,
                                 .console_fd = console_fd};
     if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
         return -EINVAL;
@@ -153,6 +188,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
         return 0;
     if (sbx_child_start(child, cfg->sbx, err) < 0)
         goto kill;
+    ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, &st, "running");
     if (mode == CREATE_RUN_DETACHED)
         return 0;
     forward_signals(child->pid);
@@ -161,6 +197,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
     if (sbx_child_wait(child, &status, err) < 0)
         return -EINVAL;
     *exit_code = sbx_status_to_exit_code(status);
+    ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTOP, &st, "stopped");
     ctr_cgroup_report_oom(cli, id, cg, cfg);
     cli_log(cli, "debug", "container '%s' exited with %d", id, *exit_code);
     return 0;

@@ -26,10 +26,16 @@ run_one(const struct sbx_hook *h, const char *state, struct husk_error **err)
 
     if (pipe2(in, O_CLOEXEC) < 0)
         return husk_err(err, errno, "pipe");
+    posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
-    int r = posix_spawn(&pid, h->path, &fa, NULL, h->args ? h->args : argv0,
-                        h->env ? h->env : no_env);
+    /* Its own process group: a timeout kills the hook and whatever it started. */
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+    int r =
+        posix_spawn(&pid, h->path, &fa, &attr, h->args ? h->args : argv0, h->env ? h->env : no_env);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     if (r != 0) {
@@ -42,7 +48,7 @@ run_one(const struct sbx_hook *h, const char *state, struct husk_error **err)
     cleanup_fd int pidfd = sys_pidfd_open(pid, 0);
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
     if (pidfd >= 0 && h->timeout > 0 && poll(&p, 1, h->timeout * 1000) == 0) {
-        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         return husk_err(err, 0, "'%s' timed out after %d s", h->path, h->timeout);
     }

@@ -116,14 +116,16 @@ bundle_config(const struct pack_process *p, const char *image_file)
     for (char **e = p->extra_env; e && *e; e++)
         json_array_append_new(env, json_string(*e));
     json_object_set_new(proc, "cwd", json_string(p->cwd ? p->cwd : "/"));
-    json_object_set_new(proc, "user", json_pack("{s:I, s:I}", "uid", (json_int_t)p->uid, "gid",
-                                                (json_int_t)p->gid));
+    json_object_set_new(
+        proc, "user",
+        json_pack("{s:I, s:I}", "uid", (json_int_t)p->uid, "gid", (json_int_t)p->gid));
     json_object_set_new(spec, "root", json_pack("{s:s, s:b}", "path", "rootfs", "readonly", 1));
-    /* The root is read-only; functions expect a scratch /tmp. */
-    json_array_append_new(json_object_get(spec, "mounts"),
-                          json_pack("{s:s, s:s, s:s, s:[s,s,s,s]}", "destination", "/tmp", "type",
-                                    "tmpfs", "source", "tmpfs", "options", "nosuid", "nodev",
-                                    "mode=1777", "size=65536k"));
+    /* The root is read-only; functions expect a scratch /tmp (unless the image has one). */
+    if (!p->tmp_in_image)
+        json_array_append_new(json_object_get(spec, "mounts"),
+                              json_pack("{s:s, s:s, s:s, s:[s,s,s,s]}", "destination", "/tmp",
+                                        "type", "tmpfs", "source", "tmpfs", "options", "nosuid",
+                                        "nodev", "mode=1777", "size=65536k"));
     if (image_file)
         json_object_set_new(spec, "annotations",
                             json_pack("{s:s}", OCI_ANN_ROOTFS_IMAGE, image_file));

@@ -11,11 +11,12 @@
 
 /* What goes into the bundle's config.json besides `husk spec`'s defaults. */
 struct pack_process {
-    char **args;       /* required */
-    char **extra_env;  /* appended to the default PATH and TERM; may be NULL */
-    char **env;        /* replaces the defaults when not NULL (an image's Env) */
-    const char *cwd;   /* NULL: "/" */
+    char **args;      /* required */
+    char **extra_env; /* appended to the default PATH and TERM; may be NULL */
+    char **env;       /* replaces the defaults when not NULL (an image's Env) */
+    const char *cwd;  /* NULL: "/" */
     uint32_t uid, gid;
+    bool tmp_in_image; /* the rootfs has files under /tmp: no tmpfs may cover them */
 };
 
 struct pack_output {
@@ -31,8 +32,8 @@ int pack_output_check(const struct pack_output *o, struct husk_error **err);
 
 /* Publish `staged` (a rootfs directory, consumed) as o->format at o->out, with the manifest
  * (may be NULL) next to it; on failure nothing is left at o->out. */
-int pack_output_write(const struct pack_output *o, const char *staged,
-                      const struct pack_process *p, json_t *manifest, struct husk_error **err);
+int pack_output_write(const struct pack_output *o, const char *staged, const struct pack_process *p,
+                      json_t *manifest, struct husk_error **err);
 
 /* The directories a bundle's default mounts need in a read-only rootfs ("/proc", ...). */
 char **pack_mount_points(void);

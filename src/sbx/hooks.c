@@ -32,6 +32,7 @@ run_hook(const struct sbx_hook *h, const char *state, size_t len)
     if (pid == 0) {
         char *const empty[] = {NULL};
         char *const argv0[] = {h->path, NULL};
+        setpgid(0, 0); /* a timeout kills the hook and whatever it started */
         dup2(in[0], STDIN_FILENO);
         execve(h->path, h->args ? h->args : argv0, h->env ? h->env : empty);
         _exit(127);
@@ -42,7 +43,7 @@ run_hook(const struct sbx_hook *h, const char *state, size_t len)
     int pidfd = sys_pidfd_open(pid, 0);
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
     if (pidfd >= 0 && h->timeout > 0 && poll(&p, 1, h->timeout * 1000) == 0) {
-        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
         waitpid(pid, NULL, 0);
         close(pidfd);
         return -ETIMEDOUT;
