@@ -117,12 +117,13 @@ sbx_child_main(struct sbx_child_ctx *ctx)
     int report = ctx->sync_fd;
     int min_fd = 3 + (ctx->opts->preserve_fds > 0 ? ctx->opts->preserve_fds : 0);
 
-    /* Not dumpable while we hold host resources: nothing in the container may ptrace us or
-     * open our /proc/PID/exe (CVE-2019-5736). execve resets it. */
-    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     umask(0);
     if (sbx_msg_recv(ctx->sync_fd, &m) < 0 || m.kind != SBX_MSG_GO)
         _exit(1); /* the parent went away or gave up on us */
+    /* Not dumpable from here on, while we enter the container holding host resources: nothing
+     * in it may ptrace us or open our /proc/PID/exe (CVE-2019-5736). Not before GO: an
+     * unprivileged parent writes our id maps, which needs us dumpable. execve resets it. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ctx->host_pid = m.index;
     if (close_inherited_fds(ctx, min_fd) < 0) {
         child_fail(ctx, SBX_STEP_FDS, 0, errno);
