@@ -40,7 +40,7 @@ cmd_kill(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     enum ctr_status st = ctr_status(c);
     if (st == CTR_STOPPED) {
-        husk_err(&err, 0, "container '%s' is not running", c->id);
+        husk_err(&err, 0, "container '%s': container not running", c->id);
         return cli_fail(cli, err);
     }
     if (ctr_kill(c, sig, o.all, &err) < 0)

@@ -50,8 +50,9 @@ ctr_open(const struct cli *cli, const char *id, struct container **out, struct h
     if (c->root_fd >= 0)
         c->dir_fd = openat(c->root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (c->dir_fd < 0) {
+        /* Worded as runc does: engines match "container does not exist". */
         if (errno == ENOENT)
-            return husk_err(err, 0, "container '%s' does not exist", id);
+            return husk_err(err, 0, "container '%s': container does not exist", id);
         return husk_err(err, errno, "open container '%s'", id);
     }
     if (flock(c->dir_fd, LOCK_EX) < 0)
@@ -190,7 +191,7 @@ ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
 {
     cleanup_fd int fd = open_init(c);
     if (fd < 0)
-        return husk_err(err, 0, "container '%s' is not running", c->id);
+        return husk_err(err, 0, "container '%s': container not running", c->id); /* as runc */
     /* --all: the cgroup holds every process of the container, pid namespace or not. */
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
     if (all && (open_cgroup(c, &cg) < 0 || sbx_cgroup_kill(cg, sig, NULL) < 0))
