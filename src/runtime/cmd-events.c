@@ -149,7 +149,7 @@ cmd_events(struct cli *cli, int argc, char **argv)
     if (ctr_open(cli, argv[i], &c, &err) < 0)
         return cli_fail(cli, err);
     if (ctr_status(c) == CTR_STOPPED) {
-        husk_err(&err, 0, "container '%s' is not running", c->id);
+        husk_err(&err, 0, "container '%s': container not running", c->id);
         return cli_fail(cli, err);
     }
     if (ctr_cgroup_open(cli, c, &cg, &err) < 0)
