@@ -3,7 +3,8 @@
 # Install the Debian packages husk builds and tests with (only what is missing).
 set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libjansson-dev libcmocka-dev libseccomp-dev
-      libcap-dev libssl-dev python3-pytest busybox-static clang-format util-linux iproute2)
+      libcap-dev libssl-dev python3-pytest busybox-static clang-format util-linux iproute2
+      libelf-dev libarchive-dev libzstd-dev zstd erofs-utils squashfs-tools umoci)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -177,11 +177,27 @@ enum sbx_cgroup_mode sbx_cgroup_get_mode(const struct sbx_cgroup *cg);
 /* The hierarchies it lives in, "cpu,memory,unified": for messages and benchmarks. */
 char *sbx_cgroup_describe(const struct sbx_cgroup *cg);
 
+/*
+ * Joining, in three steps around sbx_spawn():
+ *
+ *   sbx_cgroup_enter_self(cg);              the caller's thread moves into the v1 hierarchies
+ *   opts.cgroup_fd = sbx_cgroup_spawn_fd(cg);   cgroup2: CLONE_INTO_CGROUP
+ *   opts.on_created = sbx_cgroup_on_created;    the caller moves back; the child stays, and
+ *   sbx_spawn(...);                             joins whatever the first two did not cover
+ *   sbx_cgroup_leave_self(cg);              in case the clone failed before on_created
+ *
+ * The child is born in its cgroups, and no process is migrated by pid: a v1 cgroup.procs write
+ * waits for an RCU grace period (5-15 ms here), while the calling thread moving itself through
+ * `tasks` ("0") does not (Linux >= 6.3). The caller must be single-threaded.
+ */
+/* Best effort: what cannot be entered this way is joined by on_created. */
+void sbx_cgroup_enter_self(struct sbx_cgroup *cg);
+int sbx_cgroup_leave_self(struct sbx_cgroup *cg, struct husk_error **err);
 /* A cgroup2 directory fd for CLONE_INTO_CGROUP (Linux >= 5.7), or -1. Borrowed. */
 int sbx_cgroup_spawn_fd(const struct sbx_cgroup *cg);
-/* Move PID into every hierarchy the clone did not place it in (sbx_spawn_opts.on_created). */
+/* Move PID into every hierarchy it is not in yet by birth. */
 int sbx_cgroup_enter(struct sbx_cgroup *cg, pid_t pid, struct husk_error **err);
-/* sbx_spawn_opts.on_created adapter: data is the struct sbx_cgroup. */
+/* sbx_spawn_opts.on_created: leave_self, then enter(pid). data is the struct sbx_cgroup. */
 int sbx_cgroup_on_created(pid_t pid, void *data, struct husk_error **err);
 
 /* Change limits of a live cgroup; hierarchies it does not use yet are joined (frozen meanwhile). */
@@ -192,7 +208,7 @@ int sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, struct husk_error **er
 /* 1 frozen, 0 not, -errno. */
 int sbx_cgroup_is_frozen(struct sbx_cgroup *cg);
 
-/* Every process in the cgroup (and below it). Caller frees *pids. */
+/* Every process in the cgroup (and below it), never the caller. Caller frees *pids. */
 int sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, struct husk_error **err);
 /* Signal every process (SIGKILL through cgroup.kill where the kernel has it). */
 int sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, struct husk_error **err);

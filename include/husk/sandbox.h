@@ -149,6 +149,10 @@ struct sbx_config {
 
 void sbx_config_free(struct sbx_config *c);
 
+/* cfg->rootfs_image mounted read-only (and, unless rootfs_readonly, under a tmpfs overlay) as a
+ * detached mount, attached nowhere until the child puts it on its rootfs. CLOEXEC fd. */
+int sbx_rootfs_image_mount(const struct sbx_config *cfg, struct husk_error **err);
+
 /* The kernel's landlock ABI version (0: none), for planning and warnings. */
 int sbx_landlock_abi(void);
 
@@ -170,6 +174,10 @@ struct sbx_spawn_opts {
      * (v1 cgroups are joined here, before the child unshares its cgroup namespace). */
     int (*on_created)(pid_t pid, void *data, struct husk_error **err);
     void *data;
+    /* cfg->rootfs_image as sbx_rootfs_image_mount() made it (borrowed), or 0: sbx_spawn mounts
+     * it itself. A caller that joins the container's v1 cgroups before spawning mounts it first:
+     * their device rules refuse the loop device a squashfs image needs. */
+    int rootfs_image_fd;
 };
 
 struct sbx_child {

@@ -51,8 +51,8 @@ try_dir(const struct closure *c, const char *dir, const char *name)
 
 /* A colon-separated DT_RPATH/DT_RUNPATH list. */
 static char *
-try_list(const struct closure *c, const char *list, const char *origin,
-         const struct img_elf *owner, const char *name)
+try_list(const struct closure *c, const char *list, const char *origin, const struct img_elf *owner,
+         const char *name)
 {
     if (list == NULL)
         return NULL;
@@ -84,7 +84,7 @@ try_defaults(struct closure *c, const char *name, struct husk_error **err)
     cleanup_free char *lib_t = triplet ? xasprintf("/lib/%s", triplet) : NULL;
     cleanup_free char *usr_t = triplet ? xasprintf("/usr/lib/%s", triplet) : NULL;
     bool is64 = c->exe->cls == ELFCLASS64;
-    const char *dirs[] = {lib_t, usr_t, is64 ? "/lib64" : NULL, is64 ? "/usr/lib64" : NULL,
+    const char *dirs[] = {lib_t,  usr_t,     is64 ? "/lib64" : NULL, is64 ? "/usr/lib64" : NULL,
                           "/lib", "/usr/lib"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
         char *found = dirs[i] ? try_dir(c, dirs[i], name) : NULL;
@@ -233,8 +233,7 @@ img_add_analysed(struct img_tree *t, const char *path, const char *reason, int d
 }
 
 int
-img_add_program(struct img_tree *t, const char *path, const char *reason,
-                struct husk_error **err)
+img_add_program(struct img_tree *t, const char *path, const char *reason, struct husk_error **err)
 {
     int r = img_add_analysed(t, path, reason, 0, err);
     if (r == -ENOEXEC && (err == NULL || *err == NULL))
@@ -244,8 +243,7 @@ img_add_program(struct img_tree *t, const char *path, const char *reason,
 }
 
 int
-img_add_argument(struct img_tree *t, const char *path, const char *interp,
-                 struct husk_error **err)
+img_add_argument(struct img_tree *t, const char *path, const char *interp, struct husk_error **err)
 {
     cleanup_free char *why = xasprintf("argument of %s", interp);
     int r = img_add_analysed(t, path, why, 0, err);

@@ -107,7 +107,8 @@ read_dynamic(Elf *elf, size_t nph, const GElf_Phdr *dyn_ph, struct img_elf *e, c
             continue;
         if (!have_strtab || (strsz && dyn.d_un.d_val >= strsz))
             return husk_err(err, 0, "'%s': dynamic entry outside the string table", name);
-        char *s = raw_string(raw, size, strtab + dyn.d_un.d_val, strsz ? strsz - dyn.d_un.d_val : 0);
+        char *s =
+            raw_string(raw, size, strtab + dyn.d_un.d_val, strsz ? strsz - dyn.d_un.d_val : 0);
         if (s == NULL)
             return husk_err(err, 0, "'%s': unterminated dynamic string", name);
         if (dyn.d_tag == DT_NEEDED) {
@@ -140,6 +141,11 @@ img_elf_read(int fd, const char *name, struct img_elf **out, struct husk_error *
     const char *raw = elf_rawfile(elf, &size);
     if (elf_getphdrnum(elf, &nph) < 0 || raw == NULL)
         return husk_err(err, 0, "'%s': program headers: %s", name, elf_errmsg(-1));
+    /* libelf reports no program headers, not an error, when the table is cut off. */
+    uint64_t want = eh.e_phnum == PN_XNUM ? nph : eh.e_phnum;
+    if (nph < want || eh.e_phoff > size || want * eh.e_phentsize > size - eh.e_phoff)
+        return husk_err(err, ENOEXEC, "'%s' is truncated: its program headers end past the file",
+                        name);
     for (size_t i = 0; i < nph; i++) {
         GElf_Phdr ph;
         if (gelf_getphdr(elf, (int)i, &ph) == NULL)

@@ -13,9 +13,9 @@
 #include "img-internal.h"
 #include "util.h"
 
-static const char *const tls_libs[] = {"libssl.so", "libgnutls.so", "libnss3.so",
+static const char *const tls_libs[] = {"libssl.so",  "libgnutls.so",      "libnss3.so",
                                        "libcurl.so", "libcurl-gnutls.so", "_ssl."};
-static const char *const net_libs[] = {"libresolv.so", "_socket.", "libcurl.so",
+static const char *const net_libs[] = {"libresolv.so",      "_socket.",  "libcurl.so",
                                        "libcurl-gnutls.so", "libssl.so", "libgnutls.so"};
 
 static const char *

@@ -130,7 +130,10 @@ struct img_limits {
     uint64_t max_total; /* bytes written in all */
     uint64_t max_entries;
 };
-#define IMG_LIMITS_DEFAULT {.max_file = 8ull << 30, .max_total = 32ull << 30, .max_entries = 1000000}
+#define IMG_LIMITS_DEFAULT                                                                         \
+    {                                                                                              \
+        .max_file = 8ull << 30, .max_total = 32ull << 30, .max_entries = 1000000                   \
+    }
 
 /* Things accepted but changed or left out (device nodes), for the caller to show. */
 struct img_warnings {

@@ -10,6 +10,10 @@
 
 #include "image.h"
 
+#ifndef cleanup_json
+#define cleanup_json __attribute__((cleanup(json_decrefp)))
+#endif
+
 /* ---- paths (path.c) ---- */
 
 /* "/a//b/./c/" -> "/a/b/c"; ".." is kept (only a walk of the real tree may resolve it). */
@@ -113,6 +117,46 @@ bool img_is_shell(const char *interp_path);
 char *img_tool_find(const char *name);
 /* Run argv (argv[0] absolute); non-zero exit becomes an error carrying its stderr's tail. */
 int img_tool_run(char *const argv[], struct husk_error **err);
+
+/* ---- sha256 (digest.c) ---- */
+
+struct img_sha256;
+struct img_sha256 *img_sha256_new(void);
+void img_sha256_update(struct img_sha256 *h, const void *buf, size_t len);
+/* "sha256:<hex>"; frees h. */
+char *img_sha256_final(struct img_sha256 *h);
+
+/* ---- OCI image layouts (layout.c) ---- */
+
+struct img_desc {
+    char *media_type, *digest;
+    uint64_t size;
+};
+void img_desc_clear(struct img_desc *d);
+/* A descriptor object; `what` names it in messages ("index.json: manifests[0]"). */
+int img_desc_parse(json_t *j, const char *what, struct img_desc *d, struct husk_error **err);
+bool img_media_is_index(const char *media_type);
+bool img_media_is_manifest(const char *media_type);
+/* The manifest to use from an index: by ref name, else the only one, else this platform's. */
+int img_index_select(json_t *index, const char *what, const char *ref, struct img_desc *out,
+                     char **ref_found, struct husk_error **err);
+int img_manifest_parse(json_t *m, const char *what, struct img_desc *config,
+                       struct img_desc **layers, size_t *n_layers, struct husk_error **err);
+int img_config_parse(json_t *c, const char *what, struct img_config *out, struct husk_error **err);
+/* The layer's compression from its media type; -EINVAL for one husk cannot unpack. */
+int img_layer_compression(const char *media_type, enum img_compression *out);
+/* Parse JSON text; errors name `what` with line and column. */
+int img_json_parse(const char *text, size_t len, const char *what, json_t **out,
+                   struct husk_error **err);
+
+/* ---- layers (layer.c) ---- */
+
+struct archive;
+/* A libarchive reader for one layer's compression (tar only). */
+struct archive *img_layer_reader(enum img_compression comp);
+int img_layer_apply_archive(struct archive *a, int rootfd, const char *name,
+                            const struct img_limits *lim, uint64_t *total,
+                            struct img_warnings *warn, struct husk_error **err);
 
 /* ---- misc ---- */
 

@@ -7,12 +7,12 @@
 #include "img-internal.h"
 #include "util.h"
 
-#define OLD_MAGIC     "ld.so-1.7.0"
-#define NEW_MAGIC     "glibc-ld.so.cache1.1"
-#define OLD_HEADER    16 /* char magic[11], padding, uint32_t nlibs */
-#define OLD_ENTRY     12 /* int32_t flags; uint32_t key, value */
-#define NEW_HEADER    48
-#define NEW_ENTRY     24 /* int32_t flags; uint32_t key, value, osversion; uint64_t hwcap */
+#define OLD_MAGIC      "ld.so-1.7.0"
+#define NEW_MAGIC      "glibc-ld.so.cache1.1"
+#define OLD_HEADER     16 /* char magic[11], padding, uint32_t nlibs */
+#define OLD_ENTRY      12 /* int32_t flags; uint32_t key, value */
+#define NEW_HEADER     48
+#define NEW_ENTRY      24 /* int32_t flags; uint32_t key, value, osversion; uint64_t hwcap */
 #define FLAG_ELF_LIBC6 0x0003
 #define FLAG_TYPE_MASK 0x00ff
 

@@ -92,8 +92,8 @@ mkfs_squashfs(const char *src, const char *dst, const char *compress, struct hus
     if (!ok)
         return husk_err(err, 0, "squashfs compression '%s': use none, gzip, lz4, zstd or xz",
                         compress);
-    char *argv[16] = {tool, (char *)src, (char *)dst, "-noappend", "-quiet", "-no-progress",
-                      "-no-xattrs"};
+    char *argv[16] = {tool,     (char *)src,    (char *)dst, "-noappend",
+                      "-quiet", "-no-progress", "-no-xattrs"};
     size_t n = 7;
     if (none) {
         argv[n++] = "-noI";

@@ -22,9 +22,23 @@
 /* What the interpreter imports before the script runs (3.11 freezes some; the files are the
  * landmarks it looks for and cost little). */
 static const char *const startup[] = {
-    "os",       "site",         "encodings",         "encodings.aliases", "encodings.utf_8",
-    "encodings.ascii", "encodings.latin_1", "codecs", "io", "abc", "stat", "posixpath",
-    "genericpath", "_collections_abc", "_sitebuiltins", "sitecustomize", "usercustomize",
+    "os",
+    "site",
+    "encodings",
+    "encodings.aliases",
+    "encodings.utf_8",
+    "encodings.ascii",
+    "encodings.latin_1",
+    "codecs",
+    "io",
+    "abc",
+    "stat",
+    "posixpath",
+    "genericpath",
+    "_collections_abc",
+    "_sitebuiltins",
+    "sitecustomize",
+    "usercustomize",
 };
 
 struct py {
@@ -35,8 +49,8 @@ struct py {
     char *stdlib;
     char **path;
     size_t n_path;
-    struct img_map seen;   /* module names looked up */
-    char **queue;          /* files to scan, as "module\0path" pairs (module "" for scripts) */
+    struct img_map seen; /* module names looked up */
+    char **queue;        /* files to scan, as "module\0path" pairs (module "" for scripts) */
     size_t n_queue;
 };
 
@@ -142,8 +156,8 @@ static int
 find_extension(struct py *py, const char *base, const char *reason, bool *found,
                struct husk_error **err)
 {
-    cleanup_free char *a = py->triplet ? xasprintf("%s.%s-%s.so", base, py->tag, py->triplet)
-                                       : NULL;
+    cleanup_free char *a =
+        py->triplet ? xasprintf("%s.%s-%s.so", base, py->tag, py->triplet) : NULL;
     cleanup_free char *b = xasprintf("%s.abi3.so", base);
     cleanup_free char *c = xasprintf("%s.so", base);
     const char *cands[] = {a, b, c};
@@ -259,36 +273,107 @@ absolute_name(const char *rel, const char *package)
     return rel[level] ? xasprintf("%s.%s", base, rel + level) : xstrdup(base);
 }
 
-/* Join continuation lines of a statement: backslashes and open brackets. */
-static char *
-next_logical_line(const char **cursor)
+/* A growable string. */
+struct buf {
+    char *s;
+    size_t n, cap;
+};
+
+static void
+put_char(struct buf *b, char c)
 {
-    const char *p = *cursor;
-    if (*p == '\0')
-        return NULL;
-    size_t cap = 256, n = 0;
-    char *out = xmalloc(cap);
-    int depth = 0;
-    for (; *p; p++) {
-        if (n + 2 >= cap)
-            out = xrealloc(out, cap *= 2);
-        if (*p == '\\' && p[1] == '\n') {
-            p++;
-            out[n++] = ' ';
-            continue;
-        }
-        depth += (*p == '(') - (*p == ')');
-        if (*p == '\n' && depth <= 0) {
-            p++;
-            break;
-        }
-        out[n++] = *p == '\n' ? ' ' : *p;
-    }
-    out[n] = '\0';
-    *cursor = p;
-    return out;
+    if (b->n + 2 > b->cap)
+        b->s = xrealloc(b->s, b->cap = b->cap ? b->cap * 2 : 256);
+    b->s[b->n++] = c;
+    b->s[b->n] = '\0';
 }
 
+/* A string literal starting at p (kept, its newlines as spaces); returns what follows it. */
+static const char *
+string_literal(const char *p, struct buf *out)
+{
+    char q = *p;
+    bool triple = p[1] == q && p[2] == q;
+    size_t ql = triple ? 3 : 1;
+    for (size_t i = 0; i < ql; i++)
+        put_char(out, *p++);
+    while (*p) {
+        if (*p == '\\' && p[1]) {
+            put_char(out, ' ');
+            p += 2;
+            continue;
+        }
+        if (triple ? (p[0] == q && p[1] == q && p[2] == q) : *p == q) {
+            for (size_t i = 0; i < ql; i++)
+                put_char(out, *p++);
+            return p;
+        }
+        if (!triple && *p == '\n')
+            return p; /* unterminated: the line ends it */
+        put_char(out, *p == '\n' ? ' ' : *p);
+        p++;
+    }
+    return p;
+}
+
+/* One logical line: continuations (backslash, open brackets) joined, comments dropped, string
+ * literals kept whole so brackets and newlines inside them do not count. *indent is the
+ * indentation of its first line. */
+static char *
+next_logical_line(const char **cursor, int *indent)
+{
+    const char *p = *cursor;
+    struct buf out = {0};
+    int depth = 0;
+    if (*p == '\0')
+        return NULL;
+    *indent = 0;
+    for (; *p == ' ' || *p == '\t'; p++)
+        *indent = *p == '\t' ? (*indent / 8 + 1) * 8 : *indent + 1;
+    put_char(&out, ' ');
+    out.n = 0;
+    while (*p) {
+        char c = *p;
+        if (c == '#') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (c == '\'' || c == '"') {
+            p = string_literal(p, &out);
+        } else if (c == '\\' && p[1] == '\n') {
+            put_char(&out, ' ');
+            p += 2;
+        } else if (c == '\n') {
+            p++;
+            if (depth <= 0)
+                break;
+            put_char(&out, ' ');
+        } else {
+            depth += (c == '(' || c == '[' || c == '{') - (c == ')' || c == ']' || c == '}');
+            put_char(&out, c);
+            p++;
+        }
+    }
+    *cursor = p;
+    return out.s;
+}
+
+/* Does this line open a block whose imports run only later, if ever: a function body, or a
+ * library module's `if __name__ == "__main__":`? */
+static bool
+opens_lazy_block(const char *line, bool user)
+{
+    const char *p = line + strspn(line, " \t");
+    if (str_has_prefix(p, "def ") || str_has_prefix(p, "async def "))
+        return true;
+    return !user && str_has_prefix(p, "if ") && strstr(p, "__name__") && strstr(p, "__main__");
+}
+
+/*
+ * Imports of one file. In the script and the modules beside it every import counts: their
+ * functions are the program. In library modules only the imports that run when the module is
+ * imported count (not those inside functions or a __main__ block): the standard library
+ * imports lazily in many places, and following all of it would pull in most of it.
+ */
 static int
 scan_file(struct py *py, const char *module, const char *file, struct husk_error **err)
 {
@@ -305,26 +390,38 @@ scan_file(struct py *py, const char *module, const char *file, struct husk_error
         *dot = '\0';
     else if (!is_pkg)
         package[0] = '\0';
+    cleanup_free char *script_dir = xasprintf("%s/", py->path[0]);
+    bool user = str_has_prefix(file, script_dir);
     const char *who = module[0] ? module : file;
     const char *cursor = text;
-    for (char *line; (line = next_logical_line(&cursor)) != NULL; free(line)) {
-        cleanup_strv char **mods = NULL;
-        size_t n = 0;
-        img_py_line_imports(line, &mods, &n);
-        for (size_t i = 0; i < n; i++) {
-            cleanup_free char *abs = absolute_name(mods[i], package);
-            if (abs && (r = import_name(py, abs, who, err)) < 0) {
+    int indent, lazy = -1; /* indentation of the line that opened the lazy block */
+    for (char *line; (line = next_logical_line(&cursor, &indent)) != NULL; free(line)) {
+        if (line[strspn(line, " \t")] == '\0')
+            continue;
+        if (lazy >= 0 && indent <= lazy)
+            lazy = -1;
+        if (lazy < 0 || user) {
+            cleanup_strv char **mods = NULL;
+            size_t n = 0;
+            img_py_line_imports(line, &mods, &n);
+            for (size_t i = 0; r == 0 && i < n; i++) {
+                cleanup_free char *abs = absolute_name(mods[i], package);
+                if (abs)
+                    r = import_name(py, abs, who, err);
+            }
+            if (r < 0) {
                 free(line);
                 return r;
             }
         }
+        if (lazy < 0 && opens_lazy_block(line, user))
+            lazy = indent;
     }
     return 0;
 }
 
 int
-img_add_python(struct img_tree *t, const char *interp, const char *script,
-               struct husk_error **err)
+img_add_python(struct img_tree *t, const char *interp, const char *script, struct husk_error **err)
 {
     struct py py = {.t = t};
     int r = py_setup(&py, interp, script, err);
@@ -391,9 +488,8 @@ name_list(const char *p, const char *base, char ***mods, size_t *n)
         if (base == NULL)
             img_strv_push(mods, n, steal_ptr(&name));
         else if (name[0] != '.')
-            img_strv_push(mods, n,
-                          xasprintf("%s%s%s", base,
-                                    base[strlen(base) - 1] == '.' ? "" : ".", name));
+            img_strv_push(
+                mods, n, xasprintf("%s%s%s", base, base[strlen(base) - 1] == '.' ? "" : ".", name));
         if (keyword(&p, "as"))
             free(dotted(&p));
         skip_space(&p);

@@ -150,20 +150,19 @@ is_one_of(const char *w, const char *const *list, size_t n)
 }
 
 /* Words after which the next word is a command again. */
-static const char *const keep_position[] = {"if",   "then", "else", "elif", "while", "until",
-                                            "do",   "!",    "time", "{",    "exec",  "command",
-                                            "nohup", "env", "nice", "xargs", "builtin"};
+static const char *const keep_position[] = {"if",    "then", "else", "elif",  "while",  "until",
+                                            "do",    "!",    "time", "{",     "exec",   "command",
+                                            "nohup", "env",  "nice", "xargs", "builtin"};
 /* Words whose following words are not commands until the next separator. */
-static const char *const end_position[] = {"for",  "case",  "select", "function", "fi", "done",
-                                           "esac", "}",     "in",     "[[",       "]]", "return",
-                                           "exit", "local", "export", "readonly", "declare",
-                                           "typeset", "unset", "alias", "set", "shift", "trap"};
+static const char *const end_position[] = {
+    "for",     "case",    "select", "function", "fi",   "done",  "esac",   "}",
+    "in",      "[[",      "]]",     "return",   "exit", "local", "export", "readonly",
+    "declare", "typeset", "unset",  "alias",    "set",  "shift", "trap"};
 static const char *const builtins[] = {
-    "echo",  "printf", "cd",    "test",   "[",     "read",     "true",   "false",  ":",
-    ".",     "source", "eval",  "wait",   "umask", "type",     "getopts", "hash",  "pwd",
-    "let",   "ulimit", "times", "break",  "continue", "kill",  "jobs",   "fg",     "bg",
-    "then",  "else",   "elif",  "do",     "if",    "while",    "until",  "exec",   "command",
-    "time",  "!",      "{",     "builtin"};
+    "echo",   "printf", "cd",       "test",  "[",    "read",    "true", "false", ":",    ".",
+    "source", "eval",   "wait",     "umask", "type", "getopts", "hash", "pwd",   "let",  "ulimit",
+    "times",  "break",  "continue", "kill",  "jobs", "fg",      "bg",   "then",  "else", "elif",
+    "do",     "if",     "while",    "until", "exec", "command", "time", "!",     "{",    "builtin"};
 
 static bool
 plain_word(const char *w)
@@ -235,7 +234,8 @@ img_sh_commands(const char *text, char ***cmds, size_t *n)
         while (*p && !strchr(" \t\n;|&()`'\"", *p))
             p++;
         cleanup_free char *w = xstrndup(s, (size_t)(p - s));
-        if (!at_cmd || is_assignment(w) || w[0] == '<' || w[0] == '>' || isdigit((unsigned char)w[0]))
+        if (!at_cmd || is_assignment(w) || w[0] == '<' || w[0] == '>' ||
+            isdigit((unsigned char)w[0]))
             continue;
         if (is_one_of(w, end_position, ARRAY_SIZE(end_position))) {
             at_cmd = false;

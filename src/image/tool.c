@@ -15,8 +15,8 @@
 char *
 img_tool_find(const char *name)
 {
-    static const char *const dirs[] = {"/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin",
-                                       "/usr/local/sbin"};
+    static const char *const dirs[] = {"/usr/bin", "/usr/sbin",      "/bin",
+                                       "/sbin",    "/usr/local/bin", "/usr/local/sbin"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
         char *p = xasprintf("%s/%s", dirs[i], name);
         if (access(p, X_OK) == 0)
@@ -76,8 +76,7 @@ img_tool_run(char *const argv[], struct husk_error **err)
         return 0;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
         return husk_err(err, 0, "could not run %s", argv[0]);
-    return husk_err(err, 0, "%s failed (%s %d)%s%s", argv[0],
-                    WIFEXITED(status) ? "exit status" : "signal",
-                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), used ? ": " : "",
-                    tail);
+    return husk_err(
+        err, 0, "%s failed (%s %d)%s%s", argv[0], WIFEXITED(status) ? "exit status" : "signal",
+        WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), used ? ": " : "", tail);
 }

@@ -32,8 +32,8 @@ static const struct {
     const char *name;
     enum arg_layout layout;
 } traced[] = {
-    {"open", PATH_ARG0},       {"openat", DIRFD_PATH_FLAGS}, {"openat2", DIRFD_PATH_HOW},
-    {"execve", EXEC_ARG0},     {"execveat", EXEC_DIRFD},
+    {"open", PATH_ARG0},   {"openat", DIRFD_PATH_FLAGS}, {"openat2", DIRFD_PATH_HOW},
+    {"execve", EXEC_ARG0}, {"execveat", EXEC_DIRFD},
 };
 
 static void
@@ -66,8 +66,8 @@ install_filter(int sock)
     char cbuf[CMSG_SPACE(sizeof(int))] = {0};
     char byte = 0;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof(cbuf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -82,8 +82,8 @@ recv_fd(int sock)
     char cbuf[CMSG_SPACE(sizeof(int))] = {0};
     char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                         .msg_controllen = sizeof(cbuf)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
     ssize_t n;
     do
         n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);

@@ -184,8 +184,7 @@ read_records(const char *file, struct img_trace_result *res, struct husk_error *
 }
 
 int
-img_trace_run(const struct img_trace_opts *o, struct img_trace_result *res,
-              struct husk_error **err)
+img_trace_run(const struct img_trace_opts *o, struct img_trace_result *res, struct husk_error **err)
 {
     memset(res, 0, sizeof(*res));
     res->exit_status = -1;

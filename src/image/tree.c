@@ -196,9 +196,8 @@ walk_host(struct img_tree *t, const char *path, const char *reason, int links, c
             struct img_entry *e = record ? img_tree_find(t, next) : NULL;
             if (e && e->target == NULL)
                 e->target = xstrdup(target);
-            cleanup_free char *again = target[0] == '/'
-                                           ? xasprintf("%s/%s", target, rest)
-                                           : xasprintf("%s/%s/%s", done, target, rest);
+            cleanup_free char *again = target[0] == '/' ? xasprintf("%s/%s", target, rest)
+                                                        : xasprintf("%s/%s/%s", done, target, rest);
             return walk_host(t, again, reason, links, real, record, err);
         }
         if (!record && (S_ISDIR(st.st_mode) || last)) {

@@ -13,8 +13,8 @@
 #include "oci.h"
 #include "util.h"
 
-#define EROFS_MAGIC     0xE0F5E1E2u /* little-endian, 1024 bytes in */
-#define SQUASHFS_MAGIC  "hsqs"      /* little-endian squashfs 4 */
+#define EROFS_MAGIC    0xE0F5E1E2u /* little-endian, 1024 bytes in */
+#define SQUASHFS_MAGIC "hsqs"      /* little-endian squashfs 4 */
 
 /* The filesystem type from the superblock: the kernel would refuse the wrong one anyway, but a
  * message naming the annotation is better than a failed mount. */

@@ -186,11 +186,23 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
             0)
             return -EINVAL;
     }
+    /* The process joins the container's cgroups, so it is held to the same limits. */
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    if (c->state->cgroup_path && ctr_cgroup_open(cli, c, &cg, err) < 0)
+        return -EINVAL;
     struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
                                 .start_listen_fd = -1,
-                                .cgroup_fd = -1,
-                                .console_fd = console_fd};
-    if (sbx_spawn(cfg->sbx, &so, &child, err) < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
+                                .cgroup_fd = sbx_cgroup_spawn_fd(cg),
+                                .on_created = cg ? sbx_cgroup_on_created : NULL,
+                                .data = cg,
+                                .console_fd = console_fd,
+                                .rootfs_image_fd = -1};
+    if (cg)
+        sbx_cgroup_enter_self(cg);
+    int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
+    if (cg)
+        sbx_cgroup_leave_self(cg, NULL);
+    if (spawned < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
         return -EINVAL;
     if (o->pid_file) {
         char buf[16];

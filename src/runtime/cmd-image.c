@@ -1,13 +1,272 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `husk image`: OCI image layouts into husk's content store, and bundles or images out of it. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "image.h"
+#include "oci.h"
+#include "pack-bundle.h"
+#include "syscalls.h"
+#include "util.h"
+
+struct import_opts {
+    const char *ref, *output, *format, *image, *compress, *max_file, *max_total;
+};
+
+static const struct flag import_flags[] = {
+    {"ref", 0, FLAG_STRING, offsetof(struct import_opts, ref),
+     "the manifest named so (org.opencontainers.image.ref.name); the name it is stored under"},
+    {"output", 'o', FLAG_STRING, offsetof(struct import_opts, output),
+     "also write the image as a bundle, rootfs, tar or image here (must not exist)"},
+    {"format", 'f', FLAG_STRING, offsetof(struct import_opts, format),
+     "with --output: bundle (default), rootfs, tar, erofs or squashfs"},
+    {"image", 0, FLAG_STRING, offsetof(struct import_opts, image),
+     "bundle only: keep the rootfs as an erofs or squashfs image that `husk run` mounts"},
+    {"compress", 0, FLAG_STRING, offsetof(struct import_opts, compress),
+     "image compression (default none)"},
+    {"max-file-size", 0, FLAG_STRING, offsetof(struct import_opts, max_file),
+     "refuse a layer entry larger than this (default 8G; k, M, G suffixes)"},
+    {"max-total-size", 0, FLAG_STRING, offsetof(struct import_opts, max_total),
+     "refuse an image that unpacks to more than this (default 32G)"},
+};
+
+static char *
+store_dir(const struct cli *cli)
+{
+    return xasprintf("%s/images", cli->root);
+}
+
+/* "uid[:gid]" or names looked up in the image's own /etc/passwd and /etc/group, opened
+ * inside the image's root (a symlink there cannot point at the host's files). */
+static int
+lookup_id(int rootfd, const char *file, const char *name, uint32_t *out)
+{
+    uint64_t v;
+    if (parse_u64(name, &v) == 0 && v <= UINT32_MAX) {
+        *out = (uint32_t)v;
+        return 0;
+    }
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int fd = sys_openat2(rootfd, file, &how);
+    cleanup_file FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return -ENOENT;
+    }
+    cleanup_free char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        char *save = NULL, *user = strtok_r(line, ":", &save);
+        strtok_r(NULL, ":", &save); /* password */
+        char *id = strtok_r(NULL, ":\n", &save);
+        if (user && id && strcmp(user, name) == 0 && parse_u64(id, &v) == 0 && v <= UINT32_MAX) {
+            *out = (uint32_t)v;
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+static int
+resolve_user(int rootfd, const char *user, struct pack_process *p, struct husk_error **err)
+{
+    if (user == NULL)
+        return 0;
+    cleanup_free char *copy = xstrdup(user);
+    char *colon = strchr(copy, ':');
+    if (colon)
+        *colon++ = '\0';
+    if (lookup_id(rootfd, "/etc/passwd", copy, &p->uid) < 0)
+        return husk_err(err, 0, "image config: User '%s' is not in the image's /etc/passwd", user);
+    p->gid = p->uid;
+    if (colon && lookup_id(rootfd, "/etc/group", colon, &p->gid) < 0)
+        return husk_err(err, 0, "image config: group '%s' is not in the image's /etc/group", colon);
+    return 0;
+}
+
+/* Mount points a read-only root must have; a symlink in their place is left alone. */
+static void
+add_mount_points(int rootfd)
+{
+    cleanup_strv char **mps = pack_mount_points();
+    for (size_t i = 0; mps[i]; i++)
+        mkdirat(rootfd, mps[i] + 1, strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755);
+}
+
+static bool
+dir_has_entries(int rootfd, const char *name)
+{
+    struct open_how how = {.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+    int fd = sys_openat2(rootfd, name, &how);
+    cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return false;
+    }
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            return true;
+    return false;
+}
+
+static char **
+process_args(const struct img_config *c)
+{
+    size_t n = strv_len(c->entrypoint) + strv_len(c->cmd);
+    char **v = xcalloc(n + 2, sizeof(char *));
+    size_t k = 0;
+    for (char **a = c->entrypoint; a && *a; a++)
+        v[k++] = xstrdup(*a);
+    for (char **a = c->cmd; a && *a; a++)
+        v[k++] = xstrdup(*a);
+    if (k == 0)
+        v[k++] = xstrdup("sh"); /* neither Entrypoint nor Cmd: what `husk spec` runs */
+    return v;
+}
+
+/* Unpack the imported manifest into a staged rootfs and publish it as asked. */
+static int
+write_output(struct cli *cli, struct img_store *s, const struct img_import *imp,
+             const struct import_opts *o, const struct img_limits *lim, struct husk_error **err)
+{
+    struct pack_output po = {.out = o->output,
+                             .format = o->format ? o->format : "bundle",
+                             .image = o->image,
+                             .compress = o->compress};
+    cleanup_free char *staged = NULL;
+    struct img_config cfg = {0};
+    struct img_warnings warn = {0};
+    int r = pack_output_check(&po, err);
+    if (r == 0)
+        r = img_stage_dir(o->output, &staged, err);
+    cleanup_fd int rootfd = r == 0 ? open(staged, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (r == 0 && rootfd < 0)
+        r = husk_err(err, errno, "open '%s'", staged);
+    if (r == 0)
+        r = img_store_unpack(s, imp->manifest_digest, rootfd, lim, &cfg, &warn, err);
+    for (size_t i = 0; i < warn.n; i++)
+        cli_log(cli, "warning", "%s", warn.v[i]);
+    cleanup_strv char **args = process_args(&cfg);
+    struct pack_process p = {.args = args, .env = cfg.env, .cwd = cfg.workdir};
+    if (r == 0)
+        r = resolve_user(rootfd, cfg.user, &p, err);
+    if (r == 0) {
+        add_mount_points(rootfd);
+        p.tmp_in_image = dir_has_entries(rootfd, "tmp");
+        cleanup_json json_t *m =
+            json_pack("{s:{s:s, s:s?}}", "image", "digest", imp->manifest_digest, "ref", imp->ref);
+        r = pack_output_write(&po, staged, &p, m, err);
+    } else if (staged) {
+        rm_rf_at(AT_FDCWD, staged);
+    }
+    img_config_clear(&cfg);
+    img_warnings_clear(&warn);
+    return r;
+}
+
+static int
+parse_limits(const struct import_opts *o, struct img_limits *lim, struct husk_error **err)
+{
+    if (o->max_file && pack_parse_size(o->max_file, &lim->max_file) < 0)
+        return husk_err(err, 0, "--max-file-size: '%s' is not a size", o->max_file);
+    if (o->max_total && pack_parse_size(o->max_total, &lim->max_total) < 0)
+        return husk_err(err, 0, "--max-total-size: '%s' is not a size", o->max_total);
+    return 0;
+}
+
+static int
+cmd_image_import(struct cli *cli, int argc, char **argv)
+{
+    static const struct verb v = {"image import", "[flags] DIR|TAR",
+                                  "Import an OCI image layout into husk's store.", NULL};
+    struct import_opts o = {0};
+    struct husk_error *err = NULL;
+    int i = cli_parse_flags(&v, import_flags, ARRAY_SIZE(import_flags), &o, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    if (i + 1 != argc) {
+        fprintf(stderr, "husk image import: one DIR or TAR is required\n");
+        return 2;
+    }
+    struct img_limits lim = IMG_LIMITS_DEFAULT;
+    cleanup_free char *dir = store_dir(cli);
+    cleanup_(img_store_freep) struct img_store *s = NULL;
+    struct img_import imp = {0};
+    uint64_t t0 = now_ns();
+    int r = parse_limits(&o, &lim, &err);
+    if (r == 0 && (o.format || o.image || o.compress) && !o.output)
+        r = husk_err(&err, 0, "--format, --image and --compress go with --output");
+    if (r == 0)
+        r = img_store_open(dir, &s, &err);
+    if (r == 0)
+        r = img_store_import(s, argv[i], o.ref, &imp, &err);
+    if (r == 0 && o.output)
+        r = write_output(cli, s, &imp, &o, &lim, &err);
+    if (r < 0) {
+        img_import_clear(&imp);
+        return cli_fail(cli, err);
+    }
+    char size[32];
+    pack_format_bytes(imp.blob_bytes, size, sizeof(size));
+    printf("imported %s%s%s: %zu layers, %s%s%s in %.1f ms\n", imp.manifest_digest,
+           imp.ref ? " as " : "", imp.ref ? imp.ref : "", imp.n_layers, size,
+           o.output ? " -> " : "", o.output ? o.output : "", (double)(now_ns() - t0) / 1e6);
+    img_import_clear(&imp);
+    return 0;
+}
+
+static int
+cmd_image_ls(struct cli *cli, int argc, char **argv)
+{
+    struct husk_error *err = NULL;
+    cleanup_free char *dir = store_dir(cli);
+    cleanup_(img_store_freep) struct img_store *s = NULL;
+    struct stat st;
+    if (argc > 0) {
+        fprintf(stderr, "husk image ls: no arguments expected\n");
+        return 2;
+    }
+    if (stat(dir, &st) < 0) {
+        printf("[]\n");
+        return 0;
+    }
+    if (img_store_open(dir, &s, &err) < 0)
+        return cli_fail(cli, err);
+    cleanup_json json_t *list = img_store_list(s, &err);
+    if (list == NULL)
+        return cli_fail(cli, err);
+    cleanup_free char *text = json_dumps(list, JSON_INDENT(2));
+    printf("%s\n", text);
+    return 0;
+}
 
 int
 cmd_image(struct cli *cli, int argc, char **argv)
 {
-    fprintf(stderr, "husk image: not yet\n");
+    if (argc >= 1 && strcmp(argv[0], "import") == 0)
+        return cmd_image_import(cli, argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "ls") == 0)
+        return cmd_image_ls(cli, argc - 1, argv + 1);
+    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        printf("usage: husk image import [flags] DIR|TAR\n"
+               "       husk image ls\n\n"
+               "Imports OCI image layouts into the store under the state directory\n"
+               "(ROOT/images, itself an OCI layout) and makes bundles or images of them.\n");
+        return 0;
+    }
+    fprintf(stderr, "husk image: expected 'import' or 'ls' (see husk image --help)\n");
     return 2;
 }

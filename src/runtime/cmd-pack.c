@@ -58,7 +58,9 @@ absolute(const struct img_tree *t, const char *name, bool lookup)
         return img_which(t, name);
     if (getcwd(cwd, sizeof(cwd)) == NULL)
         return NULL;
-    return xasprintf("%s/%s", cwd, name);
+    while (name[0] == '.' && name[1] == '/')
+        name += 2;
+    return xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, name);
 }
 
 /* SRC[:DST]; DST defaults to SRC's absolute path. */

@@ -178,7 +178,20 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
                                 .on_created = on_created,
                                 .data = &cc,
                                 .console_fd = console_fd};
-    if (sbx_spawn(cfg->sbx, &so, &child, err) < 0)
+    /* A rootfs image is mounted before we step into the cgroups: their device rules would
+     * refuse its loop device. */
+    cleanup_fd int image_fd = cfg->sbx->rootfs_image ? sbx_rootfs_image_mount(cfg->sbx, err) : -1;
+    if (cfg->sbx->rootfs_image && image_fd < 0)
+        return -EINVAL;
+    so.rootfs_image_fd = image_fd;
+    /* v1: the child is born in its cgroups (see sbx_cgroup_enter_self); we step out in
+     * on_created, or here if the clone failed first. */
+    if (cg)
+        sbx_cgroup_enter_self(cg);
+    int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
+    if (cg)
+        sbx_cgroup_leave_self(cg, NULL);
+    if (spawned < 0)
         return -EINVAL;
     if (record_state(dir_fd, id, cfg, child->pid, cg, err) < 0 ||
         keep_config(dir_fd, cfg, err) < 0 ||

@@ -108,6 +108,8 @@ static json_t *
 bundle_config(const struct pack_process *p, const char *image_file)
 {
     json_t *spec = oci_spec_default(false);
+    /* Nothing here postdates runtime-spec 1.0.2, and crun 1.8 (Debian 12) refuses "1.2.0". */
+    json_object_set_new(spec, "ociVersion", json_string("1.0.2"));
     json_t *proc = json_object_get(spec, "process");
     json_object_set_new(proc, "args", strv_json(p->args));
     if (p->env)

@@ -31,6 +31,8 @@ enum cg_ctrl {
 #define CG_MAX_HIER 16
 
 const char *cg_ctrl_name(enum cg_ctrl c, bool v2);
+/* "cpu,cpuacct" (v1, sep ',') or "cpu memory" (v2, sep ' ') -> CG_BIT()s. */
+unsigned cg_ctrls_from_list(const char *list, bool v2, char sep);
 int cg_ctrl_from_name(const char *name, bool v2); /* -1 if unknown */
 
 /* One mounted hierarchy, and the container's cgroup in it. */
@@ -38,8 +40,10 @@ struct cg_hier {
     char *dir;      /* relative to the root: "memory", "cpu,cpuacct", "unified"; "." for pure v2 */
     unsigned ctrls; /* CG_BIT()s; on cgroup2 those of its root cgroup.controllers + CG_V2_CORE */
     bool v2;
-    int fd;      /* O_RDONLY|O_DIRECTORY fd of the container's cgroup; -1: not joined */
-    int created; /* trailing components of the path this cgroup made here */
+    int fd;          /* O_RDONLY|O_DIRECTORY fd of the container's cgroup; -1: not joined */
+    int created;     /* trailing components of the path this cgroup made here */
+    char *self_from; /* sbx_cgroup_enter_self: where the caller was; NULL when not moved */
+    bool born_in;    /* the child is born here (it inherits the caller's cgroup) */
 };
 
 struct sbx_cgroup {
@@ -105,6 +109,9 @@ cg_ops(const struct cg_hier *h)
 {
     return h->v2 ? &cgroup_v2_ops : &cgroup_v1_ops;
 }
+
+/* Write PID to the hierarchy's cgroup.procs (cgroup-join.c). */
+int cg_join_pid(struct sbx_cgroup *cg, struct cg_hier *h, pid_t pid, struct husk_error **err);
 
 /* rmdir the cgroup in every hierarchy it joined, and the ancestors it made (cgroup.c). */
 int cg_remove_all(struct sbx_cgroup *cg, struct husk_error **err);

@@ -26,7 +26,8 @@ collect(int dfd, struct pidv *out, int depth)
         char *save = NULL;
         for (char *t = strtok_r(text, "\n", &save); t; t = strtok_r(NULL, "\n", &save)) {
             int64_t pid;
-            if (parse_i64(t, &pid) < 0 || pid <= 0)
+            /* Never the caller: it passes through while spawning (cgroup-join.c). */
+            if (parse_i64(t, &pid) < 0 || pid <= 0 || pid == getpid())
                 continue;
             if (out->n == out->cap)
                 out->v =
@@ -121,8 +122,15 @@ sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, struct husk_error **err)
 {
     struct cg_hier *v2 = cg->v2 >= 0 && cg->h[cg->v2].fd >= 0 ? &cg->h[cg->v2] : NULL;
     /* cgroup.kill (5.14) kills every process at once, frozen ones and forks in flight too. */
-    if (sig == SIGKILL && v2 && cg_has(v2, "cgroup.kill"))
-        return cg_write(cg, v2, "cgroup.kill", "1", err);
+    if (sig == SIGKILL && v2 && cg_has(v2, "cgroup.kill")) {
+        int r = cg_write(cg, v2, "cgroup.kill", "1", err);
+        /* A task frozen by the v1 freezer (a paused container on a hybrid host) dies only
+         * once thawed. */
+        struct cg_hier *f = freezer(cg);
+        if (r == 0 && f && !f->v2)
+            sbx_cgroup_freeze(cg, false, NULL);
+        return r;
+    }
     if (sig != SIGKILL || freezer(cg) == NULL)
         return signal_all(cg, sig, err);
     /* Freeze so that nothing forks between reading cgroup.procs and the signals; a frozen

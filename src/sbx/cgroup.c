@@ -35,8 +35,8 @@ sbx_cgroup_mode_name(enum sbx_cgroup_mode m)
 
 /* ---- layout ---- */
 
-static unsigned
-ctrls_from_list(const char *list, bool v2, char sep)
+unsigned
+cg_ctrls_from_list(const char *list, bool v2, char sep)
 {
     unsigned bits = 0;
     cleanup_free char *copy = xstrdup(list);
@@ -79,7 +79,7 @@ v2_root_ctrls(int dirfd)
     cleanup_free char *text = NULL;
     if (read_file_at(dirfd, "cgroup.controllers", &text, NULL) < 0)
         return CG_V2_CORE;
-    return ctrls_from_list(text, true, ' ') | CG_V2_CORE;
+    return cg_ctrls_from_list(text, true, ' ') | CG_V2_CORE;
 }
 
 /*
@@ -132,7 +132,7 @@ detect_layout(struct sbx_cgroup *cg, struct husk_error **err)
             if (sub >= 0)
                 add_hier(cg, de->d_name, v2_root_ctrls(sub), true);
         } else if (kind == 1) {
-            unsigned ctrls = ctrls_from_list(de->d_name, false, ',');
+            unsigned ctrls = cg_ctrls_from_list(de->d_name, false, ',');
             if (ctrls) /* name=systemd and friends hold no controller */
                 add_hier(cg, de->d_name, ctrls, false);
         }
@@ -178,11 +178,11 @@ sbx_cgroup_detect(const struct sbx_cgroup_opts *o, enum sbx_cgroup_mode *mode,
     return 0;
 }
 
+/* A controller's hierarchy: v1 first, so that on hybrid hosts the freezer is the v1 one that
+ * runc uses and engines read (freezer.state); cgroup2 where no v1 hierarchy has it. */
 struct cg_hier *
 cg_where(struct sbx_cgroup *cg, enum cg_ctrl c)
 {
-    if (c == CG_FREEZER && cg->v2 >= 0 && (cg->h[cg->v2].ctrls & CG_BIT(c)))
-        return &cg->h[cg->v2];
     for (size_t i = 0; i < cg->n_h; i++)
         if (!cg->h[i].v2 && (cg->h[i].ctrls & CG_BIT(c)))
             return &cg->h[i];
@@ -191,7 +191,7 @@ cg_where(struct sbx_cgroup *cg, enum cg_ctrl c)
     return NULL;
 }
 
-/* Where the processes are tracked (ps, kill, pause): cgroup2, else the v1 freezer. */
+/* Where the processes are tracked (ps, kill): cgroup2, else the v1 freezer. */
 static struct cg_hier *
 cg_tracker(struct sbx_cgroup *cg)
 {
@@ -447,7 +447,9 @@ apply_limits(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *l, bool upda
 static bool
 joins(struct sbx_cgroup *cg, struct cg_hier *h, unsigned need)
 {
-    if (h == cg_tracker(cg))
+    /* The v1 freezer too, where there is one: pause uses it, as runc does and engines expect
+     * (they read freezer.state on v1 and hybrid hosts). */
+    if (h == cg_tracker(cg) || (!h->v2 && (h->ctrls & CG_BIT(CG_FREEZER))))
         return true;
     for (int c = 0; c < CG_COUNT; c++)
         if ((need & CG_BIT(c)) && cg_where(cg, (enum cg_ctrl)c) == h)
@@ -562,6 +564,7 @@ sbx_cgroup_free(struct sbx_cgroup *cg)
         if (cg->h[i].fd >= 0)
             close(cg->h[i].fd);
         free(cg->h[i].dir);
+        free(cg->h[i].self_from);
     }
     if (cg->root_fd >= 0)
         close(cg->root_fd);
@@ -610,44 +613,6 @@ sbx_cgroup_describe(const struct sbx_cgroup *cg)
     return s;
 }
 
-/* ---- joining ---- */
-
-int
-sbx_cgroup_spawn_fd(const struct sbx_cgroup *cg)
-{
-    if (cg == NULL || cg->v2 < 0 || !cg->clone_into)
-        return -1;
-    return cg->h[cg->v2].fd;
-}
-
-static int
-join_one(struct sbx_cgroup *cg, struct cg_hier *h, pid_t pid, struct husk_error **err)
-{
-    char buf[32];
-    snprintf(buf, sizeof(buf), "%d", pid);
-    return cg_write(cg, h, "cgroup.procs", buf, err);
-}
-
-int
-sbx_cgroup_enter(struct sbx_cgroup *cg, pid_t pid, struct husk_error **err)
-{
-    for (size_t i = 0; i < cg->n_h; i++) {
-        struct cg_hier *h = &cg->h[i];
-        if (h->fd < 0 || (h->v2 && sbx_cgroup_spawn_fd(cg) >= 0))
-            continue;
-        int r = join_one(cg, h, pid, err);
-        if (r < 0)
-            return r;
-    }
-    return 0;
-}
-
-int
-sbx_cgroup_on_created(pid_t pid, void *data, struct husk_error **err)
-{
-    return sbx_cgroup_enter(data, pid, err);
-}
-
 /* ---- update ---- */
 
 /* Hierarchies joined after the start get every process, moved while the cgroup is frozen so
@@ -666,7 +631,7 @@ move_into(struct sbx_cgroup *cg, const bool *fresh, struct husk_error **err)
             continue;
         for (size_t k = 0; r == 0 && k < n; k++) {
             struct husk_error *e = NULL;
-            r = join_one(cg, &cg->h[i], pids[k], &e);
+            r = cg_join_pid(cg, &cg->h[i], pids[k], &e);
             if (r == -ESRCH) /* exited meanwhile */
                 r = 0;
             if (r < 0 && err && *err == NULL)

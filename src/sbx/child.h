@@ -30,9 +30,10 @@ child_fail(struct sbx_child_ctx *ctx, int step, int index, int errnum)
 
 int child_setup_rootfs(struct sbx_child_ctx *ctx);
 int child_mount_rootfs_image(struct sbx_child_ctx *ctx);
-/* Parent side: the image (with its tmpfs overlay unless rootfs_readonly) as a detached mount,
- * its fd at or above min_fd. */
-int sbx_rootfs_image_mount(const struct sbx_config *cfg, int min_fd, struct husk_error **err);
+/* Parent side: the image tree for the child (opts->rootfs_image_fd, or mounted now), its fd at
+ * or above min_fd. */
+int sbx_rootfs_image_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
+                              int min_fd, struct husk_error **err);
 int child_run_start_hooks(struct sbx_child_ctx *ctx, int host_pid);
 int child_enter_root(struct sbx_child_ctx *ctx);
 int child_protect_paths(struct sbx_child_ctx *ctx);

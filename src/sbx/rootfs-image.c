@@ -120,18 +120,28 @@ mount_overlay(int image, struct husk_error **err)
 }
 
 int
-sbx_rootfs_image_mount(const struct sbx_config *cfg, int min_fd, struct husk_error **err)
+sbx_rootfs_image_mount(const struct sbx_config *cfg, struct husk_error **err)
 {
     cleanup_fd int image = mount_image(cfg, err);
     if (image < 0)
         return image;
     /* A read-only root needs no upper layer: the image is the root (its mount points exist:
      * `husk pack` and `husk image import` create them). */
-    cleanup_fd int top = cfg->rootfs_readonly ? steal_fd(&image) : mount_overlay(image, err);
-    if (top < 0)
-        return top;
+    if (cfg->rootfs_readonly)
+        return steal_fd(&image);
+    return mount_overlay(image, err);
+}
+
+int
+sbx_rootfs_image_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
+                          int min_fd, struct husk_error **err)
+{
+    cleanup_fd int own = opts->rootfs_image_fd > 0 ? -1 : sbx_rootfs_image_mount(cfg, err);
+    if (opts->rootfs_image_fd <= 0 && own < 0)
+        return own;
     /* Clear of the fds the process inherits. */
-    int fd = fcntl(top, F_DUPFD_CLOEXEC, min_fd);
+    int fd =
+        fcntl(opts->rootfs_image_fd > 0 ? opts->rootfs_image_fd : own, F_DUPFD_CLOEXEC, min_fd);
     if (fd < 0)
         return husk_err(err, errno, "dup rootfs image mount");
     return fd;

@@ -87,8 +87,7 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    int keep[4] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd,
-                   ctx->image_fd};
+    int keep[4] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd, ctx->image_fd};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < 4; i++) /* sort the four */
@@ -303,7 +302,8 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     }
     /* Mounted here, detached, outside the container's device cgroup (a loop device); the
      * child attaches the tree on root.path in its own mount namespace (rootfs-image.c). */
-    cleanup_fd int image_fd = cfg->rootfs_image ? sbx_rootfs_image_mount(cfg, min_fd, err) : -1;
+    cleanup_fd int image_fd =
+        cfg->rootfs_image ? sbx_rootfs_image_child_fd(cfg, opts, min_fd, err) : -1;
     if (cfg->rootfs_image && image_fd < 0)
         return image_fd;
     if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
@@ -322,6 +322,8 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     pid_t pid = (pid_t)sys_clone3(&args);
     int clone_errno = errno;
     if (pid == 0) {
+        /* Only the parent's end: if the parent dies, our recv sees EOF instead of waiting. */
+        close(parent_fd);
         struct sbx_child_ctx ctx = {.cfg = cfg,
                                     .opts = &copts,
                                     .sync_fd = child_fd,

@@ -467,6 +467,8 @@ def test_rootless_with_limits_is_an_error(ctx):
 
 
 @pytest.mark.skipif(os.environ.get("HUSK_SKIP_V2VM") == "1", reason="HUSK_SKIP_V2VM=1")
+@pytest.mark.skipif("ASAN_OPTIONS" in os.environ,
+                    reason="the sanitizer pass: the VM builds its own husk, already checked")
 def test_v2vm_harness():
     """tests/v2vm/run.sh boots Debian's cloud kernel under qemu (TCG) with a static husk and runs
     containers with limits on a pure cgroup2 host; it prints 'N passed, N failed'."""

@@ -612,12 +612,15 @@ test_hybrid_tracks_in_cgroup2_and_leaves_its_root_alone(void **state)
     l.memory.limit = NUM(1 << 30);
     struct sbx_cgroup *cg = create_ok("/husk/h1", &l);
     char *where = sbx_cgroup_describe(cg);
-    assert_true(strcmp(where, "memory,cgroup2") == 0 || strcmp(where, "cgroup2,memory") == 0);
+    /* cgroup2 tracks; the v1 freezer pauses, as runc does and engines read on hybrid hosts. */
+    assert_non_null(strstr(where, "memory"));
+    assert_non_null(strstr(where, "cgroup2"));
+    assert_non_null(strstr(where, "freezer"));
     free(where);
-    assert_false(exists("freezer/husk/h1")); /* cgroup2 freezes on hybrid hosts */
+    assert_true(exists("freezer/husk/h1"));
     assert_true(sbx_cgroup_spawn_fd(cg) >= 0);
     assert_int_equal(sbx_cgroup_freeze(cg, true, NULL), 0);
-    assert_string_equal(slurp("unified/husk/h1/cgroup.freeze"), "1\n");
+    assert_string_equal(slurp("freezer/husk/h1/freezer.state"), "FROZEN\n");
     assert_int_equal(sbx_cgroup_is_frozen(cg), 1);
     assert_int_equal(sbx_cgroup_freeze(cg, false, NULL), 0);
     assert_int_equal(sbx_cgroup_destroy(cg, NULL), 0);

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Scripts: the "#!" line as the kernel reads it, Python import statements, shell commands. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "img-internal.h"
+#include "util.h"
+
+static void
+test_shebang(void **state)
+{
+    static const struct {
+        const char *text, *interp, *arg;
+    } cases[] = {
+        {"#!/bin/sh\necho", "/bin/sh", NULL},
+        {"#! /usr/bin/env  python3 -u \nx", "/usr/bin/env", "python3 -u"},
+        {"#!/bin/bash\r\n", "/bin/bash\r", NULL}, /* as the kernel reads it: "bad interpreter" */
+        {"#!/usr/bin/python3", "/usr/bin/python3", NULL},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cleanup_free char *interp = NULL, *arg = NULL;
+        const char *t = cases[i].text;
+        assert_int_equal(img_shebang_parse(t, strlen(t), &interp, &arg), 0);
+        assert_string_equal(interp, cases[i].interp);
+        if (cases[i].arg)
+            assert_string_equal(arg, cases[i].arg);
+        else
+            assert_null(arg);
+    }
+    char *interp, *arg;
+    assert_int_equal(img_shebang_parse("#!\n", 3, &interp, &arg), -ENOEXEC);
+    assert_int_equal(img_shebang_parse("\x7f"
+                                       "ELF",
+                                       4, &interp, &arg),
+                     -ENOEXEC);
+}
+
+/* The modules a line names, joined with spaces. */
+static char *
+imports(const char *line)
+{
+    cleanup_strv char **mods = NULL;
+    size_t n = 0;
+    img_py_line_imports(line, &mods, &n);
+    char *out = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        char *next = xasprintf("%s%s%s", out, i ? " " : "", mods[i]);
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+static void
+test_python_imports(void **state)
+{
+    static const struct {
+        const char *line, *mods;
+    } cases[] = {
+        {"import os", "os"},
+        {"import a.b as c, d", "a.b d"},
+        {"    from x.y import (p, q as r)", "x.y x.y.p x.y.q"},
+        {"from . import m", ". .m"},
+        {"from ..pkg import z", "..pkg ..pkg.z"},
+        {"from json import *", "json"},
+        {"x = 1; import y", "y"},
+        {"important = 1", ""},
+        {"mod = __import__('foo.bar')", "foo.bar"},
+        {"importlib.import_module(\"baz\")", "baz"},
+        {"import_module(name)", ""},
+        {"print('import os')", ""},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cleanup_free char *got = imports(cases[i].line);
+        assert_string_equal(got, cases[i].mods);
+    }
+}
+
+static void
+test_shell_commands(void **state)
+{
+    const char *script = "#!/bin/sh\n"
+                         "# rm -rf / is only a comment\n"
+                         "set -e\n"
+                         "LANG=C sort -u \"$1\" | uniq -c > /tmp/out\n"
+                         "x=$(date +%s); echo \"$x\"\n"
+                         "if test -f /etc/x; then grep foo /etc/x; fi\n"
+                         "for f in a b; do wc -l \"$f\"; done\n"
+                         "exec env python3 -c 'print(1)'\n";
+    cleanup_strv char **cmds = NULL;
+    size_t n = 0;
+    img_sh_commands(script, &cmds, &n);
+    const char *want[] = {"sort", "uniq", "date", "grep", "wc", "env", "python3"};
+    assert_int_equal(n, ARRAY_SIZE(want));
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(cmds[i], want[i]);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shebang),
+        cmocka_unit_test(test_python_imports),
+        cmocka_unit_test(test_shell_commands),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
