@@ -322,8 +322,14 @@ remove_dirs(struct sbx_cgroup *cg, struct cg_hier *h, int count, bool retry_busy
     cleanup_free char *rel = xasprintf("%s%s", h->dir, cg->path);
     int depth = (int)path_depth(cg->path);
     int r = 0;
-    if (depth > 1 && count > depth - 1)
-        count = depth - 1;
+    /* What we made, and every ancestor below a top-level "/husk", which is husk's whoever made
+     * it: one still used by another container is busy or not empty and stays; an empty one
+     * goes, so nothing of husk's outlives its containers. make_dirs() retries when a
+     * concurrent delete takes a parent away under it. */
+    if (str_has_prefix(cg->path, "/husk/"))
+        count = depth;
+    if (count > depth)
+        count = depth;
     for (int i = 0; i < count; i++) {
         for (int tries = 0;; tries++) {
             if (unlinkat(cg->root_fd, rel, AT_REMOVEDIR) == 0 || errno == ENOENT)
@@ -361,8 +367,30 @@ make_leaf(struct sbx_cgroup *cg, struct cg_hier *h, struct husk_error **err)
 }
 
 /* mkdir -p PATH in hierarchy h; each directory on the way gets the controllers enabled. */
+static int make_dirs_once(struct sbx_cgroup *cg, struct cg_hier *h, unsigned ctrls,
+                          struct husk_error **err);
+
+/* A concurrent delete may remove a shared parent between our mkdir and openat: try again. */
 static int
 make_dirs(struct sbx_cgroup *cg, struct cg_hier *h, unsigned ctrls, struct husk_error **err)
+{
+    for (int tries = 0;; tries++) {
+        struct husk_error *e = NULL;
+        int r = make_dirs_once(cg, h, ctrls, &e);
+        if (r == -ENOENT && tries < 5) {
+            husk_error_free(e);
+            continue;
+        }
+        if (r < 0 && err && *err == NULL)
+            *err = e;
+        else
+            husk_error_free(e);
+        return r;
+    }
+}
+
+static int
+make_dirs_once(struct sbx_cgroup *cg, struct cg_hier *h, unsigned ctrls, struct husk_error **err)
 {
     bool prepare = h->v2 ? ctrls != 0 : (h->ctrls & CG_BIT(CG_CPUSET)) != 0;
     int fast = prepare ? 0 : make_leaf(cg, h, err);

@@ -466,10 +466,10 @@ test_v1_limits_land_in_their_files(void **state)
     assert_false(exists("systemd/husk"));
     assert_int_equal(sbx_cgroup_owned(cg), 2); /* husk and c1 were made */
     assert_int_equal(sbx_cgroup_destroy(cg, NULL), 0);
-    /* delete removes the leaf in every hierarchy, never the shared /husk */
+    /* delete removes the leaf in every hierarchy, and /husk once no container uses it */
     assert_false(exists("memory/husk/c1"));
     assert_false(exists("freezer/husk/c1"));
-    assert_true(exists("memory/husk"));
+    assert_false(exists("memory/husk"));
     sbx_cgroup_free(cg);
 }
 
@@ -782,13 +782,13 @@ test_paths(void **state)
     err = create_fails("/", &l);
     assert_non_null(strstr(err->msg, "root cgroup"));
     husk_error_free(err);
-    /* Nested: the components made are removed again, the first one stays. */
+    /* Nested: every component made is removed again. */
     struct sbx_cgroup *cg = create_ok("//husk-test/a/b/", &l);
     assert_string_equal(sbx_cgroup_path(cg), "/husk-test/a/b");
     assert_int_equal(sbx_cgroup_owned(cg), 3);
     assert_int_equal(sbx_cgroup_destroy(cg, NULL), 0);
     assert_false(exists("husk-test/a"));
-    assert_true(exists("husk-test"));
+    assert_false(exists("husk-test"));
     sbx_cgroup_free(cg);
     /* An existing leaf with processes belongs to someone else. */
     cg = create_ok("/husk-test/busy", &l);
