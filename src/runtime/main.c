@@ -26,6 +26,8 @@ static const struct verb verbs[] = {
     {"delete", "[--force] ID", "Delete a stopped container (--force: any container).", cmd_delete},
     {"list", "[--format table|json] [--quiet]", "List containers.", cmd_list},
     {"features", "", "Print what this runtime supports, as JSON.", cmd_features},
+    {"checkpoint", "ID", "Not supported (answers with a clear error).", cmd_checkpoint},
+    {"restore", "ID", "Not supported (answers with a clear error).", cmd_checkpoint},
     {"pause", "ID", "Freeze every process of a container.", cmd_pause},
     {"resume", "ID", "Thaw a paused container.", cmd_resume},
     {"update", "[flags] [-r resources.json] ID", "Change a container's resource limits.",
@@ -139,6 +141,12 @@ main(int argc, char **argv)
     struct global_opts g = {0};
     struct cli cli = {.log_fd = -1};
 
+    /* --help before the command is husk's own usage, not the global flags' table. */
+    for (int k = 1; k < argc && argv[k][0] == '-'; k++)
+        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
+            usage();
+            return 0;
+        }
     int i =
         cli_parse_flags(&global, global_flags, ARRAY_SIZE(global_flags), &g, argc - 1, argv + 1);
     if (i == -2 || (i >= 0 && i + 1 >= argc && !g.version)) {

@@ -215,3 +215,16 @@ def test_log_json(ctx):
     entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert all("level" in e and "msg" in e for e in entries), entries
     assert any(e["level"] == "error" and e["msg"] for e in entries), entries
+
+
+def test_checkpoint_and_restore_say_they_are_not_supported(ctx):
+    for verb in ("checkpoint", "restore"):
+        r = ctx.runtime(verb, "anything")
+        assert r.rc != 0 and "not supported" in r.err, str(r)
+
+
+def test_help_lists_every_verb_once(ctx):
+    r = ctx.runtime("--help")
+    assert r.rc == 0 and r.out.count("usage:") == 1
+    for verb in ("create", "start", "exec", "pause", "update", "events", "pack", "image"):
+        assert f"  {verb} " in r.out, verb
