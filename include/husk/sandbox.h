@@ -182,8 +182,8 @@ struct sbx_spawn_opts {
 
 struct sbx_child {
     pid_t pid;
-    int pidfd;   /* CLOEXEC; -1 once closed */
-    int sync_fd; /* CLOEXEC; -1 once the child was released */
+    int pidfd;      /* CLOEXEC; -1 once closed */
+    int sync_fd;    /* CLOEXEC; -1 once the child was released */
     int pty_master; /* the terminal's master when no console socket took it, else -1 */
 };
 

@@ -199,8 +199,8 @@ parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct 
         int64_t h = 0, w = 0;
         if ((r = jget_int(c, size, "height", "process.consoleSize.height", true, 0, 65535, &h,
                           err)) < 0 ||
-            (r = jget_int(c, size, "width", "process.consoleSize.width", true, 0, 65535, &w,
-                          err)) < 0)
+            (r = jget_int(c, size, "width", "process.consoleSize.width", true, 0, 65535, &w, err)) <
+                0)
             return r;
         p->console_rows = (unsigned short)h;
         p->console_cols = (unsigned short)w;

@@ -89,7 +89,8 @@ cli_parse_flags(const struct verb *verb, const struct flag *flags, size_t n_flag
         if (a[0] != '-' || a[1] == '\0')
             return i;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            print_usage(verb, flags, n_flags);
+            if (verb->name[0]) /* the global flags' caller prints husk's own usage */
+                print_usage(verb, flags, n_flags);
             return -2;
         }
         const char *name = a + (a[1] == '-' ? 2 : 1);

@@ -141,12 +141,6 @@ main(int argc, char **argv)
     struct global_opts g = {0};
     struct cli cli = {.log_fd = -1};
 
-    /* --help before the command is husk's own usage, not the global flags' table. */
-    for (int k = 1; k < argc && argv[k][0] == '-'; k++)
-        if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0) {
-            usage();
-            return 0;
-        }
     int i =
         cli_parse_flags(&global, global_flags, ARRAY_SIZE(global_flags), &g, argc - 1, argv + 1);
     if (i == -2 || (i >= 0 && i + 1 >= argc && !g.version)) {

@@ -145,7 +145,9 @@ step_object(const struct sbx_msg *m, const struct sbx_config *cfg)
     case SBX_STEP_HOOK:
         if (i < cfg->n_start_hooks)
             return xasprintf(" %zu '%s'%s", i, cfg->start_hooks[i].path,
-                             m->err == ETIMEDOUT ? " timed out" : m->err == ECANCELED ? " failed" : "");
+                             m->err == ETIMEDOUT   ? " timed out"
+                             : m->err == ECANCELED ? " failed"
+                                                   : "");
         break;
     default:
         break;
