@@ -283,6 +283,21 @@ rm_rf_at(int dirfd, const char *path)
     return unlinkat(dirfd, path, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
+bool
+in_initial_userns(void)
+{
+    char map[64] = {0};
+    unsigned a, b, n;
+    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map) - 1);
+    if (fd >= 0)
+        close(fd);
+    /* Without /proc we cannot tell; assume the initial namespace, as most hosts are. */
+    if (len <= 0)
+        return true;
+    return sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u;
+}
+
 uint64_t
 now_ns(void)
 {

@@ -44,6 +44,10 @@ int mkdir_p(const char *path, mode_t mode);
 /* Remove a directory tree relative to dirfd, never crossing mount points. */
 int rm_rf_at(int dirfd, const char *path);
 
+/* Whether we are in the initial user namespace (uid_map "0 0 4294967295"). No heap: safe
+ * between clone and exec. */
+bool in_initial_userns(void);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t now_ns(void);
 

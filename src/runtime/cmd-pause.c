@@ -1,34 +1,48 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `husk pause ID`: freeze every process (v1 freezer, cgroup2's cgroup.freeze). */
+/* `husk pause ID` and `husk resume ID`: freeze and thaw every process (v1 freezer, or
+ * cgroup2's cgroup.freeze where no v1 freezer exists). */
 #define _GNU_SOURCE
 #include <stdio.h>
 
 #include "container.h"
 #include "util.h"
 
-int
-cmd_pause(struct cli *cli, int argc, char **argv)
+static int
+set_frozen(struct cli *cli, const char *name, bool frozen, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("pause");
+    const struct verb *v = cli_find_verb(name);
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    enum ctr_status want = frozen ? CTR_RUNNING : CTR_PAUSED;
     int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
     if (i < 0)
         return i == -2 ? 0 : 2;
     if (argc - i != 1) {
-        fprintf(stderr, "husk pause: expected exactly one container id\n");
+        fprintf(stderr, "husk %s: expected exactly one container id\n", name);
         return 2;
     }
     if (ctr_open(cli, argv[i], &c, &err) < 0)
         return cli_fail(cli, err);
     enum ctr_status st = ctr_status(c);
-    if (st != CTR_RUNNING) {
-        husk_err(&err, 0, "cannot pause container '%s': it is %s, not running", c->id,
-                 ctr_status_name(st));
+    if (st != want) {
+        husk_err(&err, 0, "cannot %s container '%s': it is %s, not %s", name, c->id,
+                 ctr_status_name(st), ctr_status_name(want));
         return cli_fail(cli, err);
     }
-    if (ctr_cgroup_open(cli, c, &cg, &err) < 0 || sbx_cgroup_freeze(cg, true, &err) < 0)
+    if (ctr_cgroup_open(cli, c, &cg, &err) < 0 || sbx_cgroup_freeze(cg, frozen, &err) < 0)
         return cli_fail(cli, err);
     return 0;
+}
+
+int
+cmd_pause(struct cli *cli, int argc, char **argv)
+{
+    return set_frozen(cli, "pause", true, argc, argv);
+}
+
+int
+cmd_resume(struct cli *cli, int argc, char **argv)
+{
+    return set_frozen(cli, "resume", false, argc, argv);
 }

@@ -81,16 +81,6 @@ usage(void)
         printf("  --%-16s %s\n", global_flags[i].name, global_flags[i].help);
 }
 
-static bool
-in_user_namespace(void)
-{
-    cleanup_free char *map = NULL;
-    unsigned a, b, n;
-    if (read_file_at(AT_FDCWD, "/proc/self/uid_map", &map, NULL) < 0)
-        return false;
-    return !(sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u);
-}
-
 static int
 setup_cli(struct cli *cli, const struct global_opts *g)
 {
@@ -99,7 +89,7 @@ setup_cli(struct cli *cli, const struct global_opts *g)
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (g->root)
         cli->root = g->root;
-    else if ((geteuid() != 0 || in_user_namespace()) && xdg && *xdg)
+    else if ((geteuid() != 0 || !in_initial_userns()) && xdg && *xdg)
         cli->root = cli->default_root = xasprintf("%s/husk", xdg);
     else
         cli->root = "/run/husk";

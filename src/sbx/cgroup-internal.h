@@ -128,4 +128,8 @@ int cg_rdma(struct sbx_cgroup *cg, struct cg_hier *h, const struct sbx_cgroup_li
 int cg_bpf_devices(int dir_fd, const struct sbx_cg_device_rule *rules, size_t n,
                    struct husk_error **err);
 
+/* hugetlb.<size>.<suffix> for each hugepage limit (cgroup-limits.c). */
+int cg_write_hugepages(struct sbx_cgroup *cg, struct cg_hier *h, const struct sbx_cgroup_limits *l,
+                       const char *suffix, struct husk_error **err);
+
 #endif

@@ -304,3 +304,25 @@ sbx_cgroup_limits_check(const struct sbx_cgroup_limits *l, char **field, struct 
                        "'%s' is not an rdma device name", l->rdma[i].device);
     return 0;
 }
+
+/* hugetlb.<size>.<suffix> and its .rsvd. twin where the kernel has it; the two versions differ
+ * only in the suffix (limit_in_bytes on v1, max on v2). */
+int
+cg_write_hugepages(struct sbx_cgroup *cg, struct cg_hier *h, const struct sbx_cgroup_limits *l,
+                   const char *suffix, struct husk_error **err)
+{
+    for (size_t i = 0; i < l->n_hugepages; i++) {
+        const struct sbx_cg_hugepage *p = &l->hugepages[i];
+        cleanup_free char *file = xasprintf("hugetlb.%s.%s", p->page_size, suffix);
+        cleanup_free char *rsvd = xasprintf("hugetlb.%s.rsvd.%s", p->page_size, suffix);
+        if (!cg_has(h, file))
+            return cg_errf(cg, h, err, 0, "hugepageLimits: page size %s is not supported here",
+                           p->page_size);
+        int r = cg_writef(cg, h, file, err, "%llu", (unsigned long long)p->limit);
+        if (r == 0 && cg_has(h, rsvd))
+            r = cg_writef(cg, h, rsvd, err, "%llu", (unsigned long long)p->limit);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}

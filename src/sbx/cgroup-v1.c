@@ -286,20 +286,7 @@ static int
 v1_hugetlb(struct sbx_cgroup *cg, struct cg_hier *h, const struct sbx_cgroup_limits *l, bool update,
            struct husk_error **err)
 {
-    for (size_t i = 0; i < l->n_hugepages; i++) {
-        const struct sbx_cg_hugepage *p = &l->hugepages[i];
-        cleanup_free char *file = xasprintf("hugetlb.%s.limit_in_bytes", p->page_size);
-        cleanup_free char *rsvd = xasprintf("hugetlb.%s.rsvd.limit_in_bytes", p->page_size);
-        if (!cg_has(h, file))
-            return cg_errf(cg, h, err, 0, "hugepageLimits: page size %s is not supported here",
-                           p->page_size);
-        int r = cg_writef(cg, h, file, err, "%llu", (unsigned long long)p->limit);
-        if (r == 0 && cg_has(h, rsvd))
-            r = cg_writef(cg, h, rsvd, err, "%llu", (unsigned long long)p->limit);
-        if (r < 0)
-            return r;
-    }
-    return 0;
+    return cg_write_hugepages(cg, h, l, "limit_in_bytes", err);
 }
 
 static int

@@ -227,19 +227,6 @@ bind_host_cgroupfs(const struct sbx_mount *m, int dstfd)
     return mount_bind(&bind, dstfd);
 }
 
-static bool
-in_user_namespace(void)
-{
-    char map[64] = {0};
-    unsigned a, b, n;
-    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map) - 1);
-    if (fd >= 0)
-        close(fd);
-    return len > 0 &&
-           !(sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u);
-}
-
 static int
 mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd)
 {
@@ -247,7 +234,7 @@ mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd)
     unsigned long flags = m->flags & ~(PROP_FLAGS | MS_REC | MS_BIND);
     struct statfs sfs;
 
-    if (in_user_namespace())
+    if (!in_initial_userns())
         return bind_host_cgroupfs(m, dstfd);
     fd_path(target, sizeof(target), dstfd);
     if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)

@@ -199,23 +199,6 @@ enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
     return 0;
 }
 
-/* Root in the initial user namespace (not merely uid 0 inside one). */
-static bool
-sbx_caller_privileged(void)
-{
-    char map[64] = {0};
-    unsigned a, b, n;
-    if (geteuid() != 0)
-        return false;
-    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t len = read(fd, map, sizeof(map) - 1);
-    close(fd);
-    return len > 0 && sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 &&
-           n == 4294967295u;
-}
-
 static uint64_t
 clone_flags(const struct sbx_config *cfg)
 {
@@ -318,7 +301,8 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = (uint64_t)opts->cgroup_fd;
     }
-    bool privileged = sbx_caller_privileged();
+    /* Root in the initial user namespace, not merely uid 0 inside one. */
+    bool privileged = geteuid() == 0 && in_initial_userns();
     pid_t pid = (pid_t)sys_clone3(&args);
     int clone_errno = errno;
     if (pid == 0) {
