@@ -76,6 +76,10 @@ struct sbx_seccomp {
     void *bpf;      /* NULL: no filter */
     size_t len;     /* bytes */
     unsigned flags; /* SECCOMP_FILTER_FLAG_* */
+    /* SECCOMP_RET_USER_NOTIF: when set, the notify fd goes to sbx_spawn_opts.seccomp_listener_fd
+     * with this message, every "%PID%" in it replaced by the process's host pid (runc's
+     * ContainerProcessState, so existing seccomp agents work). */
+    char *listener_msg;
 };
 
 /* Landlock rules: paths inside the container and TCP ports (ABI 4+). */
@@ -168,6 +172,8 @@ struct sbx_spawn_opts {
     /* With process.terminal: a connected unix socket that receives the pty master, or -1 to
      * hand it to the caller (sbx_child.pty_master). */
     int console_fd;
+    /* A connected unix socket for the seccomp notify fd (see sbx_seccomp.listener_msg), or -1. */
+    int seccomp_listener_fd;
     /* A cgroup v2 directory fd to start the child in (CLONE_INTO_CGROUP), or -1. */
     int cgroup_fd;
     /* Called in the parent after the child exists, before it sets anything up

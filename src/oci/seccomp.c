@@ -286,9 +286,23 @@ oci_seccomp_compile(json_t *sec, const char *file, const char *cache_dir, struct
     char key[65];
     cleanup_free char *path = NULL;
 
-    if (json_object_get(sec, "listenerPath"))
-        return jerr(&c, "linux.seccomp.listenerPath", err,
-                    "seccomp user notification is not supported yet");
+    cleanup_free char *listener = NULL;
+    if (jget_string(&c, sec, "listenerPath", "linux.seccomp.listenerPath", false, &listener, err) <
+            0 ||
+        jget_string(&c, sec, "listenerMetadata", "linux.seccomp.listenerMetadata", false,
+                    &out->listener_msg, err) < 0)
+        return -EINVAL;
+    if (listener && listener[0] != '/')
+        return jerr(&c, "linux.seccomp.listenerPath", err, "'%s' is not an absolute path",
+                    listener);
+    /* The message itself is the caller's (it needs the container's state); mark that one is
+     * wanted with the metadata, possibly empty. */
+    if (listener && out->listener_msg == NULL)
+        out->listener_msg = xstrdup("");
+    if (!listener) {
+        free(out->listener_msg);
+        out->listener_msg = NULL;
+    }
     if (cache_dir) {
         profile_key(sec, key);
         path = xasprintf("%s/%s.bpf", cache_dir, key);

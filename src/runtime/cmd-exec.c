@@ -177,7 +177,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
         return husk_err(err, 0, "exec: a detached terminal needs --console-socket");
     cleanup_fd int console_fd = -1;
     if (cfg->terminal && o->console_socket &&
-        (console_fd = tty_connect_console(o->console_socket, err)) < 0)
+        (console_fd = unix_connect(o->console_socket, "--console-socket", err)) < 0)
         return -EINVAL;
     join_container(cfg, c->state->pid);
     if (cfg->seccomp) {
@@ -196,6 +196,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
                                 .on_created = cg ? sbx_cgroup_on_created : NULL,
                                 .data = cg,
                                 .console_fd = console_fd,
+                                .seccomp_listener_fd = -1,
                                 .rootfs_image_fd = -1};
     if (cg)
         sbx_cgroup_enter_self(cg);

@@ -146,6 +146,39 @@ on_created(pid_t pid, void *data, struct husk_error **err)
     return 0;
 }
 
+/*
+ * linux.seccomp.listenerPath: connect now (the path is a host path, out of the container's
+ * reach once it pivots) and prepare runc's ContainerProcessState message, which the sandbox
+ * process sends with the notify fd once the filter is loaded. -1 without a listener.
+ */
+static int
+seccomp_listener(struct oci_config *cfg, const struct oci_state *st, struct husk_error **err)
+{
+    struct sbx_seccomp *sc = &cfg->sbx->process.seccomp;
+    const char *path = json_string_value(json_object_get(cfg->seccomp, "listenerPath"));
+    if (path == NULL || sc->listener_msg == NULL)
+        return -1;
+    struct oci_state copy = *st;
+    copy.pid = 2147483646; /* a marker for the pid only the sandbox process will know */
+    cleanup_json json_t *msg = json_pack(
+        "{s:s, s:[s], s:i, s:s, s:o}", "ociVersion", OCI_VERSION, "fds", "seccompFd", "pid",
+        copy.pid, "metadata", sc->listener_msg, "state", oci_state_json(&copy, "creating"));
+    cleanup_free char *text = json_dumps(msg, JSON_COMPACT);
+    cleanup_free char *out = xcalloc(strlen(text) * 2 + 1, 1);
+    for (const char *p = text; *p;) {
+        if (str_has_prefix(p, "2147483646")) {
+            strcat(out, "%PID%");
+            p += 10;
+        } else {
+            strncat(out, p++, 1);
+        }
+    }
+    free(sc->listener_msg);
+    sc->listener_msg = steal_ptr(&out);
+    int fd = unix_connect(path, "linux.seccomp.listenerPath", err);
+    return fd < 0 ? -EINVAL : fd;
+}
+
 /* Everything after the state directory exists; on failure the caller removes it. */
 static int
 spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct sbx_cgroup *cg,
@@ -159,7 +192,8 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
 
     if (mode == CREATE_WAIT_START && (listen_fd = listen_start_socket(dir_fd, err)) < 0)
         return listen_fd;
-    if (o->console_socket && (console_fd = tty_connect_console(o->console_socket, err)) < 0)
+    if (o->console_socket &&
+        (console_fd = unix_connect(o->console_socket, "--console-socket", err)) < 0)
         return console_fd;
     char created[64];
     cli_rfc3339_now(created, sizeof(created));
@@ -177,7 +211,12 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
                                 .cgroup_fd = sbx_cgroup_spawn_fd(cg),
                                 .on_created = on_created,
                                 .data = &cc,
-                                .console_fd = console_fd};
+                                .console_fd = console_fd,
+                                .seccomp_listener_fd = -1};
+    cleanup_fd int listener_fd = seccomp_listener(cfg, &st, err);
+    if (listener_fd == -EINVAL)
+        return -EINVAL;
+    so.seccomp_listener_fd = listener_fd;
     /* A rootfs image is mounted before we step into the cgroups: their device rules would
      * refuse its loop device. */
     cleanup_fd int image_fd = cfg->sbx->rootfs_image ? sbx_rootfs_image_mount(cfg->sbx, err) : -1;

@@ -19,15 +19,15 @@
 #include "util.h"
 
 int
-tty_connect_console(const char *path, struct husk_error **err)
+unix_connect(const char *path, const char *what, struct husk_error **err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof(sa.sun_path))
-        return husk_err(err, ENAMETOOLONG, "--console-socket '%s'", path);
+        return husk_err(err, ENAMETOOLONG, "%s '%s'", what, path);
     strcpy(sa.sun_path, path);
     cleanup_fd int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return husk_err(err, errno, "connect to --console-socket '%s'", path);
+        return husk_err(err, errno, "connect to %s '%s'", what, path);
     return steal_fd(&fd);
 }
 

@@ -5,8 +5,9 @@
 
 #include "husk/error.h"
 
-/* Connect to a --console-socket; returns the fd or -errno. */
-int tty_connect_console(const char *path, struct husk_error **err);
+/* Connect to a unix stream socket (a --console-socket, a seccomp listener); `what` names it
+ * in errors. Returns the fd or -errno. */
+int unix_connect(const char *path, const char *what, struct husk_error **err);
 /* Relay the caller's stdio and the pty master until the process (pidfd) exits; the caller's
  * terminal is raw meanwhile and follows SIGWINCH. */
 int tty_relay(int master, int pidfd, struct husk_error **err);

@@ -182,7 +182,8 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
         return r;
     if ((r = sbx_landlock_apply(&p->landlock, &abi)) < 0)
         return child_fail(ctx, SBX_STEP_LANDLOCK, 0, r);
-    if (!p->no_new_privs && (r = sbx_seccomp_load(&p->seccomp)) < 0)
+    if (!p->no_new_privs &&
+        (r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid)) < 0)
         return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
     if ((r = sbx_caps_before_setuid(&p->caps)) < 0)
         return child_fail(ctx, SBX_STEP_CAPS, 0, r);
@@ -193,7 +194,7 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
     if (p->no_new_privs) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             return child_fail(ctx, SBX_STEP_NO_NEW_PRIVS, 0, errno);
-        if ((r = sbx_seccomp_load(&p->seccomp)) < 0)
+        if ((r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid)) < 0)
             return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
     }
     execve(file, p->args, p->env);

@@ -87,17 +87,19 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    int keep[4] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd, ctx->image_fd};
+    enum { N_KEEP = 5 };
+    int keep[N_KEEP] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd,
+                        ctx->image_fd, ctx->opts->seccomp_listener_fd};
     unsigned next = (unsigned)min_fd;
 
-    for (int i = 0; i < 4; i++) /* sort the four */
-        for (int j = i + 1; j < 4; j++)
+    for (int i = 0; i < N_KEEP; i++) /* sort them */
+        for (int j = i + 1; j < N_KEEP; j++)
             if (keep[j] < keep[i]) {
                 int t = keep[i];
                 keep[i] = keep[j];
                 keep[j] = t;
             }
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < N_KEEP; i++) {
         if (keep[i] < 0 || (unsigned)keep[i] < next)
             continue;
         if ((unsigned)keep[i] > next && sys_close_range(next, (unsigned)keep[i] - 1, 0) < 0)
@@ -275,6 +277,13 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         if (listen_fd < 0)
             return husk_err(err, errno, "dup start socket");
         copts.start_listen_fd = listen_fd;
+    }
+    cleanup_fd int listener_fd = -1;
+    if (opts->seccomp_listener_fd >= 0) {
+        listener_fd = fcntl(opts->seccomp_listener_fd, F_DUPFD_CLOEXEC, min_fd);
+        if (listener_fd < 0)
+            return husk_err(err, errno, "dup seccomp listener socket");
+        copts.seccomp_listener_fd = listener_fd;
     }
     cleanup_fd int console_fd = -1;
     if (opts->console_fd >= 0) {
