@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Start-up benchmark: husk, crun and runc each `run` /bin/true from one bundle, interleaved.
 
-Run as root: /usr/bin/python3 bench/start_bench.py [-n 200] [--husk PATH]
-See bench/README.md for what each row means. Timing never makes this script fail: a runtime
-that cannot run is reported as "n/a (reason)" and the others carry on.
+Run as root: /usr/bin/python3 bench/start_bench.py [--scenario all] [-n N] [--husk PATH]
+Scenarios: plain (no policy), limits (memory/cpu/pids resources), seccomp (the profile of
+`husk spec`), landlock (husk only). Each is timed on its own, rows interleaved, and printed as
+its own table. See bench/README.md for what each row means. Timing never makes this script
+fail: a runtime that cannot run is reported as "n/a (reason)" and the others carry on.
 """
 
 import argparse
@@ -30,8 +32,19 @@ NAMESPACES = ["pid", "mount", "ipc", "uts", "network"]
 TRUE_ARGS = ["/bin/true"]
 # Untimed sanity probe: proves a runtime really ran the bundle's process and passed its exit
 # status on, and shows in how many hierarchies it placed the process in the configured cgroup.
-PROBE_ARGS = ["/bin/sh", "-c", "cat /proc/self/cgroup; exit 42"]
+# It also prints /proc/self/status (Seccomp: 2 means a filter is on) and tries to create a file
+# in /dev (a writable tmpfs): landlock with write access only beneath /tmp must refuse that.
+PROBE_ARGS = ["/bin/sh", "-c", "cat /proc/self/cgroup; echo --; cat /proc/self/status; echo --; "
+              "if echo x > /dev/.hb-probe; then echo write-allowed; else echo write-refused; fi; "
+              "exit 42"]
 PROBE_STATUS = 42
+
+SCENARIOS = ("plain", "limits", "seccomp", "landlock")
+# linux.resources of the limits scenario: memory 256 MiB, cpu 50 ms per 100 ms, 100 pids
+LIMITS = {"memory": {"limit": 256 << 20}, "cpu": {"quota": 50000, "period": 100000},
+          "pids": {"limit": 100}}
+LANDLOCK = {"run.husk.landlock.read": "/", "run.husk.landlock.write": "/tmp"}
+SECCOMP_CACHE = ".seccomp-cache"  # husk's compiled filters, in its --root
 SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 # Exit status: 0 measured (whatever the runtimes did), 1 could not set up, 3 left something
@@ -79,10 +92,11 @@ def runc_default_process(args):
     }
 
 
-def make_config(cgroups_path, args):
-    # No linux.resources, seccomp, maskedPaths or readonlyPaths: the rows compare the cost of
-    # namespaces, rootfs, mounts and cgroup placement, not of policy features.
-    return {
+def make_config(cgroups_path, args, variant="plain", seccomp=None):
+    """The bundle's config. variant "plain" has no linux.resources, seccomp, maskedPaths or
+    readonlyPaths: its rows compare the cost of namespaces, rootfs, mounts and cgroup placement.
+    The other variants add exactly one policy feature each."""
+    cfg = {
         "ociVersion": "1.0.2",
         "process": runc_default_process(args),
         "root": {"path": "rootfs", "readonly": True},
@@ -97,13 +111,40 @@ def make_config(cgroups_path, args):
             "cgroupsPath": cgroups_path,
         },
     }
+    if variant == "limits":
+        cfg["linux"]["resources"] = LIMITS
+    elif variant == "seccomp":
+        cfg["linux"]["seccomp"] = seccomp
+    elif variant == "landlock":
+        cfg["annotations"] = dict(LANDLOCK)
+    return cfg
 
 
-def write_config(bundle, cgroups_path, args=TRUE_ARGS):
+def write_config(bundle, cfg):
     tmp = os.path.join(bundle, ".config.json.tmp")
     with open(tmp, "w") as f:
-        json.dump(make_config(cgroups_path, args), f, indent=1)
+        json.dump(cfg, f, indent=1)
     os.rename(tmp, os.path.join(bundle, "config.json"))
+
+
+def husk_seccomp_profile(husk, tmp):
+    """linux.seccomp of the config `husk spec` writes: (profile, None) or (None, reason)."""
+    d = os.path.join(tmp, "husk-spec")
+    os.makedirs(d)
+    try:
+        r = subprocess.run([husk, "spec", "--bundle", d], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=20)
+        if r.returncode != 0:
+            return None, f"`husk spec` failed: {first_line(r.stderr) or r.returncode}"
+        with open(os.path.join(d, "config.json")) as f:
+            prof = json.load(f).get("linux", {}).get("seccomp")
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        return None, f"`husk spec` failed: {e}"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    if not prof:
+        return None, "`husk spec` wrote no linux.seccomp"
+    return prof, None
 
 
 def build_rootfs(bundle, busybox):
@@ -246,7 +287,16 @@ def undo_cgroup_trick(moved):
             try:
                 os.rmdir(mnt)
             except OSError as e:
-                problems.append(f"rmdir {mnt}: {e}")
+                # Only a process outside our mount namespace can have put something there: it
+                # saw the empty directory on /sys/fs/cgroup's tmpfs (a runtime taking it for a
+                # hierarchy, say). Not ours to delete; say what it is.
+                try:
+                    held = sorted(os.listdir(mnt))
+                except OSError:
+                    held = []
+                problems.append(f"rmdir {mnt}: {e.strerror}; it holds {held}, made by another "
+                                f"process while the benchmark ran (plain tmpfs entries, not "
+                                f"cgroups); check and remove by hand")
         if not back:
             problems.append(f"{c} did not return to cgroup2 (/proc/cgroups: {proc_cgroups()[c]});"
                             f" see bench/README.md, 'If something is left behind'")
@@ -282,11 +332,17 @@ def remove_cgroup_tree(path, kill):
 
 
 class Row:
-    def __init__(self, name, label, kind, exe):
-        self.name = name  # short name, part of container ids
+    def __init__(self, name, label, kind, exe, family=None, variant="plain", role=None,
+                 fresh_seccomp=False):
+        self.name = name  # short name, unique in the invocation, part of container ids
         self.label = label
         self.kind = kind  # "oci", "floor" or "harness"
         self.exe = exe
+        self.family = family or name  # what --only selects: husk, crun, runc, floor, harness
+        self.variant = variant  # the bundle it runs: plain, limits, seccomp or landlock
+        self.role = role or self.family  # husk, husk-ref (husk on the plain bundle), crun, ...
+        self.fresh_seccomp = fresh_seccomp  # delete <state>/.seccomp-cache before each run
+        self.scenario = None  # name of the scenario the row belongs to
         self.state = None  # private --root of an OCI runtime
         self.samples = []  # ns
         self.failures = []  # (timed run index, message)
@@ -294,6 +350,77 @@ class Row:
         self.na = None  # why the row has no numbers
         self.version = ""
         self.probe_note = ""
+
+
+class Scenario:
+    def __init__(self, name, title, bundle_note, rows):
+        self.name = name
+        self.title = title
+        self.bundle_note = bundle_note
+        self.rows = rows
+        self.na = None  # why the whole scenario was not measured
+        self.ran = False
+        self.load = None  # (before, after) 1-minute load average
+        self.elapsed = None  # s
+
+
+def make_scenarios(args):
+    """The scenarios asked for, each with its rows (filtered by --only)."""
+    def oci(family, exe, scen, variant, label, role=None, fresh=False, suffix=""):
+        return Row(f"{scen[:3]}-{family}{suffix}", label, "oci", exe, family, variant, role,
+                   fresh)
+
+    def tail(scen):
+        return [Row(f"{scen[:3]}-floor", "floor: unshare+chroot", "floor",
+                    shutil.which("unshare"), "floor"),
+                Row(f"{scen[:3]}-harness", "harness: host /bin/true", "harness", "/bin/true",
+                    "harness")]
+
+    def ref(scen):
+        return oci("husk", args.husk, scen, "plain", "husk (plain bundle)", "husk-ref", False,
+                   "ref")
+
+    out = []
+    for scen in (SCENARIOS if args.scenario == "all" else (args.scenario,)):
+        if scen == "plain":
+            rows = [oci("husk", args.husk, scen, "plain", "husk"),
+                    oci("crun", args.crun, scen, "plain", "crun"),
+                    oci("runc", args.runc, scen, "plain", "runc")] + tail(scen)
+            title = "plain: the bundle alone"
+            note = "no seccomp, no resources"
+        elif scen == "limits":
+            rows = [oci("husk", args.husk, scen, "limits", "husk (limits)"),
+                    oci("crun", args.crun, scen, "limits", "crun (limits)"),
+                    oci("runc", args.runc, scen, "limits", "runc (limits)"),
+                    ref(scen)] + tail(scen)
+            title = "limits: cgroup setup of memory, cpu and pids limits"
+            note = ("+ linux.resources: memory.limit 256 MiB, cpu quota 50000 / period 100000, "
+                    "pids.limit 100 (every (limits) row)")
+        elif scen == "seccomp":
+            rows = [oci("husk", args.husk, scen, "seccomp", "husk (cached filter)", "husk",
+                        False, "c"),
+                    oci("husk", args.husk, scen, "seccomp", "husk (compiling)", "husk",
+                        True, "x"),
+                    oci("crun", args.crun, scen, "seccomp", "crun (seccomp)"),
+                    oci("runc", args.runc, scen, "seccomp", "runc (seccomp)"),
+                    ref(scen)] + tail(scen)
+            title = "seccomp: the default profile of `husk spec`"
+            note = ("+ linux.seccomp of `husk spec` (every row but husk (plain bundle)); "
+                    f"husk (compiling) starts each run without <root>/{SECCOMP_CACHE}")
+        else:
+            rows = [oci("husk", args.husk, scen, "landlock", "husk (landlock)"),
+                    ref(scen),
+                    oci("crun", args.crun, scen, "plain", "crun (plain bundle)"),
+                    oci("runc", args.runc, scen, "plain", "runc (plain bundle)")] + tail(scen)
+            title = "landlock: husk only; crun and runc on the plain bundle for reference"
+            note = ("+ annotations run.husk.landlock.read=/ and run.husk.landlock.write=/tmp "
+                    "(husk (landlock) only)")
+        if args.only:
+            rows = [r for r in rows if r.family in args.only.split(",")]
+        for r in rows:
+            r.scenario = scen
+        out.append(Scenario(scen, title, note, rows))
+    return out
 
 
 def force_delete(exe, state, cid):
@@ -328,7 +455,8 @@ class Cleaner:
         for row in self.rows:
             if row.kind == "oci" and row.state and os.path.isdir(row.state):
                 for e in os.listdir(row.state):
-                    force_delete(row.exe, row.state, e)
+                    if e != SECCOMP_CACHE:
+                        force_delete(row.exe, row.state, e)
         for p in list(self.our_cgroups()):
             remove_cgroup_tree(p, kill=True)
         for m in cgroup_mounts():
@@ -383,6 +511,7 @@ class Bench:
         self.rootfs = None
         self.prefix = f"hb{os.getpid()}-"
         self.errf = None
+        self.seccomp = None  # linux.seccomp of `husk spec`
 
     def setup(self, rows):
         os.makedirs(self.bundle)
@@ -392,6 +521,10 @@ class Bench:
             if row.kind == "oci":
                 row.state = os.path.join(self.tmp, "state-" + row.name)
                 os.makedirs(row.state)
+
+    def write_config(self, row, cid, args=TRUE_ARGS):
+        write_config(self.bundle, make_config(f"/{CGROUP_PARENT}/{cid}", args, row.variant,
+                                              self.seccomp))
 
     def argv(self, row, cid):
         if row.kind == "oci":
@@ -404,7 +537,10 @@ class Bench:
     def run_once(self, row, cid):
         """Time one run: (ns, None) or (None, error message)."""
         if row.kind == "oci":
-            write_config(self.bundle, f"/{CGROUP_PARENT}/{cid}")
+            self.write_config(row, cid)
+            if row.fresh_seccomp:
+                # untimed: the run then compiles the filter, as on a host's first start
+                shutil.rmtree(os.path.join(row.state, SECCOMP_CACHE), ignore_errors=True)
         self.errf.seek(0)
         self.errf.truncate()
         argv = self.argv(row, cid)
@@ -428,9 +564,12 @@ class Bench:
         return None, f"exit {rc}" + (f": {msg}" if msg else "")
 
     def reap(self, row, cid):
-        """Untimed: make sure the container is gone; count runs that left anything behind."""
+        """Untimed: make sure the container is gone; count runs that left anything behind.
+        husk's seccomp cache in the state dir is meant to stay and is no leftover."""
         left = False
         for e in os.listdir(row.state):
+            if e == SECCOMP_CACHE:
+                continue
             left = True
             force_delete(row.exe, row.state, e)
             shutil.rmtree(os.path.join(row.state, e), ignore_errors=True)
@@ -459,7 +598,7 @@ class Bench:
     def sanity_probe(self, row):
         cid = f"{self.prefix}{row.name}-sanity"
         want = f"/{CGROUP_PARENT}/{cid}"
-        write_config(self.bundle, want, PROBE_ARGS)
+        self.write_config(row, cid, PROBE_ARGS)
         try:
             r = subprocess.run([row.exe, "--root", row.state, "run", "--bundle", self.bundle, cid],
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -469,15 +608,33 @@ class Bench:
             return
         finally:
             self.reap(row, cid)
-        lines = [ln.split(":", 2) for ln in r.stdout.splitlines() if ln.count(":") >= 2]
+        parts = (r.stdout.split("\n--\n") + ["", ""])[:3]
+        lines = [ln.split(":", 2) for ln in parts[0].splitlines() if ln.count(":") >= 2]
         placed = sum(1 for ln in lines if ln[2] == want)
         status = "ok" if r.returncode == PROBE_STATUS else f"{r.returncode}, want {PROBE_STATUS}"
-        row.probe_note = f"exit status {status}; process in the configured cgroup in " \
-                         f"{placed}/{len(lines)} hierarchies"
+        note = f"exit status {status}; process in the configured cgroup in " \
+               f"{placed}/{len(lines)} hierarchies"
+        if row.scenario == "seccomp":
+            mode = next((ln.split(":", 1)[1].strip() for ln in parts[1].splitlines()
+                         if ln.startswith("Seccomp:")), "?")
+            note += "; seccomp " + {"0": "off", "2": "filter on"}.get(mode, f"mode {mode}")
+            if row.variant == "seccomp" and mode != "2":
+                note += " (NOT APPLIED)"
+            cache = os.path.join(row.state, SECCOMP_CACHE)
+            if os.path.isdir(cache):
+                note += f"; {len(os.listdir(cache))} file(s) in {SECCOMP_CACHE}"
+        if row.scenario == "landlock":
+            w = parts[2].strip()
+            note += {"write-refused": "; file creation in /dev refused",
+                     "write-allowed": "; file creation in /dev allowed"}.get(
+                         w, f"; /dev test: {w!r}")
+            if row.variant == "landlock" and w != "write-refused":
+                note += " (landlock NOT enforced)"
         if r.returncode != PROBE_STATUS and r.stderr.strip():
-            row.probe_note += f"; stderr: {first_line(r.stderr)}"
+            note += f"; stderr: {first_line(r.stderr)}"
+        row.probe_note = note
 
-    def measure(self, rows):
+    def measure(self, rows, what):
         live = [r for r in rows if not r.na]
         total = self.args.warmup + self.args.iterations
         rng = random.Random(self.args.seed)
@@ -502,7 +659,7 @@ class Bench:
                     else:
                         row.samples.append(ns)
                 if (i + 1) % 50 == 0:
-                    log(f"  {i + 1}/{total} iterations")
+                    log(f"  {what}: {i + 1}/{total} iterations")
         finally:
             gc.enable()
 
@@ -521,18 +678,47 @@ def stats_ms(samples):
     }
 
 
-def report(rows, args, cgroup_note):
-    st = {r.name: stats_ms(r.samples) for r in rows if not r.na and r.samples}
-    floor = st.get("floor", {}).get("median")
+def row_stats(rows):
+    return {r.name: stats_ms(r.samples) for r in rows if not r.na and r.samples}
+
+
+def ratio_note(ratio, a="husk"):
+    return f"below 1: {a} is faster" if ratio < 1 else f"above 1: {a} is slower"
+
+
+def report_header(args, cgroup_note, scenarios):
     print(f"\nstart-up of /bin/true: {args.iterations} timed runs per row after {args.warmup} "
-          f"warm-up, rows interleaved ({args.order} order each iteration, {args.gap:g} ms gap)")
+          f"warm-up; scenarios one after the other, rows interleaved within a scenario "
+          f"({args.order} order each iteration, {args.gap:g} ms gap)")
     print("times in ms: wall clock around the whole `run` command, container exit and reaping "
           "included")
     print(f"bundle: busybox rootfs, readonly root, namespaces {','.join(NAMESPACES)}, "
-          f"/proc + /dev tmpfs, runc's default caps, no seccomp or resources")
+          f"/proc + /dev tmpfs, runc's default caps; scenarios: "
+          f"{', '.join(sc.name for sc in scenarios)}")
     print(f"cgroups: {cgroup_note}")
     print(f"load average before/after: {args.load_before:.2f} / {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} cpus\n")
+          f"on {os.cpu_count()} cpus")
+
+
+def report_scenario(sc, plain_st):
+    """Print one scenario's table; returns {row name: stats}."""
+    print(f"\n=== {sc.title} ===")
+    if sc.na:
+        print(f"n/a ({sc.na})")
+        return {}
+    if not sc.ran:
+        print("not run (interrupted before it started)")
+        return {}
+    rows = sc.rows
+    if not rows:
+        print("no rows (see --only)")
+        return {}
+    st = row_stats(rows)
+    print(f"bundle: {sc.bundle_note}")
+    if sc.load:
+        print(f"{sc.elapsed:.0f} s; load average {sc.load[0]:.2f} -> {sc.load[1]:.2f}")
+    print()
+    floor = next((st[r.name]["median"] for r in rows if r.kind == "floor" and r.name in st), None)
     w = max(len(r.label) for r in rows)
     hdr = f"{'row':<{w}}  {'median':>7} {'p90':>7} {'mean':>7} {'min':>7}  {'x floor':>7}  ok/fail"
     print(hdr)
@@ -547,14 +733,47 @@ def report(rows, args, cgroup_note):
         print(f"{r.label:<{w}}  {s['median']:7.2f} {s['p90']:7.2f} {s['mean']:7.2f} "
               f"{s['min']:7.2f}  {xf}  {len(r.samples)}/{len(r.failures)}{leaks}")
     print()
-    for other in ("crun", "runc"):
-        if "husk" in st and other in st:
-            ratio = st["husk"]["median"] / st[other]["median"]
-            print(f"husk/{other} at the median: {ratio:.2f}  "
-                  f"({'below 1: husk is faster' if ratio < 1 else 'above 1: husk is slower'})")
-        else:
-            print(f"husk/{other} at the median: n/a "
-                  f"({'husk' if 'husk' not in st else other} has no numbers)")
+
+    def med(r):
+        return st[r.name]["median"] if r and r.name in st else None
+
+    def no_numbers(*rs):
+        if None in rs:
+            return "a row left out by --only"
+        return " and ".join(r.label for r in rs if med(r) is None) + " has no numbers"
+
+    husks = [r for r in rows if r.role == "husk"]
+    ref = next((r for r in rows if r.role == "husk-ref"), None)
+    for h in husks or [None]:
+        for fam in ("crun", "runc"):
+            o = next((r for r in rows if r.role == fam), None)
+            hl, ol = (h.label if h else "husk"), (o.label if o else fam)
+            if med(h) is not None and med(o) is not None:
+                ratio = med(h) / med(o)
+                print(f"{hl}/{ol} at the median: {ratio:.2f}  ({ratio_note(ratio)})")
+            else:
+                print(f"{hl}/{ol} at the median: n/a ({no_numbers(h, o)})")
+    if sc.name != "plain":
+        print()
+        for h in husks or [None]:
+            hl = h.label if h else "husk"
+            if med(h) is not None and med(ref) is not None:
+                print(f"added cost: {hl} - husk (plain bundle) = {med(h) - med(ref):+.2f} ms "
+                      f"at the median, ratio {med(h) / med(ref):.2f} (interleaved)")
+            else:
+                print(f"added cost: {hl} - husk (plain bundle) = n/a ({no_numbers(h, ref)})")
+        if sc.name == "seccomp" and len(husks) == 2 and None not in (med(husks[0]),
+                                                                       med(husks[1])):
+            print(f"compiling the filter: {husks[1].label} - {husks[0].label} = "
+                  f"{med(husks[1]) - med(husks[0]):+.2f} ms at the median")
+        # crun and runc have no plain row in this scenario; compare with the plain table,
+        # measured in another time window, so drift is not cancelled out.
+        for r in rows:
+            p = plain_st.get(r.family)
+            if r.kind == "oci" and r.role != "husk-ref" and r.variant != "plain" \
+                    and med(r) is not None and p is not None and r.family != "husk":
+                print(f"added cost: {r.label} - {r.family} of the plain table = "
+                      f"{med(r) - p:+.2f} ms (not interleaved: other time window)")
     print()
     for r in rows:
         if r.kind == "oci" and r.probe_note:
@@ -564,15 +783,74 @@ def report(rows, args, cgroup_note):
             print(f"\n{r.label}: {len(r.failures)} timed run(s) failed; the first:")
             for i, msg in r.failures[:5]:
                 print(f"  run {i}: {msg}")
+    return st
+
+
+def report_summary(scenarios, all_st):
+    """One line per husk row of each scenario: the numbers a reader compares."""
+    print("\n=== summary: medians in ms ===")
+    hdr = (f"{'scenario':<24} {'husk':>7} {'+ vs plain':>10} {'crun':>7} {'runc':>7} "
+           f"{'husk/crun':>9} {'husk/runc':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+
+    def fmt(v, spec):
+        if v is None:
+            return "n/a".rjust(int(spec.lstrip("+").split(".")[0]))
+        return format(v, spec)
+
+    for sc in scenarios:
+        st = all_st.get(sc.name, {})
+
+        def med(role):
+            return [(r, st[r.name]["median"] if r.name in st else None)
+                    for r in sc.rows if r.role == role]
+        crun = (med("crun") or [(None, None)])[0][1]
+        runc = (med("runc") or [(None, None)])[0][1]
+        ref = (med("husk-ref") or [(None, None)])[0][1]
+        husks = med("husk") or [(None, None)]
+        for h, m in husks:
+            name = f"{sc.name} {h.label[len('husk '):]}" if len(husks) > 1 else sc.name
+            plus = m - ref if m is not None and ref is not None else None
+            plus = fmt(plus, "+10.2f") if sc.name != "plain" else "-".rjust(10)
+            print(f"{name:<24} {fmt(m, '7.2f')} {plus} {fmt(crun, '7.2f')} {fmt(runc, '7.2f')} "
+                  f"{fmt(m / crun if m and crun else None, '9.2f')} "
+                  f"{fmt(m / runc if m and runc else None, '9.2f')}")
+    print("(+ vs plain: minus the interleaved husk (plain bundle) row of the same scenario; "
+          "landlock: crun and runc run the plain bundle)")
+
+
+def write_json(path, args, cgroup_note, scenarios, all_st):
+    out = {"iterations": args.iterations, "warmup": args.warmup, "order": args.order,
+           "cgroups": cgroup_note, "scenarios": {}}
+    for sc in scenarios:
+        st = all_st.get(sc.name, {})
+        out["scenarios"][sc.name] = {
+            "title": sc.title, "bundle": sc.bundle_note, "na": sc.na, "ran": sc.ran,
+            "elapsed_s": sc.elapsed, "load": sc.load,
+            "rows": {r.name: {"label": r.label, "role": r.role, "variant": r.variant,
+                              "exe": r.exe, "version": r.version, "na": r.na,
+                              "probe": r.probe_note, "stats_ms": st.get(r.name),
+                              "samples_ns": r.samples, "failures": r.failures,
+                              "leaks": r.leaks}
+                     for r in sc.rows}}
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def report(scenarios, args, cgroup_note):
+    report_header(args, cgroup_note, scenarios)
+    all_st = {}
+    plain_st = {}
+    for sc in scenarios:
+        all_st[sc.name] = report_scenario(sc, plain_st)
+        if sc.name == "plain":
+            plain_st = {r.family: all_st["plain"][r.name]["median"]
+                        for r in sc.rows if r.name in all_st["plain"]}
+    if len(scenarios) > 1:
+        report_summary(scenarios, all_st)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"iterations": args.iterations, "warmup": args.warmup, "order": args.order,
-                       "cgroups": cgroup_note,
-                       "rows": {r.name: {"label": r.label, "exe": r.exe, "version": r.version,
-                                         "na": r.na, "probe": r.probe_note,
-                                         "stats_ms": st.get(r.name), "samples_ns": r.samples,
-                                         "failures": r.failures, "leaks": r.leaks}
-                                for r in rows}}, f, indent=1)
+        write_json(args.json, args, cgroup_note, scenarios, all_st)
         print(f"\nraw samples: {args.json}")
 
 
@@ -583,7 +861,11 @@ def report(rows, args, cgroup_note):
 def parse_args():
     here = os.path.dirname(os.path.abspath(__file__))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("-n", "--iterations", type=int, default=200, help="timed runs per row (200)")
+    p.add_argument("--scenario", choices=SCENARIOS + ("all",), default="all",
+                   help="what the bundle adds: plain (nothing), limits, seccomp, landlock, or "
+                        "all of them one after the other (all)")
+    p.add_argument("-n", "--iterations", type=int,
+                   help="timed runs per row (150 with --scenario all, else 200)")
     p.add_argument("-w", "--warmup", type=int, default=10, help="untimed runs per row first (10)")
     p.add_argument("--husk", default=os.environ.get("HUSK") or
                    os.path.normpath(os.path.join(here, "..", "build", "husk")),
@@ -601,6 +883,8 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=20.0, help="seconds before a run is killed")
     p.add_argument("--json", help="also write raw samples to this file")
     a = p.parse_args()
+    if a.iterations is None:
+        a.iterations = 150 if a.scenario == "all" else 200
     if a.iterations < 1 or a.warmup < 0:
         p.error("-n must be >= 1 and -w >= 0")
     if a.only and not set(a.only.split(",")) <= {"husk", "crun", "runc", "floor", "harness"}:
@@ -622,15 +906,8 @@ def main():
         log(f"start_bench: no busybox at {args.busybox} (apt-get install busybox-static)")
         return EXIT_SETUP
 
-    rows = [
-        Row("husk", "husk", "oci", args.husk),
-        Row("crun", "crun", "oci", args.crun),
-        Row("runc", "runc", "oci", args.runc),
-        Row("floor", "floor: unshare+chroot", "floor", shutil.which("unshare")),
-        Row("harness", "harness: host /bin/true", "harness", "/bin/true"),
-    ]
-    if args.only:
-        rows = [r for r in rows if r.name in args.only.split(",")]
+    scenarios = make_scenarios(args)
+    rows = [r for sc in scenarios for r in sc.rows]
 
     # One benchmark at a time: the cgroup trick changes machine-wide state.
     lock = os.open(CGROUP_ROOT, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -659,7 +936,7 @@ def main():
     try:
         bench.setup(rows)
         wants_trick = (mode == "hybrid" and v2_controllers() and not args.no_cgroup_trick
-                       and any(r.name == "crun" for r in rows))
+                       and any(r.family == "crun" for r in rows))
         if wants_trick:
             # The guardian needs to know the mounts, so it starts right after them.
             cleaner.moved, notes = apply_cgroup_trick()
@@ -672,11 +949,26 @@ def main():
         else:
             guardian, guardian_pipe = start_guardian(cleaner)
         log(f"start_bench: {cgroup_note}")
-        for row in rows:
-            bench.probe(row)
-            log(f"  {row.label}: " + (f"n/a ({row.na})" if row.na else f"ok {row.version}")
-                + (f"\n    probe: {row.probe_note}" if row.probe_note else ""))
-        bench.measure(rows)
+        for sc in scenarios:
+            if sc.name == "seccomp" and sc.rows:
+                bench.seccomp, sc.na = husk_seccomp_profile(args.husk, tmp)
+                if sc.na:
+                    for row in sc.rows:
+                        row.na = sc.na
+                    log(f"start_bench: scenario seccomp: n/a ({sc.na})")
+                    continue
+            log(f"start_bench: scenario {sc.name}")
+            sc.ran = True
+            for row in sc.rows:
+                bench.probe(row)
+                log(f"  {row.label}: " + (f"n/a ({row.na})" if row.na else f"ok {row.version}")
+                    + (f"\n    probe: {row.probe_note}" if row.probe_note else ""))
+            load0, t0 = os.getloadavg()[0], time.monotonic()
+            try:
+                bench.measure(sc.rows, sc.name)
+            finally:
+                sc.elapsed = time.monotonic() - t0
+                sc.load = (load0, os.getloadavg()[0])
     except KeyboardInterrupt as e:
         interrupted = str(e) or "SIGINT"
     finally:
@@ -696,7 +988,7 @@ def main():
 
     if interrupted:
         print(f"\ninterrupted by {interrupted}: the numbers below cover the runs done so far")
-    report(rows, args, cgroup_note)
+    report(scenarios, args, cgroup_note)
     if problems:
         print("\nLEFT BEHIND (see bench/README.md, 'If something is left behind'):")
         for p in problems:
