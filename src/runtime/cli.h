@@ -83,6 +83,8 @@ int cmd_ps(struct cli *cli, int argc, char **argv);
 int cmd_events(struct cli *cli, int argc, char **argv);
 int cmd_pack(struct cli *cli, int argc, char **argv);
 int cmd_image(struct cli *cli, int argc, char **argv);
+int cmd_serve(struct cli *cli, int argc, char **argv);
+int cmd_fn(struct cli *cli, int argc, char **argv);
 
 const struct verb *cli_find_verb(const char *name);
 

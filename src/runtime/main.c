@@ -39,6 +39,10 @@ static const struct verb verbs[] = {
      "Package a program and its dependencies as a bundle, rootfs, tar or image.", cmd_pack},
     {"image", "import|ls [flags] ...", "Import OCI image layouts; make bundles or images of them.",
      cmd_image},
+    {"serve", "[--listen HOST:PORT] [--state DIR]", "Run functions behind an HTTP gateway.",
+     cmd_serve},
+    {"fn", "deploy|ls|get|rm|invoke [flags] [NAME]", "Manage and invoke functions of `husk serve`.",
+     cmd_fn},
 };
 
 const struct verb *
@@ -154,7 +158,8 @@ main(int argc, char **argv)
         return 2;
     }
     /* Verbs that put a husk process inside a container run from a sealed copy of husk. */
-    if (strcmp(name, "create") == 0 || strcmp(name, "run") == 0 || strcmp(name, "exec") == 0) {
+    if (strcmp(name, "create") == 0 || strcmp(name, "run") == 0 || strcmp(name, "exec") == 0 ||
+        strcmp(name, "serve") == 0) {
         struct husk_error *err = NULL;
         if (cli_reexec_sealed(argv, &err) < 0)
             return cli_fail(&cli, err);

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* HTTP/1.1 requests through llhttp into a struct faas_request, with a body limit. */
+#define _GNU_SOURCE
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "faas-internal.h"
+#include "util.h"
+
+#define FAAS_MAX_URL    8192
+#define FAAS_MAX_HEADER 16384
+
+struct faas_parser {
+    llhttp_t http;
+    llhttp_settings_t settings;
+    struct faas_request req;
+    bool in_value;
+    uint64_t (*limit)(const struct faas_request *r, void *data);
+    void *limit_data;
+    size_t body_cap;
+};
+
+static struct faas_parser *
+parser_of(llhttp_t *h)
+{
+    return (struct faas_parser *)((char *)h - offsetof(struct faas_parser, http));
+}
+
+static int
+append(char **dst, size_t *len, const char *at, size_t n, size_t max)
+{
+    if (*len + n > max)
+        return -1;
+    *dst = xrealloc(*dst, *len + n + 1);
+    memcpy(*dst + *len, at, n);
+    *len += n;
+    (*dst)[*len] = 0;
+    return 0;
+}
+
+static int
+on_url(llhttp_t *h, const char *at, size_t n)
+{
+    struct faas_request *r = &parser_of(h)->req;
+    if (append(&r->url, &r->url_len, at, n, FAAS_MAX_URL) < 0) {
+        llhttp_set_error_reason(h, "request line too long");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+on_header_field(llhttp_t *h, const char *at, size_t n)
+{
+    struct faas_parser *p = parser_of(h);
+    struct faas_request *r = &p->req;
+    if (p->in_value || r->n_headers == 0) {
+        if (r->n_headers == FAAS_MAX_HEADERS) {
+            llhttp_set_error_reason(h, "too many headers");
+            return HPE_USER;
+        }
+        r->n_headers++;
+        p->in_value = false;
+    }
+    struct faas_header *hd = &r->headers[r->n_headers - 1];
+    size_t len = hd->name ? strlen(hd->name) : 0;
+    if (append(&hd->name, &len, at, n, FAAS_MAX_HEADER) < 0) {
+        llhttp_set_error_reason(h, "header name too long");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+on_header_value(llhttp_t *h, const char *at, size_t n)
+{
+    struct faas_parser *p = parser_of(h);
+    struct faas_header *hd = &p->req.headers[p->req.n_headers - 1];
+    size_t len = hd->value ? strlen(hd->value) : 0;
+    p->in_value = true;
+    if (append(&hd->value, &len, at, n, FAAS_MAX_HEADER) < 0) {
+        llhttp_set_error_reason(h, "header value too long");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int
+on_headers_complete(llhttp_t *h)
+{
+    struct faas_parser *p = parser_of(h);
+    struct faas_request *r = &p->req;
+    for (struct faas_header *hd = r->headers; hd < r->headers + r->n_headers; hd++)
+        if (hd->value == NULL)
+            hd->value = xstrdup("");
+    snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(h->method));
+    r->headers_done = true;
+    r->max_body = p->limit ? p->limit(r, p->limit_data) : FAAS_ADMIN_MAX_BODY;
+    /* A declared length over the limit is refused before any of the body is read. */
+    if ((h->flags & F_CONTENT_LENGTH) && h->content_length > r->max_body)
+        r->too_large = true;
+    return 0;
+}
+
+static int
+on_body(llhttp_t *h, const char *at, size_t n)
+{
+    struct faas_request *r = &parser_of(h)->req;
+    if (r->too_large || r->body_len + n > r->max_body) {
+        r->too_large = true;
+        return 0;
+    }
+    size_t len = r->body_len;
+    append(&r->body, &len, at, n, SIZE_MAX);
+    r->body_len = len;
+    return 0;
+}
+
+static int
+on_message_complete(llhttp_t *h)
+{
+    parser_of(h)->req.complete = true;
+    return HPE_PAUSED; /* one request per connection: stop here */
+}
+
+struct faas_parser *
+faas_parser_new(void)
+{
+    struct faas_parser *p = xcalloc(1, sizeof(*p));
+    llhttp_settings_init(&p->settings);
+    p->settings.on_url = on_url;
+    p->settings.on_header_field = on_header_field;
+    p->settings.on_header_value = on_header_value;
+    p->settings.on_headers_complete = on_headers_complete;
+    p->settings.on_body = on_body;
+    p->settings.on_message_complete = on_message_complete;
+    llhttp_init(&p->http, HTTP_REQUEST, &p->settings);
+    return p;
+}
+
+void
+faas_request_reset(struct faas_request *r)
+{
+    free(r->url);
+    free(r->body);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+void
+faas_parser_free(struct faas_parser *p)
+{
+    if (p == NULL)
+        return;
+    faas_request_reset(&p->req);
+    free(p);
+}
+
+void
+faas_parser_set_limit_fn(struct faas_parser *p,
+                         uint64_t (*fn)(const struct faas_request *r, void *data), void *data)
+{
+    p->limit = fn;
+    p->limit_data = data;
+}
+
+int
+faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char **why)
+{
+    if (p->req.complete)
+        return 1;
+    llhttp_errno_t e = len ? llhttp_execute(&p->http, buf, len) : llhttp_finish(&p->http);
+    if (e == HPE_PAUSED || p->req.complete)
+        return 1;
+    if (e != HPE_OK) {
+        *why = llhttp_get_error_reason(&p->http);
+        if (*why == NULL)
+            *why = llhttp_errno_name(e);
+        return -1;
+    }
+    if (len == 0) {
+        *why = "connection closed before the request was complete";
+        return -1;
+    }
+    return 0;
+}
+
+struct faas_request *
+faas_parser_request(struct faas_parser *p)
+{
+    return &p->req;
+}
+
+const char *
+faas_request_header(const struct faas_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->n_headers; i++)
+        if (r->headers[i].name && strcasecmp(r->headers[i].name, name) == 0)
+            return r->headers[i].value;
+    return NULL;
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The routes: the admin API under /system/functions and the front door under /function/. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "faas-internal.h"
+#include "util.h"
+
+struct route_ctx {
+    struct faas_server *s;
+    int fd;
+    const struct faas_request *req;
+    const char *rid;
+    const char *rest; /* the path after the route's prefix, without the query */
+    size_t rest_len;
+};
+
+static void
+respond_json(struct route_ctx *c, int status, json_t *j)
+{
+    cleanup_json json_t *owned = j;
+    cleanup_free char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    cleanup_free char *body = xasprintf("%s\n", text);
+    faas_respond(c->fd, status, c->rid, "application/json", body, strlen(body), NULL);
+}
+
+static void
+respond_error(struct route_ctx *c, int status, const char *msg)
+{
+    respond_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+static void
+deploy(struct route_ctx *c)
+{
+    struct husk_error *err = NULL;
+    struct faas_function *f = NULL;
+    /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
+    int status = 400;
+    if (faas_function_parse(c->req->body, c->req->body_len, c->s->seccomp_cache, &f, &err) < 0 ||
+        (status = 500, faas_registry_put(c->s->reg, f, &err) < 0)) {
+        cleanup_free char *msg = husk_error_string(err);
+        respond_error(c, status, msg);
+        husk_error_free(err);
+        faas_function_free(f);
+        return;
+    }
+    struct faas_function *old = faas_server_find(c->s, f->name, strlen(f->name));
+    if (old) {
+        for (size_t i = 0; i < c->s->n_fns; i++)
+            if (c->s->fns[i] == old)
+                c->s->fns[i] = f;
+        faas_function_free(old);
+    } else {
+        c->s->fns = xrealloc(c->s->fns, (c->s->n_fns + 1) * sizeof(*c->s->fns));
+        c->s->fns[c->s->n_fns++] = f;
+    }
+    faas_server_log(c->s, "info", "deployed function '%s' version %lld", f->name,
+                    (long long)f->version);
+    respond_json(c, 201, faas_function_json(f));
+}
+
+static void
+list(struct route_ctx *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < c->s->n_fns; i++)
+        json_array_append_new(a, faas_function_json(c->s->fns[i]));
+    respond_json(c, 200, a);
+}
+
+static struct faas_function *
+named(struct route_ctx *c)
+{
+    struct faas_function *f = faas_server_find(c->s, c->rest, c->rest_len);
+    if (f == NULL) {
+        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)c->rest_len, c->rest);
+        respond_error(c, 404, msg);
+    }
+    return f;
+}
+
+static void
+get(struct route_ctx *c)
+{
+    struct faas_function *f = named(c);
+    if (f)
+        respond_json(c, 200, faas_function_json(f));
+}
+
+static void
+rm(struct route_ctx *c)
+{
+    struct faas_function *f = named(c);
+    struct husk_error *err = NULL;
+    if (f == NULL)
+        return;
+    if (faas_registry_delete(c->s->reg, f->name, &err) < 0) {
+        cleanup_free char *msg = husk_error_string(err);
+        husk_error_free(err);
+        respond_error(c, 500, msg);
+        return;
+    }
+    for (size_t i = 0; i < c->s->n_fns; i++)
+        if (c->s->fns[i] == f)
+            c->s->fns[i] = c->s->fns[--c->s->n_fns];
+    faas_server_log(c->s, "info", "removed function '%s'", f->name);
+    faas_function_free(f);
+    faas_respond(c->fd, 204, c->rid, NULL, "", 0, NULL);
+}
+
+struct invocation {
+    const struct faas_function *f;
+    const struct faas_request *req;
+    const char *subpath, *rid, *cgroup_root;
+    int fd;
+};
+
+static void
+invoke_worker(void *data)
+{
+    struct invocation *inv = data;
+    faas_invoke(inv->f, inv->req, inv->subpath, inv->rid, inv->cgroup_root, inv->fd);
+}
+
+static void
+invoke(struct route_ctx *c)
+{
+    const char *slash = memchr(c->rest, '/', c->rest_len);
+    size_t name_len = slash ? (size_t)(slash - c->rest) : c->rest_len;
+    struct faas_function *f = faas_server_find(c->s, c->rest, name_len);
+    if (f == NULL) {
+        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)name_len, c->rest);
+        respond_error(c, 404, msg);
+        return;
+    }
+    if (c->req->too_large) {
+        cleanup_free char *msg = xasprintf(
+            "request body over the function's max_body of %lld bytes", (long long)f->max_body);
+        respond_error(c, 413, msg);
+        return;
+    }
+    cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
+    struct invocation inv = {.f = f,
+                             .req = c->req,
+                             .subpath = subpath,
+                             .rid = c->rid,
+                             .fd = c->fd,
+                             .cgroup_root = c->s->opts->cgroup_root};
+    if (faas_server_fork(c->s, c->fd, invoke_worker, &inv) < 0)
+        respond_error(c, 503, "cannot start a worker for the invocation");
+}
+
+struct route {
+    const char *methods; /* space-separated, with spaces around */
+    const char *prefix;
+    bool exact; /* the path is exactly the prefix */
+    void (*handler)(struct route_ctx *c);
+};
+
+static const struct route routes[] = {
+    {" POST ", "/system/functions", true, deploy},
+    {" GET ", "/system/functions", true, list},
+    {" GET ", "/system/functions/", false, get},
+    {" DELETE ", "/system/functions/", false, rm},
+    {" GET POST PUT PATCH DELETE ", "/function/", false, invoke},
+};
+
+uint64_t
+faas_route_body_limit(const struct faas_request *req, void *data)
+{
+    struct faas_server *s = data;
+    const char *p = req->url;
+    if (!str_has_prefix(p, "/function/"))
+        return FAAS_ADMIN_MAX_BODY;
+    p += strlen("/function/");
+    size_t n = strcspn(p, "/?");
+    struct faas_function *f = faas_server_find(s, p, n);
+    return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
+}
+
+void
+faas_route(struct faas_server *s, int fd, const struct faas_request *req, const char *rid)
+{
+    struct route_ctx c = {.s = s, .fd = fd, .req = req, .rid = rid};
+    size_t path_len = strcspn(req->url, "?");
+    bool path_known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
+        const struct route *r = &routes[i];
+        size_t pl = strlen(r->prefix);
+        if (path_len < pl || strncmp(req->url, r->prefix, pl) != 0)
+            continue;
+        if (r->exact ? path_len != pl : path_len == pl)
+            continue;
+        path_known = true;
+        char m[20];
+        snprintf(m, sizeof(m), " %s ", req->method);
+        if (strstr(r->methods, m) == NULL)
+            continue;
+        c.rest = req->url + pl;
+        c.rest_len = path_len - pl;
+        if (req->too_large && r->handler != invoke) {
+            respond_error(&c, 413, "request body over the limit of 1 MiB");
+            return;
+        }
+        r->handler(&c);
+        return;
+    }
+    if (path_known)
+        respond_error(&c, 405, "method not allowed");
+    else
+        respond_error(&c, 404, "no route for this path");
+}
