@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "oci.h"
+#include "fixture.h"
 #include "util.h"
 
 #define assert_contains(hay, needle)                                                               \
@@ -28,41 +29,16 @@
             fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", (needle));              \
     } while (0)
 
-/* A private bundle per test: DIR/rootfs exists, config.json is written by the test if needed. */
-struct fx {
-    char dir[64];
-    char *bundle; /* realpath of dir */
-    char *path;   /* bundle/config.json */
-};
-
 static int
 setup(void **state)
 {
-    struct fx *fx = xcalloc(1, sizeof(*fx));
-    char real[PATH_MAX];
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/husk-test-config.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL || realpath(fx->dir, real) == NULL)
-        return -1;
-    fx->bundle = xstrdup(real);
-    fx->path = xasprintf("%s/config.json", real);
-    cleanup_free char *rootfs = xasprintf("%s/rootfs", real);
-    if (mkdir(rootfs, 0755) < 0)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_new(state, "config", true);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *fx = *state;
-    int r = rm_rf_at(AT_FDCWD, fx->dir);
-
-    free(fx->bundle);
-    free(fx->path);
-    free(fx);
-    return r;
+    return fx_free(state);
 }
 
 /* JSON with single quotes for readability. */

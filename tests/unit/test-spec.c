@@ -19,39 +19,19 @@
 #include <cmocka.h>
 
 #include "oci.h"
+#include "fixture.h"
 #include "util.h"
-
-struct fx {
-    char dir[64];
-    char *bundle;
-};
 
 static int
 setup(void **state)
 {
-    struct fx *fx = xcalloc(1, sizeof(*fx));
-    char real[PATH_MAX];
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/husk-test-spec.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL || realpath(fx->dir, real) == NULL)
-        return -1;
-    fx->bundle = xstrdup(real);
-    cleanup_free char *rootfs = xasprintf("%s/rootfs", real);
-    if (mkdir(rootfs, 0755) < 0)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_new(state, "spec", true);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *fx = *state;
-    int r = rm_rf_at(AT_FDCWD, fx->dir);
-
-    free(fx->bundle);
-    free(fx);
-    return r;
+    return fx_free(state);
 }
 
 /* As `husk spec` then `husk create` would: write BUNDLE/config.json and load it back. */

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "oci.h"
+#include "fixture.h"
 #include "util.h"
 
 #define assert_contains(hay, needle)                                                               \
@@ -25,35 +26,16 @@
             fail_msg("\"%s\" does not contain \"%s\"", h_ ? h_ : "(null)", (needle));              \
     } while (0)
 
-struct fx {
-    char dir[64];
-    int dirfd;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *fx = xcalloc(1, sizeof(*fx));
-
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/husk-test-state.XXXXXX");
-    if (mkdtemp(fx->dir) == NULL)
-        return -1;
-    fx->dirfd = open(fx->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fx->dirfd < 0)
-        return -1;
-    *state = fx;
-    return 0;
+    return fx_new(state, "state", false);
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *fx = *state;
-    int r = rm_rf_at(AT_FDCWD, fx->dir);
-
-    close(fx->dirfd);
-    free(fx);
-    return r;
+    return fx_free(state);
 }
 
 static void
