@@ -209,7 +209,10 @@ def test_cpu_hog_gets_its_quota(ctx, bundle):
     time.sleep(2)
     u1, t1 = cpu_usage_ns(ctx, c.id), time.monotonic()
     share = (u1 - u0) / ((t1 - t0) * 1e9)
-    assert 0.1 < share < 0.3, f"the hog got {share:.2f} CPUs under a 0.2 quota"
+    # The ceiling is the limit's property; a busy host may give the hog less, never more.
+    assert 0 < share < 0.3, f"the hog got {share:.2f} CPUs under a 0.2 quota"
+    r = ctx.runtime("events", "--stats", c.id)
+    assert r.json()["data"]["cpu"]["throttling"]["throttledPeriods"] > 0, r.stdout
     c.delete(force=True)
 
 

@@ -142,7 +142,9 @@ sleep 3
 u1=$(sed -n 's/^usage_usec //p' $CG/husk/hog/cpu.stat)
 t1=$(cut -d' ' -f1 /proc/uptime)
 share=$(awk -v u="$((u1 - u0))" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", u / ((b - a) * 10000) }')
-check "the hog gets about its quota (${share}% of a CPU, quota 20%)" [ "$share" -ge 10 -a "$share" -le 30 ]
+# Only the ceiling is a property of the limit: under emulation the hog may get less than its
+# quota (the guest's vCPU is slow and shared), never more.
+check "the hog stays within its quota (${share}% of a CPU, quota 20%)" [ "$share" -le 30 ]
 check "and is throttled" lacks "$(cat $CG/husk/hog/cpu.stat)" "nr_throttled 0"
 $H delete --force hog
 
