@@ -184,6 +184,10 @@ struct sbx_spawn_opts {
      * it itself. A caller that joins the container's v1 cgroups before spawning mounts it first:
      * their device rules refuse the loop device a squashfs image needs. */
     int rootfs_image_fd;
+    /* A program to execute instead of process.args[0] (execveat AT_EMPTY_PATH), e.g. a sealed
+     * memfd holding a static helper that runs the process's program itself; 0: none. The
+     * program named by process.args must still exist in the rootfs: it is looked up as usual. */
+    int exec_fd;
 };
 
 struct sbx_child {

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Shared types of the faas layer: parsed requests, functions and the registry. */
+/* Shared types of the faas layer: requests, functions, instances, calls and the daemon. */
 #ifndef HUSK_FAAS_INTERNAL_H
 #define HUSK_FAAS_INTERNAL_H
 
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "husk/cgroup.h"
 #include "husk/error.h"
 #include "faas.h"
 #include "oci.h"
@@ -15,13 +16,21 @@
 #define FAAS_ADMIN_MAX_BODY   (1u << 20)
 #define FAAS_DEFAULT_MAX_BODY (6u << 20)
 #define FAAS_DEFAULT_TIMEOUT  300
+#define FAAS_DEFAULT_IDLE     300
+#define FAAS_DEFAULT_INIT     10
+#define FAAS_DEFAULT_MAX      10
+#define FAAS_DEFAULT_PORT     8080
 #define FAAS_MAX_HEADERS      64
+#define NS_PER_SEC            1000000000ull
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- HTTP requests (http-parse.c) */
 
 struct faas_header {
     char *name, *value;
 };
 
-/* One HTTP request, filled by the llhttp callbacks (http-parse.c). */
 struct faas_request {
     char method[16];
     char *url;
@@ -33,6 +42,7 @@ struct faas_request {
     uint64_t max_body; /* set when the headers are complete; over it: 413 */
     bool too_large;    /* the body was over max_body */
     bool headers_done, complete;
+    bool keep_alive; /* the client may send another request on the connection */
 };
 
 struct faas_parser;
@@ -43,71 +53,258 @@ void faas_parser_set_limit_fn(struct faas_parser *p,
                               uint64_t (*fn)(const struct faas_request *r, void *data), void *data);
 /* Feed bytes: 0 (need more), 1 (request complete), -1 (malformed: *why says what). */
 int faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char **why);
+/* Bytes of the last fed buffer the request used (the rest belongs to the next request). */
+size_t faas_parser_consumed(const struct faas_parser *p);
+/* Move the complete request out and get ready for the next one on the same connection. */
+void faas_parser_take(struct faas_parser *p, struct faas_request *out);
 struct faas_request *faas_parser_request(struct faas_parser *p);
 const char *faas_request_header(const struct faas_request *r, const char *name);
 void faas_request_reset(struct faas_request *r);
 
-/* A deployed function: the spec as given, and the sandbox plan built once from its bundle. */
+/* ---- functions (spec.c) and their registry (registry.c) */
+
+enum faas_contract { FAAS_STDIO, FAAS_CGI, FAAS_HTTP };
+const char *faas_contract_name(enum faas_contract c);
+
+struct faas_instance;
+struct faas_call;
+
+/* One deployed version of a function: the spec as given, and the sandbox plan built from it. */
 struct faas_function {
-    char *name, *bundle, *contract;
-    char **env; /* NULL-terminated K=V */
-    int64_t timeout, max_body, memory, version;
+    char *name;
+    json_t *spec; /* the deploy request as validated (stored in the registry) */
+    enum faas_contract contract;
+    int64_t timeout, max_body, memory, pids, port, concurrency, min, max, idle, init_timeout, queue,
+        version;
+    double cpus;
+    char **env; /* NULL-terminated K=V, added to the process's */
     struct oci_config *cfg;
+    /* run time (pool.c) */
+    struct faas_instance *instances;
+    struct faas_call *queue_head, *queue_tail;
+    size_t n_queued, n_instances, n_starting, next_instance;
+    bool retired; /* an older version or removed: no new calls, freed once idle */
+    struct faas_function *next_retired;
 };
+
 void faas_function_free(struct faas_function *f);
 void faas_function_freep(struct faas_function **f);
 json_t *faas_function_json(const struct faas_function *f);
-
 /* Validate a deploy request. A user's mistake is -EINVAL with a message naming the field. */
-int faas_function_parse(const char *body, size_t len, const char *seccomp_cache,
+int faas_function_parse(const char *body, size_t len, const char *state_dir,
                         struct faas_function **out, struct husk_error **err);
-/* Build the sandbox plan of f from its bundle. */
-int faas_function_load(struct faas_function *f, const char *seccomp_cache, struct husk_error **err);
 
 struct faas_registry;
 int faas_registry_open(const char *state_dir, struct faas_registry **out, struct husk_error **err);
 void faas_registry_free(struct faas_registry *r);
 /* Functions whose bundle no longer loads are skipped; *warn gets the first reason. */
-int faas_registry_load(struct faas_registry *r, const char *seccomp_cache,
-                       struct faas_function ***out, size_t *n, char **warn,
-                       struct husk_error **err);
+int faas_registry_load(struct faas_registry *r, const char *state_dir, struct faas_function ***out,
+                       size_t *n, char **warn, struct husk_error **err);
 /* Insert or replace; sets f->version (1, or the previous version + 1). */
 int faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
 /* 1 removed, 0 not there. */
 int faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err);
 
-/* Run one invocation of f for req and write the whole HTTP response on fd. Runs in a worker
- * process of its own (the daemon forks it); returns the status sent. */
-int faas_invoke(const struct faas_function *f, const struct faas_request *req, const char *subpath,
-                const char *request_id, const char *cgroup_root, int fd);
+/* ---- the event loop's watches: epoll's data.ptr points to one */
 
-/* Write a complete response with Connection: close. */
-int faas_respond(int fd, int status, const char *request_id, const char *content_type,
-                 const char *body, size_t len, const char *extra_headers);
+struct faas_server;
+struct faas_watch {
+    void (*fn)(struct faas_server *s, struct faas_watch *w, uint32_t events);
+};
+int faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
+int faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
+void faas_watch_del(struct faas_server *s, int fd);
+
+/* A growable byte buffer with a read offset. */
+struct faas_buf {
+    char *p;
+    size_t len, off, cap;
+};
+void faas_buf_add(struct faas_buf *b, const void *data, size_t len);
+void faas_buf_addf(struct faas_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void faas_buf_free(struct faas_buf *b);
+size_t faas_buf_pending(const struct faas_buf *b);
+
+/* ---- client connections (conn.c) */
+
+struct faas_conn {
+    struct faas_watch w;
+    int fd;
+    char peer[64];
+    struct faas_parser *parser;
+    struct faas_buf in;  /* bytes read but not parsed yet (a pipelined request) */
+    struct faas_buf out; /* response bytes not written yet */
+    uint64_t deadline;   /* to finish sending a request (or, idle, to send the next) */
+    bool busy;           /* a request is being answered: nothing more is read */
+    bool got_bytes, keep_alive, close_after, done;
+    struct faas_call *call; /* the invocation answering the current request */
+    struct faas_conn *prev, *next;
+};
+
+/* Queue bytes of the response; written as the socket takes them. */
+void faas_conn_send(struct faas_server *s, struct faas_conn *c, const void *data, size_t len);
+/* A complete response with Content-Length, then the request is done. */
+void faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, const char *rid,
+                       const char *content_type, const char *body, size_t len,
+                       const char *extra_headers);
+/* The response is all queued: close when written, or read the next request (keep-alive). */
+void faas_conn_done(struct faas_server *s, struct faas_conn *c);
 const char *faas_status_text(int status);
+/* The listening socket's watch: accept every pending client. */
+void faas_conn_accept(struct faas_server *s, struct faas_watch *w, uint32_t events);
+/* Drop clients past their read deadline. */
+void faas_conn_sweep(struct faas_server *s);
+/* idle_only: those not being answered (shutdown; the others close after their response). */
+void faas_conn_close_all(struct faas_server *s, bool idle_only);
+/* "Connection: keep-alive|close" for the current request. */
+const char *faas_conn_connection_header(const struct faas_conn *c);
 
-/* The daemon's state (server.c), shared with the routes (routes.c). */
-struct conn;
+/* ---- instances (instance.c) and the pool that schedules calls on them (pool.c) */
+
+enum faas_instance_state { INST_STARTING, INST_READY, INST_DEAD };
+
+struct faas_instance {
+    struct faas_watch w_pid, w_log, w_ctl, w_probe;
+    struct faas_server *s;
+    struct faas_function *fn;
+    char id[96];
+    enum faas_instance_state state;
+    struct sbx_child *child;
+    struct sbx_cgroup *cg;
+    int ctl_fd, log_fd, netns_fd, probe_fd;
+    struct faas_buf log;          /* a partial line */
+    uint64_t spawned_ns, init_ns; /* when it was spawned; how long until ready */
+    uint64_t idle_since, next_probe;
+    size_t in_flight, served;
+    uint64_t oom_kills; /* seen so far */
+    struct faas_call *calls;
+    struct faas_instance *next;
+};
+
+/* Spawn an instance of f (it starts in INST_STARTING or INST_READY). */
+int faas_instance_spawn(struct faas_server *s, struct faas_function *f, struct faas_instance **out,
+                        struct husk_error **err);
+/* Kill the whole instance (its cgroup) and release everything it holds. */
+void faas_instance_destroy(struct faas_server *s, struct faas_instance *in);
+/* Start or continue the readiness probe of an HTTP instance. */
+void faas_instance_probe(struct faas_server *s, struct faas_instance *in);
+/* A socket created in the instance's network namespace (CLOEXEC, non-blocking). */
+int faas_instance_socket(struct faas_server *s, struct faas_instance *in);
+/* Peak memory of the instance so far (bytes), 0 when unknown. */
+uint64_t faas_instance_max_memory(struct faas_instance *in);
+
+/* Route a call to an instance of its function: now, after a queue, or refuse it (429). */
+void faas_pool_submit(struct faas_server *s, struct faas_call *c);
+/* The instance became ready, or a call on it ended: give it queued calls; scale. */
+void faas_pool_ready(struct faas_server *s, struct faas_instance *in);
+void faas_pool_call_ended(struct faas_server *s, struct faas_call *c);
+/* The instance died or failed to start (why: for queued calls when nothing else can run them). */
+void faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why);
+/* Timers: deadlines, idle instances, probes, min instances. Returns ms until the next. */
+int faas_pool_tick(struct faas_server *s);
+/* Put f in service (min instances) or retire it (no new calls; freed when idle). */
+void faas_pool_activate(struct faas_server *s, struct faas_function *f);
+void faas_pool_retire(struct faas_server *s, struct faas_function *f);
+void faas_pool_counts(const struct faas_function *f, size_t *starting, size_t *idle, size_t *busy);
+
+/* ---- calls: one invocation (call.c, call-stdio.c, call-http.c) */
+
+struct faas_call {
+    struct faas_server *s;
+    struct faas_conn *conn; /* NULL once the client is gone */
+    struct faas_function *fn;
+    struct faas_instance *inst;
+    struct faas_request req;
+    char rid[72];
+    char *subpath; /* after /function/NAME, without the query; "" for none */
+    uint64_t received_ns, started_ns, deadline;
+    bool cold;                     /* it waited for an instance that was started for it */
+    int status;                    /* the HTTP status sent, once known */
+    bool oom;                      /* the instance's memory limit was hit during the call */
+    bool queued;                   /* in fn's queue */
+    struct faas_call *next, *prev; /* in the queue, or in the instance's calls */
+    /* stdio and cgi */
+    struct faas_watch w_in, w_out, w_err;
+    int in_fd, out_fd, err_fd;
+    size_t in_off;
+    struct faas_buf out, err;
+    uint32_t agent_id;
+    bool exited, out_eof;
+    int wait_status;
+    /* http */
+    struct faas_watch w_up;
+    int up_fd;
+    struct faas_buf up_out; /* the request for the instance */
+    struct faas_buf head;   /* the response head until it is complete */
+    bool connected, head_done;
+    uint64_t relayed;
+};
+
+struct faas_call *faas_call_new(struct faas_server *s, struct faas_conn *conn,
+                                struct faas_function *f, const char *rid, const char *subpath);
+/* Start the call on in (in->in_flight counts it). */
+void faas_call_start(struct faas_call *c, struct faas_instance *in);
+/* Send a complete error response (if the client is still there and nothing was sent yet), then
+ * end the call. */
+void faas_call_fail(struct faas_call *c, int status, const char *msg, const char *extra_headers);
+/* The response is complete (or the client gone): account, log, free. */
+void faas_call_end(struct faas_call *c);
+/* The client went away. */
+void faas_call_detach(struct faas_call *c);
+/* The client's socket has room again (backpressure). */
+void faas_call_drained(struct faas_call *c);
+/* The instance is going away under the call. */
+void faas_call_abort(struct faas_call *c, int status, const char *msg);
+
+int faas_stdio_start(struct faas_call *c, struct husk_error **err);
+void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
+void faas_stdio_close(struct faas_call *c);
+/* The instance's control socket (the agent reports ended runs). */
+void faas_stdio_on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events);
+int faas_http_start(struct faas_call *c, struct husk_error **err);
+void faas_http_close(struct faas_call *c);
+void faas_http_drained(struct faas_call *c);
+
+/* ---- logs and metrics (telemetry.c) */
+
+/* Append a line to the function's log: "TIME INSTANCE REQUEST STREAM TEXT". */
+void faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,
+                   const char *stream, const char *text, size_t len);
+/* Bytes of NAME's log from offset `since`; *next is where the next read starts. */
+char *faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
+                    uint64_t *next);
+void faas_log_remove(struct faas_server *s, const char *fn);
+void faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs);
+void faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs);
+char *faas_metrics_text(struct faas_server *s, size_t *len);
+void faas_metrics_free(struct faas_server *s);
+
+/* ---- the daemon (server.c), shared with the routes (routes.c) */
+
+struct faas_stats;
 struct faas_server {
     const struct faas_serve_opts *opts;
     struct faas_registry *reg;
     struct faas_function **fns;
     size_t n_fns;
-    char *seccomp_cache;
-    int listen_fd, epoll_fd;
-    struct conn *conns; /* connections still being read */
-    size_t n_conns, n_workers;
+    struct faas_function *retired; /* older versions still finishing calls */
+    char *log_dir, *instance_dir;
+    char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
+    int listen_fd, epoll_fd, agent_fd, self_netns;
+    struct faas_watch w_listen, w_signal;
+    struct faas_conn *conns;
+    size_t n_conns, n_calls;
+    uint32_t next_agent_id;
+    struct faas_stats *stats;
     bool stopping;
 };
 
 struct faas_function *faas_server_find(struct faas_server *s, const char *name, size_t len);
 void faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Run fn(data) in a worker process that owns fd; the daemon goes on at once. */
-int faas_server_fork(struct faas_server *s, int fd, void (*fn)(void *data), void *data);
 
-/* Route a complete request; the response is written (or a worker writes it). */
-void faas_route(struct faas_server *s, int fd, const struct faas_request *req,
+/* Route a complete request; the response is written now or by the call it starts. */
+void faas_route(struct faas_server *s, struct faas_conn *c, struct faas_request *req,
                 const char *request_id);
 /* The body limit of a request, from its path (a function's max_body, or the admin limit). */
 uint64_t faas_route_body_limit(const struct faas_request *req, void *data);

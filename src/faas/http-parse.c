@@ -19,7 +19,7 @@ struct faas_parser {
     bool in_value;
     uint64_t (*limit)(const struct faas_request *r, void *data);
     void *limit_data;
-    size_t body_cap;
+    size_t consumed; /* of the last buffer fed */
 };
 
 static struct faas_parser *
@@ -121,8 +121,10 @@ on_body(llhttp_t *h, const char *at, size_t n)
 static int
 on_message_complete(llhttp_t *h)
 {
-    parser_of(h)->req.complete = true;
-    return HPE_PAUSED; /* one request per connection: stop here */
+    struct faas_request *r = &parser_of(h)->req;
+    r->complete = true;
+    r->keep_alive = llhttp_should_keep_alive(h);
+    return HPE_PAUSED; /* one request at a time: the next waits for this one's response */
 }
 
 struct faas_parser *
@@ -172,9 +174,16 @@ faas_parser_set_limit_fn(struct faas_parser *p,
 int
 faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char **why)
 {
+    p->consumed = 0;
     if (p->req.complete)
         return 1;
     llhttp_errno_t e = len ? llhttp_execute(&p->http, buf, len) : llhttp_finish(&p->http);
+    p->consumed = len;
+    if (e == HPE_PAUSED && len) {
+        const char *pos = llhttp_get_error_pos(&p->http);
+        if (pos >= buf && pos <= buf + len)
+            p->consumed = (size_t)(pos - buf);
+    }
     if (e == HPE_PAUSED || p->req.complete)
         return 1;
     if (e != HPE_OK) {
@@ -188,6 +197,21 @@ faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char 
         return -1;
     }
     return 0;
+}
+
+size_t
+faas_parser_consumed(const struct faas_parser *p)
+{
+    return p->consumed;
+}
+
+void
+faas_parser_take(struct faas_parser *p, struct faas_request *out)
+{
+    *out = p->req;
+    memset(&p->req, 0, sizeof(p->req));
+    p->in_value = false;
+    llhttp_resume(&p->http);
 }
 
 struct faas_request *

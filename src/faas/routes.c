@@ -11,8 +11,8 @@
 
 struct route_ctx {
     struct faas_server *s;
-    int fd;
-    const struct faas_request *req;
+    struct faas_conn *conn;
+    struct faas_request *req;
     const char *rid;
     const char *rest; /* the path after the route's prefix, without the query */
     size_t rest_len;
@@ -24,7 +24,7 @@ respond_json(struct route_ctx *c, int status, json_t *j)
     cleanup_json json_t *owned = j;
     cleanup_free char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     cleanup_free char *body = xasprintf("%s\n", text);
-    faas_respond(c->fd, status, c->rid, "application/json", body, strlen(body), NULL);
+    faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", body, strlen(body), NULL);
 }
 
 static void
@@ -40,7 +40,7 @@ deploy(struct route_ctx *c)
     struct faas_function *f = NULL;
     /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
     int status = 400;
-    if (faas_function_parse(c->req->body, c->req->body_len, c->s->seccomp_cache, &f, &err) < 0 ||
+    if (faas_function_parse(c->req->body, c->req->body_len, c->s->opts->state_dir, &f, &err) < 0 ||
         (status = 500, faas_registry_put(c->s->reg, f, &err) < 0)) {
         cleanup_free char *msg = husk_error_string(err);
         respond_error(c, status, msg);
@@ -53,13 +53,27 @@ deploy(struct route_ctx *c)
         for (size_t i = 0; i < c->s->n_fns; i++)
             if (c->s->fns[i] == old)
                 c->s->fns[i] = f;
-        faas_function_free(old);
     } else {
         c->s->fns = xrealloc(c->s->fns, (c->s->n_fns + 1) * sizeof(*c->s->fns));
         c->s->fns[c->s->n_fns++] = f;
     }
     faas_server_log(c->s, "info", "deployed function '%s' version %lld", f->name,
                     (long long)f->version);
+    faas_pool_activate(c->s, f);
+    /* Calls in flight finish on the old version; those still queued wait for the new one. */
+    if (old) {
+        while (old->queue_head) {
+            struct faas_call *q = old->queue_head;
+            old->queue_head = q->next;
+            old->n_queued--;
+            q->next = q->prev = NULL;
+            q->queued = false;
+            q->fn = f;
+            faas_pool_submit(c->s, q);
+        }
+        old->queue_tail = NULL;
+        faas_pool_retire(c->s, old);
+    }
     respond_json(c, 201, faas_function_json(f));
 }
 
@@ -108,22 +122,9 @@ rm(struct route_ctx *c)
         if (c->s->fns[i] == f)
             c->s->fns[i] = c->s->fns[--c->s->n_fns];
     faas_server_log(c->s, "info", "removed function '%s'", f->name);
-    faas_function_free(f);
-    faas_respond(c->fd, 204, c->rid, NULL, "", 0, NULL);
-}
-
-struct invocation {
-    const struct faas_function *f;
-    const struct faas_request *req;
-    const char *subpath, *rid, *cgroup_root;
-    int fd;
-};
-
-static void
-invoke_worker(void *data)
-{
-    struct invocation *inv = data;
-    faas_invoke(inv->f, inv->req, inv->subpath, inv->rid, inv->cgroup_root, inv->fd);
+    faas_log_remove(c->s, f->name);
+    faas_pool_retire(c->s, f);
+    faas_conn_respond(c->s, c->conn, 204, c->rid, NULL, "", 0, NULL);
 }
 
 static void
@@ -140,18 +141,51 @@ invoke(struct route_ctx *c)
     if (c->req->too_large) {
         cleanup_free char *msg = xasprintf(
             "request body over the function's max_body of %lld bytes", (long long)f->max_body);
+        c->conn->keep_alive = false; /* the rest of the body was not read */
         respond_error(c, 413, msg);
         return;
     }
     cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
-    struct invocation inv = {.f = f,
-                             .req = c->req,
-                             .subpath = subpath,
-                             .rid = c->rid,
-                             .fd = c->fd,
-                             .cgroup_root = c->s->opts->cgroup_root};
-    if (faas_server_fork(c->s, c->fd, invoke_worker, &inv) < 0)
-        respond_error(c, 503, "cannot start a worker for the invocation");
+    struct faas_call *call = faas_call_new(c->s, c->conn, f, c->rid, subpath);
+    call->req = *c->req;
+    memset(c->req, 0, sizeof(*c->req));
+    faas_pool_submit(c->s, call);
+}
+
+/* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. */
+static void
+logs(struct route_ctx *c)
+{
+    cleanup_free char *name = xstrndup(c->rest, c->rest_len);
+    const char *q = strstr(c->req->url, "since=");
+    uint64_t since = 0;
+    if (q && parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0) {
+        respond_error(c, 400, "query 'since': must be a byte offset");
+        return;
+    }
+    if (faas_server_find(c->s, name, strlen(name)) == NULL) {
+        respond_error(c, 404, "no such function");
+        return;
+    }
+    size_t len;
+    uint64_t next;
+    cleanup_free char *text = faas_log_read(c->s, name, since, 1 << 20, &len, &next);
+    cleanup_free char *extra = xasprintf("X-Log-Offset: %llu\r\n", (unsigned long long)next);
+    faas_conn_respond(c->s, c->conn, 200, c->rid, "text/plain", text, len, extra);
+}
+
+static void
+metrics(struct route_ctx *c)
+{
+    size_t len;
+    cleanup_free char *text = faas_metrics_text(c->s, &len);
+    faas_conn_respond(c->s, c->conn, 200, c->rid, "text/plain; version=0.0.4", text, len, NULL);
+}
+
+static void
+health(struct route_ctx *c)
+{
+    faas_conn_respond(c->s, c->conn, c->s->stopping ? 503 : 200, c->rid, NULL, "OK\n", 3, NULL);
 }
 
 struct route {
@@ -166,7 +200,10 @@ static const struct route routes[] = {
     {" GET ", "/system/functions", true, list},
     {" GET ", "/system/functions/", false, get},
     {" DELETE ", "/system/functions/", false, rm},
-    {" GET POST PUT PATCH DELETE ", "/function/", false, invoke},
+    {" GET HEAD POST PUT PATCH DELETE OPTIONS ", "/function/", false, invoke},
+    {" GET ", "/system/logs/", false, logs},
+    {" GET ", "/metrics", true, metrics},
+    {" GET ", "/_/health", true, health},
 };
 
 uint64_t
@@ -182,10 +219,11 @@ faas_route_body_limit(const struct faas_request *req, void *data)
     return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
 }
 
-void
-faas_route(struct faas_server *s, int fd, const struct faas_request *req, const char *rid)
+static void
+route(struct route_ctx *c_)
 {
-    struct route_ctx c = {.s = s, .fd = fd, .req = req, .rid = rid};
+    struct route_ctx c = *c_;
+    const struct faas_request *req = c.req;
     size_t path_len = strcspn(req->url, "?");
     bool path_known = false;
     for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
@@ -203,6 +241,7 @@ faas_route(struct faas_server *s, int fd, const struct faas_request *req, const 
         c.rest = req->url + pl;
         c.rest_len = path_len - pl;
         if (req->too_large && r->handler != invoke) {
+            c.conn->keep_alive = false; /* the rest of the body was not read */
             respond_error(&c, 413, "request body over the limit of 1 MiB");
             return;
         }
@@ -213,4 +252,12 @@ faas_route(struct faas_server *s, int fd, const struct faas_request *req, const 
         respond_error(&c, 405, "method not allowed");
     else
         respond_error(&c, 404, "no route for this path");
+}
+
+void
+faas_route(struct faas_server *s, struct faas_conn *conn, struct faas_request *req, const char *rid)
+{
+    struct route_ctx c = {.s = s, .conn = conn, .req = req, .rid = rid};
+    route(&c);
+    faas_request_reset(req);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The daemon: an epoll loop that reads requests, routes them, and forks one worker per invocation.
- */
+/* The daemon: one epoll loop for clients, instances and calls; start-up and shutdown. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,9 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/close_range.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -22,16 +21,7 @@
 #include "faas-internal.h"
 #include "util.h"
 
-/* A client gets this long to send its whole request. */
-#define FAAS_READ_TIMEOUT_NS (30ull * 1000000000ull)
-
-struct conn {
-    int fd;
-    struct faas_parser *parser;
-    uint64_t deadline;
-    bool got_bytes;
-    struct conn *prev, *next;
-};
+extern const unsigned char faas_agent_bin[], faas_agent_end[];
 
 void
 faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
@@ -56,26 +46,62 @@ faas_server_find(struct faas_server *s, const char *name, size_t len)
 }
 
 int
-faas_server_fork(struct faas_server *s, int fd, void (*fn)(void *data), void *data)
+faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w)
 {
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        /* The worker: only the client's socket matters; signals back to their defaults. */
-        sigset_t all;
-        sigfillset(&all);
-        sigprocmask(SIG_UNBLOCK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL); /* the daemon ignores it; functions get the default */
-        /* Other clients' sockets must not stay open here after the daemon answers them. */
-        if (fd > 3)
-            close_range(3, fd - 1, 0);
-        close_range(fd + 1, ~0u, 0);
-        fn(data);
-        _exit(0);
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+int
+faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+}
+
+void
+faas_watch_del(struct faas_server *s, int fd)
+{
+    if (fd >= 0)
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void
+faas_buf_add(struct faas_buf *b, const void *data, size_t len)
+{
+    if (b->off && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->len + len > b->cap) {
+        b->cap = (b->len + len) * 2 + 256;
+        b->p = xrealloc(b->p, b->cap);
     }
-    s->n_workers++;
-    return 0;
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+}
+
+void
+faas_buf_addf(struct faas_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    cleanup_free char *s = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        faas_buf_add(b, s, (size_t)n);
+}
+
+void
+faas_buf_free(struct faas_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+size_t
+faas_buf_pending(const struct faas_buf *b)
+{
+    return b->len - b->off;
 }
 
 static int
@@ -106,136 +132,81 @@ open_listener(const char *spec, struct husk_error **err)
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return husk_err(err, errno, "bind %s", spec);
-    if (listen(fd, 512) < 0)
+    if (listen(fd, 1024) < 0)
         return husk_err(err, errno, "listen on %s", spec);
     return steal_fd(&fd);
 }
 
-static void
-conn_close(struct faas_server *s, struct conn *c)
+/* The agent every stdio instance runs as its pid 1, in a sealed memfd (see agent/agent.c). */
+static int
+agent_memfd(struct husk_error **err)
 {
-    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    faas_parser_free(c->parser);
-    free(c);
-    s->n_conns--;
+    cleanup_fd int fd = memfd_create("husk-agent", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    size_t len = (size_t)(faas_agent_end - faas_agent_bin);
+    if (fd < 0 || write_all(fd, faas_agent_bin, len) < 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+        return husk_err(err, errno, "prepare the in-sandbox agent");
+    return steal_fd(&fd);
 }
 
 static void
-request_id(char out[33])
+stop_accepting(struct faas_server *s, unsigned signo)
 {
-    unsigned char b[16] = {0};
-    if (getrandom(b, sizeof(b), GRND_NONBLOCK) < 0) {
-        uint64_t t = now_ns();
-        memcpy(b, &t, sizeof(t));
-    }
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-/* A caller's X-Request-Id is kept when it is short and plain (it ends up in a cgroup name). */
-static bool
-valid_request_id(const char *s)
-{
-    size_t n = strlen(s);
-    return n > 0 && n <= 64 &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                     "0123456789-_") == n;
+    faas_server_log(s, "info", "signal %u: finishing %zu requests in flight", signo, s->n_calls);
+    s->stopping = true;
+    faas_watch_del(s, s->listen_fd);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+    faas_conn_close_all(s, true);
 }
 
 static void
-conn_readable(struct faas_server *s, struct conn *c)
-{
-    char buf[65536];
-    ssize_t n = read(c->fd, buf, sizeof(buf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    c->got_bytes |= n > 0;
-    const char *why = NULL;
-    int r = n < 0 ? -1 : faas_parser_feed(c->parser, buf, n, &why);
-    if (r == 0)
-        return;
-    char rid[65];
-    request_id(rid);
-    if (r < 0) {
-        if (n > 0 || faas_parser_request(c->parser)->url) {
-            cleanup_free char *body =
-                xasprintf("{\"error\":\"malformed HTTP request: %s\"}\n", why ? why : "read error");
-            faas_respond(c->fd, 400, rid, "application/json", body, strlen(body), NULL);
-        }
-        conn_close(s, c);
-        return;
-    }
-    struct faas_request *req = faas_parser_request(c->parser);
-    const char *given = faas_request_header(req, "X-Request-Id");
-    if (given && valid_request_id(given))
-        snprintf(rid, sizeof(rid), "%s", given); /* a caller's id carries through */
-    faas_route(s, c->fd, req, rid);
-    faas_server_log(s, "debug", "%s %s request %s", req->method, req->url, rid);
-    conn_close(s, c);
-}
-
-static void
-accept_all(struct faas_server *s)
-{
-    for (;;) {
-        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        struct conn *c = xcalloc(1, sizeof(*c));
-        c->fd = fd;
-        c->parser = faas_parser_new();
-        c->deadline = now_ns() + FAAS_READ_TIMEOUT_NS;
-        faas_parser_set_limit_fn(c->parser, faas_route_body_limit, s);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-            close(fd);
-            faas_parser_free(c->parser);
-            free(c);
-            continue;
-        }
-        s->n_conns++;
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-    }
-}
-
-static void
-on_signal(struct faas_server *s)
+on_signal(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct signalfd_siginfo si;
-    while (read(s->opts->signal_fd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGCHLD)
-            continue;
-        if (!s->stopping) {
-            faas_server_log(s, "info", "signal %u: finishing %zu requests in flight", si.ssi_signo,
-                            s->n_conns + s->n_workers);
-            s->stopping = true;
-            epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen_fd, NULL);
-            close(s->listen_fd);
-            s->listen_fd = -1;
-        }
-    }
+    while (read(s->opts->signal_fd, &si, sizeof(si)) == sizeof(si))
+        if (si.ssi_signo != SIGCHLD && !s->stopping)
+            stop_accepting(s, si.ssi_signo);
+    /* Instances are reaped through their pidfds; anything else (hooks' helpers) here. */
     int status;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        if (s->n_workers)
-            s->n_workers--;
+    while (waitpid(-1, &status, WNOHANG | __WNOTHREAD) > 0)
+        ;
+}
+
+/* Each instance leaves a record (its cgroup path) until it is destroyed: after a kill -9 of
+ * the daemon, its sandboxes are found and removed here. */
+static void
+remove_leftovers(struct faas_server *s)
+{
+    cleanup_dir DIR *d = opendir(s->instance_dir);
+    struct dirent *e;
+    size_t n = 0;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        cleanup_free char *path = xasprintf("%s/%s", s->instance_dir, e->d_name);
+        cleanup_free char *cgpath = NULL;
+        size_t len;
+        if (read_file_at(AT_FDCWD, path, &cgpath, &len) == 0 && str_has_prefix(cgpath, "/husk/")) {
+            struct sbx_cgroup_opts o = {.root = s->opts->cgroup_root};
+            struct sbx_cgroup *cg = NULL;
+            if (sbx_cgroup_open(&o, cgpath, 1, &cg, NULL) == 0) {
+                sbx_cgroup_destroy(cg, NULL);
+                sbx_cgroup_free(cg);
+            }
+            n++;
+        }
+        unlink(path);
+    }
+    if (n)
+        faas_server_log(s, "warning", "removed %zu sandboxes left by an earlier run", n);
 }
 
 static int
 load_functions(struct faas_server *s, struct husk_error **err)
 {
     cleanup_free char *warn = NULL;
-    if (faas_registry_load(s->reg, s->seccomp_cache, &s->fns, &s->n_fns, &warn, err) < 0)
+    if (faas_registry_load(s->reg, s->opts->state_dir, &s->fns, &s->n_fns, &warn, err) < 0)
         return -EINVAL;
     if (warn)
         faas_server_log(s, "warning", "a function was not loaded: %s", warn);
@@ -243,77 +214,100 @@ load_functions(struct faas_server *s, struct husk_error **err)
     return 0;
 }
 
+/* A short stable name for this state directory: two daemons never share instance cgroups. */
+static void
+cgroup_parent(struct faas_server *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    char real[4096];
+    const char *p = realpath(s->opts->state_dir, real) ? real : s->opts->state_dir;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    snprintf(s->cgroup_parent, sizeof(s->cgroup_parent), "/husk/serve-%08x",
+             (unsigned)(h ^ (h >> 32)));
+}
+
+static int
+server_init(struct faas_server *s, struct husk_error **err)
+{
+    s->log_dir = xasprintf("%s/logs", s->opts->state_dir);
+    s->instance_dir = xasprintf("%s/instances", s->opts->state_dir);
+    if (faas_registry_open(s->opts->state_dir, &s->reg, err) < 0)
+        return -EINVAL;
+    if (mkdir_p(s->log_dir, 0700) < 0 || mkdir_p(s->instance_dir, 0700) < 0)
+        return husk_err(err, errno, "create '%s'", s->instance_dir);
+    cgroup_parent(s);
+    remove_leftovers(s);
+    if (load_functions(s, err) < 0 || (s->listen_fd = open_listener(s->opts->listen, err)) < 0 ||
+        (s->agent_fd = agent_memfd(err)) < 0)
+        return -EINVAL;
+    s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    s->w_listen.fn = faas_conn_accept;
+    s->w_signal.fn = on_signal;
+    if (s->self_netns < 0 || s->epoll_fd < 0 ||
+        faas_watch_add(s, s->listen_fd, EPOLLIN, &s->w_listen) < 0 ||
+        faas_watch_add(s, s->opts->signal_fd, EPOLLIN, &s->w_signal) < 0)
+        return husk_err(err, errno, "set up the event loop");
+    return 0;
+}
+
 static void
 server_free(struct faas_server *s)
 {
     for (size_t i = 0; i < s->n_fns; i++)
-        faas_function_free(s->fns[i]);
+        faas_pool_retire(s, s->fns[i]);
     free(s->fns);
-    faas_registry_free(s->reg);
-    free(s->seccomp_cache);
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
-    if (s->epoll_fd >= 0)
-        close(s->epoll_fd);
-}
-
-/* Drop clients past their read deadline and, when stopping, those that sent nothing yet. */
-static void
-sweep(struct faas_server *s)
-{
-    uint64_t now = now_ns();
-    for (struct conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (now >= c->deadline || (s->stopping && !c->got_bytes))
-            conn_close(s, c);
+    s->fns = NULL;
+    s->n_fns = 0;
+    while (s->retired) { /* every instance is idle by now, or was killed */
+        struct faas_function *f = s->retired;
+        while (f->instances)
+            faas_instance_destroy(s, f->instances);
+        s->retired = f->next_retired;
+        faas_function_free(f);
     }
+    faas_conn_close_all(s, false);
+    faas_metrics_free(s);
+    faas_registry_free(s->reg);
+    free(s->log_dir);
+    free(s->instance_dir);
+    int fds[] = {s->listen_fd, s->epoll_fd, s->agent_fd, s->self_netns};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
 }
 
 static void
 loop(struct faas_server *s)
 {
     struct epoll_event evs[64];
-    while (!s->stopping || s->n_conns || s->n_workers) {
-        /* While draining, wake up now and then: a worker may end before its SIGCHLD is read. */
-        int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), s->stopping ? 100 : 1000);
+    while (!s->stopping || s->n_calls || s->n_conns) {
+        int timeout = faas_pool_tick(s);
+        faas_conn_sweep(s);
+        int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR)
             break;
-        if (s->stopping)
-            on_signal(s);
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr == &s->listen_fd)
-                accept_all(s);
-            else if (evs[i].data.ptr == &s->opts->signal_fd)
-                on_signal(s);
-            else
-                conn_readable(s, evs[i].data.ptr);
+            struct faas_watch *w = evs[i].data.ptr;
+            w->fn(s, w, evs[i].events);
         }
-        sweep(s); /* after the events: it may free connections they point to */
     }
 }
 
 int
 faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
 {
-    struct faas_server s = {.opts = opts, .listen_fd = -1, .epoll_fd = -1};
-    int r = 0;
-    s.seccomp_cache = xasprintf("%s/seccomp-cache", opts->state_dir);
-    if (faas_registry_open(opts->state_dir, &s.reg, err) < 0 || load_functions(&s, err) < 0 ||
-        (s.listen_fd = open_listener(opts->listen, err)) < 0) {
-        server_free(&s);
-        return -EINVAL;
-    }
-    s.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &s.listen_fd};
-    struct epoll_event sev = {.events = EPOLLIN, .data.ptr = (void *)&opts->signal_fd};
-    if (s.epoll_fd < 0 || epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, s.listen_fd, &lev) < 0 ||
-        epoll_ctl(s.epoll_fd, EPOLL_CTL_ADD, opts->signal_fd, &sev) < 0)
-        r = husk_err(err, errno, "set up the event loop");
+    struct faas_server s = {
+        .opts = opts, .listen_fd = -1, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
+    int r = server_init(&s, err);
     if (r == 0) {
+        for (size_t i = 0; i < s.n_fns; i++)
+            faas_pool_activate(&s, s.fns[i]);
         faas_server_log(&s, "info", "listening on http://%s", opts->listen);
         loop(&s);
         faas_server_log(&s, "info", "stopped");
     }
     server_free(&s);
-    return r;
+    return r < 0 ? -EINVAL : 0;
 }

@@ -197,6 +197,9 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
         if ((r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid)) < 0)
             return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
     }
-    execve(file, p->args, p->env);
+    if (ctx->opts->exec_fd > 0)
+        syscall(SYS_execveat, ctx->opts->exec_fd, "", p->args, p->env, AT_EMPTY_PATH);
+    else
+        execve(file, p->args, p->env);
     return child_fail(ctx, SBX_STEP_EXEC, 0, errno);
 }

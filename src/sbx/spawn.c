@@ -87,9 +87,9 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    enum { N_KEEP = 5 };
-    int keep[N_KEEP] = {ctx->sync_fd, ctx->opts->start_listen_fd, ctx->opts->console_fd,
-                        ctx->image_fd, ctx->opts->seccomp_listener_fd};
+    enum { N_KEEP = 6 };
+    int keep[N_KEEP] = {ctx->sync_fd,  ctx->opts->start_listen_fd,     ctx->opts->console_fd,
+                        ctx->image_fd, ctx->opts->seccomp_listener_fd, ctx->opts->exec_fd};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < N_KEEP; i++) /* sort them */

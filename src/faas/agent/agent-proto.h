@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The messages between `husk serve` and its in-sandbox agent, on a SOCK_SEQPACKET socket that
+ * is the agent's fd 0. Both sides are built from this tree, so the layout is the contract. */
+#ifndef HUSK_FAAS_AGENT_PROTO_H
+#define HUSK_FAAS_AGENT_PROTO_H
+
+#include <stdint.h>
+
+/* The largest message: a run request's environment block. */
+#define AGENT_MSG_MAX (256u * 1024u)
+
+enum agent_kind {
+    /* daemon -> agent: run the program once. Payload: the environment, NUL-separated
+     * "K=V\0K=V\0". SCM_RIGHTS: stdin, stdout, stderr of the run. */
+    AGENT_RUN = 1,
+    /* agent -> daemon: a run ended; status is the wait status, or -errno when the fork
+     * failed. */
+    AGENT_EXIT = 2,
+};
+
+struct agent_msg {
+    uint32_t kind;
+    uint32_t id; /* chosen by the daemon, echoed in AGENT_EXIT */
+    int32_t status;
+    uint32_t len; /* bytes of payload after this header */
+};
+
+#endif

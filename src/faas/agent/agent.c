@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The in-sandbox agent of `husk serve` (a static program, embedded in husk and executed from a
+ * sealed memfd as the sandbox's pid 1, with the function's own confinement: same identity,
+ * capabilities, seccomp filter). It keeps the sandbox warm and, per request, forks and executes
+ * the function's program (its own argv) with the request's stdio and environment.
+ *
+ * fd 0: the control socket (SOCK_SEQPACKET, agent-proto.h). fd 1, 2: the instance's log.
+ * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent-proto.h"
+
+#define MAX_RUNS 1024
+
+struct run {
+    pid_t pid;
+    uint32_t id;
+};
+
+static struct run runs[MAX_RUNS];
+static size_t n_runs;
+static char **prog_argv;
+
+static void
+send_exit(uint32_t id, int32_t status)
+{
+    struct agent_msg m = {.kind = AGENT_EXIT, .id = id, .status = status};
+    while (send(0, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+}
+
+/* Split the NUL-separated block into an argv-style array (pointing into buf). */
+static char **
+env_of(char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == 0;
+    char **env = calloc(n + 1, sizeof(char *));
+    if (env == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < len && k < n; i += strlen(buf + i) + 1)
+        env[k++] = buf + i;
+    return env;
+}
+
+static _Noreturn void
+child(const int fds[3], char **env, const sigset_t *old)
+{
+    for (int i = 0; i < 3; i++)
+        if (dup2(fds[i], i) < 0)
+            _exit(126);
+    syscall(SYS_close_range, 3, ~0U, 0);
+    sigprocmask(SIG_SETMASK, old, NULL);
+    execvpe(prog_argv[0], prog_argv, env);
+    dprintf(2, "husk-agent: execute %s: %s\n", prog_argv[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
+static void
+on_run(struct agent_msg *m, char *payload, const int fds[3], const sigset_t *old)
+{
+    payload[m->len] = 0;
+    char **env = env_of(payload, m->len);
+    pid_t pid = n_runs < MAX_RUNS && env ? fork() : (errno = EAGAIN, -1);
+    if (pid == 0)
+        child(fds, env, old);
+    free(env);
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+    if (pid < 0) {
+        send_exit(m->id, -errno);
+        return;
+    }
+    runs[n_runs++] = (struct run){.pid = pid, .id = m->id};
+}
+
+/* 1 went on, 0 the daemon is gone. */
+static int
+on_control(char *buf, const sigset_t *old)
+{
+    char cbuf[CMSG_SPACE(3 * sizeof(int))];
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(struct agent_msg) + AGENT_MSG_MAX};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    ssize_t n = recvmsg(0, &mh, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN;
+    if (n == 0)
+        return 0;
+    int fds[3] = {-1, -1, -1}, nfds = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            memcpy(fds, CMSG_DATA(c), (nfds > 3 ? 3 : nfds) * sizeof(int));
+        }
+    struct agent_msg *m = (struct agent_msg *)buf;
+    if ((size_t)n < sizeof(*m) || m->kind != AGENT_RUN || nfds != 3 ||
+        m->len != (size_t)n - sizeof(*m)) {
+        for (int i = 0; i < 3 && i < nfds; i++)
+            close(fds[i]);
+        if ((size_t)n >= sizeof(*m))
+            send_exit(m->id, -EINVAL);
+        return 1;
+    }
+    on_run(m, buf + sizeof(*m), fds, old);
+    return 1;
+}
+
+static void
+reap(void)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        for (size_t i = 0; i < n_runs; i++)
+            if (runs[i].pid == pid) {
+                send_exit(runs[i].id, status);
+                runs[i] = runs[--n_runs];
+                break;
+            }
+}
+
+int
+main(int argc, char **argv)
+{
+    sigset_t set, old;
+    if (argc < 1)
+        return 2;
+    prog_argv = argv;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    char *buf = malloc(sizeof(struct agent_msg) + AGENT_MSG_MAX + 1);
+    if (sfd < 0 || buf == NULL)
+        return 1;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof(si)) > 0)
+                ;
+            reap();
+        }
+        if (p[0].revents && !on_control(buf, &old))
+            break;
+    }
+    kill(-1, SIGKILL); /* pid 1 of the sandbox: everything in it */
+    return 0;
+}

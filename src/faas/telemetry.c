@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Logs (a file per function under the state directory) and Prometheus metrics. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "faas-internal.h"
+#include "util.h"
+
+#define LOG_ROTATE_BYTES (16u << 20)
+#define MAX_STATUSES     32
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
+#define N_BUCKETS ARRAY_SIZE(buckets)
+
+struct histogram {
+    uint64_t counts[N_BUCKETS + 1]; /* the last: +Inf */
+    double sum;
+    uint64_t n;
+};
+
+struct faas_stats {
+    char *name;
+    int log_fd;
+    struct {
+        int code;
+        uint64_t n;
+    } statuses[MAX_STATUSES];
+    size_t n_statuses;
+    uint64_t cold_starts;
+    struct histogram duration, init;
+    struct faas_stats *next;
+};
+
+static struct faas_stats *
+stats_of(struct faas_server *s, const char *fn)
+{
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        if (strcmp(st->name, fn) == 0)
+            return st;
+    struct faas_stats *st = xcalloc(1, sizeof(*st));
+    st->name = xstrdup(fn);
+    st->log_fd = -1;
+    st->next = s->stats;
+    s->stats = st;
+    return st;
+}
+
+static int
+log_fd(struct faas_server *s, struct faas_stats *st)
+{
+    cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, st->name);
+    struct stat sb;
+    if (st->log_fd >= 0 && fstat(st->log_fd, &sb) == 0 && sb.st_size > LOG_ROTATE_BYTES) {
+        cleanup_free char *old = xasprintf("%s.1", path);
+        rename(path, old);
+        close(st->log_fd);
+        st->log_fd = -1;
+    }
+    if (st->log_fd < 0)
+        st->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    return st->log_fd;
+}
+
+void
+faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,
+              const char *stream, const char *text, size_t len)
+{
+    struct faas_stats *st = stats_of(s, fn);
+    struct timespec ts;
+    struct tm tm;
+    char when[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t w = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (len && text[len - 1] == '\r')
+        len--;
+    cleanup_free char *line =
+        xasprintf("%s %s %s %s %.*s\n", when, instance, rid, stream, (int)len, text);
+    int fd = log_fd(s, st);
+    if (fd >= 0 && write_all(fd, line, strlen(line)) < 0)
+        faas_server_log(s, "warning", "log of '%s': %s", fn, strerror(errno));
+}
+
+char *
+faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
+              uint64_t *next)
+{
+    cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
+    cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    *len = 0;
+    *next = 0;
+    if (fd < 0 || fstat(fd, &sb) < 0)
+        return xstrdup("");
+    if (since > (uint64_t)sb.st_size) /* rotated since: from the start of the new file */
+        since = 0;
+    size_t want = (uint64_t)sb.st_size - since < max ? (size_t)((uint64_t)sb.st_size - since) : max;
+    char *buf = xmalloc(want + 1);
+    ssize_t n = pread(fd, buf, want, (off_t)since);
+    *len = n > 0 ? (size_t)n : 0;
+    buf[*len] = 0;
+    *next = since + *len;
+    return buf;
+}
+
+void
+faas_log_remove(struct faas_server *s, const char *fn)
+{
+    struct faas_stats *st = stats_of(s, fn);
+    cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
+    cleanup_free char *old = xasprintf("%s.1", path);
+    if (st->log_fd >= 0)
+        close(st->log_fd);
+    st->log_fd = -1;
+    unlink(path);
+    unlink(old);
+}
+
+static void
+observe(struct histogram *h, double v)
+{
+    size_t i = 0;
+    while (i < N_BUCKETS && v > buckets[i])
+        i++;
+    h->counts[i]++;
+    h->sum += v;
+    h->n++;
+}
+
+void
+faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs)
+{
+    struct faas_stats *st = stats_of(s, c->fn->name);
+    size_t i = 0;
+    while (i < st->n_statuses && st->statuses[i].code != c->status)
+        i++;
+    if (i == st->n_statuses && i < MAX_STATUSES)
+        st->statuses[st->n_statuses++].code = c->status;
+    if (i < MAX_STATUSES)
+        st->statuses[i].n++;
+    observe(&st->duration, secs);
+}
+
+void
+faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs)
+{
+    struct faas_stats *st = stats_of(s, fn);
+    st->cold_starts++;
+    observe(&st->init, init_secs);
+}
+
+static void
+histogram_text(struct faas_buf *b, const char *metric, const char *fn, const struct histogram *h)
+{
+    uint64_t cum = 0;
+    for (size_t i = 0; i < N_BUCKETS; i++) {
+        cum += h->counts[i];
+        faas_buf_addf(b, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n", metric, fn, buckets[i],
+                      (unsigned long long)cum);
+    }
+    cum += h->counts[N_BUCKETS];
+    faas_buf_addf(b, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n", metric, fn,
+                  (unsigned long long)cum);
+    faas_buf_addf(b, "%s_sum{function=\"%s\"} %.6f\n%s_count{function=\"%s\"} %llu\n", metric, fn,
+                  h->sum, metric, fn, (unsigned long long)h->n);
+}
+
+static void
+gauges(struct faas_server *s, struct faas_buf *b)
+{
+    faas_buf_addf(b, "# HELP husk_instances Instances of each function by state.\n"
+                     "# TYPE husk_instances gauge\n");
+    for (size_t i = 0; i < s->n_fns; i++) {
+        size_t n[3];
+        faas_pool_counts(s->fns[i], &n[0], &n[1], &n[2]);
+        for (struct faas_function *f = s->retired; f; f = f->next_retired)
+            if (strcmp(f->name, s->fns[i]->name) == 0) {
+                size_t m[3];
+                faas_pool_counts(f, &m[0], &m[1], &m[2]);
+                for (int k = 0; k < 3; k++)
+                    n[k] += m[k];
+            }
+        static const char *const states[] = {"starting", "idle", "busy"};
+        for (int k = 0; k < 3; k++)
+            faas_buf_addf(b, "husk_instances{function=\"%s\",state=\"%s\"} %zu\n", s->fns[i]->name,
+                          states[k], n[k]);
+    }
+    faas_buf_addf(b, "# HELP husk_queue_depth Calls waiting for an instance.\n"
+                     "# TYPE husk_queue_depth gauge\n");
+    for (size_t i = 0; i < s->n_fns; i++)
+        faas_buf_addf(b, "husk_queue_depth{function=\"%s\"} %zu\n", s->fns[i]->name,
+                      s->fns[i]->n_queued);
+}
+
+char *
+faas_metrics_text(struct faas_server *s, size_t *len)
+{
+    struct faas_buf b = {0};
+    faas_buf_addf(&b, "# HELP husk_invocations_total Invocations by function and HTTP status.\n"
+                      "# TYPE husk_invocations_total counter\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        for (size_t i = 0; i < st->n_statuses; i++)
+            faas_buf_addf(&b, "husk_invocations_total{function=\"%s\",status=\"%d\"} %llu\n",
+                          st->name, st->statuses[i].code, (unsigned long long)st->statuses[i].n);
+    faas_buf_addf(&b, "# HELP husk_cold_starts_total Instances started.\n"
+                      "# TYPE husk_cold_starts_total counter\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        faas_buf_addf(&b, "husk_cold_starts_total{function=\"%s\"} %llu\n", st->name,
+                      (unsigned long long)st->cold_starts);
+    faas_buf_addf(&b, "# HELP husk_invocation_duration_seconds Time from request to response.\n"
+                      "# TYPE husk_invocation_duration_seconds histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        histogram_text(&b, "husk_invocation_duration_seconds", st->name, &st->duration);
+    faas_buf_addf(&b, "# HELP husk_init_duration_seconds Time from spawn to ready.\n"
+                      "# TYPE husk_init_duration_seconds histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        histogram_text(&b, "husk_init_duration_seconds", st->name, &st->init);
+    gauges(s, &b);
+    *len = b.len;
+    faas_buf_add(&b, "", 1);
+    return b.p;
+}
+
+void
+faas_metrics_free(struct faas_server *s)
+{
+    while (s->stats) {
+        struct faas_stats *st = s->stats;
+        s->stats = st->next;
+        if (st->log_fd >= 0)
+            close(st->log_fd);
+        free(st->name);
+        free(st);
+    }
+}
