@@ -130,7 +130,8 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->up_out);
     faas_buf_free(&c->head);
     s->n_calls--;
-    free(c);
+    c->w_in.dead = c->w_out.dead = c->w_err.dead = c->w_up.dead = true;
+    faas_server_bury(s, c);
 }
 
 void

@@ -69,7 +69,8 @@ conn_close(struct faas_server *s, struct faas_conn *c)
     faas_parser_free(c->parser);
     faas_buf_free(&c->in);
     faas_buf_free(&c->out);
-    free(c);
+    c->w.dead = true;
+    faas_server_bury(s, c);
     s->n_conns--;
 }
 

@@ -83,7 +83,8 @@ struct faas_function {
     struct faas_instance *instances;
     struct faas_call *queue_head, *queue_tail;
     size_t n_queued, n_instances, n_starting, next_instance;
-    bool retired; /* an older version or removed: no new calls, freed once idle */
+    uint64_t retry_at; /* when to try again to start `min` instances after a failure */
+    bool retired;      /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
 };
 
@@ -110,6 +111,7 @@ int faas_registry_delete(struct faas_registry *r, const char *name, struct husk_
 struct faas_server;
 struct faas_watch {
     void (*fn)(struct faas_server *s, struct faas_watch *w, uint32_t events);
+    bool dead; /* its object was torn down: events already fetched are dropped */
 };
 int faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
 int faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
@@ -296,9 +298,13 @@ struct faas_server {
     size_t n_conns, n_calls;
     uint32_t next_agent_id;
     struct faas_stats *stats;
+    void **graves; /* objects torn down during this batch of events, freed after it */
+    size_t n_graves;
     bool stopping;
 };
 
+/* Free p once the current batch of events is handled (its watches marked dead). */
+void faas_server_bury(struct faas_server *s, void *p);
 struct faas_function *faas_server_find(struct faas_server *s, const char *name, size_t len);
 void faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

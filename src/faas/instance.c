@@ -76,7 +76,7 @@ static void
 log_lines(struct faas_instance *in, bool flush)
 {
     struct faas_buf *b = &in->log;
-    for (;;) {
+    while (faas_buf_pending(b)) {
         char *start = b->p + b->off;
         char *nl = memchr(start, '\n', faas_buf_pending(b));
         size_t n = nl ? (size_t)(nl - start) : faas_buf_pending(b);
@@ -360,5 +360,6 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         unlink(record);
     }
     faas_buf_free(&in->log);
-    free(in);
+    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = true;
+    faas_server_bury(s, in);
 }

@@ -292,8 +292,9 @@ expire_one(struct faas_server *s, struct faas_function *f, uint64_t now, uint64_
             *next = *next < reap ? *next : reap;
         }
     }
-    if (!f->retired && !s->stopping && f->n_instances < (size_t)f->min)
-        spawn_one(s, f);
+    if (!f->retired && !s->stopping && f->n_instances < (size_t)f->min && now >= f->retry_at &&
+        spawn_one(s, f) < 0)
+        f->retry_at = now + NS_PER_SEC;
     return false;
 }
 

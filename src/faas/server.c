@@ -36,6 +36,21 @@ faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
         s->opts->log(level, msg, s->opts->log_data);
 }
 
+void
+faas_server_bury(struct faas_server *s, void *p)
+{
+    s->graves = xrealloc(s->graves, (s->n_graves + 1) * sizeof(*s->graves));
+    s->graves[s->n_graves++] = p;
+}
+
+static void
+free_graves(struct faas_server *s)
+{
+    for (size_t i = 0; i < s->n_graves; i++)
+        free(s->graves[i]);
+    s->n_graves = 0;
+}
+
 struct faas_function *
 faas_server_find(struct faas_server *s, const char *name, size_t len)
 {
@@ -268,6 +283,8 @@ server_free(struct faas_server *s)
         faas_function_free(f);
     }
     faas_conn_close_all(s, false);
+    free_graves(s);
+    free(s->graves);
     faas_metrics_free(s);
     faas_registry_free(s->reg);
     free(s->log_dir);
@@ -290,8 +307,10 @@ loop(struct faas_server *s)
             break;
         for (int i = 0; i < n; i++) {
             struct faas_watch *w = evs[i].data.ptr;
-            w->fn(s, w, evs[i].events);
+            if (!w->dead)
+                w->fn(s, w, evs[i].events);
         }
+        free_graves(s);
     }
 }
 
