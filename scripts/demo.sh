@@ -1,43 +1,70 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The demo: build husk, make a busybox rootfs, and run a container in it with every namespace.
+# The demo: build husk, pack two example functions (a C program on the stdin/stdout contract and
+# a small HTTP server on $PORT) into read-only erofs images, start `husk serve`, deploy them,
+# call them, and print the curl lines to call them. Interactive: serves until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 HUSK=$PWD/build/husk
+PORT=${HUSK_DEMO_PORT:-8080}
+URL=http://127.0.0.1:$PORT
 
 work=$(mktemp -d /tmp/husk-demo.XXXXXX)
-chmod 755 "$work" # the user namespace's root (host uid 100000) must reach the rootfs
-state=$work/state
-cleanup() { "$HUSK" --root "$state" delete --force demo >/dev/null 2>&1 || true; rm -rf "$work"; }
+daemon=
+cleanup() {
+    [ -z "$daemon" ] || { kill -TERM "$daemon" 2>/dev/null && wait "$daemon" || true; }
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
-# A rootfs of one static binary: Debian's busybox-static and its applet links.
-rootfs=$work/bundle/rootfs
-mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,etc}
-cp /bin/busybox "$rootfs/bin/busybox"
-for applet in $("$rootfs/bin/busybox" --list); do
-    [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+
+# Each image holds the program and its shared-library closure, read from the ELF headers.
+for fn in hello-stdio http-hello; do
+    say husk pack -f erofs -o "$work/$fn.erofs" "build/examples/functions/$fn"
+    "$HUSK" pack -f erofs -o "$work/$fn.erofs" "$PWD/build/examples/functions/$fn" |
+        tail -n 2
 done
 
-cd "$work/bundle"
-"$HUSK" spec
-# The default config isolates pid, network, ipc, uts, mount and cgroup; add user and time.
-/usr/bin/python3 - <<'PY'
-import json
-c = json.load(open("config.json"))
-c["process"]["args"] = ["sh", "-c",
-    "echo \"hello from $(hostname), I am pid $$, uid $(id -u)\"; "
-    "echo 'namespaces:'; ls -l /proc/self/ns | awk 'NR>1 {print \"  \" $9 \" \" $11}'; "
-    "echo 'mounts:'; awk '{print \"  \" $2 \" (\" $3 \")\"}' /proc/mounts; "
-    "touch /etc/x 2>/dev/null || echo 'root filesystem is read-only'"]
-c["linux"]["namespaces"] += [{"type": "user"}, {"type": "time"}]
-c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-json.dump(c, open("config.json", "w"), indent=2)
-PY
-echo "\$ husk run demo"
-"$HUSK" --root "$state" run demo
-echo "container exited with $?; nothing is left in $state: $(ls "$state" | wc -l) containers"
+say husk serve --listen "127.0.0.1:$PORT" --state "$work/state" '&'
+"$HUSK" serve --listen "127.0.0.1:$PORT" --state "$work/state" &
+daemon=$!
+for _ in $(seq 50); do curl -fs "$URL/_/health" >/dev/null && break || sleep 0.1; done
+
+say husk fn deploy hello --image hello-stdio.erofs --memory 64M -- .../hello-stdio
+"$HUSK" fn deploy hello --url "$URL" --image "$work/hello-stdio.erofs" --memory 64M --timeout 10 \
+    -- "$PWD/build/examples/functions/hello-stdio" >/dev/null && echo deployed
+say husk fn deploy web --image http-hello.erofs --contract http --min 1 -- .../http-hello
+"$HUSK" fn deploy web --url "$URL" --image "$work/http-hello.erofs" --contract http --min 1 \
+    --memory 64M -- "$PWD/build/examples/functions/http-hello" >/dev/null && echo deployed
+
+say curl -s -d world "$URL/function/hello"
+curl -s -d world "$URL/function/hello"
+say curl -s "$URL/function/web/some/path"
+curl -s "$URL/function/web/some/path"
+say husk fn ls
+"$HUSK" fn ls --url "$URL" | /usr/bin/python3 -c 'import json, sys
+for f in json.load(sys.stdin):
+    print("  %-6s %-6s v%d  instances %s" % (f["name"], f.get("contract", "stdio"), f["version"],
+                                            json.dumps(f["instances"])))'
+say husk fn logs hello
+"$HUSK" fn logs hello --url "$URL"
+say "curl -s $URL/metrics | grep husk_invocations_total"
+curl -s "$URL/metrics" | grep '^husk_invocations_total'
+
+cat <<TXT
+
+husk serve is running on $URL. Try:
+  curl -d 'your name' $URL/function/hello
+  curl $URL/function/web/anything
+  $HUSK fn logs hello -f --url $URL
+  curl $URL/metrics
+TXT
+if [ -t 0 ]; then
+    echo "Ctrl-C stops it (and removes every sandbox)."
+    wait "$daemon" || true
+    daemon=
+fi
