@@ -84,6 +84,8 @@ faas_watch_del(struct faas_server *s, int fd)
 void
 faas_buf_add(struct faas_buf *b, const void *data, size_t len)
 {
+    if (len == 0)
+        return;
     if (b->off && b->off == b->len)
         b->off = b->len = 0;
     if (b->len + len > b->cap) {

@@ -111,7 +111,12 @@ test_deploy_spec_errors_name_the_field(void **state)
     expect_field("[]", "body");
     expect_field("{\"bundle\":\"/b\"}", "'name'");
     expect_field("{\"name\":\"a/b\",\"bundle\":\"/b\"}", "'name'");
-    expect_field("{\"name\":\"a\",\"contract\":\"http\",\"bundle\":\"/b\"}", "'contract'");
+    expect_field("{\"name\":\"a\",\"contract\":\"grpc\",\"bundle\":\"/b\"}", "'contract'");
+    expect_field("{\"name\":\"a\",\"min\":3,\"max\":2,\"bundle\":\"/b\"}", "'min'");
+    expect_field("{\"name\":\"a\",\"cpus\":0.001,\"bundle\":\"/b\"}", "'cpus'");
+    expect_field("{\"name\":\"a\",\"port\":0,\"bundle\":\"/b\"}", "'port'");
+    expect_field("{\"name\":\"a\",\"bundle\":\"/b\",\"dir\":\"/\"}", "'bundle'");
+    expect_field("{\"name\":\"a\",\"dir\":\"/\"}", "'command'");
     expect_field("{\"name\":\"a\",\"timeout\":0,\"bundle\":\"/b\"}", "'timeout'");
     expect_field("{\"name\":\"a\",\"timeout\":3601,\"bundle\":\"/b\"}", "'timeout'");
     expect_field("{\"name\":\"a\",\"max_body\":-1,\"bundle\":\"/b\"}", "'max_body'");
