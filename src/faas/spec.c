@@ -2,6 +2,7 @@
 /* Deploy specs: validated field by field, then turned into a sandbox plan. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "syscalls.h"
 #include "util.h"
 
 static const char *const contract_names[] = {
@@ -177,6 +179,39 @@ generated_config(json_t *root, const char *state_dir, struct husk_error **err)
     return spec;
 }
 
+/* A missing program is the deployer's mistake, found now for a directory root (an image's
+ * content is checked when its first instance starts). */
+static int
+check_entrypoint(const struct sbx_config *c, const char *field, struct husk_error **err)
+{
+    const char *prog = c->process.args ? c->process.args[0] : NULL;
+    if (prog == NULL || c->rootfs == NULL || c->rootfs_image)
+        return 0;
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (char **e = c->process.env; e && *e; e++)
+        if (str_has_prefix(*e, "PATH="))
+            path = *e + 5;
+    cleanup_fd int root = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cleanup_free char *dirs = xstrdup(strchr(prog, '/') ? "" : path);
+    if (root < 0)
+        return 0; /* the spawn reports it, naming root.path */
+    for (char *save = NULL, *d = strtok_r(dirs, ":", &save);; d = strtok_r(NULL, ":", &save)) {
+        if (d == NULL && !strchr(prog, '/'))
+            break;
+        /* Resolved as inside the sandbox: absolute links stay in the root. */
+        cleanup_free char *full = xasprintf("%s%s%s", d ? d : "", d ? "/" : "", prog);
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+        cleanup_fd int fd = sys_openat2(root, full, &how);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+            return 0;
+        if (d == NULL)
+            break;
+    }
+    return husk_err(err, ENOENT, "field '%s': the program '%s' is not in the root filesystem",
+                    field, prog);
+}
+
 /* The sandbox plan: the bundle's config.json, or one made for an image or a directory. */
 static int
 load_config(json_t *root, struct faas_function *f, const char *state_dir, struct husk_error **err)
@@ -212,6 +247,8 @@ load_config(json_t *root, struct faas_function *f, const char *state_dir, struct
         strv_freep(&cfg->sbx->process.args);
         cfg->sbx->process.args = command;
     }
+    if (check_entrypoint(cfg->sbx, command ? "command" : field, err) < 0)
+        return -EINVAL;
     /* Killing the sandbox's first process must end all of it, and it gets only a loopback. */
     for (enum sbx_ns_type t = SBX_NS_PID; t <= SBX_NS_NET; t++) {
         if (t != SBX_NS_PID && t != SBX_NS_NET)

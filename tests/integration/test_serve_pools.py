@@ -347,3 +347,20 @@ def test_stop_leaves_no_instance_behind(ctx):
     assert not any(pid_alive(p) for p in procs)
     assert not instance_cgroups("stopme")
     assert not os.listdir(ctx.dir / "faas-stop" / "instances")
+
+
+def test_missing_entrypoint_is_a_400_at_deploy(ctx, daemon):
+    b = ctx.bundle("noprog")
+    b.args("/bin/no-such-program")
+    b.write()
+    status, body = daemon.deploy(name="noprog", bundle=str(b.path))
+    assert status == 400, body
+    assert "field 'bundle': the program '/bin/no-such-program'" in json.loads(body)["error"]
+    status, body = daemon.deploy(name="noprog", dir=str(b.path / "rootfs"),
+                                 command=["nothere"])
+    assert status == 400, body
+    assert "field 'command'" in json.loads(body)["error"]
+    assert daemon.request("GET", "/system/functions/noprog")[0] == 404
+    # found through PATH inside the root, and through its absolute links
+    status, body = daemon.deploy(name="okprog", dir=str(b.path / "rootfs"), command=["sh"])
+    assert status == 201, body
