@@ -20,6 +20,7 @@ struct faas_parser {
     uint64_t (*limit)(const struct faas_request *r, void *data);
     void *limit_data;
     size_t consumed; /* of the last buffer fed */
+    bool bad_name;   /* a header name that is empty or not an RFC 9110 token */
 };
 
 static struct faas_parser *
@@ -56,6 +57,8 @@ on_header_field(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_parser *p = parser_of(h);
     struct faas_request *r = &p->req;
+    if (r->headers_done)
+        return 0; /* a trailer: the body limit and the headers were settled before the body */
     if (p->in_value || r->n_headers == 0) {
         if (r->n_headers == FAAS_MAX_HEADERS) {
             llhttp_set_error_reason(h, "too many headers");
@@ -77,6 +80,8 @@ static int
 on_header_value(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_parser *p = parser_of(h);
+    if (p->req.headers_done)
+        return 0;
     struct faas_header *hd = &p->req.headers[p->req.n_headers - 1];
     size_t len = hd->value ? strlen(hd->value) : 0;
     p->in_value = true;
@@ -92,9 +97,15 @@ on_headers_complete(llhttp_t *h)
 {
     struct faas_parser *p = parser_of(h);
     struct faas_request *r = &p->req;
-    for (struct faas_header *hd = r->headers; hd < r->headers + r->n_headers; hd++)
+    for (struct faas_header *hd = r->headers; hd < r->headers + r->n_headers; hd++) {
         if (hd->value == NULL)
             hd->value = xstrdup("");
+        /* "X-Forwarded For " must not slip past the headers a proxy strips by name. */
+        size_t n = hd->name ? strlen(hd->name) : 0;
+        if (n == 0 || strspn(hd->name, "!#$%&'*+-.^_`|~0123456789"
+                                       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") != n)
+            p->bad_name = true;
+    }
     snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(h->method));
     r->headers_done = true;
     r->max_body = p->limit ? p->limit(r, p->limit_data) : FAAS_ADMIN_MAX_BODY;
@@ -183,6 +194,10 @@ faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char 
         const char *pos = llhttp_get_error_pos(&p->http);
         if (pos >= buf && pos <= buf + len)
             p->consumed = (size_t)(pos - buf);
+    }
+    if (p->bad_name) {
+        *why = "invalid header name";
+        return -1;
     }
     if (e == HPE_PAUSED || p->req.complete)
         return 1;

@@ -74,8 +74,10 @@ test_declared_length_over_limit(void **state)
 static void
 test_malformed(void **state)
 {
-    static const char *bad[] = {"NOT HTTP\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
-                                "GET / HTTP/9.9\r\n\r\n"};
+    static const char *bad[] = {
+        "NOT HTTP\r\n\r\n", "GET / HTTP/1.1\r\nBad Header\r\n\r\n", "GET / HTTP/9.9\r\n\r\n",
+        /* names a proxy strips must not hide behind a space */
+        "GET / HTTP/1.1\r\nX-Forwarded For : 1\r\n\r\n", "GET / HTTP/1.1\r\n: no name\r\n\r\n"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         struct faas_parser *p = faas_parser_new();
         const char *why = NULL;
