@@ -12,7 +12,8 @@ HUSK=$PWD/build/husk
 PORT=${HUSK_DEMO_PORT:-8080}
 URL=http://127.0.0.1:$PORT
 
-work=$(mktemp -d /tmp/husk-demo.XXXXXX)
+# Not under /tmp: functions get a fresh tmpfs there, which would hide a program packed from it.
+work=$(mktemp -d /var/tmp/husk-demo.XXXXXX)
 daemon=
 cleanup() {
     [ -z "$daemon" ] || { kill -TERM "$daemon" 2>/dev/null && wait "$daemon" || true; }
@@ -23,10 +24,12 @@ trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
 # Each image holds the program and its shared-library closure, read from the ELF headers.
+# (The image keeps the program's host path: it is copied out of a checkout that may be in /tmp.)
+mkdir -p "$work/bin"
 for fn in hello-stdio http-hello; do
-    say husk pack -f erofs -o "$work/$fn.erofs" "build/examples/functions/$fn"
-    "$HUSK" pack -f erofs -o "$work/$fn.erofs" "$PWD/build/examples/functions/$fn" |
-        tail -n 2
+    cp "build/examples/functions/$fn" "$work/bin/$fn"
+    say husk pack -f erofs -o "$work/$fn.erofs" "$work/bin/$fn"
+    "$HUSK" pack -f erofs -o "$work/$fn.erofs" "$work/bin/$fn" | tail -n 2
 done
 
 say husk serve --listen "127.0.0.1:$PORT" --state "$work/state" '&'
@@ -36,10 +39,10 @@ for _ in $(seq 50); do curl -fs "$URL/_/health" >/dev/null && break || sleep 0.1
 
 say husk fn deploy hello --image hello-stdio.erofs --memory 64M -- .../hello-stdio
 "$HUSK" fn deploy hello --url "$URL" --image "$work/hello-stdio.erofs" --memory 64M --timeout 10 \
-    -- "$PWD/build/examples/functions/hello-stdio" >/dev/null && echo deployed
+    -- "$work/bin/hello-stdio" >/dev/null && echo deployed
 say husk fn deploy web --image http-hello.erofs --contract http --min 1 -- .../http-hello
 "$HUSK" fn deploy web --url "$URL" --image "$work/http-hello.erofs" --contract http --min 1 \
-    --memory 64M -- "$PWD/build/examples/functions/http-hello" >/dev/null && echo deployed
+    --memory 64M -- "$work/bin/http-hello" >/dev/null && echo deployed
 
 say curl -s -d world "$URL/function/hello"
 curl -s -d world "$URL/function/hello"
