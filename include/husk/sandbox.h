@@ -139,6 +139,9 @@ struct sbx_config {
      * namespace (with a tmpfs overlay for writes unless rootfs_readonly); NULL: none. */
     char *rootfs_image;
     char *rootfs_image_type; /* "erofs" or "squashfs" */
+    /* With a new user namespace: the root is an idmapped mount through it, so files the
+     * host's root owns are root's inside (where the filesystem allows idmapped mounts). */
+    bool rootfs_idmap;
 
     char *hostname, *domainname;
     struct sbx_mount *mounts;

@@ -134,8 +134,9 @@ struct faas_function {
     struct faas_instance *instances;
     struct faas_call *queue_head, *queue_tail;
     size_t n_queued, n_instances, n_starting, next_instance;
-    uint64_t retry_at; /* when to try again to start `min` instances after a failure */
-    bool retired;      /* an older version or removed: no new calls, freed once idle */
+    uint64_t retry_at;       /* when to try again to start `min` instances after a failure */
+    unsigned start_failures; /* instances in a row that died before they were ready */
+    bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
 };
 
@@ -146,6 +147,8 @@ json_t *faas_function_json(const struct faas_function *f);
  * user's mistake or a refusal is -EINVAL/-EPERM/-errno with a message naming the field. */
 int faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *dc,
                         struct faas_function **out, struct husk_error **err);
+/* A tmpfs on /tmp (for a read-only root). */
+void faas_add_tmp(struct sbx_config *c);
 /* The function's host id range is known (after the registry allocated it). */
 void faas_function_set_userns(struct faas_function *f, uint32_t base);
 

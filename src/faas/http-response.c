@@ -60,6 +60,11 @@ head_append(llhttp_t *h, char **dst, const char *at, size_t n)
 static int
 on_status(llhttp_t *h, const char *at, size_t n)
 {
+    /* RFC 9112: a reason phrase is HTAB, SP, VCHAR and obs-text; a NUL or another control
+     * byte there is not HTTP (and would end the phrase early for C string code). */
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)at[i] < 0x20 ? at[i] != '\t' : at[i] == 0x7f)
+            return fail(h, "a control character in the status line");
     return head_append(h, &resp_of(h)->head.reason, at, n);
 }
 

@@ -311,10 +311,11 @@ faas_listeners_open(struct faas_server *s, struct husk_error **err)
         s->listeners[i].resume.fn = listener_resume;
     }
     admin->admin = true;
-    if (s->opts->listen && (front->fd = open_tcp(s, s->opts->listen, err)) < 0)
-        return front->fd;
+    /* The admin socket first: once the front door answers, both do. */
     if (s->opts->admin_socket && (admin->fd = open_unix(s, admin, s->opts->admin_socket, err)) < 0)
         return admin->fd;
+    if (s->opts->listen && (front->fd = open_tcp(s, s->opts->listen, err)) < 0)
+        return front->fd;
     for (size_t i = 0; i < ARRAY_SIZE(s->listeners); i++)
         if (s->listeners[i].fd >= 0 &&
             faas_watch_add(s, s->listeners[i].fd, EPOLLIN, &s->listeners[i].w) < 0)

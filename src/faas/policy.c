@@ -8,6 +8,7 @@
  * refusals name the field and the rule; what every function gets is forced.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -207,6 +208,8 @@ check_caps(const struct sbx_caps *caps, struct husk_error **err)
             continue;
         int cap = __builtin_ctzll(extra);
         cleanup_(cap_free) char *name = cap_to_name(cap);
+        for (char *p = name; p && *p; p++)
+            *p = (char)toupper((unsigned char)*p); /* as OCI configs spell it */
         cleanup_free char *field = xasprintf("process.capabilities.%s", names[i]);
         cleanup_free char *rule = xasprintf("%s is beyond the default capability set", name);
         return refuse(err, field, rule);
@@ -226,8 +229,6 @@ check_process(const struct sbx_process *pr, struct husk_error **err)
                           "group ids must be below 65536 (the function's range)");
     if (pr->has_oom_score_adj && pr->oom_score_adj < 0)
         return refuse(err, "process.oomScoreAdj", "a negative score needs host privilege");
-    if (pr->seccomp.listener_msg)
-        return refuse(err, "linux.seccomp.listenerPath", "no seccomp agents");
     return check_caps(&pr->caps, err);
 }
 
@@ -282,6 +283,8 @@ check_bundle(const struct faas_policy *p, const struct oci_config *oc, struct hu
             cleanup_free char *field = xasprintf("hooks.%s", oci_hook_name(k));
             return refuse(err, field, "no hooks (they would run as root on the host)");
         }
+    if (json_object_get(oc->seccomp, "listenerPath"))
+        return refuse(err, "linux.seccomp.listenerPath", "no seccomp agents");
     int r = check_mounts(p, c, err);
     if (r == 0)
         r = check_process(&c->process, err);
@@ -323,6 +326,14 @@ faas_policy_apply(const struct faas_policy *p, struct oci_config *oc, bool from_
         strv_union(&c->masked_paths, def->sbx->masked_paths);
         strv_union(&c->readonly_paths, def->sbx->readonly_paths);
     }
+    /* A function's root is read-only (a bundle's too: through the idmapped root its root user
+     * owns the host's root-owned files), with a fresh tmpfs on /tmp unless it mounts one. */
+    c->rootfs_readonly = true;
+    bool has_tmp = false;
+    for (size_t i = 0; i < c->n_mounts; i++)
+        has_tmp |= strcmp(c->mounts[i].destination, "/tmp") == 0;
+    if (!has_tmp)
+        faas_add_tmp(c);
     /* Every namespace is the function's own; killing its first process ends all of it. */
     for (int t = 0; t < SBX_NS_COUNT; t++)
         if (t != SBX_NS_TIME)
@@ -349,4 +360,5 @@ faas_policy_idmap(struct sbx_config *c, uint32_t base)
     *c->uid_map = (struct sbx_idmap){.inner = 0, .outer = base, .count = FAAS_USERNS_SIZE};
     *c->gid_map = *c->uid_map;
     c->n_uid_map = c->n_gid_map = 1;
+    c->rootfs_idmap = true; /* what the host's root owns in the root is the function's root's */
 }

@@ -145,9 +145,8 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     return 0;
 }
 
-/* A tmpfs on /tmp for a read-only root. */
-static void
-add_tmp(struct sbx_config *c)
+void
+faas_add_tmp(struct sbx_config *c)
 {
     c->mounts = xrealloc(c->mounts, (c->n_mounts + 1) * sizeof(*c->mounts));
     c->mounts[c->n_mounts++] = (struct sbx_mount){.destination = xstrdup("/tmp"),
@@ -181,8 +180,6 @@ plan_root(struct faas_function *f, const char *field, const char *path, bool hav
         c->rootfs_image = xasprintf("/proc/self/fd/%d", f->root_fd);
         c->rootfs_image_type = xstrdup(type);
     }
-    c->rootfs_readonly = true;
-    add_tmp(c);
     return 0;
 }
 

@@ -281,7 +281,8 @@ fn_simple(struct cli *cli, struct fn_opts *o, const char *sub, const char *metho
 {
     struct husk_error *err = NULL;
     struct fn_call call = {.method = method, .path = path, .body = body, .len = len};
-    return report(cli, sub, &call, http_call(o, &call, &err), err);
+    int status = http_call(o, &call, &err);
+    return report(cli, sub, &call, status, err);
 }
 
 static int

@@ -38,6 +38,8 @@ int child_setup_rootfs(struct sbx_child_ctx *ctx);
 int child_attach_root_tree(struct sbx_child_ctx *ctx);
 /* Parent side: *out is the root tree for the child, at or above min_fd: the image's
  * (opts->rootfs_image_fd, or mounted now), a clone of opts->rootfs_fd, or -1 for neither. */
+/* Parent side: the tree's owners mapped through the user namespace of the child `pid`. */
+int sbx_root_tree_idmap(int tree_fd, pid_t pid, struct husk_error **err);
 int sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
                            int min_fd, int *out, struct husk_error **err);
 int child_run_start_hooks(struct sbx_child_ctx *ctx, int host_pid);

@@ -132,13 +132,14 @@ sbx_rootfs_image_mount(const struct sbx_config *cfg, struct husk_error **err)
     return mount_overlay(image, err);
 }
 
-/* A clone of the directory behind rootfs_fd, with its submounts, attached nowhere. */
+/* A clone of the directory (the fd's, or the path's), with its submounts, attached nowhere. */
 static int
-clone_rootfs(int rootfs_fd, struct husk_error **err)
+clone_rootfs(int rootfs_fd, const char *path, struct husk_error **err)
 {
-    int fd = sys_open_tree(rootfs_fd, "",
-                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-    return fd < 0 ? husk_err(err, errno, "clone the rootfs (fd %d)", rootfs_fd) : fd;
+    int fd = sys_open_tree(rootfs_fd, path ? path : "",
+                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                               (path ? 0 : AT_EMPTY_PATH));
+    return fd < 0 ? husk_err(err, errno, "clone the rootfs '%s'", path ? path : "(by fd)") : fd;
 }
 
 int
@@ -153,7 +154,9 @@ sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts
     else if (cfg->rootfs_image)
         own = sbx_rootfs_image_mount(cfg, err);
     else if (opts->rootfs_fd > 0)
-        own = clone_rootfs(opts->rootfs_fd, err);
+        own = clone_rootfs(opts->rootfs_fd, NULL, err);
+    else if (cfg->rootfs_idmap && cfg->rootfs) /* an idmapped root is set up detached */
+        own = clone_rootfs(AT_FDCWD, cfg->rootfs, err);
     else
         return 0;
     if (given < 0 && own < 0)
@@ -161,6 +164,23 @@ sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts
     /* Clear of the fds the process inherits. */
     *out = fcntl(given >= 0 ? given : own, F_DUPFD_CLOEXEC, min_fd);
     return *out < 0 ? husk_err(err, errno, "dup the rootfs tree") : 0;
+}
+
+/* Files of the root tree as the sandbox's user namespace maps their owners: what the host's
+ * root owns is root's inside. Filesystems without idmapped mounts (squashfs) keep their owners,
+ * seen as the overflow id inside. */
+int
+sbx_root_tree_idmap(int tree_fd, pid_t pid, struct husk_error **err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+    cleanup_fd int userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0)
+        return husk_err(err, errno, "open %s", path);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+    if (sys_mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0 && errno != EINVAL)
+        return husk_err(err, errno, "map the rootfs's owners into the user namespace");
+    return 0;
 }
 
 /*

@@ -358,6 +358,8 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     r = 0;
     if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
         r = sbx_idmap_write(pid, cfg, err);
+        if (r == 0 && cfg->rootfs_idmap && tree_fd >= 0)
+            r = sbx_root_tree_idmap(tree_fd, pid, err);
     }
     if (r == 0 && opts->on_created)
         r = opts->on_created(pid, opts->data, err);
