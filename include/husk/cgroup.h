@@ -214,6 +214,10 @@ int sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, struct husk_
 int sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, struct husk_error **err);
 /* Kill what is left, then remove the directories this cgroup made, retrying while busy. */
 int sbx_cgroup_destroy(struct sbx_cgroup *cg, struct husk_error **err);
+/* Remove the directories once, never waiting: -EBUSY while a process is still leaving (call
+ * again later; what was removed stays removed). For an event loop that learned the cgroup is
+ * empty from an event. */
+int sbx_cgroup_try_remove(struct sbx_cgroup *cg, struct husk_error **err);
 
 struct sbx_cgroup_stats {
     bool has_cpu, has_memory, has_pids, has_swap;
@@ -226,6 +230,9 @@ struct sbx_cgroup_stats {
 };
 
 int sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, struct husk_error **err);
+/* An fd of the cgroup's peak memory (v1 memory.max_usage_in_bytes, v2 memory.peak), to pread
+ * as often as wanted for the cost of one syscall; -ENOTSUP without a memory cgroup. */
+int sbx_cgroup_memory_peak_fd(struct sbx_cgroup *cg);
 /* Processes the kernel OOM-killed in this cgroup so far (0 without a memory controller). */
 uint64_t sbx_cgroup_oom_kills(struct sbx_cgroup *cg);
 /* An fd that polls readable when the memory controller reports an event (v1 eventfd, v2

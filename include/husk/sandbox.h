@@ -203,6 +203,10 @@ struct sbx_spawn_opts {
      * exposed to the path being swapped since, and the container's user needs no access to the
      * directory's parents (a user namespace's root). Ignored with cfg->rootfs_image. */
     int rootfs_fd;
+    /* Three fds that become the process's 0, 1 and 2 (dup2'd in the child, so the caller's own
+     * stdio is never touched: a threaded caller may spawn from any thread), or NULL: the
+     * caller's 0, 1, 2. */
+    const int *stdio;
 };
 
 struct sbx_child {

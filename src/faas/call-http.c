@@ -77,10 +77,8 @@ build_request(struct faas_call *c)
                   xff ? ", " : "", peer);
     if (host)
         faas_buf_addf(b, "X-Forwarded-Host: %s\r\n", host);
-    faas_buf_addf(b,
-                  "X-Request-Id: %s\r\nX-Call-Id: %s\r\nContent-Length: %zu\r\n"
-                  "Connection: close\r\n\r\n",
-                  c->rid, c->rid, r->body_len);
+    faas_buf_addf(b, "X-Request-Id: %s\r\nX-Call-Id: %s\r\nContent-Length: %zu\r\n\r\n", c->rid,
+                  c->rid, r->body_len);
     faas_buf_add(b, r->body, r->body_len);
 }
 
@@ -144,6 +142,8 @@ on_resp_body(void *data, const char *p, size_t n)
 
 static const struct faas_resp_ops resp_ops = {.head = on_resp_head, .body = on_resp_body};
 
+static void up_release(struct faas_call *c, bool reusable);
+
 /* The response ended (r 1) or broke (r -1). false: the call ended (and is freed). */
 static bool
 resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
@@ -158,6 +158,8 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
                             c->fn->name, c->inst->id, extra, c->rid);
         if (c->conn && c->chunked_out)
             faas_conn_send(c->s, c->conn, "0\r\n\r\n", 5);
+        /* The connection serves the next call only if the server keeps it and said no more. */
+        up_release(c, extra == 0 && faas_resp_keep_alive(c->resp));
         faas_call_end(c);
         return false;
     }
@@ -177,6 +179,116 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
     return false;
 }
 
+/* ---- connections to the instance's server, kept alive and reused */
+
+static void on_up(struct faas_server *s, struct faas_watch *w, uint32_t events);
+
+static void
+up_close(struct faas_server *s, struct faas_upstream *u)
+{
+    faas_watch_del(s, u->fd);
+    close(u->fd);
+    u->w.dead = true;
+    faas_server_bury(s, u);
+}
+
+/* An idle connection the server closed (or wrote to, out of turn): gone. */
+static void
+on_idle_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
+{
+    struct faas_upstream *u = container_of(w, struct faas_upstream, w);
+    for (struct faas_upstream **p = &u->in->idle_up; *p; p = &(*p)->next)
+        if (*p == u) {
+            *p = u->next;
+            break;
+        }
+    up_close(s, u);
+}
+
+static void
+up_release(struct faas_call *c, bool reusable)
+{
+    struct faas_upstream *u = c->up;
+    struct faas_instance *in = c->inst;
+    c->up = NULL;
+    if (u == NULL)
+        return;
+    if (!reusable || in->state != INST_READY || c->s->stopping ||
+        faas_watch_mod(c->s, u->fd, EPOLLIN | EPOLLRDHUP, &u->w) < 0) {
+        up_close(c->s, u);
+        return;
+    }
+    u->call = NULL;
+    u->w.fn = on_idle_up;
+    u->next = in->idle_up;
+    in->idle_up = u;
+}
+
+void
+faas_http_drop_idle(struct faas_server *s, struct faas_instance *in)
+{
+    while (in->idle_up) {
+        struct faas_upstream *u = in->idle_up;
+        in->idle_up = u->next;
+        up_close(s, u);
+    }
+}
+
+/* Still open, and quiet: a kept-alive connection the server has not closed meanwhile. */
+static bool
+up_alive(int fd)
+{
+    char b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+           (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static int
+up_open(struct faas_call *c, struct husk_error **err)
+{
+    struct faas_instance *in = c->inst;
+    while (in->idle_up) {
+        struct faas_upstream *u = in->idle_up;
+        in->idle_up = u->next;
+        if (!up_alive(u->fd)) {
+            up_close(c->s, u);
+            continue;
+        }
+        u->call = c;
+        u->w.fn = on_up;
+        c->up = u;
+        c->fresh_up = false;
+        return faas_watch_mod(c->s, u->fd, EPOLLOUT, &u->w) < 0
+                   ? husk_err(err, errno, "watch the connection to instance %s", in->id)
+                   : 0;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->fn->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = faas_instance_socket(c->s, in);
+    if (fd < 0)
+        return husk_err(err, -fd, "open a connection in instance %s", in->id);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return husk_err(err, e, "connect to the function's server on port %lld",
+                        (long long)c->fn->port);
+    }
+    struct faas_upstream *u = xcalloc(1, sizeof(*u));
+    u->fd = fd;
+    u->in = in;
+    u->call = c;
+    u->w.fn = on_up;
+    c->up = u;
+    c->fresh_up = true;
+    if (faas_watch_add(c->s, fd, EPOLLOUT, &u->w) < 0) {
+        c->up = NULL;
+        close(fd);
+        free(u);
+        return husk_err(err, errno, "watch the connection to instance %s", in->id);
+    }
+    return 0;
+}
+
 static void
 up_interest(struct faas_call *c)
 {
@@ -185,21 +297,45 @@ up_interest(struct faas_call *c)
         ev |= EPOLLOUT;
     else if (!c->conn || faas_buf_pending(&c->conn->out) < (1u << 20)) /* backpressure */
         ev |= EPOLLIN;
-    faas_watch_mod(c->s, c->up_fd, ev, &c->w_up);
+    faas_watch_mod(c->s, c->up->fd, ev, &c->up->w);
+}
+
+/* A reused connection the server closed before it answered: the request goes again on a new
+ * one, when it may be repeated (RFC 9110 idempotent methods). true: it went. */
+static bool
+retry_fresh(struct faas_call *c)
+{
+    static const char *const idempotent[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+    bool may = false;
+    for (size_t i = 0; i < ARRAY_SIZE(idempotent); i++)
+        may |= strcmp(c->req.method, idempotent[i]) == 0;
+    if (c->fresh_up || c->head_done || c->relayed || !may)
+        return false;
+    up_release(c, false);
+    c->up_out.off = 0;
+    faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
+    return up_open(c, NULL) == 0;
+}
+
+static void
+up_failed(struct faas_call *c, const char *what, int e)
+{
+    if (retry_fresh(c))
+        return;
+    cleanup_free char *msg = xasprintf("%s the function's server on port %lld: %s", what,
+                                       (long long)c->fn->port, strerror(e));
+    faas_call_fail(c, 502, msg, NULL);
 }
 
 static void
 on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
-    struct faas_call *c = container_of(w, struct faas_call, w_up);
+    struct faas_call *c = container_of(w, struct faas_upstream, w)->call;
     if (faas_buf_pending(&c->up_out)) {
-        ssize_t n =
-            send(c->up_fd, c->up_out.p + c->up_out.off, faas_buf_pending(&c->up_out), MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR && !c->head_done) {
-            cleanup_free char *msg = xasprintf("could not reach the function's server on port "
-                                               "%lld: %s",
-                                               (long long)c->fn->port, strerror(errno));
-            faas_call_fail(c, 502, msg, NULL);
+        ssize_t n = send(c->up->fd, c->up_out.p + c->up_out.off, faas_buf_pending(&c->up_out),
+                         MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            up_failed(c, "could not reach", errno);
             return;
         }
         if (n > 0)
@@ -208,8 +344,10 @@ on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
         return;
     }
     char buf[65536];
-    ssize_t n = read(c->up_fd, buf, sizeof(buf));
+    ssize_t n = read(c->up->fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0 && !c->head_done && c->relayed == 0 && !c->fresh_up && retry_fresh(c))
         return;
     const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
     size_t used = 0;
@@ -218,41 +356,56 @@ on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
         up_interest(c);
 }
 
-int
-faas_http_start(struct faas_call *c, struct husk_error **err)
+static int
+http_start(struct faas_call *c, struct husk_error **err)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->fn->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    c->up_fd = faas_instance_socket(c->s, c->inst);
-    if (c->up_fd < 0)
-        return husk_err(err, -c->up_fd, "open a connection in instance %s", c->inst->id);
-    if (connect(c->up_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS)
-        return husk_err(err, errno, "connect to the function's server on port %lld",
-                        (long long)c->fn->port);
     build_request(c);
     c->resp = faas_resp_parser_new(&resp_ops, c);
     faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
-    c->w_up.fn = on_up;
-    if (faas_watch_add(c->s, c->up_fd, EPOLLOUT, &c->w_up) < 0)
-        return husk_err(err, errno, "watch the connection to instance %s", c->inst->id);
-    return 0;
+    return up_open(c, err);
 }
 
-void
-faas_http_drained(struct faas_call *c)
+static void
+http_drained(struct faas_call *c)
 {
-    if (c->up_fd >= 0)
+    if (c->up)
         up_interest(c);
 }
 
-void
-faas_http_close(struct faas_call *c)
+static void
+http_close(struct faas_call *c)
 {
+    up_release(c, false); /* a call that ended otherwise left its connection mid-exchange */
     faas_resp_parser_free(c->resp);
     c->resp = NULL;
-    if (c->up_fd >= 0) {
-        faas_watch_del(c->s, c->up_fd);
-        close(c->up_fd);
-        c->up_fd = -1;
-    }
 }
+
+/* The client closed the request (nginx's 499): the exchange with the server is cut too. */
+static void
+http_detach(struct faas_call *c)
+{
+    if (c->status == 0)
+        c->status = 499;
+    faas_call_end(c);
+}
+
+static void
+http_env(const struct faas_function *f, char ***env, size_t *n)
+{
+    (*env)[(*n)++] = xasprintf("PORT=%lld", (long long)f->port);
+    (*env)[(*n)++] = xasprintf("K_SERVICE=%s", f->name);
+    (*env)[(*n)++] = xasprintf("K_CONFIGURATION=%s", f->name);
+    (*env)[(*n)++] = xasprintf("K_REVISION=%s-v%lld", f->name, (long long)f->version);
+}
+
+const struct faas_contract_ops faas_contract_http = {
+    .name = "http",
+    .default_concurrency = 100,
+    .server = true,
+    .await_ready = faas_instance_probe_start,
+    .env = http_env,
+    .call_start = http_start,
+    .call_close = http_close,
+    .call_detach = http_detach,
+    .call_drained = http_drained,
+};

@@ -9,11 +9,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent-proto.h"
@@ -182,8 +184,8 @@ on_err(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
-int
-faas_stdio_start(struct faas_call *c, struct husk_error **err)
+static int
+stdio_start(struct faas_call *c, struct husk_error **err)
 {
     struct faas_server *s = c->s;
     int in[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
@@ -198,7 +200,7 @@ faas_stdio_start(struct faas_call *c, struct husk_error **err)
     struct faas_buf env = {0};
     for (char **e = c->fn->cfg->sbx->process.env; e && *e; e++)
         faas_buf_add(&env, *e, strlen(*e) + 1);
-    if (c->fn->contract == FAAS_CGI)
+    if (c->fn->contract == &faas_contract_cgi)
         cgi_env(c, &env);
     else
         stdio_env(c, &env);
@@ -228,8 +230,8 @@ faas_stdio_start(struct faas_call *c, struct husk_error **err)
     return 0;
 }
 
-void
-faas_stdio_close(struct faas_call *c)
+static void
+stdio_close(struct faas_call *c)
 {
     char buf[16384];
     ssize_t n;
@@ -299,7 +301,7 @@ respond_ok(struct faas_call *c, const char *duration)
     for (char **e = c->fn->env; e && *e; e++)
         if (str_has_prefix(*e, "content_type="))
             ct = *e + strlen("content_type=");
-    if (c->fn->contract == FAAS_STDIO) {
+    if (c->fn->contract == &faas_contract_stdio) {
         c->status = 200;
         faas_conn_respond(s, conn, 200, c->rid, ct, c->out.p, c->out.len, duration);
         return;
@@ -329,9 +331,7 @@ finish(struct faas_call *c)
     if (!c->exited || !c->out_eof)
         return;
     struct faas_instance *in = c->inst;
-    uint64_t kills = in->cg ? sbx_cgroup_oom_kills(in->cg) : 0;
-    c->oom = kills > in->oom_kills;
-    in->oom_kills = kills;
+    faas_instance_oom_check(c->s, in); /* an OOM kill during the call marked it */
     cleanup_free char *duration =
         xasprintf("X-Duration-Seconds: %.6f\r\n", (now_ns() - c->received_ns) / 1e9);
     int code = c->wait_status < 0 ? 127 : sbx_status_to_exit_code(c->wait_status);
@@ -367,3 +367,33 @@ faas_stdio_exited(struct faas_instance *in, uint32_t id, int status)
             return;
         }
 }
+
+static void
+ready_at_once(struct faas_server *s, struct faas_instance *in)
+{
+    faas_instance_ready(s, in); /* the agent takes calls from the start */
+}
+
+/* The client went away: the program runs on, its answer is not sent anywhere. */
+static void
+stdio_detach(struct faas_call *c)
+{
+}
+
+const struct faas_contract_ops faas_contract_stdio = {
+    .name = "stdio",
+    .default_concurrency = 1,
+    .await_ready = ready_at_once,
+    .call_start = stdio_start,
+    .call_close = stdio_close,
+    .call_detach = stdio_detach,
+};
+
+const struct faas_contract_ops faas_contract_cgi = {
+    .name = "cgi",
+    .default_concurrency = 1,
+    .await_ready = ready_at_once,
+    .call_start = stdio_start,
+    .call_close = stdio_close,
+    .call_detach = stdio_detach,
+};

@@ -9,6 +9,25 @@
 #include "faas-internal.h"
 #include "util.h"
 
+/* Past the function's timeout: waiting for an instance, or on one (which goes with it: nothing
+ * of a timed-out call may linger). */
+static void
+call_expired(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_call *c = container_of(t, struct faas_call, t_deadline);
+    struct faas_instance *in = c->inst;
+    cleanup_free char *msg =
+        xasprintf("function '%s' timed out: it exceeded its timeout of %lld seconds%s", c->fn->name,
+                  (long long)c->fn->timeout, in ? "" : " waiting for an instance");
+    if (in == NULL) {
+        faas_pool_unqueue(c);
+        faas_call_fail(c, 504, msg, NULL);
+        return;
+    }
+    faas_call_abort(c, 504, msg);
+    faas_pool_instance_gone(s, in, "a call timed out");
+}
+
 struct faas_call *
 faas_call_new(struct faas_server *s, struct faas_conn *conn, struct faas_function *f,
               const char *rid, const char *subpath)
@@ -20,8 +39,9 @@ faas_call_new(struct faas_server *s, struct faas_conn *conn, struct faas_functio
     snprintf(c->rid, sizeof(c->rid), "%s", rid);
     c->subpath = xstrdup(subpath);
     c->received_ns = now_ns();
-    c->deadline = c->received_ns + (uint64_t)f->timeout * NS_PER_SEC;
-    c->in_fd = c->out_fd = c->err_fd = c->up_fd = -1;
+    c->t_deadline.fn = call_expired;
+    faas_timer_set(s, &c->t_deadline, c->received_ns + (uint64_t)f->timeout * NS_PER_SEC);
+    c->in_fd = c->out_fd = c->err_fd = -1;
     conn->call = c;
     s->n_calls++;
     return c;
@@ -37,13 +57,13 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
     c->cold =
         in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
     in->in_flight++;
+    faas_instance_idle_check(c->s, in);
     c->prev = NULL;
     c->next = in->calls;
     if (in->calls)
         in->calls->prev = c;
     in->calls = c;
-    int r = c->fn->contract == FAAS_HTTP ? faas_http_start(c, &err) : faas_stdio_start(c, &err);
-    if (r < 0) {
+    if (c->fn->contract->call_start(c, &err) < 0) {
         cleanup_free char *msg = husk_error_string(err);
         husk_error_free(err);
         faas_call_fail(c, 500, msg, NULL);
@@ -83,11 +103,14 @@ report(struct faas_call *c, double secs)
     if (c->cold)
         snprintf(init, sizeof(init), " Init Duration: %.2f ms", in->init_ns / 1e6);
     uint64_t mem = faas_instance_max_memory(in);
-    cleanup_free char *line =
-        xasprintf("REPORT RequestId: %s Duration: %.2f ms%s Max Memory Used: %llu MB Status: %d%s",
-                  c->rid, secs * 1e3, init, (unsigned long long)((mem + (1 << 20) - 1) >> 20),
-                  c->status, c->oom ? " Error: out of memory" : "");
-    faas_log_line(c->s, c->fn->name, in->id, c->rid, "report", line, strlen(line));
+    char line[320];
+    int n =
+        snprintf(line, sizeof(line),
+                 "REPORT RequestId: %s Duration: %.2f ms%s Max Memory Used: %llu MB Status: %d%s",
+                 c->rid, secs * 1e3, init, (unsigned long long)((mem + (1 << 20) - 1) >> 20),
+                 c->status, c->oom ? " Error: out of memory" : "");
+    faas_log_line(c->s, c->fn->name, in->id, c->rid, "report", line,
+                  n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static void
@@ -108,10 +131,9 @@ faas_call_end(struct faas_call *c)
 {
     struct faas_server *s = c->s;
     double secs = (now_ns() - c->received_ns) / 1e9;
-    if (c->fn->contract == FAAS_HTTP)
-        faas_http_close(c);
-    else
-        faas_stdio_close(c);
+    faas_timer_cancel(s, &c->t_deadline);
+    if (c->inst)
+        c->fn->contract->call_close(c);
     if (c->conn) {
         struct faas_conn *conn = c->conn;
         c->conn = NULL;
@@ -129,7 +151,7 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->err);
     faas_buf_free(&c->up_out);
     s->n_calls--;
-    c->w_in.dead = c->w_out.dead = c->w_err.dead = c->w_up.dead = true;
+    c->w_in.dead = c->w_out.dead = c->w_err.dead = true;
     faas_server_bury(s, c);
 }
 
@@ -137,16 +159,13 @@ void
 faas_call_detach(struct faas_call *c)
 {
     c->conn = NULL;
-    if (c->fn->contract == FAAS_HTTP && !c->queued) {
-        if (c->status == 0)
-            c->status = 499; /* the client closed the request (nginx's convention) */
-        faas_call_end(c);
-    }
+    if (c->inst)
+        c->fn->contract->call_detach(c);
 }
 
 void
 faas_call_drained(struct faas_call *c)
 {
-    if (c->fn->contract == FAAS_HTTP)
-        faas_http_drained(c);
+    if (c->inst && c->fn->contract->call_drained)
+        c->fn->contract->call_drained(c);
 }

@@ -62,6 +62,8 @@ conn_close(struct faas_server *s, struct faas_conn *c)
 {
     if (c->call)
         faas_call_detach(c->call);
+    if (c->waiter)
+        *c->waiter = NULL;
     faas_watch_del(s, c->fd);
     close(c->fd);
     if (c->prev)

@@ -66,6 +66,20 @@ struct faas_request *faas_parser_request(struct faas_parser *p);
 const char *faas_request_header(const struct faas_request *r, const char *name);
 void faas_request_reset(struct faas_request *r);
 
+struct faas_server;
+/* ---- timers (timer.c): a min-heap of deadlines, embedded in their objects */
+
+struct faas_timer {
+    uint64_t when; /* now_ns() clock */
+    size_t slot;   /* 1 + its index in the heap; 0: not armed */
+    void (*fn)(struct faas_server *s, struct faas_timer *t);
+};
+/* Arm (or move) t to fire at `when`. */
+void faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
+void faas_timer_cancel(struct faas_server *s, struct faas_timer *t);
+/* Fire what is due; ms until the next deadline, -1 for none (at most a minute). */
+int faas_timers_run(struct faas_server *s);
+
 /* Responses of a function's server (http-response.c), framed by their own headers. */
 struct faas_resp_head {
     int status;   /* 200..599: interim 1xx responses are skipped */
@@ -89,11 +103,10 @@ void faas_resp_parser_free(struct faas_resp_parser *p);
 int faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size_t *used,
                    const char **why);
 const char *faas_resp_header(const struct faas_resp_head *r, const char *name);
+/* The complete response left the connection open for another (its framing and headers). */
+bool faas_resp_keep_alive(const struct faas_resp_parser *p);
 
 /* ---- functions (spec.c) and their registry (registry.c) */
-
-enum faas_contract { FAAS_STDIO, FAAS_CGI, FAAS_HTTP };
-const char *faas_contract_name(enum faas_contract c);
 
 struct faas_instance;
 struct faas_call;
@@ -117,7 +130,7 @@ struct faas_deploy_ctx {
 struct faas_function {
     char *name;
     json_t *spec; /* the deploy request as validated (stored in the registry) */
-    enum faas_contract contract;
+    const struct faas_contract_ops *contract;
     int64_t timeout, max_body, max_response, memory, pids, port, concurrency, min, max, idle,
         init_timeout, queue, version;
     double cpus;
@@ -134,8 +147,10 @@ struct faas_function {
     struct faas_instance *instances;
     struct faas_call *queue_head, *queue_tail;
     size_t n_queued, n_instances, n_starting, next_instance;
-    uint64_t retry_at;       /* when to try again to start `min` instances after a failure */
+    struct faas_timer t_min; /* start `min` instances again after a failure, with backoff */
     unsigned start_failures; /* instances in a row that died before they were ready */
+    size_t n_spawning;       /* on the work threads: the version is not freed under them */
+    size_t n_dying;          /* stopped, their processes or cgroup not gone yet */
     bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
 };
@@ -193,19 +208,6 @@ int faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_w
 int faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
 void faas_watch_del(struct faas_server *s, int fd);
 
-/* ---- timers (timer.c): a min-heap of deadlines, embedded in their objects */
-
-struct faas_timer {
-    uint64_t when; /* now_ns() clock */
-    size_t slot;   /* 1 + its index in the heap; 0: not armed */
-    void (*fn)(struct faas_server *s, struct faas_timer *t);
-};
-/* Arm (or move) t to fire at `when`. */
-void faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
-void faas_timer_cancel(struct faas_server *s, struct faas_timer *t);
-/* Fire what is due; ms until the next deadline, -1 for none (at most a minute). */
-int faas_timers_run(struct faas_server *s);
-
 /* ---- listening sockets (listen.c) */
 
 struct faas_client;
@@ -252,7 +254,8 @@ struct faas_conn {
     struct faas_buf out; /* response bytes not written yet */
     bool busy;           /* a request is being answered: nothing more is read */
     bool got_bytes, keep_alive, close_after, done;
-    struct faas_call *call; /* the invocation answering the current request */
+    struct faas_call *call;    /* the invocation answering the current request */
+    struct faas_conn **waiter; /* admin work waiting to answer: cleared when the client goes */
     struct faas_conn *prev, *next;
 };
 
@@ -273,57 +276,120 @@ void faas_conn_close_all(struct faas_server *s, bool idle_only);
 /* "Connection: keep-alive|close" for the current request. */
 const char *faas_conn_connection_header(const struct faas_conn *c);
 
+/* ---- work off the loop (work.c): spawns, deploys, registry writes on a few threads */
+
+struct faas_work {
+    void (*run)(struct faas_work *w); /* on a worker thread: touches nothing the loop owns */
+    void (*done)(struct faas_server *s, struct faas_work *w); /* back on the loop */
+    struct faas_work *next;
+};
+int faas_work_init(struct faas_server *s, unsigned threads, struct husk_error **err);
+void faas_work_submit(struct faas_server *s, struct faas_work *w);
+/* Wait for everything submitted, running each done (shutdown), and stop the threads. */
+void faas_work_stop(struct faas_server *s);
+
+/* ---- contracts: how a function is called (one ops row and one file each) */
+
+struct faas_contract_ops {
+    const char *name;
+    unsigned default_concurrency;
+    /* The agent runs the program once as the instance's server (http), not once per call. */
+    bool server;
+    /* Ready when spawned, or told so (http: a connect to $PORT succeeds). */
+    void (*await_ready)(struct faas_server *s, struct faas_instance *in);
+    /* Variables the contract adds to the process environment of every instance. */
+    void (*env)(const struct faas_function *f, char ***env, size_t *n);
+    int (*call_start)(struct faas_call *c, struct husk_error **err);
+    void (*call_close)(struct faas_call *c);
+    /* The client went away, or its socket has room again (backpressure). */
+    void (*call_detach)(struct faas_call *c);
+    void (*call_drained)(struct faas_call *c);
+};
+extern const struct faas_contract_ops faas_contract_stdio, faas_contract_cgi, faas_contract_http;
+const struct faas_contract_ops *faas_contract_find(const char *name);
+
 /* ---- instances (instance.c) and the pool that schedules calls on them (pool.c) */
 
-enum faas_instance_state { INST_STARTING, INST_READY, INST_DEAD };
+enum faas_instance_state {
+    INST_SPAWNING, /* the sandbox is being made, off the loop */
+    INST_STARTING, /* made; its server is not answering yet */
+    INST_READY,
+    INST_DYING, /* killed: waiting for its pid 1 to be gone, then for its cgroup to go */
+};
+
+/* A kept-alive connection to an http instance's server. */
+struct faas_upstream {
+    struct faas_watch w;
+    int fd;
+    struct faas_instance *in;
+    struct faas_call *call; /* NULL while idle in the instance's list */
+    struct faas_upstream *next;
+};
 
 struct faas_instance {
-    struct faas_watch w_pid, w_log, w_ctl, w_probe;
+    struct faas_work work; /* the spawn */
+    struct faas_watch w_pid, w_log, w_ctl, w_probe, w_oom;
+    struct faas_timer t_init, t_idle, t_probe, t_remove;
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];
     enum faas_instance_state state;
+    bool doomed; /* destroyed while spawning: ended when the spawn returns */
     struct sbx_child *child;
     struct sbx_cgroup *cg;
-    int ctl_fd, log_fd, netns_fd, probe_fd;
+    int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd, oom_fd;
+    int spawn_r; /* the spawn's result, and its error */
+    struct husk_error *spawn_err;
     struct faas_buf log;          /* a partial line */
     uint64_t spawned_ns, init_ns; /* when it was spawned; how long until ready */
-    uint64_t idle_since, next_probe;
+    uint64_t probe_delay;         /* the next readiness probe's backoff */
+    unsigned remove_tries;
     size_t in_flight, served;
     uint64_t oom_kills;  /* seen so far */
     uint32_t server_run; /* the agent's run of an http instance's server, 0: none */
     struct faas_call *calls;
+    struct faas_upstream *idle_up; /* kept-alive connections to its server */
     struct faas_instance *next;
 };
 
-/* Spawn an instance of f (it starts in INST_STARTING or INST_READY). */
-int faas_instance_spawn(struct faas_server *s, struct faas_function *f, struct faas_instance **out,
-                        struct husk_error **err);
+/* Make an instance of f: the spawn runs off the loop; the pool hears back. */
+void faas_instance_spawn(struct faas_server *s, struct faas_function *f);
 /* Ask the instance's agent to run its program with this environment block ("K=V\0...") and
  * stdio; it reports the end with the same id. */
 int faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
                            const int fds[3], struct husk_error **err);
-/* Kill the whole instance (its cgroup) and release everything it holds. */
+/* Kill the whole instance and release it once its processes and cgroup are gone. */
 void faas_instance_destroy(struct faas_server *s, struct faas_instance *in);
-/* Start or continue the readiness probe of an HTTP instance. */
-void faas_instance_probe(struct faas_server *s, struct faas_instance *in);
+/* The instance is ready: calls may go to it. */
+void faas_instance_ready(struct faas_server *s, struct faas_instance *in);
 /* A socket created in the instance's network namespace (CLOEXEC, non-blocking). */
 int faas_instance_socket(struct faas_server *s, struct faas_instance *in);
-/* Peak memory of the instance so far (bytes), 0 when unknown. */
+/* Whether the kernel OOM-killed anything in the instance since the last look (an event on its
+ * watch fd: a read that fails with EAGAIN when nothing happened). Calls in flight are marked. */
+void faas_instance_oom_check(struct faas_server *s, struct faas_instance *in);
+/* Peak memory of the instance so far (bytes; one pread), 0 when unknown. */
 uint64_t faas_instance_max_memory(struct faas_instance *in);
+/* Calls in flight changed: the idle timer starts or stops. */
+void faas_instance_idle_check(struct faas_server *s, struct faas_instance *in);
+/* http: wait for the server to accept connections (a connect with backoff, never a poll). */
+void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
 
 /* Route a call to an instance of its function: now, after a queue, or refuse it (429). */
 void faas_pool_submit(struct faas_server *s, struct faas_call *c);
+/* Take a call out of its function's queue (when it ends before it started). */
+void faas_pool_unqueue(struct faas_call *c);
+/* The spawn returned: the instance is made (or r < 0 and it is gone). */
+void faas_pool_spawned(struct faas_server *s, struct faas_instance *in);
 /* The instance became ready, or a call on it ended: give it queued calls; scale. */
 void faas_pool_ready(struct faas_server *s, struct faas_instance *in);
 void faas_pool_call_ended(struct faas_server *s, struct faas_call *c);
 /* The instance died or failed to start (why: for queued calls when nothing else can run them). */
 void faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why);
-/* Timers: deadlines, idle instances, probes, min instances. Returns ms until the next. */
-int faas_pool_tick(struct faas_server *s);
 /* Put f in service (min instances) or retire it (no new calls; freed when idle). */
 void faas_pool_activate(struct faas_server *s, struct faas_function *f);
 void faas_pool_retire(struct faas_server *s, struct faas_function *f);
+/* A retired version with no instance left is freed. */
+void faas_pool_maybe_free(struct faas_server *s, struct faas_function *f);
 void faas_pool_counts(const struct faas_function *f, size_t *starting, size_t *idle, size_t *busy);
 
 /* ---- calls: one invocation (call.c, call-stdio.c, call-http.c) */
@@ -334,9 +400,10 @@ struct faas_call {
     struct faas_function *fn;
     struct faas_instance *inst;
     struct faas_request req;
+    struct faas_timer t_deadline;
     char rid[72];
     char *subpath; /* after /function/NAME, without the query; "" for none */
-    uint64_t received_ns, started_ns, deadline;
+    uint64_t received_ns, started_ns;
     bool cold;                     /* it waited for an instance that was started for it */
     int status;                    /* the HTTP status sent, once known */
     bool oom;                      /* the instance's memory limit was hit during the call */
@@ -351,11 +418,11 @@ struct faas_call {
     bool exited, out_eof;
     int wait_status;
     /* http */
-    struct faas_watch w_up;
-    int up_fd;
+    struct faas_upstream *up;
     struct faas_buf up_out; /* the request for the instance */
     struct faas_resp_parser *resp;
     bool head_done, chunked_out; /* the client's body is re-chunked (no length given) */
+    bool fresh_up;               /* the upstream connection is new: no retry on a closed one */
     uint64_t relayed;
 };
 
@@ -375,12 +442,9 @@ void faas_call_drained(struct faas_call *c);
 /* The instance is going away under the call. */
 void faas_call_abort(struct faas_call *c, int status, const char *msg);
 
-int faas_stdio_start(struct faas_call *c, struct husk_error **err);
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
-void faas_stdio_close(struct faas_call *c);
-int faas_http_start(struct faas_call *c, struct husk_error **err);
-void faas_http_close(struct faas_call *c);
-void faas_http_drained(struct faas_call *c);
+/* An http instance's kept-alive connections are closed (it is going away). */
+void faas_http_drop_idle(struct faas_server *s, struct faas_instance *in);
 
 /* ---- logs and metrics (telemetry.c) */
 
@@ -409,6 +473,7 @@ struct faas_server {
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
     int epoll_fd, agent_fd, self_netns;
+    struct faas_workq *work;           /* threads for slow work (work.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */
     struct faas_watch w_signal;
     struct faas_timer **timers; /* the heap */
@@ -418,6 +483,7 @@ struct faas_server {
     unsigned deploys_in_window;
     struct faas_conn *conns;
     size_t n_conns, n_calls;
+    size_t n_instances; /* made and not released yet, dying ones too */
     uint32_t next_agent_id;
     struct faas_stats *stats;
     void **graves; /* objects torn down during this batch of events, freed after it */

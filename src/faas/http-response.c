@@ -240,6 +240,12 @@ faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size_t *
     return 0;
 }
 
+bool
+faas_resp_keep_alive(const struct faas_resp_parser *p)
+{
+    return p->done && p->head.keep_alive;
+}
+
 const char *
 faas_resp_header(const struct faas_resp_head *r, const char *name)
 {

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Instances: one sandbox of a function version, kept warm between calls. Each has its own
- * cgroup (limits, accounting, one kill for all of it), pid and network namespaces (loopback
- * only), and a log pipe. A stdio/cgi instance runs the agent as its pid 1, which forks the
- * program per call; an http instance runs the program, a server on $PORT, and is ready once a
- * TCP connect to that port succeeds.
+ * cgroup (limits, accounting), user, pid and network namespaces (loopback only) and a log
+ * pipe; its pid 1 is husk's agent, which forks the program per call (stdio, cgi) or runs it
+ * as the instance's server (http).
+ *
+ * The life of one, none of it blocking the loop: the sandbox is made on a work thread; an http
+ * instance is ready once a connect to $PORT succeeds (tried with backoff on timers); idle ones
+ * stop on a timer. Stopping kills the agent, which as pid 1 takes its pid namespace along:
+ * when its pidfd says it is gone every process of the instance is, and the cgroup is removed
+ * (tried again on a timer while the kernel still counts a leaving process).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,7 +33,10 @@
 #include "faas-internal.h"
 #include "util.h"
 
-#define PROBE_INTERVAL_NS 1000000ull /* 1 ms between TCP connects while a server starts */
+#define PROBE_FIRST_NS  (200ull * 1000ull)   /* 0.2 ms, doubling ... */
+#define PROBE_MAX_NS    (50ull * 1000000ull) /* ... up to 50 ms between connects */
+#define REMOVE_FIRST_NS (1000000ull)         /* cgroup still busy: 1 ms, doubling */
+#define REMOVE_TRIES    14                   /* about 16 s in all */
 
 int
 faas_instance_socket(struct faas_server *s, struct faas_instance *in)
@@ -61,10 +69,34 @@ loopback_up(struct faas_server *s, struct faas_instance *in)
 uint64_t
 faas_instance_max_memory(struct faas_instance *in)
 {
-    struct sbx_cgroup_stats st;
-    if (in->cg == NULL || sbx_cgroup_stats(in->cg, &st, NULL) < 0 || !st.has_memory)
+    char buf[32];
+    uint64_t v = 0;
+    ssize_t n = in->peak_fd >= 0 ? pread(in->peak_fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (n <= 0)
         return 0;
-    return st.mem_max_usage;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return parse_u64(buf, &v) == 0 ? v : 0;
+}
+
+void
+faas_instance_oom_check(struct faas_server *s, struct faas_instance *in)
+{
+    uint64_t n;
+    if (in->oom_fd < 0 || read(in->oom_fd, &n, sizeof(n)) < 0) /* EAGAIN: nothing new */
+        return;
+    /* The memory controller told of an OOM in the instance: the calls in flight ran out of
+     * memory (the kill counter may not count it yet when the notification arrives). */
+    sbx_cgroup_oom_watch_ack(in->oom_fd);
+    in->oom_kills = sbx_cgroup_oom_kills(in->cg);
+    for (struct faas_call *c = in->calls; c; c = c->next)
+        c->oom = true;
+}
+
+static void
+on_oom(struct faas_server *s, struct faas_watch *w, uint32_t events)
+{
+    faas_instance_oom_check(s, container_of(w, struct faas_instance, w_oom));
 }
 
 static const char *
@@ -91,6 +123,17 @@ log_lines(struct faas_instance *in, bool flush)
 }
 
 static void
+close_log(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->log_fd < 0)
+        return;
+    log_lines(in, true);
+    faas_watch_del(s, in->log_fd);
+    close(in->log_fd);
+    in->log_fd = -1;
+}
+
+static void
 on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_log);
@@ -100,10 +143,7 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
         faas_buf_add(&in->log, buf, (size_t)n);
         log_lines(in, false);
     } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        log_lines(in, true);
-        faas_watch_del(s, in->log_fd);
-        close(in->log_fd);
-        in->log_fd = -1;
+        close_log(s, in);
     }
 }
 
@@ -111,7 +151,9 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 static void
 instance_ended(struct faas_server *s, struct faas_instance *in, int status)
 {
-    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > in->oom_kills;
+    uint64_t before = in->oom_kills;
+    faas_instance_oom_check(s, in);
+    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > before;
     cleanup_free char *why =
         oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
         : status < 0
@@ -126,19 +168,221 @@ instance_ended(struct faas_server *s, struct faas_instance *in, int status)
     faas_pool_instance_gone(s, in, why);
 }
 
+/* ---- stopping */
+
+static void
+release(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->cg) {
+        sbx_cgroup_free(in->cg);
+        cleanup_free char *record = xasprintf("%s/%s", s->instance_dir, in->id);
+        unlink(record);
+    }
+    sbx_child_free(in->child);
+    faas_buf_free(&in->log);
+    husk_error_free(in->spawn_err);
+    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = in->w_oom.dead = true;
+    struct faas_function *f = in->fn;
+    f->n_dying--;
+    s->n_instances--;
+    faas_server_bury(s, in);
+    faas_pool_maybe_free(s, f);
+}
+
+/* Its processes are gone; the cgroup goes once the kernel agrees it is empty. */
+static void
+try_remove(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_remove);
+    struct husk_error *err = NULL;
+    int r = in->cg ? sbx_cgroup_try_remove(in->cg, &err) : 0;
+    if (r == -EBUSY && ++in->remove_tries < REMOVE_TRIES) {
+        faas_timer_set(s, &in->t_remove, now_ns() + (REMOVE_FIRST_NS << in->remove_tries));
+        return;
+    }
+    if (r < 0) {
+        cleanup_free char *msg = err ? husk_error_string(err) : xstrdup("the cgroup stays busy");
+        faas_server_log(s, "warning", "instance %s: %s (left for the next start to remove)", in->id,
+                        msg);
+        husk_error_free(err);
+        sbx_cgroup_free(in->cg); /* its record stays: the next start removes it */
+        in->cg = NULL;
+    }
+    release(s, in);
+}
+
+/* The agent (pid 1) is gone, and with it its pid namespace: reap it, then the cgroup. */
+static void
+reaped(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->child && in->child->pidfd >= 0) {
+        siginfo_t si;
+        faas_watch_del(s, in->child->pidfd);
+        waitid(P_PIDFD, (id_t)in->child->pidfd, &si, WEXITED | WNOHANG);
+        close(in->child->pidfd);
+        in->child->pidfd = -1;
+    }
+    in->t_remove.fn = try_remove;
+    try_remove(s, &in->t_remove);
+}
+
 static void
 on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_pid);
-    int status = 0;
-    faas_watch_del(s, in->child->pidfd);
-    sbx_child_wait(in->child, &status, NULL);
-    close(in->child->pidfd); /* reaped: nothing may signal its pid again */
-    in->child->pidfd = -1;
+    if (in->state == INST_DYING) {
+        reaped(s, in);
+        return;
+    }
+    siginfo_t si = {0};
+    waitid(P_PIDFD, (id_t)in->child->pidfd, &si, WEXITED | WNOHANG | __WALL);
+    int status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
     instance_ended(s, in, status);
 }
 
-/* The agent reports ended runs: a call's program, or an http instance's server. */
+static void
+unlink_instance(struct faas_instance *in)
+{
+    struct faas_function *f = in->fn;
+    for (struct faas_instance **p = &f->instances; *p; p = &(*p)->next)
+        if (*p == in) {
+            *p = in->next;
+            f->n_instances--;
+            if (in->state == INST_STARTING || in->state == INST_SPAWNING)
+                f->n_starting--;
+            break;
+        }
+}
+
+void
+faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->state == INST_DYING)
+        return;
+    if (in->state == INST_SPAWNING) { /* ended when the spawn returns */
+        in->doomed = true;
+        return;
+    }
+    unlink_instance(in);
+    in->state = INST_DYING;
+    in->fn->n_dying++;
+    for (struct faas_call *c = in->calls, *next; c; c = next) {
+        next = c->next;
+        faas_call_abort(c, 502, "the function's instance was stopped");
+    }
+    faas_http_drop_idle(s, in);
+    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe};
+    for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
+        faas_timer_cancel(s, timers[i]);
+    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->oom_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0) {
+            faas_watch_del(s, fds[i]);
+            close(fds[i]);
+        }
+    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->oom_fd = -1;
+    close_log(s, in);
+    if (in->child && in->child->pidfd >= 0) {
+        /* pid 1 of its namespace: the kernel kills everything else in it too. */
+        if (syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
+            return; /* on_exit_ hears when it is gone */
+    }
+    reaped(s, in);
+}
+
+/* ---- readiness */
+
+void
+faas_instance_ready(struct faas_server *s, struct faas_instance *in)
+{
+    faas_timer_cancel(s, &in->t_init);
+    faas_timer_cancel(s, &in->t_probe);
+    in->state = INST_READY;
+    in->init_ns = now_ns() - in->spawned_ns;
+    in->fn->n_starting--;
+    faas_metrics_cold_start(s, in->fn->name, in->init_ns / 1e9);
+    faas_instance_idle_check(s, in);
+    faas_pool_ready(s, in);
+}
+
+static void probe_now(struct faas_server *s, struct faas_timer *t);
+
+static void
+on_probe(struct faas_server *s, struct faas_watch *w, uint32_t events)
+{
+    struct faas_instance *in = container_of(w, struct faas_instance, w_probe);
+    int e = 0;
+    socklen_t l = sizeof(e);
+    getsockopt(in->probe_fd, SOL_SOCKET, SO_ERROR, &e, &l);
+    faas_watch_del(s, in->probe_fd);
+    close(in->probe_fd);
+    in->probe_fd = -1;
+    if (e) { /* not listening yet: again after a backoff */
+        faas_timer_set(s, &in->t_probe, now_ns() + in->probe_delay);
+        in->probe_delay = in->probe_delay * 2 < PROBE_MAX_NS ? in->probe_delay * 2 : PROBE_MAX_NS;
+        return;
+    }
+    faas_instance_ready(s, in);
+}
+
+/* A non-blocking connect to $PORT in the instance's network; its result is an event. */
+static void
+probe_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_probe);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)in->fn->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->probe_fd = faas_instance_socket(s, in);
+    if (in->probe_fd < 0) {
+        in->probe_fd = -1;
+        faas_timer_set(s, &in->t_probe, now_ns() + PROBE_MAX_NS);
+        return;
+    }
+    if (connect(in->probe_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS)
+        faas_watch_add(s, in->probe_fd, EPOLLOUT, &in->w_probe);
+    else
+        on_probe(s, &in->w_probe, 0);
+}
+
+void
+faas_instance_probe_start(struct faas_server *s, struct faas_instance *in)
+{
+    in->probe_delay = PROBE_FIRST_NS;
+    probe_now(s, &in->t_probe);
+}
+
+static void
+init_expired(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_init);
+    cleanup_free char *why =
+        xasprintf("its server did not accept connections on port %lld within %lld seconds",
+                  (long long)in->fn->port, (long long)in->fn->init_timeout);
+    faas_server_log(s, "error", "instance %s: %s", in->id, why);
+    faas_pool_instance_gone(s, in, why);
+}
+
+static void
+idle_expired(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_idle);
+    faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
+    faas_instance_destroy(s, in);
+}
+
+void
+faas_instance_idle_check(struct faas_server *s, struct faas_instance *in)
+{
+    struct faas_function *f = in->fn;
+    if (in->state == INST_READY && in->in_flight == 0 && !f->retired &&
+        f->n_instances > (size_t)f->min)
+        faas_timer_set(s, &in->t_idle, now_ns() + (uint64_t)f->idle * NS_PER_SEC);
+    else
+        faas_timer_cancel(s, &in->t_idle);
+}
+
+/* ---- the agent's reports */
+
 static void
 on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
@@ -157,42 +401,28 @@ on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
         faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
 }
 
-static void
-on_probe(struct faas_server *s, struct faas_watch *w, uint32_t events)
+int
+faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
+                       const int fds[3], struct husk_error **err)
 {
-    struct faas_instance *in = container_of(w, struct faas_instance, w_probe);
-    int e = 0;
-    socklen_t l = sizeof(e);
-    getsockopt(in->probe_fd, SOL_SOCKET, SO_ERROR, &e, &l);
-    faas_watch_del(s, in->probe_fd);
-    close(in->probe_fd);
-    in->probe_fd = -1;
-    if (e) {
-        in->next_probe = now_ns() + PROBE_INTERVAL_NS;
-        return;
-    }
-    in->state = INST_READY;
-    in->init_ns = now_ns() - in->spawned_ns;
-    in->fn->n_starting--;
-    faas_metrics_cold_start(s, in->fn->name, in->init_ns / 1e9);
-    faas_pool_ready(s, in);
+    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
+    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    if (env->len > AGENT_MSG_MAX)
+        return husk_err(err, E2BIG, "the request's headers are too large for the environment");
+    if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+        return husk_err(err, errno, "hand the run to instance %s", in->id);
+    return 0;
 }
 
-void
-faas_instance_probe(struct faas_server *s, struct faas_instance *in)
-{
-    if (in->probe_fd >= 0 || now_ns() < in->next_probe)
-        return;
-    in->probe_fd = faas_instance_socket(s, in);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)in->fn->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (in->probe_fd < 0)
-        return;
-    if (connect(in->probe_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS)
-        faas_watch_add(s, in->probe_fd, EPOLLOUT, &in->w_probe);
-    else
-        on_probe(s, &in->w_probe, 0);
-}
+/* ---- making one: on a work thread, touching only the instance and the (read-only) plan */
 
 static int
 make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
@@ -217,45 +447,26 @@ make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance
     cleanup_fd int fd = open(record, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || write_all(fd, path, strlen(path)) < 0)
         return husk_err(err, errno, "record instance '%s'", record);
-    if (sbx_cgroup_create(&o, path, &l, &in->cg, err) < 0) {
+    int r = sbx_cgroup_create(&o, path, &l, &in->cg, err);
+    if (r < 0) {
         unlink(record);
         return husk_err_prefix(err, "create the instance's cgroup: ");
     }
+    in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
+    if (in->peak_fd < 0)
+        in->peak_fd = -1;
+    in->oom_fd = sbx_cgroup_oom_watch(in->cg, NULL);
+    if (in->oom_fd < 0)
+        in->oom_fd = -1;
+    else
+        fcntl(in->oom_fd, F_SETFL, O_NONBLOCK);
+    in->oom_kills = sbx_cgroup_oom_kills(in->cg);
     return 0;
-}
-
-/* Spawn with stdio wired to the instance: the daemon's own 0-2 are put back after. */
-static int
-spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
-            const int stdio[3], struct husk_error **err)
-{
-    int saved[3];
-    for (int i = 0; i < 3; i++)
-        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 3);
-    for (int i = 0; i < 3; i++)
-        dup2(stdio[i], i);
-    struct sbx_spawn_opts so = {.start_listen_fd = -1,
-                                .console_fd = -1,
-                                .seccomp_listener_fd = -1,
-                                .cgroup_fd = sbx_cgroup_spawn_fd(in->cg),
-                                .on_created = sbx_cgroup_on_created,
-                                .data = in->cg,
-                                .exec_fd = s->agent_fd,
-                                .rootfs_fd = f->root_is_image ? 0 : f->root_fd};
-    sbx_cgroup_enter_self(in->cg);
-    int r = sbx_spawn(f->cfg->sbx, &so, &in->child, err);
-    sbx_cgroup_leave_self(in->cg, NULL);
-    for (int i = 0; i < 3; i++) {
-        dup2(saved[i], i);
-        close(saved[i]);
-    }
-    return r;
 }
 
 /* The agent's stdio: its control socket, then the instance's log for its own messages. */
 static int
-wire(struct faas_server *s, struct faas_function *f, struct faas_instance *in, int stdio[3],
-     struct husk_error **err)
+wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
 {
     int logp[2], ctl[2];
     if (pipe2(logp, O_CLOEXEC) < 0)
@@ -275,38 +486,35 @@ wire(struct faas_server *s, struct faas_function *f, struct faas_instance *in, i
     return 0;
 }
 
-int
-faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
-                       const int fds[3], struct husk_error **err)
+static int
+spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
+            const int stdio[3], struct husk_error **err)
 {
-    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
-    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
-    if (env->len > AGENT_MSG_MAX)
-        return husk_err(err, E2BIG, "the request's headers are too large for the environment");
-    if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
-        return husk_err(err, errno, "hand the run to instance %s", in->id);
-    return 0;
+    struct sbx_spawn_opts so = {.start_listen_fd = -1,
+                                .console_fd = -1,
+                                .seccomp_listener_fd = -1,
+                                .cgroup_fd = sbx_cgroup_spawn_fd(in->cg),
+                                .on_created = sbx_cgroup_on_created,
+                                .data = in->cg,
+                                .exec_fd = s->agent_fd,
+                                .rootfs_fd = f->root_is_image ? 0 : f->root_fd,
+                                .stdio = stdio};
+    sbx_cgroup_enter_self(in->cg); /* this thread only: v1 `tasks` */
+    int r = sbx_spawn(f->cfg->sbx, &so, &in->child, err);
+    sbx_cgroup_leave_self(in->cg, NULL);
+    return r;
 }
 
 /* An http instance's server is the agent's one long run: stdin /dev/null, output to the log.
  * The agent as pid 1 ends the whole sandbox when the daemon goes (its socket closes). */
 static int
-start_server(struct faas_server *s, struct faas_instance *in, int log_w, struct husk_error **err)
+start_server(struct faas_instance *in, int log_w, struct husk_error **err)
 {
     struct faas_buf env = {0};
     for (char **e = in->fn->cfg->sbx->process.env; e && *e; e++)
         faas_buf_add(&env, *e, strlen(*e) + 1);
     cleanup_fd int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
     int fds[3] = {null, log_w, log_w};
-    in->server_run = ++s->next_agent_id;
     int r = null < 0 ? husk_err(err, errno, "open /dev/null")
                      : faas_instance_send_run(in, in->server_run, &env, fds, err);
     faas_buf_free(&env);
@@ -320,7 +528,9 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
     int stdio[3] = {-1, -1, -1};
     int r = faas_recheck_trusted(f->root_fd, f->owner, f->root_path, err);
     if (r == 0)
-        r = wire(s, f, in, stdio, err);
+        r = make_cgroup(s, f, in, err);
+    if (r == 0)
+        r = wire(in, stdio, err);
     if (r == 0)
         r = spawn_wired(s, f, in, stdio, err);
     if (stdio[0] >= 0)
@@ -334,105 +544,69 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
         return husk_err(err, in->netns_fd < 0 ? errno : -r, "bring up the instance's loopback");
     if ((r = sbx_child_start(in->child, f->cfg->sbx, err)) < 0)
         return r;
-    if (f->contract == FAAS_HTTP && (r = start_server(s, in, log_w, err)) < 0)
+    if (f->contract->server && (r = start_server(in, log_w, err)) < 0)
         return r;
-    in->w_pid.fn = on_exit_;
-    in->w_log.fn = on_log;
-    in->w_probe.fn = on_probe;
-    in->w_ctl.fn = on_ctl;
-    if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
-        faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
-        faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0)
-        return husk_err(err, errno, "watch the instance");
     return 0;
 }
 
-int
-faas_instance_spawn(struct faas_server *s, struct faas_function *f, struct faas_instance **out,
-                    struct husk_error **err)
+static void
+spawn_run(struct faas_work *w)
+{
+    struct faas_instance *in = container_of(w, struct faas_instance, work);
+    in->spawn_r = instance_run(in->s, in->fn, in, &in->spawn_err);
+}
+
+/* Back on the loop: watch it, or undo what the spawn made. */
+static void
+spawn_done(struct faas_server *s, struct faas_work *w)
+{
+    struct faas_instance *in = container_of(w, struct faas_instance, work);
+    in->fn->n_spawning--;
+    in->state = INST_STARTING;
+    if (in->spawn_r == 0) {
+        in->w_pid.fn = on_exit_;
+        in->w_log.fn = on_log;
+        in->w_probe.fn = on_probe;
+        in->w_ctl.fn = on_ctl;
+        in->w_oom.fn = on_oom;
+        if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
+            faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
+            faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0 ||
+            (in->oom_fd >= 0 && faas_watch_add(s, in->oom_fd, EPOLLIN, &in->w_oom) < 0))
+            in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
+        else
+            faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
+    }
+    if (in->doomed) {
+        faas_instance_destroy(s, in);
+        return;
+    }
+    faas_pool_spawned(s, in);
+}
+
+void
+faas_instance_spawn(struct faas_server *s, struct faas_function *f)
 {
     struct faas_instance *in = xcalloc(1, sizeof(*in));
     in->s = s;
     in->fn = f;
-    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = -1;
+    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = in->oom_fd = -1;
     in->spawned_ns = now_ns();
-    in->state = INST_STARTING;
+    in->state = INST_SPAWNING;
+    in->t_init.fn = init_expired;
+    in->t_idle.fn = idle_expired;
+    in->t_probe.fn = probe_now;
+    in->work.run = spawn_run;
+    in->work.done = spawn_done;
+    if (f->contract->server)
+        in->server_run = ++s->next_agent_id;
     snprintf(in->id, sizeof(in->id), "%s-v%lld-%zu", f->name, (long long)f->version,
              ++f->next_instance);
     in->next = f->instances;
     f->instances = in;
     f->n_instances++;
     f->n_starting++;
-    int r = make_cgroup(s, f, in, err);
-    if (r == 0)
-        r = instance_run(s, f, in, err);
-    if (r < 0) {
-        faas_instance_destroy(s, in);
-        return r;
-    }
-    in->idle_since = now_ns();
-    if (f->contract != FAAS_HTTP) { /* the agent takes calls from the start */
-        in->state = INST_READY;
-        in->init_ns = now_ns() - in->spawned_ns;
-        f->n_starting--;
-        faas_metrics_cold_start(s, f->name, in->init_ns / 1e9);
-    }
-    faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
-    *out = in;
-    return 0;
-}
-
-static void
-unlink_instance(struct faas_instance *in)
-{
-    struct faas_function *f = in->fn;
-    for (struct faas_instance **p = &f->instances; *p; p = &(*p)->next)
-        if (*p == in) {
-            *p = in->next;
-            f->n_instances--;
-            if (in->state == INST_STARTING)
-                f->n_starting--;
-            break;
-        }
-    in->state = INST_DEAD;
-}
-
-void
-faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
-{
-    unlink_instance(in);
-    for (struct faas_call *c = in->calls, *next; c; c = next) {
-        next = c->next;
-        faas_call_abort(c, 502, "the function's instance was stopped");
-    }
-    int fds[] = {in->ctl_fd, in->log_fd, in->probe_fd};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        faas_watch_del(s, fds[i]);
-    if (in->log_fd >= 0)
-        log_lines(in, true);
-    if (in->cg)
-        sbx_cgroup_kill(in->cg, SIGKILL, NULL);
-    if (in->child) {
-        faas_watch_del(s, in->child->pidfd);
-        if (in->child->pidfd >= 0) {
-            syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0);
-            int st;
-            sbx_child_wait(in->child, &st, NULL);
-        }
-        sbx_child_free(in->child);
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    if (in->netns_fd >= 0)
-        close(in->netns_fd);
-    if (in->cg) {
-        sbx_cgroup_destroy(in->cg, NULL);
-        sbx_cgroup_free(in->cg);
-        cleanup_free char *record = xasprintf("%s/%s", s->instance_dir, in->id);
-        unlink(record);
-    }
-    faas_buf_free(&in->log);
-    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = true;
-    faas_server_bury(s, in);
+    f->n_spawning++;
+    s->n_instances++;
+    faas_work_submit(s, &in->work);
 }

@@ -4,7 +4,7 @@
  * per-instance concurrency), else wait in a bounded queue (429 past it) while instances are
  * started, up to `max`. `min` instances are kept; idle ones beyond that are stopped after
  * `idle` seconds, down to zero. A retired version (redeployed or removed) takes no new calls;
- * its instances finish theirs and go.
+ * its instances finish theirs and go. Every deadline is a timer: nothing here scans.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -14,12 +14,15 @@
 #include "faas-internal.h"
 #include "util.h"
 
+#define MIN_BACKOFF_NS (100ull * 1000000ull) /* a failing start: 100 ms, doubling ... */
+#define MAX_BACKOFF_NS (30ull * NS_PER_SEC)  /* ... up to 30 s */
+
 void
 faas_pool_counts(const struct faas_function *f, size_t *starting, size_t *idle, size_t *busy)
 {
     *starting = *idle = *busy = 0;
     for (struct faas_instance *in = f->instances; in; in = in->next) {
-        if (in->state == INST_STARTING)
+        if (in->state != INST_READY)
             (*starting)++;
         else if (in->in_flight)
             (*busy)++;
@@ -35,8 +38,11 @@ pick(struct faas_function *f)
     struct faas_instance *best = NULL;
     for (struct faas_instance *in = f->instances; in; in = in->next)
         if (in->state == INST_READY && in->in_flight < (size_t)f->concurrency &&
-            (best == NULL || in->in_flight < best->in_flight))
+            (best == NULL || in->in_flight < best->in_flight)) {
             best = in;
+            if (in->in_flight == 0)
+                break;
+        }
     return best;
 }
 
@@ -70,6 +76,14 @@ dequeue(struct faas_function *f, struct faas_call *c)
     f->n_queued--;
 }
 
+/* A queued call went away (its deadline, or its version retired). */
+void
+faas_pool_unqueue(struct faas_call *c)
+{
+    if (c->queued)
+        dequeue(c->fn, c);
+}
+
 static void
 dispatch(struct faas_function *f)
 {
@@ -91,33 +105,28 @@ fail_queue(struct faas_function *f, int status, const char *msg)
     }
 }
 
-/* 0, or -1 when the instance could not be made (queued calls were failed). */
-static int
-spawn_one(struct faas_server *s, struct faas_function *f)
-{
-    struct faas_instance *in = NULL;
-    struct husk_error *err = NULL;
-    if (faas_instance_spawn(s, f, &in, &err) == 0)
-        return 0;
-    cleanup_free char *msg = husk_error_string(err);
-    cleanup_free char *why = xasprintf("function '%s' could not start: %s", f->name, msg);
-    husk_error_free(err);
-    faas_server_log(s, "error", "%s", why);
-    if (f->n_instances == 0)
-        fail_queue(f, 502, why);
-    return -1;
-}
-
 /* Start instances while the queue is longer than what starting instances will take. */
 static void
 scale(struct faas_server *s, struct faas_function *f)
 {
     while (f->n_queued > f->n_starting * (size_t)f->concurrency &&
-           f->n_instances < (size_t)f->max && !s->stopping) {
-        if (spawn_one(s, f) < 0)
-            break;
-        dispatch(f); /* a stdio instance is ready at once */
-    }
+           f->n_instances < (size_t)f->max && !s->stopping && !f->retired)
+        faas_instance_spawn(s, f);
+}
+
+static void
+keep_min(struct faas_server *s, struct faas_function *f)
+{
+    if (f->retired || s->stopping || f->t_min.slot)
+        return;
+    while (f->n_instances < (size_t)f->min)
+        faas_instance_spawn(s, f);
+}
+
+static void
+min_retry(struct faas_server *s, struct faas_timer *t)
+{
+    keep_min(s, container_of(t, struct faas_function, t_min));
 }
 
 void
@@ -129,7 +138,8 @@ faas_pool_submit(struct faas_server *s, struct faas_call *c)
         faas_call_start(c, in);
         return;
     }
-    if (f->n_queued >= (size_t)f->queue) {
+    /* The queue limit counts calls beyond those the starting instances will take. */
+    if (f->n_queued >= (size_t)f->queue + f->n_starting * (size_t)f->concurrency) {
         cleanup_free char *msg =
             xasprintf("function '%s' is at capacity: %lld instances of %lld calls each, %zu "
                       "waiting (its queue limit)",
@@ -141,24 +151,48 @@ faas_pool_submit(struct faas_server *s, struct faas_call *c)
     scale(s, f);
 }
 
-static void
-maybe_free_retired(struct faas_server *s, struct faas_function *f)
+void
+faas_pool_maybe_free(struct faas_server *s, struct faas_function *f)
 {
-    if (!f->retired || f->n_instances)
+    if (!f->retired || f->n_instances || f->n_spawning || f->n_dying)
         return;
     for (struct faas_function **p = &s->retired; *p; p = &(*p)->next_retired)
         if (*p == f) {
             *p = f->next_retired;
-            break;
+            faas_timer_cancel(s, &f->t_min);
+            faas_function_free(f);
+            return;
         }
-    faas_function_free(f);
+}
+
+void
+faas_pool_spawned(struct faas_server *s, struct faas_instance *in)
+{
+    struct faas_function *f = in->fn;
+    if (in->spawn_r < 0) {
+        cleanup_free char *msg = husk_error_string(in->spawn_err);
+        faas_server_log(s, "error", "function '%s' could not start: %s", f->name, msg);
+        faas_pool_instance_gone(s, in, msg);
+        return;
+    }
+    if (f->retired) {
+        faas_instance_destroy(s, in); /* its calls went to the version that replaced it */
+        return;
+    }
+    faas_timer_set(s, &in->t_init, in->spawned_ns + (uint64_t)f->init_timeout * NS_PER_SEC);
+    f->contract->await_ready(s, in);
 }
 
 void
 faas_pool_ready(struct faas_server *s, struct faas_instance *in)
 {
-    in->fn->start_failures = 0;
-    dispatch(in->fn);
+    struct faas_function *f = in->fn;
+    f->start_failures = 0;
+    if (f->retired && in->in_flight == 0) {
+        faas_instance_destroy(s, in);
+        return;
+    }
+    dispatch(f);
 }
 
 void
@@ -168,41 +202,38 @@ faas_pool_call_ended(struct faas_server *s, struct faas_call *c)
     struct faas_function *f = in->fn;
     in->in_flight--;
     in->served++;
-    if (in->in_flight == 0)
-        in->idle_since = now_ns();
     if (f->retired) {
-        if (in->in_flight == 0) {
+        if (in->in_flight == 0)
             faas_instance_destroy(s, in);
-            maybe_free_retired(s, f);
-        }
         return;
     }
     dispatch(f);
+    faas_instance_idle_check(s, in);
 }
 
 void
 faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why)
 {
     struct faas_function *f = in->fn;
-    bool never_ready = in->state == INST_STARTING;
+    bool never_ready = in->state != INST_READY;
     faas_instance_destroy(s, in);
-    if (f->retired) {
-        maybe_free_retired(s, f);
+    if (f->retired)
         return;
-    }
     if (never_ready) {
-        /* A program that dies at start is not restarted in a tight loop: 100 ms, doubling up
-         * to 30 s, until an instance gets ready again. */
-        uint64_t backoff = (100ull * 1000000ull) << (f->start_failures < 9 ? f->start_failures : 9);
+        /* A program that dies at start is not restarted in a tight loop: `min` instances come
+         * back after 100 ms, doubling up to 30 s, until one gets ready again. */
+        uint64_t backoff = MIN_BACKOFF_NS << (f->start_failures < 9 ? f->start_failures : 9);
         f->start_failures++;
-        f->retry_at = now_ns() + (backoff < 30 * NS_PER_SEC ? backoff : 30 * NS_PER_SEC);
-    }
-    if (never_ready && f->n_instances == 0) {
-        cleanup_free char *msg = xasprintf("function '%s' could not start: %s", f->name, why);
-        fail_queue(f, 502, msg);
-        return;
+        faas_timer_set(s, &f->t_min,
+                       now_ns() + (backoff < MAX_BACKOFF_NS ? backoff : MAX_BACKOFF_NS));
+        if (f->n_instances == 0) {
+            cleanup_free char *msg = xasprintf("function '%s' could not start: %s", f->name, why);
+            fail_queue(f, 502, msg);
+            return;
+        }
     }
     scale(s, f);
+    keep_min(s, f);
 }
 
 /* Build the process environment of the version's instances once. */
@@ -211,17 +242,13 @@ instance_env(struct faas_function *f)
 {
     struct sbx_process *p = &f->cfg->sbx->process;
     size_t n = strv_len(p->env), k = 0;
-    char **env = xcalloc(n + strv_len(f->env) + 8, sizeof(char *));
+    char **env = xcalloc(n + strv_len(f->env) + 16, sizeof(char *));
     for (char **e = p->env; e && *e; e++)
         env[k++] = xstrdup(*e);
     for (char **e = f->env; e && *e; e++)
         env[k++] = xstrdup(*e);
-    if (f->contract == FAAS_HTTP) {
-        env[k++] = xasprintf("PORT=%lld", (long long)f->port);
-        env[k++] = xasprintf("K_SERVICE=%s", f->name);
-        env[k++] = xasprintf("K_CONFIGURATION=%s", f->name);
-        env[k++] = xasprintf("K_REVISION=%s-v%lld", f->name, (long long)f->version);
-    }
+    if (f->contract->env)
+        f->contract->env(f, &env, &k);
     strv_freep(&p->env);
     p->env = env;
 }
@@ -229,16 +256,16 @@ instance_env(struct faas_function *f)
 void
 faas_pool_activate(struct faas_server *s, struct faas_function *f)
 {
+    f->t_min.fn = min_retry;
     instance_env(f);
-    while (f->n_instances < (size_t)f->min)
-        if (spawn_one(s, f) < 0)
-            break;
+    keep_min(s, f);
 }
 
 void
 faas_pool_retire(struct faas_server *s, struct faas_function *f)
 {
     f->retired = true;
+    faas_timer_cancel(s, &f->t_min);
     fail_queue(f, 503, "the function was removed or replaced while the call waited");
     for (struct faas_instance *in = f->instances, *next; in; in = next) {
         next = in->next;
@@ -247,83 +274,5 @@ faas_pool_retire(struct faas_server *s, struct faas_function *f)
     }
     f->next_retired = s->retired;
     s->retired = f;
-    maybe_free_retired(s, f);
-}
-
-/* One expired thing handled per scan: handling it may change the lists. true: one was. */
-static bool
-expire_one(struct faas_server *s, struct faas_function *f, uint64_t now, uint64_t *next)
-{
-    for (struct faas_call *c = f->queue_head; c; c = c->next) {
-        if (now >= c->deadline) {
-            dequeue(f, c);
-            cleanup_free char *msg = xasprintf(
-                "function '%s' timed out: it exceeded its timeout of %lld seconds waiting for an "
-                "instance",
-                f->name, (long long)f->timeout);
-            faas_call_fail(c, 504, msg, NULL);
-            return true;
-        }
-        *next = *next < c->deadline ? *next : c->deadline;
-    }
-    for (struct faas_instance *in = f->instances; in; in = in->next) {
-        for (struct faas_call *c = in->calls; c; c = c->next) {
-            if (now >= c->deadline) {
-                cleanup_free char *msg =
-                    xasprintf("function '%s' timed out: it exceeded its timeout of %lld seconds",
-                              f->name, (long long)f->timeout);
-                faas_call_abort(c, 504, msg); /* the whole instance goes: nothing of it lingers */
-                faas_pool_instance_gone(s, in, "a call timed out");
-                return true;
-            }
-            *next = *next < c->deadline ? *next : c->deadline;
-        }
-        if (in->state == INST_STARTING) {
-            uint64_t limit = in->spawned_ns + (uint64_t)f->init_timeout * NS_PER_SEC;
-            if (now >= limit) {
-                cleanup_free char *why = xasprintf(
-                    "its server did not accept connections on port %lld within %lld seconds",
-                    (long long)f->port, (long long)f->init_timeout);
-                faas_server_log(s, "error", "instance %s: %s", in->id, why);
-                faas_pool_instance_gone(s, in, why);
-                return true;
-            }
-            faas_instance_probe(s, in);
-            *next = now; /* probe again soon */
-        } else if (in->in_flight == 0 && !f->retired && f->n_instances > (size_t)f->min) {
-            uint64_t reap = in->idle_since + (uint64_t)f->idle * NS_PER_SEC;
-            if (now >= reap) {
-                faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
-                faas_instance_destroy(s, in);
-                return true;
-            }
-            *next = *next < reap ? *next : reap;
-        }
-    }
-    if (!f->retired && !s->stopping && f->n_instances < (size_t)f->min && now >= f->retry_at &&
-        spawn_one(s, f) < 0)
-        f->retry_at = now + NS_PER_SEC;
-    return false;
-}
-
-int
-faas_pool_tick(struct faas_server *s)
-{
-    uint64_t now = now_ns(), next = now + NS_PER_SEC;
-    for (size_t i = 0; i < s->n_fns; i++)
-        while (expire_one(s, s->fns[i], now, &next))
-            ;
-    for (struct faas_function *f = s->retired, *n; f; f = n) {
-        n = f->next_retired;
-        while (s->retired && expire_one(s, f, now, &next)) {
-            bool alive = false;
-            for (struct faas_function *g = s->retired; g; g = g->next_retired)
-                alive |= g == f;
-            if (!alive)
-                break;
-        }
-    }
-    if (next <= now)
-        return 1;
-    return (int)((next - now + 999999) / 1000000);
+    faas_pool_maybe_free(s, f);
 }

@@ -2,6 +2,7 @@
 /* The function registry: deploy specs in SQLite under the state directory. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,9 +10,11 @@
 #include "faas-internal.h"
 #include "util.h"
 
+/* Used from the work threads (deploys, removals) one operation at a time. */
 struct faas_registry {
     sqlite3 *db;
     const struct faas_policy *policy;
+    pthread_mutex_t lock;
 };
 
 static int
@@ -38,6 +41,7 @@ faas_registry_open(const char *state_dir, const struct faas_policy *p, struct fa
         return husk_err(err, -r, "create state directory '%s'", state_dir);
     struct faas_registry *reg = xcalloc(1, sizeof(*reg));
     reg->policy = p;
+    pthread_mutex_init(&reg->lock, NULL);
     cleanup_free char *path = xasprintf("%s/functions.db", state_dir);
     int rc = sqlite3_open_v2(path, &reg->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
@@ -57,6 +61,7 @@ faas_registry_free(struct faas_registry *r)
     if (r == NULL)
         return;
     sqlite3_close(r->db);
+    pthread_mutex_destroy(&r->lock);
     free(r);
 }
 
@@ -163,8 +168,19 @@ put_spec(struct faas_registry *r, struct faas_function *f, struct husk_error **e
     return f->version > 0 ? 0 : db_err(r, rc, "save function", err);
 }
 
+static int registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
+
 int
 faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err)
+{
+    pthread_mutex_lock(&r->lock);
+    int ret = registry_put(r, f, err);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+static int
+registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err)
 {
     int64_t slot = 0;
     int ret = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
@@ -189,8 +205,19 @@ faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_
     return 0;
 }
 
+static int registry_delete(struct faas_registry *r, const char *name, struct husk_error **err);
+
 int
 faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err)
+{
+    pthread_mutex_lock(&r->lock);
+    int ret = registry_delete(r, name, err);
+    pthread_mutex_unlock(&r->lock);
+    return ret;
+}
+
+static int
+registry_delete(struct faas_registry *r, const char *name, struct husk_error **err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(r->db, "DELETE FROM functions WHERE name = ?1", -1, &st, NULL);

@@ -95,57 +95,141 @@ deploy_allowed(struct faas_server *s)
     return s->deploys_in_window++ < s->opts->max_deploys_per_minute;
 }
 
+/* Admin work that may take a while (a seccomp compile, a registry write) runs on a work
+ * thread; the request's connection waits, and may go away meanwhile (conn becomes NULL). */
+struct admin_job {
+    struct faas_work work;
+    struct faas_server *s;
+    struct faas_conn *conn;
+    char rid[72];
+    char *name, *body;
+    size_t len;
+    struct faas_deploy_ctx dc;
+    struct faas_function *f;
+    struct husk_error *err;
+    int r, status;
+};
+
+static struct admin_job *
+admin_job(struct route_ctx *c, void (*run)(struct faas_work *w),
+          void (*done)(struct faas_server *s, struct faas_work *w))
+{
+    struct admin_job *j = xcalloc(1, sizeof(*j));
+    j->work.run = run;
+    j->work.done = done;
+    j->s = c->s;
+    j->conn = c->conn;
+    snprintf(j->rid, sizeof(j->rid), "%s", c->rid);
+    c->conn->waiter = &j->conn;
+    return j;
+}
+
+static void
+admin_job_free(struct admin_job *j)
+{
+    if (j->conn)
+        j->conn->waiter = NULL;
+    husk_error_free(j->err);
+    free(j->name);
+    free(j->body);
+    free(j);
+}
+
+/* A route context again, to answer a job's request (when its client is still there). */
+static bool
+job_ctx(struct admin_job *j, struct route_ctx *c)
+{
+    *c = (struct route_ctx){.s = j->s, .conn = j->conn, .rid = j->rid};
+    if (j->conn)
+        j->conn->waiter = NULL;
+    return j->conn != NULL;
+}
+
+static void
+deploy_run(struct faas_work *w)
+{
+    struct admin_job *j = container_of(w, struct admin_job, work);
+    /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
+    j->status = 400;
+    j->r = faas_function_parse(j->body, j->len, &j->dc, &j->f, &j->err);
+    if (j->r == 0) {
+        j->status = 500;
+        j->r = faas_registry_put(j->s->reg, j->f, &j->err);
+    }
+}
+
+/* The new version takes the function's place: calls in flight finish on the old one, those
+ * still queued go to the new one. */
+static void
+install(struct faas_server *s, struct faas_function *f)
+{
+    struct faas_function *old = faas_server_find(s, f->name, strlen(f->name));
+    if (old && old->version > f->version) { /* a later deploy already landed */
+        faas_pool_retire(s, f);
+        return;
+    }
+    if (old) {
+        for (size_t i = 0; i < s->n_fns; i++)
+            if (s->fns[i] == old)
+                s->fns[i] = f;
+    } else {
+        s->fns = xrealloc(s->fns, (s->n_fns + 1) * sizeof(*s->fns));
+        s->fns[s->n_fns++] = f;
+    }
+    faas_server_log(s, "info", "deployed function '%s' version %lld", f->name,
+                    (long long)f->version);
+    faas_pool_activate(s, f);
+    if (old == NULL)
+        return;
+    while (old->queue_head) {
+        struct faas_call *q = old->queue_head;
+        faas_pool_unqueue(q);
+        q->fn = f;
+        faas_pool_submit(s, q);
+    }
+    faas_pool_retire(s, old);
+}
+
+static void
+deploy_done(struct faas_server *s, struct faas_work *w)
+{
+    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct route_ctx c;
+    bool answer = job_ctx(j, &c);
+    if (j->r < 0) {
+        cleanup_free char *msg = husk_error_string(j->err);
+        if (answer)
+            respond_error(&c, j->status, msg);
+        faas_function_free(j->f);
+    } else {
+        json_t *shown = faas_function_json(j->f); /* install may retire (and free) a stale f */
+        install(s, j->f);
+        if (answer)
+            respond_json(&c, 201, shown);
+        else
+            json_decref(shown);
+    }
+    admin_job_free(j);
+}
+
 static void
 deploy(struct route_ctx *c)
 {
-    struct husk_error *err = NULL;
-    struct faas_function *f = NULL;
     if (!deploy_allowed(c->s)) {
         respond_error_headers(c, 429, "too many deploys: the limit is --max-deploys-per-minute",
                               "Retry-After: 60\r\n");
         return;
     }
+    struct admin_job *j = admin_job(c, deploy_run, deploy_done);
     /* Files a group member deploys may be theirs; everything else must be root's. */
-    struct faas_deploy_ctx dc = {.state_dir = c->s->opts->state_dir,
-                                 .policy = &c->s->policy,
-                                 .owner = c->conn->admin ? c->conn->peer_uid : 0};
-    /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
-    int status = 400;
-    if (faas_function_parse(c->req->body, c->req->body_len, &dc, &f, &err) < 0 ||
-        (status = 500, faas_registry_put(c->s->reg, f, &err) < 0)) {
-        cleanup_free char *msg = husk_error_string(err);
-        respond_error(c, status, msg);
-        husk_error_free(err);
-        faas_function_free(f);
-        return;
-    }
-    struct faas_function *old = faas_server_find(c->s, f->name, strlen(f->name));
-    if (old) {
-        for (size_t i = 0; i < c->s->n_fns; i++)
-            if (c->s->fns[i] == old)
-                c->s->fns[i] = f;
-    } else {
-        c->s->fns = xrealloc(c->s->fns, (c->s->n_fns + 1) * sizeof(*c->s->fns));
-        c->s->fns[c->s->n_fns++] = f;
-    }
-    faas_server_log(c->s, "info", "deployed function '%s' version %lld", f->name,
-                    (long long)f->version);
-    faas_pool_activate(c->s, f);
-    /* Calls in flight finish on the old version; those still queued wait for the new one. */
-    if (old) {
-        while (old->queue_head) {
-            struct faas_call *q = old->queue_head;
-            old->queue_head = q->next;
-            old->n_queued--;
-            q->next = q->prev = NULL;
-            q->queued = false;
-            q->fn = f;
-            faas_pool_submit(c->s, q);
-        }
-        old->queue_tail = NULL;
-        faas_pool_retire(c->s, old);
-    }
-    respond_json(c, 201, faas_function_json(f));
+    j->dc = (struct faas_deploy_ctx){.state_dir = c->s->opts->state_dir,
+                                     .policy = &c->s->policy,
+                                     .owner = c->conn->admin ? c->conn->peer_uid : 0};
+    j->body = c->req->body;
+    j->len = c->req->body_len;
+    c->req->body = NULL;
+    c->req->body_len = 0;
+    faas_work_submit(c->s, &j->work);
 }
 
 static void
@@ -177,25 +261,46 @@ get(struct route_ctx *c)
 }
 
 static void
+rm_run(struct faas_work *w)
+{
+    struct admin_job *j = container_of(w, struct admin_job, work);
+    j->r = faas_registry_delete(j->s->reg, j->name, &j->err);
+}
+
+static void
+rm_done(struct faas_server *s, struct faas_work *w)
+{
+    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct route_ctx c;
+    bool answer = job_ctx(j, &c);
+    struct faas_function *f = faas_server_find(s, j->name, strlen(j->name));
+    if (j->r < 0) {
+        cleanup_free char *msg = husk_error_string(j->err);
+        if (answer)
+            respond_error(&c, 500, msg);
+    } else {
+        for (size_t i = 0; f && i < s->n_fns; i++)
+            if (s->fns[i] == f)
+                s->fns[i] = s->fns[--s->n_fns];
+        faas_server_log(s, "info", "removed function '%s'", j->name);
+        faas_log_remove(s, j->name);
+        if (f)
+            faas_pool_retire(s, f);
+        if (answer)
+            faas_conn_respond(s, c.conn, 204, c.rid, NULL, "", 0, NULL);
+    }
+    admin_job_free(j);
+}
+
+static void
 rm(struct route_ctx *c)
 {
     struct faas_function *f = named(c);
-    struct husk_error *err = NULL;
     if (f == NULL)
         return;
-    if (faas_registry_delete(c->s->reg, f->name, &err) < 0) {
-        cleanup_free char *msg = husk_error_string(err);
-        husk_error_free(err);
-        respond_error(c, 500, msg);
-        return;
-    }
-    for (size_t i = 0; i < c->s->n_fns; i++)
-        if (c->s->fns[i] == f)
-            c->s->fns[i] = c->s->fns[--c->s->n_fns];
-    faas_server_log(c->s, "info", "removed function '%s'", f->name);
-    faas_log_remove(c->s, f->name);
-    faas_pool_retire(c->s, f);
-    faas_conn_respond(c->s, c->conn, 204, c->rid, NULL, "", 0, NULL);
+    struct admin_job *j = admin_job(c, rm_run, rm_done);
+    j->name = xstrdup(f->name);
+    faas_work_submit(c->s, &j->work);
 }
 
 static void

@@ -247,6 +247,9 @@ server_init(struct faas_server *s, struct husk_error **err)
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epoll_fd < 0)
         return husk_err(err, errno, "set up the event loop");
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if ((r = faas_work_init(s, cores > 1 ? (unsigned)cores : 2, err)) < 0)
+        return r;
     if ((r = load_functions(s, err)) < 0 || (r = faas_listeners_open(s, err)) < 0 ||
         (s->agent_fd = agent_memfd(err)) < 0)
         return r < 0 ? r : s->agent_fd;
@@ -257,22 +260,50 @@ server_init(struct faas_server *s, struct husk_error **err)
     return 0;
 }
 
+/* Run the loop for what is left to tear down: every instance's processes and cgroup, and the
+ * spawns still on the work threads. Bounded: a stop never hangs on a sandbox. */
+static void
+drain_instances(struct faas_server *s)
+{
+    struct epoll_event evs[64];
+    uint64_t until = now_ns() + 20 * NS_PER_SEC;
+    while (s->n_instances && now_ns() < until) {
+        int timer = faas_timers_run(s);
+        free_graves(s);
+        int n =
+            epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timer < 0 || timer > 100 ? 100 : timer);
+        for (int i = 0; i < n; i++) {
+            struct faas_watch *w = evs[i].data.ptr;
+            if (!w->dead)
+                w->fn(s, w, evs[i].events);
+        }
+        free_graves(s);
+    }
+}
+
 static void
 server_free(struct faas_server *s)
 {
+    s->stopping = true;
     for (size_t i = 0; i < s->n_fns; i++)
         faas_pool_retire(s, s->fns[i]);
     free(s->fns);
     s->fns = NULL;
     s->n_fns = 0;
-    while (s->retired) { /* every instance is idle by now, or was killed */
-        struct faas_function *f = s->retired;
-        while (f->instances)
-            faas_instance_destroy(s, f->instances);
-        s->retired = f->next_retired;
-        faas_function_free(f);
-    }
     faas_conn_close_all(s, false);
+    if (s->epoll_fd >= 0)
+        drain_instances(s);
+    faas_work_stop(s); /* runs the `done` of spawns still out: they undo themselves */
+    while (s->retired) {
+        struct faas_function *f = s->retired;
+        s->retired = f->next_retired;
+        faas_timer_cancel(s, &f->t_min);
+        if (f->instances || f->n_dying)
+            faas_server_log(s, "warning", "function '%s': instances left to the next start",
+                            f->name);
+        else
+            faas_function_free(f);
+    }
     faas_listeners_close(s);
     faas_clients_free(s);
     free(s->timers);
@@ -293,9 +324,7 @@ loop(struct faas_server *s, struct husk_error **err)
 {
     struct epoll_event evs[64];
     while (!s->stopping || s->n_calls || s->n_conns) {
-        int pool = faas_pool_tick(s);
-        int timer = faas_timers_run(s);
-        int timeout = timer < 0 || (pool >= 0 && pool < timer) ? pool : timer;
+        int timeout = faas_timers_run(s);
         free_graves(s);
         int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR)

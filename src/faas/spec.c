@@ -14,13 +14,20 @@
 #include "syscalls.h"
 #include "util.h"
 
-static const char *const contract_names[] = {
-    [FAAS_STDIO] = "stdio", [FAAS_CGI] = "cgi", [FAAS_HTTP] = "http"};
+/* Every contract: a new one is a file with its ops and a row here. */
+static const struct faas_contract_ops *const contracts[] = {
+    &faas_contract_stdio,
+    &faas_contract_cgi,
+    &faas_contract_http,
+};
 
-const char *
-faas_contract_name(enum faas_contract c)
+const struct faas_contract_ops *
+faas_contract_find(const char *name)
 {
-    return contract_names[c];
+    for (size_t i = 0; i < ARRAY_SIZE(contracts); i++)
+        if (strcmp(contracts[i]->name, name) == 0)
+            return contracts[i];
+    return NULL;
 }
 
 void
@@ -114,7 +121,7 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     f->max_body = FAAS_DEFAULT_MAX_BODY;
     f->max_response = FAAS_DEFAULT_MAX_RESPONSE;
     f->port = FAAS_DEFAULT_PORT;
-    f->concurrency = f->contract == FAAS_HTTP ? 100 : 1;
+    f->concurrency = f->contract->default_concurrency;
     f->max = FAAS_DEFAULT_MAX;
     f->idle = FAAS_DEFAULT_IDLE;
     f->init_timeout = FAAS_DEFAULT_INIT;
@@ -316,17 +323,17 @@ static int
 contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 {
     json_t *v = json_object_get(root, "contract");
-    f->contract = FAAS_STDIO;
-    if (v == NULL)
+    f->contract = v ? faas_contract_find(json_is_string(v) ? json_string_value(v) : "")
+                    : &faas_contract_stdio;
+    if (f->contract)
         return 0;
-    for (size_t i = 0; i < ARRAY_SIZE(contract_names); i++)
-        if (json_is_string(v) && strcmp(json_string_value(v), contract_names[i]) == 0) {
-            f->contract = (enum faas_contract)i;
-            return 0;
-        }
-    return husk_err(err, 0,
-                    "field 'contract': unknown contract (supported: \"stdio\", \"cgi\", "
-                    "\"http\")");
+    struct faas_buf names = {0};
+    for (size_t i = 0; i < ARRAY_SIZE(contracts); i++)
+        faas_buf_addf(&names, "%s\"%s\"", i ? ", " : "", contracts[i]->name);
+    faas_buf_add(&names, "", 1);
+    int r = husk_err(err, 0, "field 'contract': unknown contract (supported: %s)", names.p);
+    faas_buf_free(&names);
+    return r;
 }
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */

@@ -177,6 +177,17 @@ sbx_cgroup_stats(struct sbx_cgroup *cg, struct sbx_cgroup_stats *st, struct husk
     return 0;
 }
 
+int
+sbx_cgroup_memory_peak_fd(struct sbx_cgroup *cg)
+{
+    struct cg_hier *h = cg_where(cg, CG_MEMORY);
+    if (h == NULL || h->fd < 0)
+        return -ENOTSUP;
+    int fd =
+        openat(h->fd, h->v2 ? "memory.peak" : "memory.max_usage_in_bytes", O_RDONLY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 uint64_t
 sbx_cgroup_oom_kills(struct sbx_cgroup *cg)
 {

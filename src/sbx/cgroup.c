@@ -721,6 +721,27 @@ undo:
 }
 
 int
+sbx_cgroup_try_remove(struct sbx_cgroup *cg, struct husk_error **err)
+{
+    int ret = 0;
+    for (size_t i = 0; i < cg->n_h; i++) {
+        struct cg_hier *h = &cg->h[i];
+        if (h->fd < 0)
+            continue;
+        int r = remove_dirs(cg, h, h->created > 0 ? h->created : 1, false);
+        if (r == -EBUSY) {
+            ret = -EBUSY; /* kept: the next call tries again */
+            continue;
+        }
+        close(h->fd);
+        h->fd = -1;
+        if (r < 0 && ret == 0)
+            ret = cg_errf(cg, h, err, -r, "remove");
+    }
+    return ret;
+}
+
+int
 cg_remove_all(struct sbx_cgroup *cg, struct husk_error **err)
 {
     int ret = 0;

@@ -126,6 +126,22 @@ read_self_cgroup(struct sbx_child_ctx *ctx)
         close(fd);
 }
 
+/* The caller's three fds onto 0, 1, 2: first out of the way (one of them may be 0-2). */
+static int
+set_stdio(const int fds[3])
+{
+    int high[3];
+    for (int i = 0; i < 3; i++)
+        if ((high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3)) < 0)
+            return -1;
+    for (int i = 0; i < 3; i++)
+        if (dup2(high[i], i) < 0)
+            return -1;
+    for (int i = 0; i < 3; i++)
+        close(high[i]);
+    return 0;
+}
+
 _Noreturn void
 sbx_child_main(struct sbx_child_ctx *ctx)
 {
@@ -143,6 +159,10 @@ sbx_child_main(struct sbx_child_ctx *ctx)
      * unprivileged parent writes our id maps, which needs us dumpable. execve resets it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ctx->host_pid = m.index;
+    if (ctx->opts->stdio && set_stdio(ctx->opts->stdio) < 0) {
+        child_fail(ctx, SBX_STEP_FDS, 1, errno);
+        goto fail;
+    }
     if (close_inherited_fds(ctx, min_fd) < 0) {
         child_fail(ctx, SBX_STEP_FDS, 0, errno);
         goto fail;

@@ -215,7 +215,8 @@ def test_many_concurrent_calls_are_all_answered(ctx, daemon):
 def test_min_instances_and_scale_to_zero(ctx, daemon):
     b = shell_bundle(ctx, "echo hi")
     deploy_ok(daemon, name="kept", bundle=str(b.path), min=1, idle=1)
-    assert fn_get(daemon, "kept")["instances"]["idle"] == 1  # ready before any call
+    # started off the loop, ready before any call
+    wait_for(lambda: fn_get(daemon, "kept")["instances"]["idle"] == 1, 5, "the min instance")
     deploy_ok(daemon, name="zero", bundle=str(b.path), idle=1)
     assert sum(fn_get(daemon, "zero")["instances"].values()) == 0
     assert daemon.request("GET", "/function/zero")[0] == 200
@@ -342,6 +343,7 @@ def test_stop_leaves_no_instance_behind(ctx):
     d.start()
     b = shell_bundle(ctx, "echo x")
     deploy_ok(d, name="stopme", bundle=str(b.path), min=2)
+    wait_for(lambda: fn_get(d, "stopme")["instances"]["idle"] == 2, 5, "the min instances")
     procs = {int(p) for cg in instance_cgroups("stopme")
              for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
     assert len(procs) == 2

@@ -53,6 +53,11 @@ def assert_nothing_created(daemon, name):
     assert not os.listdir(daemon.state / "instances")
 
 
+def fn_idle(daemon, name):
+    status, _, body = daemon.request("GET", f"/system/functions/{name}")
+    return json.loads(body)["instances"]["idle"] if status == 200 else 0
+
+
 def instance_pids(name):
     pids = set()
     for cg in instance_cgroups(name):
@@ -362,7 +367,7 @@ def test_instances_run_as_their_own_unprivileged_host_ids(ctx, daemon):
     for name in ("one", "two"):
         b = shell_bundle(ctx, "id -u; cat /proc/self/uid_map", name=name)
         assert daemon.deploy(name=name, bundle=str(b.path), min=1, timeout=60)[0] == 201
-        wait_for(lambda n=name: len(instance_pids(n)) >= 1, 10, "the instance")
+        wait_for(lambda n=name: fn_idle(daemon, n) == 1, 10, "the instance")
         for pid in instance_pids(name):
             uids = [int(u) for u in status_field(pid, "Uid")]
             gids = [int(g) for g in status_field(pid, "Gid")]
