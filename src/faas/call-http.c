@@ -36,14 +36,10 @@ is_hop_by_hop(const char *name, size_t len)
 }
 
 static void
-traceparent(char out[64])
+traceparent(struct faas_server *s, char out[64])
 {
-    unsigned char b[24] = {0};
     char hex[49];
-    if (getrandom(b, sizeof(b), GRND_NONBLOCK) < 0)
-        memset(b, 1, sizeof(b));
-    for (int i = 0; i < 24; i++)
-        snprintf(hex + 2 * i, 3, "%02x", b[i]);
+    faas_random_hex(s, hex, 24);
     snprintf(out, 64, "00-%.32s-%.16s-01", hex, hex + 32);
 }
 
@@ -67,7 +63,7 @@ build_request(struct faas_call *c)
     }
     if (faas_request_header(r, "traceparent") == NULL) {
         char tp[64];
-        traceparent(tp);
+        traceparent(c->s, tp);
         faas_buf_addf(b, "traceparent: %s\r\n", tp);
     }
     faas_buf_addf(b,
@@ -182,6 +178,7 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
 /* ---- connections to the instance's server, kept alive and reused */
 
 static void on_up(struct faas_server *s, struct faas_watch *w, uint32_t events);
+static void pump(struct faas_call *c);
 
 static void
 up_close(struct faas_server *s, struct faas_upstream *u)
@@ -192,11 +189,14 @@ up_close(struct faas_server *s, struct faas_upstream *u)
     faas_server_bury(s, u);
 }
 
-/* An idle connection the server closed (or wrote to, out of turn): gone. */
+/* An idle connection the server closed (or wrote to, out of turn): gone. Registered once,
+ * edge-triggered: an edge that only says "writable" is no news for an idle connection. */
 static void
 on_idle_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_upstream *u = container_of(w, struct faas_upstream, w);
+    if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        return;
     for (struct faas_upstream **p = &u->in->idle_up; *p; p = &(*p)->next)
         if (*p == u) {
             *p = u->next;
@@ -213,8 +213,7 @@ up_release(struct faas_call *c, bool reusable)
     c->up = NULL;
     if (u == NULL)
         return;
-    if (!reusable || in->state != INST_READY || c->s->stopping ||
-        faas_watch_mod(c->s, u->fd, EPOLLIN | EPOLLRDHUP, &u->w) < 0) {
+    if (!reusable || in->state != INST_READY || c->s->stopping) {
         up_close(c->s, u);
         return;
     }
@@ -234,7 +233,19 @@ faas_http_drop_idle(struct faas_server *s, struct faas_instance *in)
     }
 }
 
-/* Still open, and quiet: a kept-alive connection the server has not closed meanwhile. */
+/* A request that may be sent twice (RFC 9110's idempotent methods). */
+static bool
+idempotent(const struct faas_call *c)
+{
+    static const char *const methods[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
+        if (strcmp(c->req.method, methods[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Still open and quiet: a kept-alive connection the server has not closed meanwhile. Asked
+ * only for a request that could not be retried on a new connection. */
 static bool
 up_alive(int fd)
 {
@@ -250,24 +261,24 @@ up_open(struct faas_call *c, struct husk_error **err)
     while (in->idle_up) {
         struct faas_upstream *u = in->idle_up;
         in->idle_up = u->next;
-        if (!up_alive(u->fd)) {
+        if (!idempotent(c) && !up_alive(u->fd)) {
             up_close(c->s, u);
             continue;
         }
         u->call = c;
         u->w.fn = on_up;
+        u->readable = false; /* idle until now: any byte would have closed it */
         c->up = u;
         c->fresh_up = false;
-        return faas_watch_mod(c->s, u->fd, EPOLLOUT, &u->w) < 0
-                   ? husk_err(err, errno, "watch the connection to instance %s", in->id)
-                   : 0;
+        return 0;
     }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->fn->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = faas_instance_socket(c->s, in);
     if (fd < 0)
         return husk_err(err, -fd, "open a connection in instance %s", in->id);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+    int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (r < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         return husk_err(err, e, "connect to the function's server on port %lld",
@@ -278,9 +289,11 @@ up_open(struct faas_call *c, struct husk_error **err)
     u->in = in;
     u->call = c;
     u->w.fn = on_up;
+    u->writable = r == 0;
     c->up = u;
     c->fresh_up = true;
-    if (faas_watch_add(c->s, fd, EPOLLOUT, &u->w) < 0) {
+    /* Registered once, edge-triggered, for its whole life (reused by later calls). */
+    if (faas_watch_add(c->s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &u->w) < 0) {
         c->up = NULL;
         close(fd);
         free(u);
@@ -289,32 +302,20 @@ up_open(struct faas_call *c, struct husk_error **err)
     return 0;
 }
 
-static void
-up_interest(struct faas_call *c)
-{
-    uint32_t ev = 0;
-    if (faas_buf_pending(&c->up_out))
-        ev |= EPOLLOUT;
-    else if (!c->conn || faas_buf_pending(&c->conn->out) < (1u << 20)) /* backpressure */
-        ev |= EPOLLIN;
-    faas_watch_mod(c->s, c->up->fd, ev, &c->up->w);
-}
-
 /* A reused connection the server closed before it answered: the request goes again on a new
- * one, when it may be repeated (RFC 9110 idempotent methods). true: it went. */
+ * one, when it may be repeated. true: it went. */
 static bool
 retry_fresh(struct faas_call *c)
 {
-    static const char *const idempotent[] = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"};
-    bool may = false;
-    for (size_t i = 0; i < ARRAY_SIZE(idempotent); i++)
-        may |= strcmp(c->req.method, idempotent[i]) == 0;
-    if (c->fresh_up || c->head_done || c->relayed || !may)
+    if (c->fresh_up || c->head_done || c->relayed || !idempotent(c))
         return false;
     up_release(c, false);
     c->up_out.off = 0;
     faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
-    return up_open(c, NULL) == 0;
+    if (up_open(c, NULL) < 0)
+        return false;
+    pump(c);
+    return true;
 }
 
 static void
@@ -327,33 +328,76 @@ up_failed(struct faas_call *c, const char *what, int e)
     faas_call_fail(c, 502, msg, NULL);
 }
 
+/* Send the request as far as the socket takes it. false: the call ended. */
+static bool
+pump_out(struct faas_call *c)
+{
+    struct faas_upstream *u = c->up;
+    while (u->writable && faas_buf_pending(&c->up_out)) {
+        size_t want = faas_buf_pending(&c->up_out);
+        ssize_t n = send(u->fd, c->up_out.p + c->up_out.off, want, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            u->writable = false;
+            break;
+        }
+        if (n < 0) {
+            up_failed(c, "could not reach", errno);
+            return false;
+        }
+        c->up_out.off += (size_t)n;
+        u->writable = (size_t)n == want;
+    }
+    return true;
+}
+
+/* Read the response while the client takes it (backpressure past 1 MiB queued for it), then
+ * send the client what came in one go. */
+static void
+pump(struct faas_call *c)
+{
+    if (!pump_out(c))
+        return;
+    char buf[65536];
+    struct faas_server *s = c->s;
+    struct faas_conn *conn = c->conn;
+    while (c->up->readable && (!conn || faas_buf_pending(&conn->out) < (1u << 20))) {
+        ssize_t n = read(c->up->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->up->readable = false;
+            break;
+        }
+        if (n >= 0 && (size_t)n < sizeof(buf))
+            c->up->readable = false; /* drained: more is a new edge */
+        if (n <= 0 && !c->head_done && c->relayed == 0 && !c->fresh_up && retry_fresh(c))
+            return;
+        const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
+        size_t used = 0;
+        int r = n < 0 ? -1 : faas_resp_feed(c->resp, buf, (size_t)n, &used, &why);
+        if (!resp_outcome(c, r, n > 0 ? (size_t)n - used : 0, why)) {
+            if (conn && !conn->w.dead)
+                faas_conn_flush(s, conn);
+            return;
+        }
+        if (n == 0)
+            break;
+    }
+    if (conn)
+        faas_conn_flush(s, conn);
+}
+
 static void
 on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
-    struct faas_call *c = container_of(w, struct faas_upstream, w)->call;
-    if (faas_buf_pending(&c->up_out)) {
-        ssize_t n = send(c->up->fd, c->up_out.p + c->up_out.off, faas_buf_pending(&c->up_out),
-                         MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            up_failed(c, "could not reach", errno);
-            return;
-        }
-        if (n > 0)
-            c->up_out.off += (size_t)n;
-        up_interest(c);
-        return;
-    }
-    char buf[65536];
-    ssize_t n = read(c->up->fd, buf, sizeof(buf));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0 && !c->head_done && c->relayed == 0 && !c->fresh_up && retry_fresh(c))
-        return;
-    const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
-    size_t used = 0;
-    int r = n < 0 ? -1 : faas_resp_feed(c->resp, buf, (size_t)n, &used, &why);
-    if (resp_outcome(c, r, n > 0 ? (size_t)n - used : 0, why) && c->conn)
-        up_interest(c);
+    struct faas_upstream *u = container_of(w, struct faas_upstream, w);
+    if (events & EPOLLOUT)
+        u->writable = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->readable = true;
+    pump(u->call);
 }
 
 static int
@@ -362,14 +406,17 @@ http_start(struct faas_call *c, struct husk_error **err)
     build_request(c);
     c->resp = faas_resp_parser_new(&resp_ops, c);
     faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
-    return up_open(c, err);
+    int r = up_open(c, err);
+    if (r == 0)
+        pump(c); /* a kept-alive connection takes the request now, no event needed */
+    return r;
 }
 
 static void
 http_drained(struct faas_call *c)
 {
     if (c->up)
-        up_interest(c);
+        pump(c);
 }
 
 static void

@@ -16,10 +16,10 @@
 #include "faas-internal.h"
 #include "util.h"
 
-/* A client gets this long to send a whole request, and an idle keep-alive connection this long
- * to send the next. */
-#define READ_TIMEOUT_NS (30ull * NS_PER_SEC)
-#define IDLE_TIMEOUT_NS (60ull * NS_PER_SEC)
+/* A client gets --read-timeout seconds (30) to send a whole request, and an idle keep-alive
+ * connection twice that to send the next. */
+#define READ_TIMEOUT_NS(s) ((uint64_t)(s)->opts->read_timeout * NS_PER_SEC)
+#define IDLE_TIMEOUT_NS(s) (2 * READ_TIMEOUT_NS(s))
 
 static void conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events);
 static void conn_read(struct faas_server *s, struct faas_conn *c);
@@ -83,28 +83,25 @@ conn_close(struct faas_server *s, struct faas_conn *c)
     faas_listeners_wake(s);
 }
 
-static void
-conn_interest(struct faas_server *s, struct faas_conn *c)
-{
-    uint32_t ev = EPOLLRDHUP;
-    if (!c->busy)
-        ev |= EPOLLIN;
-    if (faas_buf_pending(&c->out))
-        ev |= EPOLLOUT;
-    faas_watch_mod(s, c->fd, ev, &c->w);
-}
-
-/* Write what is queued. 0 all written, 1 more to write, -1 the client is gone. */
+/* Write what is queued. 0 all written, 1 more to write (an EPOLLOUT edge comes when the
+ * socket has room), -1 the client is gone. */
 static int
 conn_flush(struct faas_conn *c)
 {
     while (faas_buf_pending(&c->out)) {
-        ssize_t n = send(c->fd, c->out.p + c->out.off, faas_buf_pending(&c->out), MSG_NOSIGNAL);
+        size_t want = faas_buf_pending(&c->out);
+        ssize_t n = send(c->fd, c->out.p + c->out.off, want, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && errno == EAGAIN)
+            c->writable = false;
         if (n < 0)
             return errno == EAGAIN ? 1 : -1;
         c->out.off += (size_t)n;
+        if ((size_t)n < want) { /* the socket is full: the next send would fail */
+            c->writable = false;
+            return 1;
+        }
     }
     c->out.off = c->out.len = 0;
     return 0;
@@ -114,30 +111,37 @@ conn_flush(struct faas_conn *c)
 static void
 conn_next(struct faas_server *s, struct faas_conn *c)
 {
-    if (c->close_after || !c->keep_alive || s->stopping) {
+    if (c->close_after || !c->keep_alive || s->stopping || c->peer_closed) {
         conn_close(s, c);
         return;
     }
     c->busy = c->done = false;
     c->got_bytes = false;
-    faas_timer_set(s, &c->deadline, now_ns() + IDLE_TIMEOUT_NS);
-    conn_interest(s, c);
-    if (faas_buf_pending(&c->in))
+    faas_timer_set(s, &c->deadline, now_ns() + IDLE_TIMEOUT_NS(s));
+    if (faas_buf_pending(&c->in) || c->readable)
         conn_read(s, c);
 }
 
 void
 faas_conn_send(struct faas_server *s, struct faas_conn *c, const void *data, size_t len)
 {
-    bool was_pending = faas_buf_pending(&c->out) > 0;
-    faas_buf_add(&c->out, data, len);
-    if (was_pending)
-        return;
-    int r = conn_flush(c);
-    if (r > 0)
-        conn_interest(s, c);
-    else if (r < 0)
-        c->close_after = true; /* noticed on the next event */
+    faas_buf_add(&c->out, data, len); /* written by faas_conn_flush: one send for many pieces */
+}
+
+/* The client is gone (a send failed): closed on the next turn of the loop, not under the
+ * caller, which may still hold the call. */
+static void
+conn_broken(struct faas_server *s, struct faas_conn *c)
+{
+    c->broken = c->close_after = true;
+    faas_timer_set(s, &c->deadline, 0);
+}
+
+void
+faas_conn_flush(struct faas_server *s, struct faas_conn *c)
+{
+    if (c->writable && !c->broken && conn_flush(c) < 0)
+        conn_broken(s, c);
 }
 
 void
@@ -145,7 +149,8 @@ faas_conn_done(struct faas_server *s, struct faas_conn *c)
 {
     c->call = NULL;
     c->done = true;
-    if (faas_buf_pending(&c->out) == 0)
+    faas_conn_flush(s, c);
+    if (faas_buf_pending(&c->out) == 0 && !c->broken)
         conn_next(s, c);
 }
 
@@ -159,31 +164,16 @@ void
 faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, const char *rid,
                   const char *content_type, const char *body, size_t len, const char *extra_headers)
 {
-    struct faas_buf b = {0};
     if (s->stopping)
         c->close_after = true;
-    faas_buf_addf(&b,
+    faas_buf_addf(&c->out,
                   "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nX-Call-Id: %s\r\nContent-Type: %s\r\n"
                   "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
                   status, faas_status_text(status), rid, rid,
                   content_type ? content_type : "text/plain", len,
                   extra_headers ? extra_headers : "", faas_conn_connection_header(c));
-    faas_buf_add(&b, body, len);
-    faas_conn_send(s, c, b.p, b.len);
-    faas_buf_free(&b);
+    faas_buf_add(&c->out, body, len);
     faas_conn_done(s, c);
-}
-
-static void
-request_id(char out[33])
-{
-    unsigned char b[16] = {0};
-    if (getrandom(b, sizeof(b), GRND_NONBLOCK) < 0) {
-        uint64_t t = now_ns();
-        memcpy(b, &t, sizeof(t));
-    }
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 /* A caller's X-Request-Id is kept when it is short and plain (it ends up in logs and names). */
@@ -205,8 +195,7 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     c->busy = true;
     faas_timer_cancel(s, &c->deadline); /* answering: the call has its own deadline */
     c->keep_alive = req.keep_alive;
-    conn_interest(s, c);
-    request_id(rid);
+    faas_random_hex(s, rid, 16);
     const char *given = faas_request_header(&req, "X-Request-Id");
     if (given && valid_request_id(given))
         snprintf(rid, sizeof(rid), "%s", given); /* a caller's id carries through */
@@ -222,7 +211,7 @@ conn_malformed(struct faas_server *s, struct faas_conn *c, const char *why, bool
         conn_close(s, c);
         return;
     }
-    request_id(rid);
+    faas_random_hex(s, rid, 16);
     int status = faas_parser_status(c->parser);
     cleanup_free char *body = xasprintf("{\"error\":\"%s HTTP request: %s\"}\n",
                                         status == 400 ? "malformed" : "refused", why);
@@ -244,16 +233,21 @@ conn_read(struct faas_server *s, struct faas_conn *c)
             p = c->in.p + c->in.off;
             n = (ssize_t)faas_buf_pending(&c->in);
         } else {
-            n = read(c->fd, buf, sizeof(buf));
-            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            n = c->readable || c->peer_closed ? read(c->fd, buf, sizeof(buf))
+                                              : (errno = EAGAIN, -1);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                c->readable = errno == EINTR;
                 return;
+            }
+            if (n >= 0 && (size_t)n < sizeof(buf))
+                c->readable = false; /* drained: the next data is a new edge */
             if (n <= 0 && !c->got_bytes) {
                 conn_close(s, c); /* an idle keep-alive connection closed */
                 return;
             }
         }
         if (n > 0 && !c->got_bytes) /* a request begins: it must be complete in time */
-            faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS);
+            faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS(s));
         c->got_bytes |= n > 0;
         int r = n < 0 ? -1 : faas_parser_feed(c->parser, p, (size_t)n, &why);
         if (r < 0) {
@@ -272,41 +266,44 @@ conn_read(struct faas_server *s, struct faas_conn *c)
     }
 }
 
+/* Edge-triggered: each event says what changed; what it allows is done until the socket
+ * says EAGAIN (or a short read or write says the same without the extra syscall). */
 static void
 conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_conn *c = (struct faas_conn *)w;
+    if (events & EPOLLERR) {
+        conn_close(s, c);
+        return;
+    }
+    if (events & (EPOLLRDHUP | EPOLLHUP))
+        c->peer_closed = true; /* a half-close still gets its answer; a write tells the rest */
+    if (events & EPOLLIN)
+        c->readable = true;
     if (events & EPOLLOUT) {
+        c->writable = true;
         int r = conn_flush(c);
         if (r < 0) {
             conn_close(s, c);
             return;
         }
-        if (r == 0) {
-            if (c->done) {
-                conn_next(s, c);
-                return;
-            }
-            conn_interest(s, c);
-            if (c->call)
-                faas_call_drained(c->call);
+        if (r == 0 && c->done) {
+            conn_next(s, c);
             return;
         }
+        if (r == 0 && c->call)
+            faas_call_drained(c->call);
     }
-    if (c->busy && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
-        conn_close(s, c); /* the client gave up on its request */
-        return;
-    }
-    if (!c->busy && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+    if (!c->busy && (c->readable || c->peer_closed))
         conn_read(s, c);
 }
 
-/* Past its deadline while sending a request, or idle too long between requests. */
+/* Past its deadline while sending a request, idle too long between requests, or broken. */
 static void
 conn_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_conn *c = container_of(t, struct faas_conn, deadline);
-    if (!c->busy)
+    if (!c->busy || c->broken)
         conn_close(s, c);
 }
 
@@ -320,16 +317,18 @@ faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t
     c->fd = fd;
     c->admin = admin;
     c->peer_uid = uid;
+    c->writable = true;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->parser = faas_parser_new();
     faas_parser_set_limit_fn(c->parser, faas_route_body_limit, s);
-    if (faas_watch_add(s, fd, EPOLLIN | EPOLLRDHUP, &c->w) < 0) {
+    /* Registered once, edge-triggered: no epoll_ctl per request. */
+    if (faas_watch_add(s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
         faas_parser_free(c->parser);
         free(c);
         return NULL;
     }
     c->client = client;
-    faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS);
+    faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS(s));
     s->n_conns++;
     c->next = s->conns;
     if (s->conns)

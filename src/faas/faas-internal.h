@@ -79,6 +79,9 @@ void faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
 void faas_timer_cancel(struct faas_server *s, struct faas_timer *t);
 /* Fire what is due; ms until the next deadline, -1 for none (at most a minute). */
 int faas_timers_run(struct faas_server *s);
+/* Ids (not secrets): 64 random bits, or 2 x bytes hex digits and a NUL into out. */
+uint64_t faas_random(struct faas_server *s);
+void faas_random_hex(struct faas_server *s, char *out, size_t bytes);
 
 /* Responses of a function's server (http-response.c), framed by their own headers. */
 struct faas_resp_head {
@@ -254,6 +257,9 @@ struct faas_conn {
     struct faas_buf out; /* response bytes not written yet */
     bool busy;           /* a request is being answered: nothing more is read */
     bool got_bytes, keep_alive, close_after, done;
+    bool readable, writable;   /* what the last edges said (EPOLLET) */
+    bool peer_closed;          /* the client shut down its side: answer, then close */
+    bool broken;               /* a send failed: closed on the next turn */
     struct faas_call *call;    /* the invocation answering the current request */
     struct faas_conn **waiter; /* admin work waiting to answer: cleared when the client goes */
     struct faas_conn *prev, *next;
@@ -262,8 +268,10 @@ struct faas_conn {
 /* A new client connection (fd non-blocking); NULL when it cannot be watched. */
 struct faas_conn *faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin,
                                 uid_t uid, struct faas_client *client);
-/* Queue bytes of the response; written as the socket takes them. */
+/* Queue bytes of the response; faas_conn_flush writes what the socket takes (pieces queued
+ * in one turn go out in one send). */
 void faas_conn_send(struct faas_server *s, struct faas_conn *c, const void *data, size_t len);
+void faas_conn_flush(struct faas_server *s, struct faas_conn *c);
 /* A complete response with Content-Length, then the request is done. */
 void faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, const char *rid,
                        const char *content_type, const char *body, size_t len,
@@ -322,7 +330,8 @@ struct faas_upstream {
     struct faas_watch w;
     int fd;
     struct faas_instance *in;
-    struct faas_call *call; /* NULL while idle in the instance's list */
+    struct faas_call *call;  /* NULL while idle in the instance's list */
+    bool readable, writable; /* what the last edges said (EPOLLET) */
     struct faas_upstream *next;
 };
 
@@ -345,8 +354,9 @@ struct faas_instance {
     uint64_t probe_delay;         /* the next readiness probe's backoff */
     unsigned remove_tries;
     size_t in_flight, served;
-    uint64_t oom_kills;  /* seen so far */
-    uint32_t server_run; /* the agent's run of an http instance's server, 0: none */
+    uint64_t oom_kills;          /* seen so far */
+    uint64_t peak, peak_read_ns; /* memory peak, as last read */
+    uint32_t server_run;         /* the agent's run of an http instance's server, 0: none */
     struct faas_call *calls;
     struct faas_upstream *idle_up; /* kept-alive connections to its server */
     struct faas_instance *next;
@@ -448,13 +458,15 @@ void faas_http_drop_idle(struct faas_server *s, struct faas_instance *in);
 
 /* ---- logs and metrics (telemetry.c) */
 
-/* Append a line to the function's log: "TIME INSTANCE REQUEST STREAM TEXT". */
+/* Append a line to the function's log: "TIME INSTANCE REQUEST STREAM TEXT" (buffered: written
+ * by faas_logs_flush before the loop sleeps). */
 void faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,
                    const char *stream, const char *text, size_t len);
 /* Bytes of NAME's log from offset `since`; *next is where the next read starts. */
 char *faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
                     uint64_t *next);
 void faas_log_remove(struct faas_server *s, const char *fn);
+void faas_logs_flush(struct faas_server *s);
 void faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs);
 void faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs);
 char *faas_metrics_text(struct faas_server *s, size_t *len);
@@ -485,7 +497,9 @@ struct faas_server {
     size_t n_conns, n_calls;
     size_t n_instances; /* made and not released yet, dying ones too */
     uint32_t next_agent_id;
+    uint64_t rng[4];
     struct faas_stats *stats;
+    struct faas_stats *dirty_stats; /* with log lines to write before the loop sleeps */
     void **graves; /* objects torn down during this batch of events, freed after it */
     size_t n_graves;
     bool stopping;

@@ -24,6 +24,7 @@ struct faas_serve_opts {
     uint32_t userns_base, userns_slots;
     /* Limits on what callers can make the daemon hold. */
     unsigned max_connections, max_client_connections, max_deploys_per_minute;
+    unsigned read_timeout; /* seconds a client has to send a request (twice that idle) */
     /* A signalfd for SIGTERM, SIGINT and SIGCHLD (blocked by the caller): SIGTERM and SIGINT stop
      * accepting, finish the requests in flight and return 0. */
     int signal_fd;

@@ -97,16 +97,27 @@ faas_buf_add(struct faas_buf *b, const void *data, size_t len)
     b->len += len;
 }
 
+/* Formatted straight into the buffer: no allocation on the request path once it has grown. */
 void
 faas_buf_addf(struct faas_buf *b, const char *fmt, ...)
 {
     va_list ap;
-    cleanup_free char *s = NULL;
+    if (b->off && b->off == b->len)
+        b->off = b->len = 0;
+    size_t room = b->cap - b->len;
     va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
+    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        faas_buf_add(b, s, (size_t)n);
+    if (n < 0)
+        return;
+    if ((size_t)n >= room) {
+        b->cap = (b->len + (size_t)n + 1) * 2 + 256;
+        b->p = xrealloc(b->p, b->cap);
+        va_start(ap, fmt);
+        vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)n;
 }
 
 void
@@ -325,6 +336,7 @@ loop(struct faas_server *s, struct husk_error **err)
     struct epoll_event evs[64];
     while (!s->stopping || s->n_calls || s->n_conns) {
         int timeout = faas_timers_run(s);
+        faas_logs_flush(s);
         free_graves(s);
         int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR)

@@ -29,6 +29,10 @@ struct histogram {
 struct faas_stats {
     char *name;
     int log_fd;
+    uint64_t log_size;   /* of the file, as written so far */
+    struct faas_buf log; /* lines not written yet: one write per turn of the loop */
+    bool dirty;          /* on s->dirty_stats */
+    struct faas_stats *next_dirty;
     struct {
         int code;
         uint64_t n;
@@ -57,16 +61,41 @@ static int
 log_fd(struct faas_server *s, struct faas_stats *st)
 {
     cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, st->name);
-    struct stat sb;
-    if (st->log_fd >= 0 && fstat(st->log_fd, &sb) == 0 && sb.st_size > LOG_ROTATE_BYTES) {
+    if (st->log_fd >= 0 && st->log_size > LOG_ROTATE_BYTES) {
         cleanup_free char *old = xasprintf("%s.1", path);
         rename(path, old);
         close(st->log_fd);
         st->log_fd = -1;
     }
-    if (st->log_fd < 0)
+    if (st->log_fd < 0) {
+        struct stat sb;
         st->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        st->log_size = st->log_fd >= 0 && fstat(st->log_fd, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    }
     return st->log_fd;
+}
+
+static void
+log_flush(struct faas_server *s, struct faas_stats *st)
+{
+    size_t n = faas_buf_pending(&st->log);
+    int fd = n ? log_fd(s, st) : -1;
+    if (fd >= 0 && write_all(fd, st->log.p + st->log.off, n) < 0)
+        faas_server_log(s, "warning", "log of '%s': %s", st->name, strerror(errno));
+    st->log_size += n;
+    st->log.off = st->log.len = 0;
+}
+
+/* Before the loop sleeps (redis's beforeSleep): the lines of this turn, one write each log. */
+void
+faas_logs_flush(struct faas_server *s)
+{
+    while (s->dirty_stats) {
+        struct faas_stats *st = s->dirty_stats;
+        s->dirty_stats = st->next_dirty;
+        st->dirty = false;
+        log_flush(s, st);
+    }
 }
 
 void
@@ -83,17 +112,23 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
     snprintf(when + w, sizeof(when) - w, ".%03ldZ", ts.tv_nsec / 1000000);
     if (len && text[len - 1] == '\r')
         len--;
-    cleanup_free char *line =
-        xasprintf("%s %s %s %s %.*s\n", when, instance, rid, stream, (int)len, text);
-    int fd = log_fd(s, st);
-    if (fd >= 0 && write_all(fd, line, strlen(line)) < 0)
-        faas_server_log(s, "warning", "log of '%s': %s", fn, strerror(errno));
+    faas_buf_addf(&st->log, "%s %s %s %s ", when, instance, rid, stream);
+    faas_buf_add(&st->log, text, len);
+    faas_buf_add(&st->log, "\n", 1);
+    if (faas_buf_pending(&st->log) > (64u << 10)) {
+        log_flush(s, st);
+    } else if (!st->dirty) {
+        st->dirty = true;
+        st->next_dirty = s->dirty_stats;
+        s->dirty_stats = st;
+    }
 }
 
 char *
 faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
               uint64_t *next)
 {
+    faas_logs_flush(s);
     cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
     cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
@@ -115,6 +150,7 @@ faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max,
 void
 faas_log_remove(struct faas_server *s, const char *fn)
 {
+    faas_logs_flush(s);
     struct faas_stats *st = stats_of(s, fn);
     cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
     cleanup_free char *old = xasprintf("%s.1", path);
@@ -233,11 +269,13 @@ faas_metrics_text(struct faas_server *s, size_t *len)
 void
 faas_metrics_free(struct faas_server *s)
 {
+    faas_logs_flush(s);
     while (s->stats) {
         struct faas_stats *st = s->stats;
         s->stats = st->next;
         if (st->log_fd >= 0)
             close(st->log_fd);
+        faas_buf_free(&st->log);
         free(st->name);
         free(st);
     }

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
+#include <sys/random.h>
 
 #include "faas-internal.h"
 #include "util.h"
@@ -91,4 +92,42 @@ faas_timers_run(struct faas_server *s)
         return -1;
     uint64_t ms = (s->timers[0]->when - now + 999999) / 1000000;
     return ms > 60000 ? 60000 : (int)ms;
+}
+
+/* Request ids and trace ids: unique, not secret (they are echoed to anyone who sends one),
+ * so xoshiro256** seeded once from getrandom, not a syscall per request. */
+static uint64_t
+rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+uint64_t
+faas_random(struct faas_server *s)
+{
+    uint64_t *r = s->rng;
+    if ((r[0] | r[1] | r[2] | r[3]) == 0 && getrandom(r, 4 * sizeof(uint64_t), 0) < 0)
+        r[0] = now_ns() | 1;
+    uint64_t out = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;
+    r[2] ^= r[0];
+    r[3] ^= r[1];
+    r[1] ^= r[2];
+    r[0] ^= r[3];
+    r[2] ^= t;
+    r[3] = rotl(r[3], 45);
+    return out;
+}
+
+void
+faas_random_hex(struct faas_server *s, char *out, size_t bytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < bytes; i += 8) {
+        uint64_t v = faas_random(s);
+        for (size_t k = 0; k < 8 && i + k < bytes; k++, v >>= 8) {
+            out[2 * (i + k)] = digits[(v >> 4) & 15];
+            out[2 * (i + k) + 1] = digits[v & 15];
+        }
+    }
+    out[2 * bytes] = '\0';
 }

@@ -25,7 +25,7 @@
 struct serve_opts {
     const char *listen, *state, *admin_socket, *admin_group, *token_file;
     struct strlist allow_bind;
-    int userns_base, max_connections, max_client_connections, max_deploys;
+    int userns_base, max_connections, max_client_connections, max_deploys, read_timeout;
 };
 
 #define OPT(f) offsetof(struct serve_opts, f)
@@ -48,6 +48,8 @@ static const struct flag serve_flags[] = {
     {"max-connections-per-client", 0, FLAG_INT, OPT(max_client_connections),
      "connections at most from one client address (default 512)"},
     {"max-deploys-per-minute", 0, FLAG_INT, OPT(max_deploys), "deploys at most (default 60)"},
+    {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
+     "seconds a client has to send a request, twice that between requests (default 30)"},
 };
 
 static void
@@ -163,6 +165,7 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .max_connections = (unsigned)o->max_connections,
                                    .max_client_connections = (unsigned)o->max_client_connections,
                                    .max_deploys_per_minute = (unsigned)o->max_deploys,
+                                   .read_timeout = (unsigned)o->read_timeout,
                                    .log = serve_log,
                                    .log_data = cli};
     return 0;
@@ -180,7 +183,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
                            .userns_base = (int)DEFAULT_USERNS_BASE,
                            .max_connections = 10000,
                            .max_client_connections = 512,
-                           .max_deploys = 60};
+                           .max_deploys = 60,
+                           .read_timeout = 30};
     int i = cli_parse_flags(&v, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
     if (i == -2)
         return 0;
