@@ -82,58 +82,30 @@ static const char *const resp_hop_by_hop[] = {
     "Connection", "Keep-Alive",     "Proxy-Connection",  "TE",          "Trailer",
     "Upgrade",    "Content-Length", "Transfer-Encoding", "X-Request-Id"};
 
-/* The response head, rebuilt for the client from parsed fields (never relayed as bytes), with
- * the framing the client gets: the server's length, or chunks when it gave none (an HTTP/1.0
- * client gets the body until the connection closes). */
+/* The response head, rebuilt for the caller from parsed fields (never relayed as bytes). */
 static void
 on_resp_head(void *data, const struct faas_resp_head *h)
 {
     struct faas_call *c = data;
-    struct faas_buf out = {0};
-    c->status = h->status;
-    c->head_done = true;
-    if (c->conn == NULL)
-        return;
-    faas_buf_addf(&out, "HTTP/1.1 %d %s\r\n", h->status,
-                  *h->reason ? h->reason : faas_status_text(h->status));
+    struct faas_buf lines = {0};
     for (size_t i = 0; i < h->n_headers; i++) {
         bool drop = false;
         for (size_t k = 0; k < ARRAY_SIZE(resp_hop_by_hop) && !drop; k++)
             drop = strcasecmp(h->headers[i].name, resp_hop_by_hop[k]) == 0;
         if (!drop)
-            faas_buf_addf(&out, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
+            faas_buf_addf(&lines, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     }
-    if (h->has_length)
-        faas_buf_addf(&out, "Content-Length: %llu\r\n", (unsigned long long)h->length);
-    else if (!h->no_body && !c->req.http10)
-        c->chunked_out = true;
-    else if (!h->no_body)
-        c->conn->close_after = true; /* the body ends when the connection does */
-    if (c->chunked_out)
-        faas_buf_addf(&out, "Transfer-Encoding: chunked\r\n");
-    if (c->s->stopping)
-        c->conn->close_after = true;
-    faas_buf_addf(&out, "X-Request-Id: %s\r\nConnection: %s\r\n\r\n", c->rid,
-                  faas_conn_connection_header(c->conn));
-    faas_conn_send(c->s, c->conn, out.p, out.len);
-    faas_buf_free(&out);
+    faas_reply_head(c, h->status, h->reason, lines.p, lines.len,
+                    h->has_length ? (int64_t)h->length
+                    : h->no_body  ? 0
+                                  : -1);
+    faas_buf_free(&lines);
 }
 
 static void
 on_resp_body(void *data, const char *p, size_t n)
 {
-    struct faas_call *c = data;
-    c->relayed += n;
-    if (c->conn == NULL || n == 0)
-        return;
-    if (c->chunked_out) {
-        char size[24];
-        int k = snprintf(size, sizeof(size), "%zx\r\n", n);
-        faas_conn_send(c->s, c->conn, size, (size_t)k);
-    }
-    faas_conn_send(c->s, c->conn, p, n);
-    if (c->chunked_out)
-        faas_conn_send(c->s, c->conn, "\r\n", 2);
+    faas_reply_body(data, p, n);
 }
 
 static const struct faas_resp_ops resp_ops = {.head = on_resp_head, .body = on_resp_body};
@@ -152,8 +124,7 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
                             "function '%s' instance %s sent %zu bytes after its response to "
                             "request %s: dropped",
                             c->fn->name, c->inst->id, extra, c->rid);
-        if (c->conn && c->chunked_out)
-            faas_conn_send(c->s, c->conn, "0\r\n\r\n", 5);
+        faas_reply_end(c, true);
         /* The connection serves the next call only if the server keeps it and said no more. */
         up_release(c, extra == 0 && faas_resp_keep_alive(c->resp));
         faas_call_end(c);
@@ -168,8 +139,7 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
     /* Part of the response is out: the client's connection is cut, never ended cleanly. */
     faas_server_log(c->s, "warning", "function '%s' broke its response to request %s: %s",
                     c->fn->name, c->rid, why);
-    if (c->conn)
-        c->conn->close_after = true;
+    faas_reply_end(c, false);
     c->status = 502;
     faas_call_end(c);
     return false;
@@ -362,7 +332,7 @@ pump(struct faas_call *c)
     char buf[65536];
     struct faas_server *s = c->s;
     struct faas_conn *conn = c->conn;
-    while (c->up->readable && (!conn || faas_buf_pending(&conn->out) < (1u << 20))) {
+    while (c->up->readable && faas_reply_room(c)) {
         ssize_t n = read(c->up->fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;

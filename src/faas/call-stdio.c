@@ -295,34 +295,31 @@ cgi_head(struct faas_call *c, int *status, char **ctype, struct faas_buf *extra,
 static void
 respond_ok(struct faas_call *c, const char *duration)
 {
-    struct faas_server *s = c->s;
-    struct faas_conn *conn = c->conn;
     const char *ct = faas_request_header(&c->req, "Content-Type");
     for (char **e = c->fn->env; e && *e; e++)
         if (str_has_prefix(*e, "content_type="))
             ct = *e + strlen("content_type=");
-    if (c->fn->contract == &faas_contract_stdio) {
-        c->status = 200;
-        faas_conn_respond(s, conn, 200, c->rid, ct, c->out.p, c->out.len, duration);
-        return;
-    }
-    cleanup_free char *ctype = NULL;
-    struct faas_buf extra = {0};
+    struct faas_buf lines = {0};
+    faas_buf_add(&lines, duration, strlen(duration));
+    int status = 200;
     size_t body = 0;
-    faas_buf_add(&extra, duration, strlen(duration));
-    if (cgi_head(c, &c->status, &ctype, &extra, &body) < 0) {
+    cleanup_free char *ctype = NULL;
+    if (c->fn->contract == &faas_contract_cgi && cgi_head(c, &status, &ctype, &lines, &body) < 0) {
         cleanup_free char *msg = xasprintf(
             "function '%s' wrote no CGI header block (\"Status: 200\", \"Content-Type: ...\", then "
-            "an empty line) before its body\n",
+            "an empty line) before its body",
             c->fn->name);
-        c->status = 502;
-        faas_conn_respond(s, conn, 502, c->rid, NULL, msg, strlen(msg), duration);
-    } else {
-        faas_buf_add(&extra, "", 1);
-        faas_conn_respond(s, conn, c->status, c->rid, ctype ? ctype : "text/plain", c->out.p + body,
-                          c->out.len - body, extra.p);
+        faas_buf_free(&lines);
+        faas_call_fail(c, 502, msg, NULL);
+        return;
     }
-    faas_buf_free(&extra);
+    const char *type = ctype ? ctype : ct ? ct : "text/plain";
+    faas_buf_addf(&lines, "Content-Type: %s\r\n", type);
+    faas_reply_head(c, status, NULL, lines.p, lines.len, (int64_t)(c->out.len - body));
+    faas_reply_body(c, c->out.p + body, c->out.len - body);
+    faas_reply_end(c, true);
+    faas_buf_free(&lines);
+    faas_call_end(c);
 }
 
 static void
@@ -348,12 +345,8 @@ finish(struct faas_call *c)
                         (int)c->out.len, c->out.p ? c->out.p : "");
     if (msg)
         faas_call_fail(c, 500, msg, NULL);
-    else {
-        if (c->conn)
-            respond_ok(c, duration);
-        c->conn = NULL;
-        faas_call_end(c);
-    }
+    else
+        respond_ok(c, duration);
 }
 
 void

@@ -73,7 +73,10 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
 void
 faas_call_fail(struct faas_call *c, int status, const char *msg, const char *extra_headers)
 {
-    if (c->conn && c->status == 0) {
+    if (c->front && c->status == 0) {
+        c->status = status;
+        c->front->fail(c, status, msg);
+    } else if (c->conn && c->status == 0) {
         cleanup_free char *body = xasprintf("%s\n", msg);
         cleanup_free char *extra =
             xasprintf("X-Duration-Seconds: %.6f\r\n%s", (now_ns() - c->received_ns) / 1e9,
@@ -150,6 +153,8 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->out);
     faas_buf_free(&c->err);
     faas_buf_free(&c->up_out);
+    faas_buf_free(&c->reply_headers);
+    faas_buf_free(&c->reply_body);
     s->n_calls--;
     c->w_in.dead = c->w_out.dead = c->w_err.dead = true;
     faas_server_bury(s, c);

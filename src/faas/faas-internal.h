@@ -427,6 +427,10 @@ struct faas_call {
     uint32_t agent_id;
     bool exited, out_eof;
     int wait_status;
+    /* the reply, when a front door other than an HTTP client takes it (reply.c) */
+    const struct faas_front_ops *front; /* NULL: the client on conn */
+    struct faas_buf reply_headers, reply_body;
+    bool reply_overflow; /* the body was over the function's max_response */
     /* http */
     struct faas_upstream *up;
     struct faas_buf up_out; /* the request for the instance */
@@ -451,6 +455,21 @@ void faas_call_detach(struct faas_call *c);
 void faas_call_drained(struct faas_call *c);
 /* The instance is going away under the call. */
 void faas_call_abort(struct faas_call *c, int status, const char *msg);
+
+/* The reply (reply.c): a head with header lines ("K: V\r\n", hlen bytes) and the body's
+ * length (-1: unknown, streamed), body pieces, and the end (ok false: the body broke off). */
+void faas_reply_head(struct faas_call *c, int status, const char *reason, const char *headers,
+                     size_t hlen, int64_t length);
+void faas_reply_body(struct faas_call *c, const void *p, size_t n);
+void faas_reply_end(struct faas_call *c, bool ok);
+/* Room for more of a streamed body now (the caller reads fast enough). */
+bool faas_reply_room(const struct faas_call *c);
+
+/* A front door other than an HTTP client: it gets the reply captured, and errors. */
+struct faas_front_ops {
+    void (*complete)(struct faas_call *c, bool ok);
+    void (*fail)(struct faas_call *c, int status, const char *msg);
+};
 
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
 /* An http instance's kept-alive connections are closed (it is going away). */

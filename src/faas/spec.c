@@ -125,21 +125,32 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     f->max = FAAS_DEFAULT_MAX;
     f->idle = FAAS_DEFAULT_IDLE;
     f->init_timeout = FAAS_DEFAULT_INIT;
-    if (int_field(root, "timeout", 1, 3600, &f->timeout, err) < 0 ||
-        int_field(root, "max_body", 0, 1ll << 30, &f->max_body, err) < 0 ||
-        int_field(root, "max_response", 1, 1ll << 30, &f->max_response, err) < 0 ||
-        int_field(root, "memory", 0, 1ll << 40, &f->memory, err) < 0 ||
-        int_field(root, "pids", 0, 1 << 22, &f->pids, err) < 0 ||
-        int_field(root, "port", 1, 65535, &f->port, err) < 0 ||
-        int_field(root, "concurrency", 1, 10000, &f->concurrency, err) < 0 ||
-        int_field(root, "min", 0, 1000, &f->min, err) < 0 ||
-        int_field(root, "max", 1, 1000, &f->max, err) < 0 ||
-        int_field(root, "idle", 1, 86400, &f->idle, err) < 0 ||
-        int_field(root, "init_timeout", 1, 600, &f->init_timeout, err) < 0)
-        return -EINVAL;
-    f->queue = 10 * f->concurrency * f->max;
-    if (int_field(root, "queue", 0, 1000000, &f->queue, err) < 0)
-        return -EINVAL;
+    const struct {
+        const char *key;
+        int64_t lo, hi;
+        int64_t *out;
+    } ints[] = {
+        {"timeout", 1, 3600, &f->timeout},
+        {"max_body", 0, 1ll << 30, &f->max_body},
+        {"max_response", 1, 1ll << 30, &f->max_response},
+        {"memory", 0, 1ll << 40, &f->memory},
+        {"pids", 0, 1 << 22, &f->pids},
+        {"port", 1, 65535, &f->port},
+        {"concurrency", 1, 10000, &f->concurrency},
+        {"min", 0, 1000, &f->min},
+        {"max", 1, 1000, &f->max},
+        {"idle", 1, 86400, &f->idle},
+        {"init_timeout", 1, 600, &f->init_timeout},
+        {"queue", 0, 1000000, &f->queue},
+    };
+    f->queue = -1; /* 10 x concurrency x max unless given */
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
+        int r = int_field(root, ints[i].key, ints[i].lo, ints[i].hi, ints[i].out, err);
+        if (r < 0)
+            return r;
+    }
+    if (f->queue < 0)
+        f->queue = 10 * f->concurrency * f->max;
     if (f->memory != 0 && f->memory < (4 << 20))
         return husk_err(err, 0, "field 'memory': must be 0 (no limit) or at least 4 MiB");
     if (f->min > f->max)

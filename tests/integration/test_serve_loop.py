@@ -58,8 +58,9 @@ def test_a_hung_function_and_a_slow_cold_start_do_not_stall_others(ctx, daemon):
             ("hung", READ_HEAD + "sleep 1000\n", ""),  # accepts, never answers
             ("slow", READ_HEAD + f"printf '{ok}'\n", "sleep 4; ")):  # a slow cold start
         b = http_bundle(ctx, name, handler, before)
-        status, body = daemon.deploy(name=name, bundle=str(b.path), contract="http", timeout=20,
-                                     init_timeout=20, min=1 if name == "warm" else 0)
+        status, body = daemon.deploy(name=name, bundle=str(b.path), contract="http",
+                                     timeout=4 if name == "hung" else 20, init_timeout=20,
+                                     min=1 if name == "warm" else 0)
         assert status == 201, body
     wait_for(lambda: fn_get(daemon, "warm")["instances"]["idle"] == 1, 10, "warm's instance")
     assert timed_get(daemon, "/function/warm")[0] == 200
