@@ -421,6 +421,7 @@ const struct faas_contract_ops faas_contract_http = {
     .server = true,
     .await_ready = faas_instance_probe_start,
     .env = http_env,
+    .env_size = 4,
     .call_start = http_start,
     .call_close = http_close,
     .call_detach = http_detach,

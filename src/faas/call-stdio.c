@@ -162,7 +162,7 @@ err_lines(struct faas_call *c, bool flush)
         size_t n = nl ? (size_t)(nl - start) : faas_buf_pending(b);
         if (!nl && !flush && n < 16384)
             break;
-        faas_log_line(c->s, c->fn->name, c->inst->id, c->rid, "stderr", start, n);
+        faas_log_call(c, "stderr", start, n);
         b->off += n + (nl != NULL);
     }
 }

@@ -58,6 +58,12 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
         in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
     in->in_flight++;
     faas_instance_idle_check(c->s, in);
+    if (c->aws_id[0] == '\0' && c->fn->contract == &faas_contract_lambda)
+        faas_lambda_uuid(c->s, c->aws_id);
+    char start[128];
+    int n = snprintf(start, sizeof(start), "START RequestId: %s Version: %lld",
+                     c->aws_id[0] ? c->aws_id : c->rid, (long long)c->fn->version);
+    faas_log_call(c, "report", start, (size_t)n);
     c->prev = NULL;
     c->next = in->calls;
     if (in->calls)
@@ -98,22 +104,44 @@ faas_call_abort(struct faas_call *c, int status, const char *msg)
     faas_call_fail(c, status, msg, NULL);
 }
 
+void
+faas_log_call(struct faas_call *c, const char *stream, const char *text, size_t len)
+{
+    faas_log_line(c->s, c->fn->name, c->inst ? c->inst->id : "-", c->rid, stream, text, len);
+    if (!c->want_log_tail)
+        return;
+    struct faas_buf *t = &c->log_tail;
+    faas_buf_add(t, text, len);
+    faas_buf_add(t, "\n", 1);
+    if (faas_buf_pending(t) > 8192) { /* keep about the last 4 KB */
+        t->off = t->len - 4096;
+        memmove(t->p, t->p + t->off, 4096);
+        t->off = 0;
+        t->len = 4096;
+    }
+}
+
+/* Lambda's END and REPORT lines, for every contract (and the HTTP status husk answered). */
 static void
 report(struct faas_call *c, double secs)
 {
     struct faas_instance *in = c->inst;
     char init[64] = "";
     if (c->cold)
-        snprintf(init, sizeof(init), " Init Duration: %.2f ms", in->init_ns / 1e6);
+        snprintf(init, sizeof(init), "\tInit Duration: %.2f ms", in->init_ns / 1e6);
     uint64_t mem = faas_instance_max_memory(in);
-    char line[320];
-    int n =
-        snprintf(line, sizeof(line),
-                 "REPORT RequestId: %s Duration: %.2f ms%s Max Memory Used: %llu MB Status: %d%s",
-                 c->rid, secs * 1e3, init, (unsigned long long)((mem + (1 << 20) - 1) >> 20),
-                 c->status, c->oom ? " Error: out of memory" : "");
-    faas_log_line(c->s, c->fn->name, in->id, c->rid, "report", line,
-                  n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    const char *id = c->aws_id[0] ? c->aws_id : c->rid;
+    char line[400];
+    int n = snprintf(line, sizeof(line), "END RequestId: %s", id);
+    faas_log_call(c, "report", line, (size_t)n);
+    n = snprintf(line, sizeof(line),
+                 "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %.0f ms\tMemory "
+                 "Size: %lld MB\tMax Memory Used: %llu MB%s\tStatus: %d%s",
+                 id, secs * 1e3, secs * 1e3 + 0.5 > 1 ? secs * 1e3 + 0.5 : 1,
+                 (long long)(c->fn->memory >> 20),
+                 (unsigned long long)((mem + (1 << 20) - 1) >> 20), init, c->status,
+                 c->oom ? "\tError: out of memory" : "");
+    faas_log_call(c, "report", line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static void
@@ -155,6 +183,7 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->up_out);
     faas_buf_free(&c->reply_headers);
     faas_buf_free(&c->reply_body);
+    faas_buf_free(&c->log_tail);
     s->n_calls--;
     c->w_in.dead = c->w_out.dead = c->w_err.dead = true;
     faas_server_bury(s, c);

@@ -66,10 +66,13 @@ conn_close(struct faas_server *s, struct faas_conn *c)
         *c->waiter = NULL;
     faas_watch_del(s, c->fd);
     close(c->fd);
+    struct faas_conn **head = c->from ? &c->from->api_conns : &s->conns;
+    if (c->from && c->from->api_next == c)
+        c->from->api_next = NULL;
     if (c->prev)
         c->prev->next = c->next;
     else
-        s->conns = c->next;
+        *head = c->next;
     if (c->next)
         c->next->prev = c->prev;
     faas_parser_free(c->parser);
@@ -79,7 +82,8 @@ conn_close(struct faas_server *s, struct faas_conn *c)
     faas_client_release(s, c->client);
     c->w.dead = true;
     faas_server_bury(s, c);
-    s->n_conns--;
+    if (c->from == NULL)
+        s->n_conns--;
     faas_listeners_wake(s);
 }
 
@@ -200,7 +204,11 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     if (given && valid_request_id(given))
         snprintf(rid, sizeof(rid), "%s", given); /* a caller's id carries through */
     faas_server_log(s, "debug", "%s %s request %s", req.method, req.url, rid);
-    faas_route(s, c, &req, rid); /* takes the request */
+    if (c->from) /* the instance's program talking to the daemon */
+        c->from->fn->contract->instance_request(s, c, &req, rid);
+    else
+        faas_route(s, c, &req, rid); /* takes the request */
+    faas_request_reset(&req);
 }
 
 static void
@@ -307,6 +315,34 @@ conn_expired(struct faas_server *s, struct faas_timer *t)
         conn_close(s, c);
 }
 
+/* A connection the instance's program opened to the daemon (the Runtime API): no client of
+ * the front door, not counted, closed with the instance. */
+struct faas_conn *
+faas_conn_new_from(struct faas_server *s, int fd, struct faas_instance *in,
+                   uint64_t (*limit)(const struct faas_request *r, void *data))
+{
+    struct faas_conn *c = xcalloc(1, sizeof(*c));
+    c->w.fn = conn_event;
+    c->deadline.fn = conn_expired;
+    c->fd = fd;
+    c->from = in;
+    c->writable = true;
+    c->peer_uid = (uid_t)-1;
+    snprintf(c->peer, sizeof(c->peer), "%s", in->id);
+    c->parser = faas_parser_new();
+    faas_parser_set_limit_fn(c->parser, limit, in);
+    if (faas_watch_add(s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
+        faas_parser_free(c->parser);
+        free(c);
+        return NULL;
+    }
+    c->next = in->api_conns;
+    if (in->api_conns)
+        in->api_conns->prev = c;
+    in->api_conns = c;
+    return c;
+}
+
 struct faas_conn *
 faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t uid,
               struct faas_client *client)
@@ -338,6 +374,13 @@ faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t
 }
 
 /* idle_only: those not being answered (shutdown); else all. */
+void
+faas_conn_close_from(struct faas_server *s, struct faas_instance *in)
+{
+    while (in->api_conns)
+        conn_close(s, in->api_conns);
+}
+
 void
 faas_conn_close_all(struct faas_server *s, bool idle_only)
 {

@@ -137,7 +137,8 @@ struct faas_function {
     int64_t timeout, max_body, max_response, memory, pids, port, concurrency, min, max, idle,
         init_timeout, queue, version;
     double cpus;
-    char **env; /* NULL-terminated K=V, added to the process's */
+    char **env;    /* NULL-terminated K=V, added to the process's */
+    char *handler; /* lambda: _HANDLER */
     struct oci_config *cfg;
     /* The root (a directory as O_PATH, or an image file), opened and checked at deploy and
      * used through this fd ever since; checked again at each instance start. */
@@ -248,7 +249,7 @@ struct faas_conn {
     struct faas_watch w;
     struct faas_timer deadline; /* to finish sending a request (or, idle, to send the next) */
     int fd;
-    char peer[64];
+    char peer[96];
     bool admin;                 /* came through the admin socket (its peer was checked) */
     uid_t peer_uid;             /* the admin socket's peer; -1 over TCP */
     struct faas_client *client; /* counted against the per-client cap (TCP) */
@@ -257,14 +258,20 @@ struct faas_conn {
     struct faas_buf out; /* response bytes not written yet */
     bool busy;           /* a request is being answered: nothing more is read */
     bool got_bytes, keep_alive, close_after, done;
-    bool readable, writable;   /* what the last edges said (EPOLLET) */
-    bool peer_closed;          /* the client shut down its side: answer, then close */
-    bool broken;               /* a send failed: closed on the next turn */
-    struct faas_call *call;    /* the invocation answering the current request */
-    struct faas_conn **waiter; /* admin work waiting to answer: cleared when the client goes */
+    bool readable, writable;    /* what the last edges said (EPOLLET) */
+    bool peer_closed;           /* the client shut down its side: answer, then close */
+    bool broken;                /* a send failed: closed on the next turn */
+    struct faas_call *call;     /* the invocation answering the current request */
+    struct faas_instance *from; /* a connection an instance's program made, or NULL */
+    struct faas_conn **waiter;  /* admin work waiting to answer: cleared when the client goes */
     struct faas_conn *prev, *next;
 };
 
+/* A connection an instance's program made to the daemon (non-blocking fd). */
+struct faas_conn *faas_conn_new_from(struct faas_server *s, int fd, struct faas_instance *in,
+                                     uint64_t (*limit)(const struct faas_request *r, void *data));
+/* Close every connection the instance made. */
+void faas_conn_close_from(struct faas_server *s, struct faas_instance *in);
 /* A new client connection (fd non-blocking); NULL when it cannot be watched. */
 struct faas_conn *faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin,
                                 uid_t uid, struct faas_client *client);
@@ -303,17 +310,28 @@ struct faas_contract_ops {
     unsigned default_concurrency;
     /* The agent runs the program once as the instance's server (http), not once per call. */
     bool server;
+    /* On the work thread, once the sandbox exists and before its program starts (lambda: the
+     * Runtime API's socket in the instance's network). May be NULL. */
+    int (*prepare)(struct faas_instance *in, struct husk_error **err);
     /* Ready when spawned, or told so (http: a connect to $PORT succeeds). */
     void (*await_ready)(struct faas_server *s, struct faas_instance *in);
-    /* Variables the contract adds to the process environment of every instance. */
+    /* A request the instance's program made to the daemon (lambda: the Runtime API). */
+    void (*instance_request)(struct faas_server *s, struct faas_conn *c, struct faas_request *req,
+                             const char *rid);
+    /* Variables the contract adds to the process environment of every instance (at most
+     * env_size of them). */
     void (*env)(const struct faas_function *f, char ***env, size_t *n);
+    size_t env_size;
+    /* At deploy, after the plan is built: the contract's own fields and entrypoint. */
+    int (*deploy)(struct faas_function *f, json_t *spec, struct husk_error **err);
     int (*call_start)(struct faas_call *c, struct husk_error **err);
     void (*call_close)(struct faas_call *c);
     /* The client went away, or its socket has room again (backpressure). */
     void (*call_detach)(struct faas_call *c);
     void (*call_drained)(struct faas_call *c);
 };
-extern const struct faas_contract_ops faas_contract_stdio, faas_contract_cgi, faas_contract_http;
+extern const struct faas_contract_ops faas_contract_stdio, faas_contract_cgi, faas_contract_http,
+    faas_contract_lambda;
 const struct faas_contract_ops *faas_contract_find(const char *name);
 
 /* ---- instances (instance.c) and the pool that schedules calls on them (pool.c) */
@@ -359,6 +377,12 @@ struct faas_instance {
     uint32_t server_run;         /* the agent's run of an http instance's server, 0: none */
     struct faas_call *calls;
     struct faas_upstream *idle_up; /* kept-alive connections to its server */
+    /* lambda: the Runtime API, served inside the instance's network */
+    struct faas_watch w_api;
+    int api_fd;
+    struct faas_conn *api_conns;                  /* the runtime's connections */
+    struct faas_conn *api_next;                   /* a runtime waiting in invocation/next */
+    struct faas_call *api_queue, *api_queue_tail; /* assigned, not handed to the runtime yet */
     struct faas_instance *next;
 };
 
@@ -430,10 +454,17 @@ struct faas_call {
     /* the reply, when a front door other than an HTTP client takes it (reply.c) */
     const struct faas_front_ops *front; /* NULL: the client on conn */
     struct faas_buf reply_headers, reply_body;
-    bool reply_overflow; /* the body was over the function's max_response */
+    bool reply_overflow;      /* the body was over the function's max_response */
+    bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
+    struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
+    bool want_log_tail;
     /* http */
     struct faas_upstream *up;
     struct faas_buf up_out; /* the request for the instance */
+    /* lambda */
+    char aws_id[40];              /* the Lambda request id (a UUID) */
+    struct faas_call *api_next_q; /* in the instance's api_queue */
+    bool api_delivered, api_answered;
     struct faas_resp_parser *resp;
     bool head_done, chunked_out; /* the client's body is re-chunked (no length given) */
     bool fresh_up;               /* the upstream connection is new: no retry on a closed one */
@@ -472,11 +503,20 @@ struct faas_front_ops {
 };
 
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
+/* lambda (call-lambda.c): ids, names and base64 shared with the Lambda front door. */
+void faas_lambda_uuid(struct faas_server *s, char out[37]);
+const char *faas_lambda_env(const struct faas_function *f, const char *key, const char *dflt);
+char *faas_lambda_arn(const struct faas_function *f);
+char *faas_base64(const void *p, size_t n);
+ssize_t faas_unbase64(const char *s, char **out);
+
 /* An http instance's kept-alive connections are closed (it is going away). */
 void faas_http_drop_idle(struct faas_server *s, struct faas_instance *in);
 
 /* ---- logs and metrics (telemetry.c) */
 
+/* A log line of a call (its request id; kept for the call's log tail when asked). */
+void faas_log_call(struct faas_call *c, const char *stream, const char *text, size_t len);
 /* Append a line to the function's log: "TIME INSTANCE REQUEST STREAM TEXT" (buffered: written
  * by faas_logs_flush before the loop sleeps). */
 void faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,

@@ -106,12 +106,6 @@ on_oom(struct faas_server *s, struct faas_watch *w, uint32_t events)
     faas_instance_oom_check(s, container_of(w, struct faas_instance, w_oom));
 }
 
-static const char *
-single_call_rid(struct faas_instance *in)
-{
-    return in->in_flight == 1 && in->calls ? in->calls->rid : "-";
-}
-
 static void
 log_lines(struct faas_instance *in, bool flush)
 {
@@ -122,7 +116,10 @@ log_lines(struct faas_instance *in, bool flush)
         size_t n = nl ? (size_t)(nl - start) : faas_buf_pending(b);
         if (!nl && !(flush && n))
             break;
-        faas_log_line(in->s, in->fn->name, in->id, single_call_rid(in), "log", start, n);
+        if (in->in_flight == 1 && in->calls) /* one call in flight: the line is its */
+            faas_log_call(in->calls, "log", start, n);
+        else
+            faas_log_line(in->s, in->fn->name, in->id, "-", "log", start, n);
         b->off += n + (nl != NULL);
     }
     if (faas_buf_pending(b) > 16384) /* a line without end: cut it */
@@ -189,6 +186,7 @@ release(struct faas_server *s, struct faas_instance *in)
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
     in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = in->w_oom.dead = true;
+    in->w_api.dead = true;
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
@@ -281,13 +279,14 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
     struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe};
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
-    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->oom_fd};
+    faas_conn_close_from(s, in);
+    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->oom_fd, in->api_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0) {
             faas_watch_del(s, fds[i]);
             close(fds[i]);
         }
-    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->oom_fd = -1;
+    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->oom_fd = in->api_fd = -1;
     close_log(s, in);
     if (in->child && in->child->pidfd >= 0) {
         /* pid 1 of its namespace: the kernel kills everything else in it too. */
@@ -549,6 +548,8 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
     in->netns_fd = open(ns, O_RDONLY | O_CLOEXEC);
     if (in->netns_fd < 0 || (r = loopback_up(s, in)) < 0)
         return husk_err(err, in->netns_fd < 0 ? errno : -r, "bring up the instance's loopback");
+    if (f->contract->prepare && (r = f->contract->prepare(in, err)) < 0)
+        return r;
     if ((r = sbx_child_start(in->child, f->cfg->sbx, err)) < 0)
         return r;
     if (f->contract->server && (r = start_server(in, log_w, err)) < 0)
@@ -598,6 +599,7 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     in->s = s;
     in->fn = f;
     in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = in->oom_fd = -1;
+    in->api_fd = -1;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
     in->t_init.fn = init_expired;

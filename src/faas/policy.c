@@ -207,11 +207,12 @@ check_caps(const struct sbx_caps *caps, struct husk_error **err)
         if (extra == 0)
             continue;
         int cap = __builtin_ctzll(extra);
-        cleanup_(cap_free) char *name = cap_to_name(cap);
+        char *name = cap_to_name(cap); /* libcap's: freed with cap_free */
         for (char *p = name; p && *p; p++)
             *p = (char)toupper((unsigned char)*p); /* as OCI configs spell it */
         cleanup_free char *field = xasprintf("process.capabilities.%s", names[i]);
         cleanup_free char *rule = xasprintf("%s is beyond the default capability set", name);
+        cap_free(name);
         return refuse(err, field, rule);
     }
     return 0;

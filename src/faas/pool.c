@@ -242,7 +242,7 @@ instance_env(struct faas_function *f)
 {
     struct sbx_process *p = &f->cfg->sbx->process;
     size_t n = strv_len(p->env), k = 0;
-    char **env = xcalloc(n + strv_len(f->env) + 16, sizeof(char *));
+    char **env = xcalloc(n + strv_len(f->env) + f->contract->env_size + 1, sizeof(char *));
     for (char **e = p->env; e && *e; e++)
         env[k++] = xstrdup(*e);
     for (char **e = f->env; e && *e; e++)

@@ -487,5 +487,4 @@ faas_route(struct faas_server *s, struct faas_conn *conn, struct faas_request *r
 {
     struct route_ctx c = {.s = s, .conn = conn, .req = req, .rid = rid};
     route(&c);
-    faas_request_reset(req);
 }

@@ -19,6 +19,7 @@ static const struct faas_contract_ops *const contracts[] = {
     &faas_contract_stdio,
     &faas_contract_cgi,
     &faas_contract_http,
+    &faas_contract_lambda,
 };
 
 const struct faas_contract_ops *
@@ -36,6 +37,7 @@ faas_function_free(struct faas_function *f)
     if (f == NULL)
         return;
     free(f->name);
+    free(f->handler);
     free(f->root_path);
     if (f->root_fd >= 0)
         close(f->root_fd);
@@ -183,7 +185,7 @@ plan_root(struct faas_function *f, const char *field, const char *path, bool hav
     int r = faas_open_trusted(path, owner, !image, field, &f->root_fd, err);
     if (r < 0)
         return r;
-    if (!have_command)
+    if (!have_command && f->contract->deploy == NULL) /* a contract may find its own */
         return husk_err(err, 0, "field 'command': required with '%s'", field);
     f->root_is_image = image;
     f->root_path = xstrdup(path);
@@ -316,6 +318,8 @@ load_config(json_t *root, struct faas_function *f, const struct faas_deploy_ctx 
         strv_freep(&f->cfg->sbx->process.args);
         f->cfg->sbx->process.args = steal_ptr(&command);
     }
+    if (f->contract->deploy && (r = f->contract->deploy(f, root, err)) < 0)
+        return r;
     if ((r = check_entrypoint(f, given ? "command" : field, err)) < 0 ||
         (r = faas_policy_apply(dc->policy, f->cfg, bundle != NULL,
                                landlock == NULL || json_is_true(landlock), err)) < 0)
@@ -349,9 +353,10 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",        "contract", "bundle",       "image",  "dir",   "command",      "env",
-    "timeout",     "max_body", "max_response", "memory", "cpus",  "pids",         "port",
-    "concurrency", "min",      "max",          "idle",   "queue", "init_timeout", "landlock"};
+    "name",  "contract",     "bundle",      "image",        "dir",    "command",
+    "env",   "timeout",      "max_body",    "max_response", "memory", "cpus",
+    "pids",  "port",         "concurrency", "min",          "max",    "idle",
+    "queue", "init_timeout", "landlock",    "handler"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)

@@ -116,7 +116,7 @@ def test_body_over_max_body_is_413(ctx, daemon):
     ({"bundle": "/nonexistent"}, "name"),
     ({"name": "x"}, "bundle"),
     ({"name": "x", "bundle": "/nonexistent/bundle"}, "bundle"),
-    ({"name": "x", "bundle": "BUNDLE", "contract": "lambda"}, "contract"),
+    ({"name": "x", "bundle": "BUNDLE", "contract": "openwhisk"}, "contract"),
     ({"name": "x", "bundle": "BUNDLE", "timeout": 0}, "timeout"),
     ({"name": "x", "bundle": "BUNDLE", "timeout": "10"}, "timeout"),
     ({"name": "x", "bundle": "BUNDLE", "max_body": -1}, "max_body"),
