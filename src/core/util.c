@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syscalls.h"
 #include "util.h"
 
 void *
@@ -148,32 +149,40 @@ write_all(int fd, const void *buf, size_t len)
 }
 
 int
-read_file_at(int dirfd, const char *path, char **out, size_t *len)
+read_fd_all(int fd, size_t max, char **out, size_t *len)
 {
-    cleanup_fd int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     size_t cap = 4096, used = 0;
-
-    if (fd < 0)
-        return -errno;
     cleanup_free char *buf = xmalloc(cap);
+
     for (;;) {
         if (used + 1 >= cap)
             buf = xrealloc(buf, cap *= 2);
         ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return -errno;
-        }
         if (n == 0)
             break;
         used += (size_t)n;
+        if (used > max)
+            return -EFBIG;
     }
     buf[used] = '\0';
     if (len)
         *len = used;
     *out = steal_ptr(&buf);
     return 0;
+}
+
+int
+read_file_at(int dirfd, const char *path, char **out, size_t *len)
+{
+    cleanup_fd int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    return read_fd_all(fd, SIZE_MAX, out, len);
 }
 
 int
@@ -262,15 +271,53 @@ rm_rf_children(int dfd, dev_t dev)
     return ret;
 }
 
+/* The directory holding path's last component: beneath dirfd when path is relative (no "..",
+ * no symlink leads out of it), as named when it is absolute (the caller chose it). */
+static int
+open_parent_beneath(int dirfd, const char *path, size_t parent_len)
+{
+    cleanup_free char *parent = xstrndup(path, parent_len);
+    int fd;
+    if (path[0] == '/') {
+        fd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        fd = sys_openat2(dirfd, parent, &how);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
 int
 rm_rf_at(int dirfd, const char *path)
 {
     struct stat st;
-    int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    size_t len = strlen(path);
 
+    /* "", ".", ".." and "a/.." name no entry of their own: removing them would empty the
+     * directory that holds dirfd's tree, or that tree itself. */
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    const char *slash = memrchr(path, '/', len);
+    const char *name = slash ? slash + 1 : path;
+    size_t name_len = len - (size_t)(name - path);
+    if (name_len == 0 || (name_len == 1 && name[0] == '.') ||
+        (name_len == 2 && name[0] == '.' && name[1] == '.'))
+        return -EINVAL;
+    size_t parent_len = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    int pfd = dirfd;
+    cleanup_fd int owned = -1;
+    if (parent_len > 0) {
+        owned = open_parent_beneath(dirfd, path, parent_len);
+        if (owned < 0)
+            return owned == -ENOENT ? 0 : owned;
+        pfd = owned;
+    }
+    cleanup_free char *base = xstrndup(name, name_len);
+    int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOTDIR)
-            return unlinkat(dirfd, path, 0) < 0 ? -errno : 0;
+            return unlinkat(pfd, base, 0) < 0 ? -errno : 0;
         return errno == ENOENT ? 0 : -errno;
     }
     if (fstat(fd, &st) < 0) {
@@ -280,7 +327,7 @@ rm_rf_at(int dirfd, const char *path)
     int r = rm_rf_children(fd, st.st_dev);
     if (r < 0)
         return r;
-    return unlinkat(dirfd, path, AT_REMOVEDIR) < 0 ? -errno : 0;
+    return unlinkat(pfd, base, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
 bool

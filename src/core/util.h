@@ -31,6 +31,8 @@ int parse_i64(const char *s, int64_t *out);
 
 /* write(2) until done, retrying EINTR and short writes. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
+/* Read fd to its end: at most max bytes (else -EFBIG), NUL-terminated. Caller frees *out. */
+int read_fd_all(int fd, size_t max, char **out, size_t *len);
 /* Read a whole (small) file relative to dirfd. Caller frees *out (NUL-terminated). */
 int read_file_at(int dirfd, const char *path, char **out, size_t *len);
 /* Open for write (O_TRUNC, no create) and write the string. 0 or -errno. */
@@ -41,7 +43,9 @@ int write_file_atomic(int dirfd, const char *path, const char *data, size_t len)
 /* mkdir -p with the given mode for the directories it creates. 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Remove a directory tree relative to dirfd, never crossing mount points. */
+/* Remove a directory tree relative to dirfd, never crossing mount points or following a
+ * symlink inside it. A relative path resolves beneath dirfd (-EXDEV when it would leave it);
+ * its last component must name an entry: "", "." and ".." are -EINVAL. */
 int rm_rf_at(int dirfd, const char *path);
 
 /* Whether we are in the initial user namespace (uid_map "0 0 4294967295"). No heap: safe

@@ -160,8 +160,6 @@ int img_layer_apply_archive(struct archive *a, int rootfd, const char *name,
 
 /* ---- misc ---- */
 
-/* Read all of fd (at most max bytes, else -EFBIG), NUL-terminated. */
-int img_read_fd(int fd, size_t max, char **out, size_t *len);
 void img_strv_push(char ***v, size_t *n, char *s); /* takes s */
 void img_warn(struct img_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -177,7 +177,7 @@ read_json_blob(struct img_store *s, const struct img_desc *d, const char *what, 
     cleanup_fd int fd = openat(s->blobs, d->digest + 7, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     cleanup_free char *text = NULL;
     size_t len = 0;
-    int r = fd < 0 ? -errno : img_read_fd(fd, MAX_JSON, &text, &len);
+    int r = fd < 0 ? -errno : read_fd_all(fd, MAX_JSON, &text, &len);
     if (r < 0)
         return husk_err(err, -r, "%s %s", what, d->digest);
     cleanup_free char *actual = img_digest_buf(text, len);

@@ -428,6 +428,32 @@ test_read_file_at_errors_leave_out_untouched(void **state)
     assert_ptr_equal(out, &sentinel);
 }
 
+/* read_fd_all stops at its limit: a pipe that never ends cannot exhaust memory. */
+static void
+test_read_fd_all_limit(void **state)
+{
+    (void)state;
+    int p[2];
+    char *out = NULL;
+    size_t len = 0;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(__real_write(p[1], "0123456789", 10), 10);
+    __real_close(p[1]);
+    assert_int_equal(read_fd_all(p[0], 9, &out, &len), -EFBIG);
+    assert_null(out);
+    __real_close(p[0]);
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(__real_write(p[1], "0123456789", 10), 10);
+    __real_close(p[1]);
+    assert_int_equal(read_fd_all(p[0], 10, &out, &len), 0);
+    assert_int_equal(len, 10);
+    assert_string_equal(out, "0123456789");
+    free(out);
+    __real_close(p[0]);
+}
+
 /* ---- write_file_at ------------------------------------------------------------------------ */
 
 static void
@@ -644,6 +670,48 @@ test_rm_rf_does_not_follow_symlinks(void **state)
     assert_true(exists(fx, "outside/keep"));
 }
 
+/* "." and ".." name the tree's container, not an entry of it: refused, nothing removed. */
+static void
+test_rm_rf_refuses_dot_and_dotdot(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const bad[] = {"", ".", "..", "tree/..", "tree/.", "tree/../..", "./"};
+
+    fx_mkdir(fx, "tree/sub");
+    put_file(fx, "canary", "x");
+    put_file(fx, "tree/sub/keep", "x");
+    cleanup_fd int tree = openat(fx->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(tree >= 0);
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(rm_rf_at(fx->dirfd, bad[i]), -EINVAL);
+        assert_int_equal(rm_rf_at(tree, bad[i]), -EINVAL);
+    }
+    assert_true(exists(fx, "canary") && exists(fx, "tree/sub/keep"));
+}
+
+/* A relative path stays beneath dirfd: no "..", no symlink out of it. */
+static void
+test_rm_rf_resolves_beneath(void **state)
+{
+    struct fx *fx = *state;
+
+    fx_mkdir(fx, "outside/victim");
+    put_file(fx, "outside/victim/keep", "x");
+    fx_mkdir(fx, "tree/a");
+    assert_int_equal(symlinkat("../outside", fx->dirfd, "tree/out"), 0);
+    cleanup_fd int tree = openat(fx->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(tree >= 0);
+    assert_int_equal(rm_rf_at(tree, "../outside/victim"), -EXDEV);
+    assert_int_equal(rm_rf_at(tree, "out/victim"), -EXDEV);
+    assert_int_equal(rm_rf_at(tree, "a/../../outside/victim"), -EXDEV);
+    assert_true(exists(fx, "outside/victim/keep"));
+    /* Staying inside is fine, "a/.." included. */
+    fx_mkdir(fx, "tree/b/c");
+    assert_int_equal(rm_rf_at(tree, "a/../b/c"), 0);
+    assert_false(exists(fx, "tree/b/c"));
+    assert_true(exists(fx, "tree/b"));
+}
+
 /* Run fn in a child with a private mount namespace: 0 passed, 77 no namespace, else failed. */
 static int
 in_mount_ns(struct fx *fx, int (*fn)(struct fx *))
@@ -791,6 +859,9 @@ main(void)
         T(test_rm_rf_missing_is_success),
         T(test_rm_rf_regular_file),
         T(test_rm_rf_does_not_follow_symlinks),
+        T(test_read_fd_all_limit),
+        T(test_rm_rf_refuses_dot_and_dotdot),
+        T(test_rm_rf_resolves_beneath),
         T(test_rm_rf_stops_at_other_filesystem),
         T(test_rm_rf_stops_at_bind_mount_of_same_filesystem),
     };
