@@ -126,6 +126,11 @@ void oci_state_freep(struct oci_state **s);
 /* The state as the runtime spec defines it, with the given status. */
 json_t *oci_state_json(const struct oci_state *s, const char *status);
 
+/* The security modules the host enforces, comma-separated ("capability,landlock,apparmor"):
+ * a label for one of them that husk cannot apply must not be dropped silently (lsm.c). */
+char *oci_host_lsms(void);
+bool oci_lsm_listed(const char *list, const char *name);
+
 /* `husk features`. */
 json_t *oci_features(void);
 

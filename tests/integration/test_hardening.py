@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Regressions of a security review of the engine: each test reproduces one finding through the
+real CLI, and fails on a runtime that still has it.
+
+The image importer's findings (whiteouts of "..", links escaping through a parent symlink,
+decompression bombs, /tmp's mode) are in test_image.py, the parsers' in the unit tests and fuzzers.
+"""
+
+from pathlib import Path
+
+import pytest
+
+
+def assert_refused(ctx, r, *words):
+    assert r.rc != 0, str(r)
+    for w in words:
+        assert w in r.err, f"{w!r} not in the error message: {r}"
+    ctx.assert_nothing_left()
+
+
+# ---- sysctls: only what the container's own namespaces hold
+
+
+def test_host_global_sysctl_is_refused(ctx, bundle):
+    """linux.sysctl kernel.core_pattern would set the host's core pattern (a crash anywhere on
+    the host would then run a program of the container's choosing as root). runc refuses it too.
+    The value asked is the host's own, so that a runtime that writes it changes nothing."""
+    host = Path("/proc/sys/kernel/core_pattern")
+    before = host.read_text()
+    bundle.linux["sysctl"] = {"kernel.core_pattern": before.rstrip("\n")}
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, "kernel.core_pattern")
+    assert host.read_text() == before
+
+
+@pytest.mark.husk_message
+@pytest.mark.parametrize("key,ns", [("net.ipv4.ip_forward", "network"),
+                                    ("kernel.shmmax", "ipc"),
+                                    ("kernel.domainname", "uts")])
+def test_namespaced_sysctl_needs_its_namespace(ctx, bundle, key, ns):
+    bundle.remove_ns(ns)
+    bundle.config.pop("hostname", None)
+    host = Path("/proc/sys", *key.split("."))
+    before = host.read_text()
+    bundle.linux["sysctl"] = {key: before.rstrip("\n")}
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, f"linux.sysctl.{key}", f"needs the container's own {ns} namespace")
+    assert host.read_text() == before
+
+
+# ---- labels of security modules husk does not apply
+
+
+def host_lsms():
+    try:
+        return Path("/sys/kernel/security/lsm").read_text().strip().split(",")
+    except OSError:
+        lsms = []
+        try:
+            if Path("/sys/module/apparmor/parameters/enabled").read_text().startswith("Y"):
+                lsms.append("apparmor")
+        except OSError:
+            pass
+        if Path("/sys/fs/selinux/enforce").exists():
+            lsms.append("selinux")
+        return lsms
+
+
+@pytest.mark.husk_behaviour
+@pytest.mark.parametrize("where,key,lsm", [("process", "apparmorProfile", "apparmor"),
+                                           ("process", "selinuxLabel", "selinux"),
+                                           ("linux", "mountLabel", "selinux")])
+def test_lsm_label_is_never_dropped_silently(ctx, bundle, where, key, lsm):
+    """runc drops these without a word on a host without the module. husk warns, naming the
+    field; on a host that enforces the module it refuses the config instead."""
+    bundle.config.setdefault(where, {})[key] = "label_t"
+    r = ctx.run(bundle)
+    if lsm in host_lsms():
+        assert_refused(ctx, r, f"{where}.{key}", "husk cannot apply")
+    else:
+        assert r.rc == 0, str(r)
+        assert f"{where}.{key}" in r.err and "ignored" in r.err, str(r)
+
+
+# ---- devices
+
+
+@pytest.mark.husk_message
+@pytest.mark.parametrize("userns", [False, True])
+def test_device_path_with_dotdot_is_refused(ctx, bundle, userns):
+    """In a user namespace the host's node of a device's path is bound into the container:
+    "/dev/../etc/hostname" would bring the host's file in."""
+    if userns:
+        bundle.set_ns("user")
+        bundle.linux["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        bundle.linux["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+    bundle.linux["devices"] = [{"path": "/dev/../etc/hostname", "type": "c", "major": 1,
+                                "minor": 3}]
+    bundle.probe("read", "/etc/hostname")
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, "linux.devices[0].path", "'..'")
