@@ -1091,6 +1091,72 @@ check_socket_vsock(struct outcome *o)
         close(fd);
 }
 
+#if defined(__x86_64__)
+#include <sys/mman.h>
+
+/* An i386 system call through int 0x80; arguments (and memory they point to) below 4 GiB. */
+static long
+syscall32(long nr, long a, long b, long c)
+{
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+/* The i386 entry points take socket's arguments in memory (socketcall) or in registers
+ * (socket, 359): seccomp sees only the latter. Created, never connected. 0 or an errno. */
+static int vsock32_multiplexed;
+
+static int
+do_vsock32(void)
+{
+    uint32_t *args =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    long r;
+
+    if (args == MAP_FAILED)
+        return errno;
+    args[0] = AF_VSOCK;
+    args[1] = SOCK_STREAM;
+    args[2] = 0;
+    r = vsock32_multiplexed ? syscall32(102 /* socketcall */, 1 /* SYS_SOCKET */, (long)args, 0)
+                            : syscall32(359 /* socket */, AF_VSOCK, SOCK_STREAM, 0);
+    return r < 0 && r > -4096 ? (int)-r : 0;
+}
+
+/* In a child: a kernel without the i386 entry point (ia32_emulation=0) answers int 0x80 with
+ * SIGSEGV, reported as errno 128+11. */
+static void
+vsock32(struct outcome *o, int multiplexed)
+{
+    vsock32_multiplexed = multiplexed;
+    o->err = in_child(do_vsock32);
+    o->reached = o->err == 0 || o->err == EAFNOSUPPORT;
+    if (o->err == 128 + SIGSEGV)
+        snprintf(o->detail, sizeof(o->detail), "no i386 entry point (int 0x80 faults)");
+}
+#else
+static void
+vsock32(struct outcome *o, int multiplexed)
+{
+    (void)multiplexed;
+    errno = ENOSYS;
+    outcome_rc(o, -1, NULL);
+}
+#endif
+
+static void
+check_socketcall_vsock(struct outcome *o)
+{
+    vsock32(o, 1);
+}
+
+static void
+check_socket32_vsock(struct outcome *o)
+{
+    vsock32(o, 0);
+}
+
 static int
 do_personality(void)
 {
@@ -1278,6 +1344,8 @@ static const struct {
     {"init_module", check_init_module},
     {"reboot", check_reboot},
     {"socket_vsock", check_socket_vsock},
+    {"socketcall_vsock", check_socketcall_vsock},
+    {"socket32_vsock", check_socket32_vsock},
     {"personality", check_personality},
     {"raw_socket", check_raw_socket},
     {"mknod_block", check_mknod_block},
