@@ -214,6 +214,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     }
     if (o->detach)
         return 0;
+    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)

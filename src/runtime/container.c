@@ -246,6 +246,26 @@ ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind
     }
 }
 
+static pid_t forward_pid;
+
+static void
+forward_signal(int sig)
+{
+    if (forward_pid > 0)
+        kill(forward_pid, sig);
+}
+
+void
+ctr_forward_signals(pid_t pid)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE};
+    struct sigaction sa = {.sa_handler = forward_signal};
+    forward_pid = pid;
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
 static const struct {
     const char *name;
     int sig;

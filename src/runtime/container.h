@@ -51,6 +51,10 @@ struct oci_config *ctr_config(const struct cli *cli, const struct container *c);
 void ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
                     const struct oci_state *st, const char *status);
 
+/* A foreground `run` or `exec`: the process is in a session of its own, so the signals a
+ * terminal or supervisor sends us are passed on to it. */
+void ctr_forward_signals(pid_t pid);
+
 /* Signal names and numbers: "KILL", "SIGKILL", "9". -1 if unknown. */
 int parse_signal(const char *s);
 

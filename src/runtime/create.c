@@ -45,27 +45,6 @@ write_pid_file(const char *path, pid_t pid, struct husk_error **err)
     return 0;
 }
 
-static pid_t forward_pid;
-
-static void
-forward_signal(int sig)
-{
-    if (forward_pid > 0)
-        kill(forward_pid, sig);
-}
-
-/* The foreground `run`: pass the signals a terminal or supervisor sends on to the container. */
-static void
-forward_signals(pid_t pid)
-{
-    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
-                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE};
-    struct sigaction sa = {.sa_handler = forward_signal};
-    forward_pid = pid;
-    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-        sigaction(sigs[i], &sa, NULL);
-}
-
 static int
 record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid,
              const struct sbx_cgroup *cg, struct husk_error **err)
@@ -243,7 +222,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, &st, "running");
     if (mode == CREATE_RUN_DETACHED)
         return 0;
-    forward_signals(child->pid);
+    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)

@@ -126,6 +126,12 @@ sbx_child_main(struct sbx_child_ctx *ctx)
      * unprivileged parent writes our id maps, which needs us dumpable. execve resets it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     ctx->host_pid = m.index;
+    /* A session of our own, as crun does: in the caller's, TIOCSTI on its terminal would type
+     * into the shell that ran us (CVE-2017-5226 class). With a terminal, the tty step does it. */
+    if (!cfg->process.terminal && setsid() < 0) {
+        child_fail(ctx, SBX_STEP_SETSID, 0, errno);
+        goto fail;
+    }
     if (close_inherited_fds(ctx, min_fd) < 0) {
         child_fail(ctx, SBX_STEP_FDS, 0, errno);
         goto fail;
@@ -141,6 +147,14 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         unshare(CLONE_NEWCGROUP) < 0) {
         child_fail(ctx, SBX_STEP_UNSHARE_CGROUP, 0, errno);
         goto fail;
+    }
+    /* A new network namespace has lo down: 127.0.0.1 would be unreachable (runc brings it up). */
+    if (cfg->ns[SBX_NS_NET].enabled && cfg->ns[SBX_NS_NET].path == NULL) {
+        int r = child_loopback_up();
+        if (r < 0) {
+            child_fail(ctx, SBX_STEP_LOOPBACK, 0, r);
+            goto fail;
+        }
     }
     if (cfg->process.has_oom_score_adj) {
         char v[16];

@@ -77,6 +77,8 @@ static const char *const step_names[SBX_STEP__MAX] = {
     [SBX_STEP_TTY] = "set up the terminal",
     [SBX_STEP_HOOK] = "startContainer hook",
     [SBX_STEP_ROOTFS_IMAGE] = "attach the rootfs image",
+    [SBX_STEP_SETSID] = "start a session",
+    [SBX_STEP_LOOPBACK] = "bring up loopback",
 };
 
 static const char *const rlimit_names[] = {

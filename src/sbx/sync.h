@@ -54,6 +54,8 @@ enum sbx_step {
     SBX_STEP_TTY,
     SBX_STEP_HOOK,
     SBX_STEP_ROOTFS_IMAGE,
+    SBX_STEP_SETSID,
+    SBX_STEP_LOOPBACK,
     SBX_STEP__MAX
 };
 

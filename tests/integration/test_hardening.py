@@ -6,10 +6,19 @@ The image importer's findings (whiteouts of "..", links escaping through a paren
 decompression bombs, /tmp's mode) are in test_image.py, the parsers' in the unit tests and fuzzers.
 """
 
+import errno
+import fcntl
+import json
 import os
+import select
+import subprocess
+import termios
+import time
 from pathlib import Path
 
 import pytest
+
+from conftest import HUSK, reap_children
 
 
 def assert_refused(ctx, r, *words):
@@ -184,3 +193,135 @@ def test_seccomp_cache_ignores_what_others_could_plant(ctx, poison):
     elsewhere.mkdir()
     poison(cache, name, evil, elsewhere)
     assert getpriority_errno(ctx, own) == 0
+
+
+# ---- the caller's terminal: the container is in a session of its own
+
+
+class Pty:
+    """A pty pair of the test's own; the runtime runs with the slave as its controlling terminal
+    and stdio, as from a shell in a terminal (nothing reaches a real terminal of the machine)."""
+
+    def __init__(self):
+        self.master, self.slave = os.openpty()
+        os.set_blocking(self.master, False)
+        self.out = b""
+
+    def run(self, ctx, *args, timeout=10):
+        argv = [HUSK, "--root", str(ctx.state), *map(str, args)]
+
+        def controlling_terminal():
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        reap_children()
+        p = subprocess.Popen(argv, stdin=self.slave, stdout=self.slave, stderr=self.slave,
+                             env=ctx.env(), preexec_fn=controlling_terminal)
+        deadline = time.monotonic() + timeout
+        while p.poll() is None and time.monotonic() < deadline:
+            self.drain(0.05)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+            raise AssertionError(f"{argv} timed out; pty: {self.out!r}")
+        self.drain(0)
+        return p.returncode
+
+    def drain(self, wait):
+        while select.select([self.master], [], [], wait)[0]:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.out += data
+            wait = 0
+
+    def report(self, timeout=10):
+        """The probe's `tty` report, once it has been written."""
+        deadline = time.monotonic() + timeout
+        while b'"tiocsti"' not in self.out and time.monotonic() < deadline:
+            self.drain(0.05)
+        for line in self.out.replace(b"\r", b"").splitlines():
+            if b'{"pid"' in line:  # after the echo of an injected byte ("^@"), if any
+                return json.loads(line[line.index(b'{"pid"'):])
+        raise AssertionError(f"no report on the pty: {self.out!r}")
+
+    def close(self):
+        os.close(self.master)
+        os.close(self.slave)
+
+
+@pytest.fixture
+def pty():
+    p = Pty()
+    yield p
+    p.close()
+
+
+def assert_own_session(report):
+    """No controlling terminal, so TIOCSTI on the caller's terminal is refused (the
+    bubblewrap CVE-2017-5226 class; this host has dev.tty.legacy_tiocsti=1). runc gives a
+    foreground container pipes that it relays instead of the terminal itself: ENOTTY."""
+    assert report["sid"] == report["pid"], report
+    assert not report["ctty"], report
+    assert not report["tiocsti"]["ok"], report
+    assert report["tiocsti"]["errno"] in (errno.EPERM, errno.ENOTTY), report
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
+def test_run_puts_the_container_in_its_own_session(ctx, bundle, pty, detach):
+    bundle.probe("tty")
+    bundle.write()
+    cid = ctx.new_id()
+    rc = pty.run(ctx, "run", *(["-d"] if detach else []), "--bundle", bundle.path, cid)
+    assert rc == 0, pty.out
+    assert_own_session(pty.report())
+
+
+def test_create_puts_the_container_in_its_own_session(ctx, bundle, pty):
+    bundle.probe("tty")
+    c = ctx.create(bundle)  # the state dir and bundle exist; create again on the pty
+    ctx.runtime("delete", "--force", c.id)
+    rc = pty.run(ctx, "create", "--bundle", bundle.path, c.id)
+    assert rc == 0, pty.out
+    r = c.start()
+    assert r.rc == 0, str(r)
+    assert_own_session(pty.report())
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["foreground", "detached"])
+def test_exec_puts_the_process_in_its_own_session(ctx, bundle, pty, detach):
+    c = ctx.run_detached(bundle)
+    rc = pty.run(ctx, "exec", *(["-d"] if detach else []), c.id, "/probe", "tty")
+    assert rc == 0, pty.out
+    assert_own_session(pty.report())
+
+
+def test_foreground_exec_passes_signals_on(ctx, bundle):
+    """In a session of its own the process no longer gets the terminal's ^C itself: a
+    foreground exec passes the signals it gets on, as run does."""
+    c = ctx.run_detached(bundle)
+    out = ctx.path("exec-out")
+    with open(out, "w") as f:
+        p = subprocess.Popen([HUSK, "--root", str(ctx.state), "exec", c.id, "/probe", "sleep",
+                              "30"], stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=ctx.env())
+    deadline = time.monotonic() + 10
+    while '"ready"' not in out.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(2)
+    assert p.wait(10) == 130, out.read_text()
+    assert '{"signal":2}' in out.read_text()
+
+
+# ---- loopback in a new network namespace
+
+
+def test_loopback_is_up_in_a_new_network_namespace(ctx, bundle):
+    """runc brings lo up; with it down, 127.0.0.1 is unreachable (ENETUNREACH) instead of
+    refusing a connection to a port nothing listens on."""
+    bundle.set_ns("network")
+    flags, conn = ctx.probes(bundle, ["read", "/sys/class/net/lo/flags"], ["connect", "9"])
+    assert int(flags["data"], 16) & 0x1, flags  # IFF_UP
+    assert conn == {"ok": False, "errno": errno.ECONNREFUSED}, conn

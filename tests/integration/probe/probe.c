@@ -22,6 +22,8 @@
  *   probe getpriority32 WHICH WHO   the same through the i386 entry point: {"ret","errno"}
  *   probe bind PORT / connect PORT  TCP bind(0.0.0.0:PORT) / connect(127.0.0.1:PORT):
  *                            {"ok":bool,"errno":N}
+ *   probe tty                the session and terminal: {"sid","pgid","pid","ctty":bool,
+ *                            "tiocsti":{"ok":bool,"errno":N}}, TIOCSTI of a NUL into fd 0
  *   probe exe-attack INODE SECONDS  the CVE-2019-5736 attack on a runtime process in our pid
  *                            namespace (see cmd_exe_attack): three JSON lines
  *
@@ -56,6 +58,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
@@ -1542,6 +1545,31 @@ cmd_getpriority32(const char *which_s, const char *who_s)
 #endif
 }
 
+/* Whether we have a controlling terminal, and whether TIOCSTI lets us push input into the
+ * terminal on fd 0 (a NUL byte: the tests give us a pty of their own). */
+static int
+cmd_tty(void)
+{
+    char nul = 0;
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int ctty = fd >= 0, sti = ioctl(0, TIOCSTI, &nul), err = sti < 0 ? errno : 0;
+
+    if (fd >= 0)
+        close(fd);
+    obj_begin(NULL);
+    kv_int("pid", getpid());
+    kv_int("sid", getsid(0));
+    kv_int("pgid", getpgid(0));
+    kv_bool("ctty", ctty);
+    obj_begin("tiocsti");
+    kv_bool("ok", sti == 0);
+    kv_int("errno", err);
+    obj_end();
+    obj_end();
+    putchar('\n');
+    return 0;
+}
+
 /* bind(0.0.0.0:PORT) or connect(127.0.0.1:PORT) over TCP. */
 static int
 cmd_tcp(const char *what, const char *port)
@@ -1780,6 +1808,8 @@ main(int argc, char **argv)
         rc = cmd_getpriority(argc - 2, argv + 2);
     else if (argc > 3 && strcmp(cmd, "getpriority32") == 0)
         rc = cmd_getpriority32(argv[2], argv[3]);
+    else if (strcmp(cmd, "tty") == 0)
+        rc = cmd_tty();
     else if (arg && (strcmp(cmd, "bind") == 0 || strcmp(cmd, "connect") == 0))
         rc = cmd_tcp(cmd, arg);
     else if (argc > 3 && strcmp(cmd, "exe-attack") == 0)
