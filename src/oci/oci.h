@@ -105,7 +105,8 @@ json_t *oci_seccomp_default(void);
 /* `husk spec`: runc's default config, made at least as strict as Docker's. */
 json_t *oci_spec_default(bool rootless);
 
-/* What the runtime records about a container in its state directory. */
+/* What the runtime records about a container in its state directory, in this file. */
+#define OCI_STATE_FILE "state.json"
 struct oci_state {
     char *id;
     pid_t pid;

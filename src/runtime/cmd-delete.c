@@ -61,6 +61,13 @@ cmd_delete(struct cli *cli, int argc, char **argv)
             husk_error_free(err);
             return 0;
         }
+        /* A directory without state.json: a `create` killed before it wrote one. */
+        if (o.force && err && err->code == ENOENT) {
+            husk_error_freep(&err);
+            if (ctr_remove_incomplete(cli, argv[i], &err) < 0)
+                return cli_fail(cli, err);
+            return 0;
+        }
         return cli_fail(cli, err);
     }
     enum ctr_status st = ctr_status(c);

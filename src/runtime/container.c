@@ -144,6 +144,50 @@ ctr_destroy(struct container *c, struct husk_error **err)
     return 0;
 }
 
+/* The cgroup path the kept config names (its linux.cgroupsPath), or the default one. */
+static char *
+incomplete_cgroup_path(int dir_fd, const char *id)
+{
+    cleanup_free char *text = NULL;
+    cleanup_(oci_resources_freep) struct oci_resources *res = NULL;
+    size_t len = 0;
+    if (read_file_at(dir_fd, CTR_CONFIG, &text, &len) == 0) {
+        cleanup_json json_t *j = json_loadb(text, len, 0, NULL);
+        json_t *linux_ = json_object_get(j, "linux");
+        if (linux_ && oci_resources_parse(linux_, CTR_CONFIG, &res, NULL) < 0)
+            res = NULL;
+    }
+    return oci_resources_cgroup_path(res, id);
+}
+
+int
+ctr_remove_incomplete(const struct cli *cli, const char *id, struct husk_error **err)
+{
+    cleanup_fd int root_fd = open(cli->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cleanup_fd int dir_fd =
+        root_fd < 0 ? -1 : openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd < 0)
+        return husk_err(err, errno, "open container '%s'", id);
+    if (flock(dir_fd, LOCK_EX) < 0)
+        return husk_err(err, errno, "lock container '%s'", id);
+    if (faccessat(dir_fd, OCI_STATE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return husk_err(err, EEXIST, "container '%s' has a state now", id);
+    cleanup_free char *path = incomplete_cgroup_path(dir_fd, id);
+    struct sbx_cgroup_opts o = {.root = cli->cgroup_root};
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    struct husk_error *e = NULL;
+    int r = sbx_cgroup_open(&o, path, 1, &cg, &e);
+    if (r == 0)
+        r = sbx_cgroup_destroy(cg, &e);
+    if (r < 0 && e->code != ENOENT) {
+        *err = e;
+        return husk_err_prefix(err, "container '%s': ", id);
+    }
+    husk_error_free(e);
+    r = rm_rf_at(root_fd, id);
+    return r < 0 ? husk_err(err, -r, "remove state of container '%s'", id) : 0;
+}
+
 /* A pidfd for the init, checked against the recorded start time so a reused pid is never hit. */
 static int
 open_init(struct container *c)

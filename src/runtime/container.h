@@ -33,6 +33,10 @@ void ctr_free(struct container *c);
 void ctr_freep(struct container **c);
 
 enum ctr_status ctr_status(const struct container *c);
+/* A container directory without a state (its `create` was killed before it recorded one):
+ * kill what is in the cgroup its kept config names (or the default one), remove that cgroup
+ * and the directory. */
+int ctr_remove_incomplete(const struct cli *cli, const char *id, struct husk_error **err);
 /* Remove the state directory. */
 int ctr_destroy(struct container *c, struct husk_error **err);
 

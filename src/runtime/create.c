@@ -209,10 +209,11 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
     if (cg)
         sbx_cgroup_leave_self(cg, NULL);
-    if (spawned < 0)
+    if (spawned < 0) {
+        ctr_cgroup_report_oom(cli, id, cg, cfg); /* a memory limit too small to set up in */
         return -EINVAL;
+    }
     if (record_state(dir_fd, id, cfg, child->pid, cg, err) < 0 ||
-        keep_config(dir_fd, cfg, err) < 0 ||
         (o->pid_file && write_pid_file(o->pid_file, child->pid, err) < 0))
         goto kill;
     if (mode == CREATE_WAIT_START)
@@ -276,6 +277,10 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     /* No flock here: the sandbox process would inherit it and hold it until `start`.
      * mkdirat above already made us the only creator of this id. */
     int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
+    /* First: should we be killed before the state is recorded, `delete --force` finds the
+     * cgroup path in it (ctr_remove_incomplete). */
+    if (r == 0)
+        r = keep_config(dir_fd, cfg, err);
     if (r == 0)
         r = ctr_cgroup_create(cli, id, cfg, &cg, err);
     if (r == 0)

@@ -248,7 +248,8 @@ await_ready(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error
             close(fd);
         r = r == 0 ? -EPIPE : -EIO;
     }
-    if (r == -EPIPE)
+    /* ECONNRESET: it died with our GO still unread. */
+    if (r == -EPIPE || r == -ECONNRESET)
         return husk_err(err, 0, "sandbox process exited during setup");
     if (r < 0)
         return husk_err(err, -r, "read from sandbox process");
@@ -344,6 +345,9 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         setns(saved_pidns, CLONE_NEWPID);
     if (pid < 0)
         return husk_err(err, clone_errno, "clone3");
+    /* The child's end is the child's alone: held here too, a child killed during setup (the
+     * OOM killer under a tiny memory limit) would never show as EOF, and we would wait. */
+    close(steal_fd(&child_fd));
 
     cleanup_(sbx_child_freep) struct sbx_child *c = xcalloc(1, sizeof(*c));
     c->pid = pid;

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUSK, reap_children
+from conftest import HUSK, pid_alive, reap_children, wait_for
 
 
 def assert_refused(ctx, r, *words):
@@ -325,3 +325,66 @@ def test_loopback_is_up_in_a_new_network_namespace(ctx, bundle):
     flags, conn = ctx.probes(bundle, ["read", "/sys/class/net/lo/flags"], ["connect", "9"])
     assert int(flags["data"], 16) & 0x1, flags  # IFF_UP
     assert conn == {"ok": False, "errno": errno.ECONNREFUSED}, conn
+
+
+# ---- a memory limit too small to set up in; a state dir without state.json
+
+
+@pytest.mark.parametrize("limit", [4096, 65536, 262144])
+def test_tiny_memory_limit_fails_cleanly(ctx, bundle, limit):
+    """The runtime joined the container's memory cgroup around the clone, and under a limit
+    below about 1 MiB the OOM killer picked it: the state dir and the cgroups stayed, and
+    nothing could delete them. Now only the container's process is in there: it is killed
+    during setup (an error naming the memory limit), after exec (137), or runs; all goes."""
+    bundle.probe("exit", "0")
+    bundle.linux.setdefault("resources", {})["memory"] = {"limit": limit}
+    r = ctx.run(bundle)
+    assert r.rc in (0, 1, 137), str(r)
+    if r.rc == 1:
+        assert "exited during setup" in r.err and f"memory limit of {limit} bytes" in r.err, str(r)
+    ctx.assert_nothing_left()
+
+
+def make_cgroup(path):
+    """The cgroup a killed create may leave, holding a process; [dirs made], the process."""
+    made = []
+    for hier in ("freezer", "memory", "unified"):
+        d = Path("/sys/fs/cgroup", hier, path.lstrip("/"))
+        if Path("/sys/fs/cgroup", hier).is_dir():
+            d.mkdir(parents=True, exist_ok=True)
+            made.append(d)
+    p = subprocess.Popen(["sleep", "60"])
+    for d in made:
+        (d / "cgroup.procs").write_text(str(p.pid))
+    return made, p
+
+
+@pytest.mark.husk_behaviour
+@pytest.mark.parametrize("kept_config", [False, True], ids=["default-path", "cgroupsPath"])
+def test_delete_force_removes_a_container_without_state(ctx, kept_config):
+    """`create` killed before it records the state leaves ROOT/ID without state.json (and the
+    copy of config.json it keeps first): delete --force removes it, with the cgroup and
+    what runs in it, at the config's cgroupsPath or the default one."""
+    cid = ctx.new_id()
+    d = ctx.state / cid
+    d.mkdir(parents=True)
+    path = f"/husk/{cid}"
+    if kept_config:
+        path = f"/husk-it-{ctx.token}/{cid}"
+        (d / "config.json").write_text(json.dumps({"linux": {"cgroupsPath": path}}))
+    made, p = make_cgroup(path)
+    try:
+        r = ctx.runtime("delete", "--force", cid)
+        assert r.rc == 0, str(r)
+        assert not d.exists()
+        wait_for(lambda: not pid_alive(p.pid), 5, "the process in the cgroup to be killed")
+        assert not any(m.exists() for m in made), made
+        r = ctx.runtime("delete", "--force", cid)  # gone: not an error either
+        assert r.rc == 0, str(r)
+    finally:
+        p.kill()
+        p.wait()
+        for m in made:
+            for sub in (m, m.parent):
+                if sub.exists() and sub.name != "husk":
+                    sub.rmdir()
