@@ -278,16 +278,20 @@ ctr_config(const struct cli *cli, const struct container *c)
     return cfg;
 }
 
+static void
+hook_warning(void *data, struct husk_error *e)
+{
+    cleanup_free char *msg = husk_error_string(e);
+    cli_log(data, "warning", "%s", msg);
+    husk_error_free(e);
+}
+
 void
 ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
                const struct oci_state *st, const char *status)
 {
-    struct husk_error *err = NULL;
-    if (cfg && hooks_run(cfg, kind, st, status, &err) < 0) {
-        cleanup_free char *msg = husk_error_string(err);
-        cli_log(cli, "warning", "%s", msg);
-        husk_error_free(err);
-    }
+    if (cfg)
+        hooks_run_all(cfg, kind, st, status, hook_warning, cli);
 }
 
 static pid_t forward_pid;

@@ -51,7 +51,8 @@ int ctr_wait_gone(struct container *c, int timeout_ms);
 /* The config the container was created with (NULL if it cannot be read: hooks are then
  * skipped, which the caller may report). */
 struct oci_config *ctr_config(const struct cli *cli, const struct container *c);
-/* Run poststart/poststop hooks of the container; failures are warnings. */
+/* Run poststart/poststop hooks of the container; each failure is a warning, and the hooks
+ * after it still run. */
 void ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
                     const struct oci_state *st, const char *status);
 

@@ -388,3 +388,31 @@ def test_delete_force_removes_a_container_without_state(ctx, kept_config):
             for sub in (m, m.parent):
                 if sub.exists() and sub.name != "husk":
                     sub.rmdir()
+
+
+# ---- hooks: a failing poststart or poststop hook does not skip the ones after it
+
+
+@pytest.mark.parametrize("kind", ["poststart", "poststop"])
+@pytest.mark.parametrize("verb", ["run", "delete"])
+def test_hooks_after_a_failing_one_still_run(ctx, bundle, kind, verb):
+    """The spec: a failing poststart or poststop hook is a warning, and the next ones run."""
+    log = ctx.path("hooks.log")
+    bundle.config["hooks"] = {kind: [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo first >> {log}"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]},
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo third >> {log}"]}]}
+    bundle.probe("exit", "0")
+    if verb == "run":
+        r = ctx.run(bundle)
+    else:  # create, start, then delete runs poststop (poststart at start)
+        c = ctx.create(bundle)
+        assert c.create_result.rc == 0, str(c.create_result)
+        r = c.start()
+        if kind == "poststop":
+            assert r.rc == 0, str(r)
+            ctx.wait_status(c.id, "stopped")
+            r = c.delete()
+    assert r.rc == 0, str(r)
+    assert f"{kind} hook 1" in r.err and "warning" in r.err, str(r)
+    assert log.read_text().split() == ["first", "third"]
