@@ -446,8 +446,9 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
     const struct sbx_config *cfg = ctx->cfg;
     unsigned long prop = cfg->rootfs_propagation;
 
-    /* Stop our mounts from reaching the host. A shared "/" would also make pivot_root fail. */
-    if (prop == 0 || (prop & MS_SHARED))
+    /* Stop our mounts from reaching the host. A shared "/" would also make pivot_root fail,
+     * an unbindable one the rootfs bind below (EINVAL): both are applied after pivot_root. */
+    if (prop == 0 || (prop & (MS_SHARED | MS_UNBINDABLE)))
         prop = MS_SLAVE | MS_REC;
     if (mount(NULL, "/", NULL, prop | MS_REC, NULL) < 0)
         return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 0, errno);
@@ -468,7 +469,8 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
     return setup_devices(ctx);
 }
 
-/* After pivot_root and the sysctls (which write under /proc/sys before it turns read-only). */
+/* After pivot_root and the sysctls (which write under /proc/sys before it turns read-only);
+ * then the root's propagation. */
 int
 child_protect_paths(struct sbx_child_ctx *ctx)
 {
@@ -480,6 +482,11 @@ child_protect_paths(struct sbx_child_ctx *ctx)
         r = readonly_paths(ctx);
     close(ctx->rootfd);
     ctx->rootfd = -1;
+    /* The root's propagation last: the masks and read-only paths are bind mounts, which an
+     * unbindable root (linux.rootfsPropagation "runbindable") would refuse with EINVAL. */
+    if (r == 0 && ctx->cfg->rootfs_propagation &&
+        mount(NULL, "/", NULL, ctx->cfg->rootfs_propagation, NULL) < 0)
+        r = child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 1, errno);
     return r;
 }
 
@@ -505,8 +512,6 @@ child_enter_root(struct sbx_child_ctx *ctx)
     close(ctx->rootfd);
     ctx->rootfd = -1;
 
-    if (cfg->rootfs_propagation && mount(NULL, "/", NULL, cfg->rootfs_propagation, NULL) < 0)
-        return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 1, errno);
     if (cfg->rootfs_readonly) {
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
         if (sys_mount_setattr(AT_FDCWD, "/", 0, &attr) < 0)

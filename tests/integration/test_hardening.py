@@ -416,3 +416,17 @@ def test_hooks_after_a_failing_one_still_run(ctx, bundle, kind, verb):
     assert r.rc == 0, str(r)
     assert f"{kind} hook 1" in r.err and "warning" in r.err, str(r)
     assert log.read_text().split() == ["first", "third"]
+
+
+# ---- rootfsPropagation unbindable
+
+
+@pytest.mark.husk_behaviour  # runc 1.1 fails the same way
+@pytest.mark.parametrize("prop", ["unbindable", "runbindable"])
+def test_rootfs_propagation_unbindable(ctx, bundle, prop):
+    """"/" made unbindable before the rootfs was bound made the bind fail with EINVAL, and a
+    recursively unbindable root refuses the masks' binds: it is applied last."""
+    bundle.linux["rootfsPropagation"] = prop
+    (info,) = ctx.probes(bundle, ["read", "/proc/self/mountinfo"])
+    root = [line.split() for line in info["data"].splitlines() if line.split()[4] == "/"]
+    assert root and "unbindable" in root[0][6:root[0].index("-")], info["data"]
