@@ -56,6 +56,7 @@ enum sbx_step {
     SBX_STEP_ROOTFS_IMAGE,
     SBX_STEP_SETSID,
     SBX_STEP_LOOPBACK,
+    SBX_STEP_CWD_CHECK,
     SBX_STEP__MAX
 };
 

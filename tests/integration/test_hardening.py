@@ -430,3 +430,18 @@ def test_rootfs_propagation_unbindable(ctx, bundle, prop):
     (info,) = ctx.probes(bundle, ["read", "/proc/self/mountinfo"])
     root = [line.split() for line in info["data"].splitlines() if line.split()[4] == "/"]
     assert root and "unbindable" in root[0][6:root[0].index("-")], info["data"]
+
+
+# ---- a getcwd that fails is said as such
+
+
+@pytest.mark.husk_message
+def test_getcwd_denied_by_seccomp_is_named(ctx, bundle):
+    """The cwd check after chdir runs under the filter when noNewPrivileges is false: a
+    profile that denies getcwd made husk say "cwd '/' is outside the container root"."""
+    bundle.process["noNewPrivileges"] = False
+    bundle.linux["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EPERM}]}
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, "cwd '/': getcwd failed", "Operation not permitted")
+    assert "outside" not in r.err, str(r)
