@@ -445,3 +445,86 @@ def test_getcwd_denied_by_seccomp_is_named(ctx, bundle):
     r = ctx.run(bundle)
     assert_refused(ctx, r, "cwd '/': getcwd failed", "Operation not permitted")
     assert "outside" not in r.err, str(r)
+
+
+# ---- masked paths and device binds go through checked fds
+
+
+@pytest.mark.husk_behaviour
+def test_masks_bind_only_the_real_dev_null(ctx, bundle):
+    """Masked files were covered by whatever /dev/null was after pivot_root, by path: a
+    symlink there (CVE-2025-31133 class) or, here, another device. Only the 1:3 character
+    device reached without a symlink is bound; anything else fails the create."""
+    bundle.linux["devices"] = [{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}]
+    bundle.probe("read", "/proc/timer_list")
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, "mask path '/proc/", "No such device")
+
+
+USERNS_MAPS = {"uidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}],
+               "gidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}]}
+
+
+@pytest.mark.husk_behaviour
+def test_userns_device_bind_is_the_node_asked_for(ctx, bundle):
+    """In a user namespace the host's node of the same path is bound. It must be the device
+    the config names: /dev/kmsg is 1:11, not 1:3."""
+    bundle.set_ns("user")
+    bundle.linux.update(USERNS_MAPS)
+    bundle.linux["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 3}]
+    r = ctx.run(bundle)
+    assert_refused(ctx, r, "create device '/dev/kmsg'", "No such device")
+
+
+def test_userns_device_bind_works(ctx, bundle):
+    bundle.set_ns("user")
+    bundle.linux.update(USERNS_MAPS)
+    bundle.linux["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]
+    (st,) = ctx.probes(bundle, ["stat", "/dev/kmsg"])
+    assert (st["type"], st["major"], st["minor"]) == ("char", 1, 11), st
+
+
+# ---- the container's cgroupfs on a host with many mounts
+
+
+def host_cgroup_mounts():
+    """(type, options, name) of each hierarchy mounted at /sys/fs/cgroup/NAME."""
+    out = []
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        src, target, fstype, opts = line.split()[:4]
+        name = target.removeprefix("/sys/fs/cgroup/")
+        if fstype in ("cgroup", "cgroup2") and name != target and "/" not in name:
+            keep = [o for o in opts.split(",") if o not in ("rw", "ro", "relatime", "nosuid",
+                                                            "nodev", "noexec")]
+            out.append((fstype, ",".join(keep), name))
+    return out
+
+
+def test_cgroupfs_sees_every_hierarchy_past_the_first_page_of_mounts(ctx, bundle):
+    """The v1 cgroupfs view was built from one read() of /proc/self/mounts, which procfs
+    answers a page at a time: a hierarchy listed past about 4 KiB was silently left out. In a
+    private mount namespace, 100 mounts come first and /sys with the cgroup hierarchies is
+    mounted again after them, so they are listed last."""
+    hiers = host_cgroup_mounts()
+    if not hiers or Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("needs a v1 or hybrid cgroup layout under /sys/fs/cgroup")
+    bundle.args("/bin/sh", "-c", "ls /sys/fs/cgroup")
+    bundle.write()
+    many = ctx.dir / ("m" * 100)
+    remount = "\n".join(f"mkdir -p /sys/fs/cgroup/{n}; mount -t {t} {'-o ' + o if o else ''} "
+                         f"cgroup /sys/fs/cgroup/{n}" for t, o, n in hiers)
+    script = f"""set -e
+for i in $(seq 100); do mkdir -p {many}/$i; mount -t tmpfs -o size=4k tmpfs {many}/$i; done
+umount -l /sys
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup
+{remount}
+grep -n ' /sys/fs/cgroup/' /proc/self/mounts | head -1 | grep -q '^1[0-9][0-9]:'
+exec "$@"
+"""
+    cid = ctx.new_id()
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+                        HUSK, "--root", str(ctx.state), "run", "--bundle", str(bundle.path), cid],
+                       capture_output=True, text=True, env=ctx.env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.split()) == sorted(n for _, _, n in hiers), r.stdout
