@@ -189,8 +189,8 @@ ctr_remove_incomplete(const struct cli *cli, const char *id, struct husk_error *
 }
 
 /* A pidfd for the init, checked against the recorded start time so a reused pid is never hit. */
-static int
-open_init(struct container *c)
+int
+ctr_open_init(const struct container *c)
 {
     int fd = sys_pidfd_open(c->state->pid, 0);
     if (fd < 0)
@@ -233,7 +233,7 @@ kill_pidns_members(struct container *c, int sig)
 int
 ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
 {
-    cleanup_fd int fd = open_init(c);
+    cleanup_fd int fd = ctr_open_init(c);
     if (fd < 0)
         return husk_err(err, 0, "container '%s': container not running", c->id); /* as runc */
     /* --all: the cgroup holds every process of the container, pid namespace or not. */
@@ -248,7 +248,7 @@ ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
 int
 ctr_wait_gone(struct container *c, int timeout_ms)
 {
-    cleanup_fd int fd = open_init(c);
+    cleanup_fd int fd = ctr_open_init(c);
     if (fd < 0)
         return 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};

@@ -43,6 +43,9 @@ int ctr_destroy(struct container *c, struct husk_error **err);
 /* /proc/PID/stat start time, 0 if the process is gone or a zombie. */
 unsigned long long proc_start_time(pid_t pid);
 
+/* A pidfd of the container's init, opened before its start time is checked against the state,
+ * so that it names that process whatever happens to its pid later. -ESRCH when it is gone. */
+int ctr_open_init(const struct container *c);
 /* Send a signal to the container's init (all == also every other process it holds). */
 int ctr_kill(struct container *c, int sig, bool all, struct husk_error **err);
 /* Wait up to timeout_ms for the init to be gone. */

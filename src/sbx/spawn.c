@@ -24,12 +24,28 @@
 #include "syscalls.h"
 #include "util.h"
 
+/* Every namespace with a path, from the pidfd at once (the pid namespace is the parent's). */
+static int
+child_join_pidfd(struct sbx_child_ctx *ctx)
+{
+    int flags = 0;
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        if (ctx->cfg->ns[t].enabled && ctx->cfg->ns[t].path && t != SBX_NS_PID)
+            flags |= sbx_ns_clone_flag(t);
+    if (flags && setns(ctx->opts->join_pidfd, flags) < 0)
+        return child_fail(ctx, SBX_STEP_SETNS_PIDFD, 0, errno);
+    return 0;
+}
+
 static int
 child_join_namespaces(struct sbx_child_ctx *ctx)
 {
     const struct sbx_config *cfg = ctx->cfg;
     int fds[SBX_NS_COUNT];
     int r = 0;
+
+    if (ctx->opts->join_pidfd > 0)
+        return child_join_pidfd(ctx);
 
     /* Open every path first: once we are in the container's mount namespace, its /proc no
      * longer shows host pids. */
@@ -87,9 +103,14 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    enum { N_KEEP = 6 };
-    int keep[N_KEEP] = {ctx->sync_fd,  ctx->opts->start_listen_fd,     ctx->opts->console_fd,
-                        ctx->image_fd, ctx->opts->seccomp_listener_fd, ctx->opts->exec_fd};
+    enum { N_KEEP = 7 };
+    int keep[N_KEEP] = {ctx->sync_fd,
+                        ctx->opts->start_listen_fd,
+                        ctx->opts->console_fd,
+                        ctx->image_fd,
+                        ctx->opts->seccomp_listener_fd,
+                        ctx->opts->exec_fd,
+                        ctx->opts->join_pidfd > 0 ? ctx->opts->join_pidfd : -1};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < N_KEEP; i++) /* sort them */
@@ -201,16 +222,16 @@ fail:
 
 /* clone3 can only make new namespaces; joining a pid namespace must be done by the parent. */
 static int
-enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
+enter_pid_ns(const struct sbx_config *cfg, int join_pidfd, int *saved, struct husk_error **err)
 {
     *saved = -1;
     if (!cfg->ns[SBX_NS_PID].enabled || cfg->ns[SBX_NS_PID].path == NULL)
         return 0;
     *saved = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
-    cleanup_fd int fd = open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
-    if (*saved < 0 || fd < 0)
+    cleanup_fd int fd = join_pidfd > 0 ? -1 : open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
+    if (*saved < 0 || (join_pidfd <= 0 && fd < 0))
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
-    if (setns(fd, CLONE_NEWPID) < 0)
+    if (setns(join_pidfd > 0 ? join_pidfd : fd, CLONE_NEWPID) < 0)
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
     return 0;
 }
@@ -300,6 +321,13 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
             return husk_err(err, errno, "dup seccomp listener socket");
         copts.seccomp_listener_fd = listener_fd;
     }
+    cleanup_fd int join_pidfd = -1;
+    if (opts->join_pidfd > 0) {
+        join_pidfd = fcntl(opts->join_pidfd, F_DUPFD_CLOEXEC, min_fd);
+        if (join_pidfd < 0)
+            return husk_err(err, errno, "dup pidfd to join");
+        copts.join_pidfd = join_pidfd;
+    }
     cleanup_fd int console_fd = -1;
     if (opts->console_fd >= 0) {
         console_fd = fcntl(opts->console_fd, F_DUPFD_CLOEXEC, min_fd);
@@ -313,7 +341,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         cfg->rootfs_image ? sbx_rootfs_image_child_fd(cfg, opts, min_fd, err) : -1;
     if (cfg->rootfs_image && image_fd < 0)
         return image_fd;
-    if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
+    if (enter_pid_ns(cfg, copts.join_pidfd, &saved_pidns, err) < 0)
         return -EINVAL;
 
     struct clone_args args = {

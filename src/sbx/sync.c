@@ -80,6 +80,7 @@ static const char *const step_names[SBX_STEP__MAX] = {
     [SBX_STEP_SETSID] = "start a session",
     [SBX_STEP_LOOPBACK] = "bring up loopback",
     [SBX_STEP_CWD_CHECK] = "check the cwd",
+    [SBX_STEP_SETNS_PIDFD] = "join the namespaces of the process to join (pidfd)",
 };
 
 static const char *const rlimit_names[] = {

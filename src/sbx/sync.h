@@ -57,6 +57,7 @@ enum sbx_step {
     SBX_STEP_SETSID,
     SBX_STEP_LOOPBACK,
     SBX_STEP_CWD_CHECK,
+    SBX_STEP_SETNS_PIDFD,
     SBX_STEP__MAX
 };
 

@@ -528,3 +528,27 @@ exec "$@"
                        capture_output=True, text=True, env=ctx.env(), timeout=60)
     assert r.returncode == 0, r.stderr
     assert sorted(r.stdout.split()) == sorted(n for _, _, n in hiers), r.stdout
+
+
+@pytest.mark.husk_behaviour
+@pytest.mark.parametrize("flag,lsm", [("--apparmor", "apparmor"), ("--process-label", "selinux")])
+def test_exec_lsm_label_flags_are_not_dropped_silently(ctx, bundle, flag, lsm):
+    c = ctx.run_detached(bundle)
+    r = ctx.runtime("exec", flag, "label_t", c.id, "/probe", "exit", "0")
+    if lsm in host_lsms():
+        assert r.rc != 0 and flag in r.err and "husk cannot apply" in r.err, str(r)
+    else:
+        assert r.rc == 0 and f"{flag} 'label_t' ignored" in r.err, str(r)
+
+
+@pytest.mark.husk_behaviour
+def test_exec_process_json_lsm_label_warns(ctx, bundle):
+    c = ctx.run_detached(bundle)
+    proc = ctx.path("process.json")
+    proc.write_text(json.dumps({"args": ["/probe", "exit", "0"], "cwd": "/",
+                                "apparmorProfile": "label_t"}))
+    r = ctx.runtime("exec", "--process", proc, c.id)
+    if "apparmor" in host_lsms():
+        assert r.rc != 0 and "process.apparmorProfile" in r.err, str(r)
+    else:
+        assert r.rc == 0 and "process.apparmorProfile" in r.err and "ignored" in r.err, str(r)
