@@ -44,17 +44,14 @@ remove_cgroup(struct cli *cli, struct container *c, struct husk_error **err)
 int
 cmd_delete(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("delete");
     struct delete_opts o = {0};
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
-    int i = cli_parse_flags(v, delete_flags, ARRAY_SIZE(delete_flags), &o, argc, argv);
+    int code;
+    int i = ctr_verb_args(cli_find_verb("delete"), delete_flags, ARRAY_SIZE(delete_flags), &o, argc,
+                          argv, 0, &code);
     if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk delete: expected exactly one container id\n");
-        return 2;
-    }
+        return code;
     if (ctr_open(cli, argv[i], &c, &err) < 0) {
         /* runc: deleting what is not there with --force is not an error. */
         if (o.force && err && err->code == 0) {

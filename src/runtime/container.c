@@ -64,6 +64,38 @@ ctr_open(const struct cli *cli, const char *id, struct container **out, struct h
     return 0;
 }
 
+int
+ctr_verb_args(const struct verb *v, const struct flag *flags, size_t n_flags, void *opts, int argc,
+              char **argv, int max_extra, int *code)
+{
+    int i = cli_parse_flags(v, flags, n_flags, opts, argc, argv);
+    if (i < 0) {
+        *code = i == -2 ? 0 : 2;
+        return -1;
+    }
+    if (argc - i < 1 || argc - i > 1 + max_extra) {
+        fprintf(stderr, "husk %s: expected %s\nusage: husk %s %s\n", v->name,
+                max_extra ? "a container id and its arguments" : "exactly one container id",
+                v->name, v->usage);
+        *code = 2;
+        return -1;
+    }
+    return i;
+}
+
+int
+ctr_verb_open(struct cli *cli, const struct verb *v, const struct flag *flags, size_t n_flags,
+              void *opts, int argc, char **argv, int max_extra, struct container **out, int *code)
+{
+    struct husk_error *err = NULL;
+    int i = ctr_verb_args(v, flags, n_flags, opts, argc, argv, max_extra, code);
+    if (i >= 0 && ctr_open(cli, argv[i], out, &err) < 0) {
+        *code = cli_fail(cli, err);
+        return -1;
+    }
+    return i;
+}
+
 void
 ctr_free(struct container *c)
 {

@@ -29,6 +29,16 @@ int ctr_root_open(const struct cli *cli, bool create, int *out, struct husk_erro
 /* Open and lock an existing container and load its state. */
 int ctr_open(const struct cli *cli, const char *id, struct container **out,
              struct husk_error **err);
+/* How a verb on one container starts: its flags, then the id and up to max_extra more
+ * arguments. The index of the id in argv, or -1 with *code the exit code: 0 after --help, 2 for
+ * a usage error (said on stderr). */
+int ctr_verb_args(const struct verb *v, const struct flag *flags, size_t n_flags, void *opts,
+                  int argc, char **argv, int max_extra, int *code);
+/* ctr_verb_args, then the container opened and locked (*out); -1 with *code 1 when it cannot
+ * be (said through cli_fail). */
+int ctr_verb_open(struct cli *cli, const struct verb *v, const struct flag *flags, size_t n_flags,
+                  void *opts, int argc, char **argv, int max_extra, struct container **out,
+                  int *code);
 void ctr_free(struct container *c);
 void ctr_freep(struct container **c);
 
