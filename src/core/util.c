@@ -330,19 +330,68 @@ rm_rf_at(int dirfd, const char *path)
     return unlinkat(pfd, base, AT_REMOVEDIR) < 0 ? -errno : 0;
 }
 
+/* A decimal number of at most max at *p, after spaces. */
+static bool
+parse_id(const char **p, const char *end, uint64_t max, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+int
+idmap_parse(const char *text, size_t len, struct id_range *out, size_t max, size_t *n)
+{
+    const char *p = text, *end = text + len;
+    *n = 0;
+    while (p < end) {
+        uint64_t inner, outer, count;
+        if (!parse_id(&p, end, UINT32_MAX, &inner) || !parse_id(&p, end, UINT32_MAX, &outer) ||
+            !parse_id(&p, end, (uint64_t)UINT32_MAX + 1, &count))
+            return -EINVAL;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < end && *p++ != '\n')
+            return -EINVAL;
+        if (count == 0 || inner + count > (uint64_t)UINT32_MAX + 1 ||
+            outer + count > (uint64_t)UINT32_MAX + 1)
+            return -EINVAL;
+        if (*n == max)
+            return -E2BIG;
+        /* count 2^32 is not a uint32: the kernel prints the whole range as 4294967295. */
+        out[(*n)++] = (struct id_range){(uint32_t)inner, (uint32_t)outer,
+                                        count > UINT32_MAX ? UINT32_MAX : (uint32_t)count};
+    }
+    return 0;
+}
+
 bool
 in_initial_userns(void)
 {
-    char map[64] = {0};
-    unsigned a, b, n;
+    char map[256];
+    struct id_range r[1];
+    size_t n = 0;
     int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map) - 1);
+    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map));
     if (fd >= 0)
         close(fd);
     /* Without /proc we cannot tell; assume the initial namespace, as most hosts are. */
     if (len <= 0)
         return true;
-    return sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u;
+    /* The initial namespace maps every id to itself in one line. */
+    return (size_t)len < sizeof(map) && idmap_parse(map, (size_t)len, r, 1, &n) == 0 && n == 1 &&
+           r[0].inner == 0 && r[0].outer == 0 && r[0].count == UINT32_MAX;
 }
 
 uint64_t

@@ -48,6 +48,15 @@ int mkdir_p(const char *path, mode_t mode);
  * its last component must name an entry: "", "." and ".." are -EINVAL. */
 int rm_rf_at(int dirfd, const char *path);
 
+/* One line of /proc/PID/uid_map or gid_map. */
+struct id_range {
+    uint32_t inner, outer, count;
+};
+/* Parse such a map: lines "INNER OUTER COUNT" (spaces as the kernel pads them), each a range of
+ * 1 to 2^32 ids within 32 bits (2^32 itself reads as 4294967295), at most max of them. 0,
+ * -EINVAL or -E2BIG; no heap. */
+int idmap_parse(const char *text, size_t len, struct id_range *out, size_t max, size_t *n);
+
 /* Whether we are in the initial user namespace (uid_map "0 0 4294967295"). No heap: safe
  * between clone and exec. */
 bool in_initial_userns(void);

@@ -167,6 +167,14 @@ link_stays_inside(const struct layer *l, int dir, const char *base, const char *
     return img_link_stays_inside(linkpath, target);
 }
 
+/* A parent directory named like a whiteout: no layer tool makes one, and it would stay in the
+ * root as a marker no later layer understands. */
+static bool
+whiteout_parent(const char *parent)
+{
+    return strstr(parent, "/" WHITEOUT) != NULL;
+}
+
 /* What a whiteout removes: one entry of its directory, never the directory or its parent. */
 static bool
 whiteout_target_ok(const char *name)
@@ -349,6 +357,10 @@ apply_entry(struct archive *a, struct archive_entry *e, struct layer *l, struct 
     cleanup_free char *abs = xasprintf("/%s", path);
     cleanup_free char *parent = img_path_dirname(abs);
     const char *base = img_path_basename(path);
+    if (whiteout_parent(parent))
+        return husk_err(err, 0,
+                        "%s: entry '%s': a '" WHITEOUT "' name is a whiteout, not a directory",
+                        l->name, raw);
     if (strcmp(base, WHITEOUT_OPAQUE) == 0)
         return make_opaque(l, parent + 1, err);
     bool whiteout = str_has_prefix(base, WHITEOUT);

@@ -237,6 +237,10 @@ test_whiteout_of_dot_and_dotdot_refused(void **state)
     }
     assert_int_equal(access(canary, F_OK), 0);
     assert_true(exists(fx, "keep") && exists(fx, "d"));
+    /* A whiteout's name as a directory (found by fuzz-tar): it would stay in the root. */
+    const struct entry under[] = {{"d/.wh.x/y", 'f', "y", -1}};
+    expect_refused(fx, under, 1, "is a whiteout, not a directory");
+    assert_false(exists(fx, "d/.wh.x"));
 }
 
 /* "a -> ." puts "a/b/link" in b, one level below the root: "../../x" leaves it from there. */

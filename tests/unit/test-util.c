@@ -454,6 +454,33 @@ test_read_fd_all_limit(void **state)
     __real_close(p[0]);
 }
 
+/* ---- idmap_parse --------------------------------------------------------------------------- */
+
+static void
+test_idmap_parse(void **state)
+{
+    (void)state;
+    struct id_range r[4];
+    size_t n = 9;
+    static const char identity[] = "         0          0 4294967295\n";
+    assert_int_equal(idmap_parse(identity, strlen(identity), r, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(r[0].inner == 0 && r[0].outer == 0 && r[0].count == 4294967295u);
+    static const char two[] = "0 100000 65536\n\t65536  1000000 1";
+    assert_int_equal(idmap_parse(two, strlen(two), r, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(r[1].inner == 65536 && r[1].outer == 1000000 && r[1].count == 1);
+    assert_int_equal(idmap_parse("", 0, r, 4, &n), 0);
+    assert_int_equal(n, 0);
+    static const char *const bad[] = {"0 0 0\n",          "-1 0 1\n",   "0 0 4294967297\n",
+                                      "4294967295 0 2\n", "0 0\n",      "0 0 1 junk\n",
+                                      "0 0 1\n\n",        "00 0x1 1\n", "4294967296 0 1\n"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        if (idmap_parse(bad[i], strlen(bad[i]), r, 4, &n) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    assert_int_equal(idmap_parse("0 0 1\n1 1 1\n", 12, r, 1, &n), -E2BIG);
+}
+
 /* ---- write_file_at ------------------------------------------------------------------------ */
 
 static void
@@ -860,6 +887,7 @@ main(void)
         T(test_rm_rf_regular_file),
         T(test_rm_rf_does_not_follow_symlinks),
         T(test_read_fd_all_limit),
+        T(test_idmap_parse),
         T(test_rm_rf_refuses_dot_and_dotdot),
         T(test_rm_rf_resolves_beneath),
         T(test_rm_rf_stops_at_other_filesystem),
