@@ -24,6 +24,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
 bool str_has_prefix(const char *s, const char *prefix);
+/* Whether a path has a "." or ".." component. */
+bool path_has_dot_component(const char *path);
 
 /* Strict decimal parsing: the whole string, no sign unless allowed, range checked. */
 int parse_u64(const char *s, uint64_t *out);

@@ -476,20 +476,6 @@ parse_idmap(const struct jctx *c, json_t *linux_, const char *key, struct sbx_id
     return 0;
 }
 
-static bool
-has_dot_component(const char *path)
-{
-    for (const char *p = path; *p;) {
-        while (*p == '/')
-            p++;
-        size_t n = strcspn(p, "/");
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return true;
-        p += n;
-    }
-    return false;
-}
-
 static int
 parse_devices(const struct jctx *c, json_t *linux_, struct sbx_config *s, struct husk_error **err)
 {
@@ -526,7 +512,7 @@ parse_devices(const struct jctx *c, json_t *linux_, struct sbx_config *s, struct
             return jerr(c, pp, err, "'%s' is not an absolute path", d->path);
         /* In a user namespace the host's node of the same path is bound: "/dev/../etc/x" would
          * bring a host file in. */
-        if (has_dot_component(d->path))
+        if (path_has_dot_component(d->path))
             return jerr(c, pp, err, "'%s' must not contain '.' or '..' components", d->path);
         d->mode = (uint32_t)mode & 07777; /* engines pass st_mode, type bits included */
         d->uid = (uint32_t)uid;

@@ -18,24 +18,22 @@
 #include "oci.h"
 #include "util.h"
 
-static char dir[] = "/tmp/husk-fuzz-config.XXXXXX";
+static const char *dir; /* fuzz_scratch_dir() */
 static char *bundle, *config, *cgroot;
 static unsigned long n_loaded, n_refused, n_compiled; /* how far inputs got, said at exit */
 
 static void
-cleanup(void)
+report(void)
 {
     printf("fuzz-config: %lu configs loaded (%lu seccomp programs compiled), %lu refused\n",
            n_loaded, n_compiled, n_refused);
-    rm_rf_at(AT_FDCWD, dir);
 }
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    if (mkdtemp(dir) == NULL)
-        abort();
-    atexit(cleanup);
+    dir = fuzz_scratch_dir();
+    atexit(report);
     bundle = xasprintf("%s/bundle", dir);
     config = xasprintf("%s/config.json", bundle);
     cgroot = xasprintf("%s/cgroup", dir);
@@ -48,20 +46,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     if (fd < 0 || write_all(fd, "cpu memory pids io\n", 19) < 0)
         abort();
     return 0;
-}
-
-static bool
-has_dot_component(const char *path)
-{
-    for (const char *p = path; *p;) {
-        while (*p == '/')
-            p++;
-        size_t n = strcspn(p, "/");
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return true;
-        p += n;
-    }
-    return false;
 }
 
 /* What config.c allows, said again independently: a sysctl of a namespace the container has. */
@@ -100,7 +84,7 @@ check_config(const struct oci_config *c)
         fuzz_check(!(m->flags & MS_BIND) || (m->source && m->source[0] == '/'));
     }
     for (size_t i = 0; i < s->n_devices; i++)
-        fuzz_check(s->devices[i].path[0] == '/' && !has_dot_component(s->devices[i].path));
+        fuzz_check(s->devices[i].path[0] == '/' && !path_has_dot_component(s->devices[i].path));
     for (size_t i = 0; i < s->n_sysctl; i++) {
         fuzz_check(sysctl_allowed(s, s->sysctl[i].key));
         fuzz_check(!strstr(s->sysctl[i].key, "..") && !strchr(s->sysctl[i].key, '/'));

@@ -18,15 +18,14 @@
 #include "fuzz.h"
 #include "util.h"
 
-static char dir[] = "/tmp/husk-fuzz-deploy.XXXXXX";
+static const char *dir; /* fuzz_scratch_dir() */
 static char *state, *bundle, *root, *image;
 static unsigned long n_deployed, n_refused;
 
 static void
-cleanup(void)
+report(void)
 {
     printf("fuzz-deploy: %lu requests accepted, %lu refused\n", n_deployed, n_refused);
-    rm_rf_at(AT_FDCWD, dir);
 }
 
 static void
@@ -40,9 +39,8 @@ put(const char *path, const char *text)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    if (mkdtemp(dir) == NULL)
-        abort();
-    atexit(cleanup);
+    dir = fuzz_scratch_dir();
+    atexit(report);
     state = xasprintf("%s/state", dir);
     bundle = xasprintf("%s/bundle", dir);
     root = xasprintf("%s/bundle/rootfs", dir);

@@ -51,6 +51,28 @@ fuzz_fail(const char *what, int line)
     abort();
 }
 
+static char *scratch;
+
+static void
+scratch_remove(void)
+{
+    rm_rf_at(AT_FDCWD, scratch);
+}
+
+const char *
+fuzz_scratch_dir(void)
+{
+    if (scratch)
+        return scratch;
+    scratch = xasprintf("/tmp/husk-fuzz-%s.XXXXXX", fuzz_target.name);
+    if (mkdtemp(scratch) == NULL) {
+        perror("fuzz: mkdtemp");
+        abort();
+    }
+    atexit(scratch_remove);
+    return scratch;
+}
+
 uint64_t
 fuzz_rng_next(uint64_t *s)
 {

@@ -34,23 +34,21 @@
 
 #define MAX_LAYERS 4
 
-static char dir[] = "/tmp/husk-fuzz-tar.XXXXXX";
+static const char *dir; /* fuzz_scratch_dir() */
 static int dirfd_;
 static unsigned long n_applied, n_refused;
 
 static void
-cleanup(void)
+report(void)
 {
     printf("fuzz-tar: %lu inputs applied whole, %lu refused\n", n_applied, n_refused);
-    rm_rf_at(AT_FDCWD, dir);
 }
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    if (mkdtemp(dir) == NULL)
-        abort();
-    atexit(cleanup);
+    dir = fuzz_scratch_dir();
+    atexit(report);
     dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd_ < 0 || mkdirat(dirfd_, "canary", 0755) < 0)
         abort();

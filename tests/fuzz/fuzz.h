@@ -39,6 +39,9 @@ void fuzz_set_input(const uint8_t *data, size_t size);
 _Noreturn void fuzz_fail(const char *what, int line);
 #define fuzz_check(cond) ((cond) ? (void)0 : fuzz_fail(#cond, __LINE__))
 
+/* A directory of the run's own under /tmp, removed with what is in it at exit. */
+const char *fuzz_scratch_dir(void);
+
 /* For custom mutators: the driver's seeded PRNG, and edits that keep the size cap. */
 uint64_t fuzz_rng_next(uint64_t *s);
 size_t fuzz_below(uint64_t *s, size_t n);
