@@ -190,7 +190,8 @@ char *sbx_cgroup_describe(const struct sbx_cgroup *cg);
  * waits for an RCU grace period (5-15 ms here), while the calling thread moving itself through
  * `tasks` ("0") does not (Linux >= 6.3). The caller must be single-threaded.
  */
-/* Best effort: what cannot be entered this way is joined by on_created. */
+/* Best effort: what cannot be entered this way is joined by on_created. The memory hierarchy
+ * never is: under a small limit the clone's charge would make the OOM killer pick the caller. */
 void sbx_cgroup_enter_self(struct sbx_cgroup *cg);
 int sbx_cgroup_leave_self(struct sbx_cgroup *cg, struct husk_error **err);
 /* A cgroup2 directory fd for CLONE_INTO_CGROUP (Linux >= 5.7), or -1. Borrowed. */

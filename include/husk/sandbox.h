@@ -193,6 +193,11 @@ struct sbx_spawn_opts {
      * it itself. A caller that joins the container's v1 cgroups before spawning mounts it first:
      * their device rules refuse the loop device a squashfs image needs. */
     int rootfs_image_fd;
+    /* > 0: a pidfd of the process whose namespaces to join (setns on a pidfd, Linux 5.8): every
+     * namespace with a path in the config is joined from it instead, all in one call, so a
+     * pid reused after the caller checked it cannot send us elsewhere (cfg->ns[].path names
+     * them in messages only). 0: join by path. */
+    int join_pidfd;
     /* A program to execute instead of process.args[0] (execveat AT_EMPTY_PATH), e.g. a sealed
      * memfd holding a static helper that runs the process's program itself; 0: none. The
      * program named by process.args must still exist in the rootfs: it is looked up as usual. */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syscalls.h"
 #include "util.h"
 
 void *
@@ -96,6 +97,20 @@ str_has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+bool
+path_has_dot_component(const char *path)
+{
+    for (const char *p = path; *p;) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+            return true;
+        p += n;
+    }
+    return false;
+}
+
 int
 parse_u64(const char *s, uint64_t *out)
 {
@@ -148,37 +163,40 @@ write_all(int fd, const void *buf, size_t len)
 }
 
 int
-read_file_at(int dirfd, const char *path, char **out, size_t *len)
-{
-    cleanup_fd int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    return read_all_fd(fd, out, len);
-}
-
-int
-read_all_fd(int fd, char **out, size_t *len)
+read_fd_all(int fd, size_t max, char **out, size_t *len)
 {
     size_t cap = 4096, used = 0;
     cleanup_free char *buf = xmalloc(cap);
+
     for (;;) {
         if (used + 1 >= cap)
             buf = xrealloc(buf, cap *= 2);
         ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
             return -errno;
-        }
         if (n == 0)
             break;
         used += (size_t)n;
+        if (used > max)
+            return -EFBIG;
     }
     buf[used] = '\0';
     if (len)
         *len = used;
     *out = steal_ptr(&buf);
     return 0;
+}
+
+int
+read_file_at(int dirfd, const char *path, char **out, size_t *len)
+{
+    cleanup_fd int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    return read_fd_all(fd, SIZE_MAX, out, len);
 }
 
 int
@@ -267,15 +285,53 @@ rm_rf_children(int dfd, dev_t dev)
     return ret;
 }
 
+/* The directory holding path's last component: beneath dirfd when path is relative (no "..",
+ * no symlink leads out of it), as named when it is absolute (the caller chose it). */
+static int
+open_parent_beneath(int dirfd, const char *path, size_t parent_len)
+{
+    cleanup_free char *parent = xstrndup(path, parent_len);
+    int fd;
+    if (path[0] == '/') {
+        fd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    } else {
+        struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        fd = sys_openat2(dirfd, parent, &how);
+    }
+    return fd < 0 ? -errno : fd;
+}
+
 int
 rm_rf_at(int dirfd, const char *path)
 {
     struct stat st;
-    int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    size_t len = strlen(path);
 
+    /* "", ".", ".." and "a/.." name no entry of their own: removing them would empty the
+     * directory that holds dirfd's tree, or that tree itself. */
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    const char *slash = memrchr(path, '/', len);
+    const char *name = slash ? slash + 1 : path;
+    size_t name_len = len - (size_t)(name - path);
+    if (name_len == 0 || (name_len == 1 && name[0] == '.') ||
+        (name_len == 2 && name[0] == '.' && name[1] == '.'))
+        return -EINVAL;
+    size_t parent_len = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    int pfd = dirfd;
+    cleanup_fd int owned = -1;
+    if (parent_len > 0) {
+        owned = open_parent_beneath(dirfd, path, parent_len);
+        if (owned < 0)
+            return owned == -ENOENT ? 0 : owned;
+        pfd = owned;
+    }
+    cleanup_free char *base = xstrndup(name, name_len);
+    int fd = openat(pfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOTDIR)
-            return unlinkat(dirfd, path, 0) < 0 ? -errno : 0;
+            return unlinkat(pfd, base, 0) < 0 ? -errno : 0;
         return errno == ENOENT ? 0 : -errno;
     }
     if (fstat(fd, &st) < 0) {
@@ -285,22 +341,71 @@ rm_rf_at(int dirfd, const char *path)
     int r = rm_rf_children(fd, st.st_dev);
     if (r < 0)
         return r;
-    return unlinkat(dirfd, path, AT_REMOVEDIR) < 0 ? -errno : 0;
+    return unlinkat(pfd, base, AT_REMOVEDIR) < 0 ? -errno : 0;
+}
+
+/* A decimal number of at most max at *p, after spaces. */
+static bool
+parse_id(const char **p, const char *end, uint64_t max, uint64_t *out)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+    while (s < end && (*s == ' ' || *s == '\t'))
+        s++;
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > max)
+            return false;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+int
+idmap_parse(const char *text, size_t len, struct id_range *out, size_t max, size_t *n)
+{
+    const char *p = text, *end = text + len;
+    *n = 0;
+    while (p < end) {
+        uint64_t inner, outer, count;
+        if (!parse_id(&p, end, UINT32_MAX, &inner) || !parse_id(&p, end, UINT32_MAX, &outer) ||
+            !parse_id(&p, end, (uint64_t)UINT32_MAX + 1, &count))
+            return -EINVAL;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        if (p < end && *p++ != '\n')
+            return -EINVAL;
+        if (count == 0 || inner + count > (uint64_t)UINT32_MAX + 1 ||
+            outer + count > (uint64_t)UINT32_MAX + 1)
+            return -EINVAL;
+        if (*n == max)
+            return -E2BIG;
+        /* count 2^32 is not a uint32: the kernel prints the whole range as 4294967295. */
+        out[(*n)++] = (struct id_range){(uint32_t)inner, (uint32_t)outer,
+                                        count > UINT32_MAX ? UINT32_MAX : (uint32_t)count};
+    }
+    return 0;
 }
 
 bool
 in_initial_userns(void)
 {
-    char map[64] = {0};
-    unsigned a, b, n;
+    char map[256];
+    struct id_range r[1];
+    size_t n = 0;
     int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
-    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map) - 1);
+    ssize_t len = fd < 0 ? -1 : read(fd, map, sizeof(map));
     if (fd >= 0)
         close(fd);
     /* Without /proc we cannot tell; assume the initial namespace, as most hosts are. */
     if (len <= 0)
         return true;
-    return sscanf(map, "%u %u %u", &a, &b, &n) == 3 && a == 0 && b == 0 && n == 4294967295u;
+    /* The initial namespace maps every id to itself in one line. */
+    return (size_t)len < sizeof(map) && idmap_parse(map, (size_t)len, r, 1, &n) == 0 && n == 1 &&
+           r[0].inner == 0 && r[0].outer == 0 && r[0].count == UINT32_MAX;
 }
 
 uint64_t

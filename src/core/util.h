@@ -24,6 +24,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 size_t strv_len(char *const *v);
 char **strv_dup(char *const *v);
 bool str_has_prefix(const char *s, const char *prefix);
+/* Whether a path has a "." or ".." component. */
+bool path_has_dot_component(const char *path);
 
 /* Strict decimal parsing: the whole string, no sign unless allowed, range checked. */
 int parse_u64(const char *s, uint64_t *out);
@@ -31,10 +33,10 @@ int parse_i64(const char *s, int64_t *out);
 
 /* write(2) until done, retrying EINTR and short writes. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
+/* Read fd to its end: at most max bytes (else -EFBIG), NUL-terminated. Caller frees *out. */
+int read_fd_all(int fd, size_t max, char **out, size_t *len);
 /* Read a whole (small) file relative to dirfd. Caller frees *out (NUL-terminated). */
 int read_file_at(int dirfd, const char *path, char **out, size_t *len);
-/* Read an fd to its end (from its offset). Caller frees *out (NUL-terminated). 0 or -errno. */
-int read_all_fd(int fd, char **out, size_t *len);
 /* Open for write (O_TRUNC, no create) and write the string. 0 or -errno. */
 int write_file_at(int dirfd, const char *path, const char *data);
 /* Atomically replace dirfd/path with data (temp file + rename), mode 0644. */
@@ -43,8 +45,19 @@ int write_file_atomic(int dirfd, const char *path, const char *data, size_t len)
 /* mkdir -p with the given mode for the directories it creates. 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Remove a directory tree relative to dirfd, never crossing mount points. */
+/* Remove a directory tree relative to dirfd, never crossing mount points or following a
+ * symlink inside it. A relative path resolves beneath dirfd (-EXDEV when it would leave it);
+ * its last component must name an entry: "", "." and ".." are -EINVAL. */
 int rm_rf_at(int dirfd, const char *path);
+
+/* One line of /proc/PID/uid_map or gid_map. */
+struct id_range {
+    uint32_t inner, outer, count;
+};
+/* Parse such a map: lines "INNER OUTER COUNT" (spaces as the kernel pads them), each a range of
+ * 1 to 2^32 ids within 32 bits (2^32 itself reads as 4294967295), at most max of them. 0,
+ * -EINVAL or -E2BIG; no heap. */
+int idmap_parse(const char *text, size_t len, struct id_range *out, size_t max, size_t *n);
 
 /* Whether we are in the initial user namespace (uid_map "0 0 4294967295"). No heap: safe
  * between clone and exec. */

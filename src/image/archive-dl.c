@@ -72,6 +72,7 @@ FWD_NEW(struct archive_entry, archive_entry_new)
 
 FWD(const char *, archive_error_string, (struct archive * a), (a))
 FWD(int, archive_read_free, (struct archive * a), (a))
+FWD(la_int64_t, archive_filter_bytes, (struct archive * a, int n), (a, n))
 FWD(int, archive_read_support_filter_all, (struct archive * a), (a))
 FWD(int, archive_read_support_filter_gzip, (struct archive * a), (a))
 FWD(int, archive_read_support_filter_none, (struct archive * a), (a))

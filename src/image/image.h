@@ -129,10 +129,14 @@ struct img_limits {
     uint64_t max_file;  /* bytes in one regular file */
     uint64_t max_total; /* bytes written in all */
     uint64_t max_entries;
+    /* A decompression bomb: a stream that expands more than max_ratio times its compressed
+     * size, once past ratio_floor bytes (small, very compressible layers are fine). */
+    uint64_t max_ratio, ratio_floor;
 };
 #define IMG_LIMITS_DEFAULT                                                                         \
     {                                                                                              \
-        .max_file = 8ull << 30, .max_total = 32ull << 30, .max_entries = 1000000                   \
+        .max_file = 8ull << 30, .max_total = 32ull << 30, .max_entries = 1000000,                  \
+        .max_ratio = 100, .ratio_floor = 64ull << 20                                               \
     }
 
 /* Things accepted but changed or left out (device nodes), for the caller to show. */
@@ -175,8 +179,8 @@ void img_import_clear(struct img_import *r);
 /* Copy an OCI image layout (a directory or a tar of one) into the store, every blob checked
  * against its sha256. `ref` picks a manifest by org.opencontainers.image.ref.name (NULL: the
  * only one, or the one for this machine's platform). */
-int img_store_import(struct img_store *s, const char *src, const char *ref, struct img_import *res,
-                     struct husk_error **err);
+int img_store_import(struct img_store *s, const char *src, const char *ref,
+                     const struct img_limits *lim, struct img_import *res, struct husk_error **err);
 /* Unpack an imported manifest's layers into rootfd and read its config. */
 int img_store_unpack(struct img_store *s, const char *manifest_digest, int rootfd,
                      const struct img_limits *lim, struct img_config *cfg,

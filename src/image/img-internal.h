@@ -157,11 +157,12 @@ struct archive *img_layer_reader(enum img_compression comp);
 int img_layer_apply_archive(struct archive *a, int rootfd, const char *name,
                             const struct img_limits *lim, uint64_t *total,
                             struct img_warnings *warn, struct husk_error **err);
+/* Refuse a stream that has expanded more than lim->max_ratio times what it read so far. */
+int img_check_expansion(struct archive *a, const struct img_limits *lim, const char *name,
+                        struct husk_error **err);
 
 /* ---- misc ---- */
 
-/* Read all of fd (at most max bytes, else -EFBIG), NUL-terminated. */
-int img_read_fd(int fd, size_t max, char **out, size_t *len);
 void img_strv_push(char ***v, size_t *n, char *s); /* takes s */
 void img_warn(struct img_warnings *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -6,12 +6,18 @@
  *    relative, from this layer or a lower one) always resolves inside the root: an entry
  *    "etc/x" under a symlink "etc -> /host" lands in ROOT/host/x, never on the host;
  *  - the last component is created with *at() calls that never follow it (O_NOFOLLOW, O_EXCL);
- *  - a relative symlink whose target climbs above the root, and a hardlink whose target is
- *    missing, a directory, or named with "..", are refused;
+ *  - a relative symlink whose target climbs above the root from where the link really is (its
+ *    parents may be symlinks: "a -> ." puts "a/b/link" one level up), a hardlink to such a
+ *    symlink, and a hardlink whose target is missing, a directory, or named with "..", are
+ *    refused;
  *  - device nodes are not created (a warning names them), sockets are skipped;
- *  - sizes are checked against limits before data is written, and a truncated stream fails.
+ *  - sizes are checked against limits before data is written, a stream that expands more than
+ *    max_ratio times its compressed size is refused as a decompression bomb, runs of zeros
+ *    become holes, and a truncated stream fails.
  * Whiteouts (.wh.NAME) remove NAME from lower layers; an opaque marker (.wh..wh..opq) empties
- * its directory of everything lower layers put there. Messages name the entry.
+ * its directory of everything lower layers put there. NAME must be one entry: "", "." and ".."
+ * are refused (".wh..." would otherwise empty the directory holding the root). Messages name
+ * the entry.
  */
 #define _GNU_SOURCE
 #include <archive.h>
@@ -19,6 +25,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,9 +37,11 @@
 
 #define WHITEOUT        ".wh."
 #define WHITEOUT_OPAQUE ".wh..wh..opq"
+#define SPARSE_BLOCK    4096 /* all-zero blocks of file data are left as holes */
 
 struct layer {
     int rootfd;
+    char *root_path;  /* where rootfd is, as /proc/self/fd shows it */
     const char *name; /* for messages */
     const struct img_limits *lim;
     uint64_t *total;
@@ -115,6 +125,64 @@ make_opaque(struct layer *l, const char *dir, struct husk_error **err)
     return 0;
 }
 
+/* The path an fd has, from /proc/self/fd. */
+static char *
+fd_path(int fd)
+{
+    char link[64], buf[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+    if (n <= 0 || buf[0] != '/')
+        return NULL;
+    buf[n] = '\0';
+    return xstrdup(buf);
+}
+
+/* Where the directory dir really is below the root ("" for the root itself): the entry's own
+ * path may run through symlinks. NULL when it cannot be told (then nothing is trusted). */
+static char *
+real_dir(const struct layer *l, int dir)
+{
+    cleanup_free char *path = fd_path(dir);
+    size_t n = l->root_path ? strlen(l->root_path) : 0;
+    if (path == NULL || n == 0 || strncmp(path, l->root_path, n) != 0)
+        return NULL;
+    if (path[n] == '\0')
+        return xstrdup("");
+    if (strcmp(l->root_path, "/") == 0)
+        return xstrdup(path + 1);
+    return path[n] == '/' ? xstrdup(path + n + 1) : NULL;
+}
+
+/* Would a symlink with this target, placed as base in dir, stay inside the root? */
+static bool
+link_stays_inside(const struct layer *l, int dir, const char *base, const char *target)
+{
+    if (target[0] == '/')
+        return true;
+    cleanup_free char *where = real_dir(l, dir);
+    if (where == NULL)
+        return false;
+    cleanup_free char *linkpath = where[0] ? xasprintf("%s/%s", where, base) : xstrdup(base);
+    return img_link_stays_inside(linkpath, target);
+}
+
+/* A parent directory named like a whiteout: no layer tool makes one, and it would stay in the
+ * root as a marker no later layer understands. */
+static bool
+whiteout_parent(const char *parent)
+{
+    return strstr(parent, "/" WHITEOUT) != NULL;
+}
+
+/* What a whiteout removes: one entry of its directory, never the directory or its parent. */
+static bool
+whiteout_target_ok(const char *name)
+{
+    return name[0] != '\0' && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+           strchr(name, '/') == NULL;
+}
+
 /* Clear the way for a new entry: a directory over a directory is merged, all else replaced. */
 static int
 clear_slot(int dir, const char *base, bool is_dir)
@@ -125,6 +193,46 @@ clear_slot(int dir, const char *base, bool is_dir)
     if (is_dir && S_ISDIR(st.st_mode))
         return 1;
     return rm_rf_at(dir, base);
+}
+
+int
+img_check_expansion(struct archive *a, const struct img_limits *lim, const char *name,
+                    struct husk_error **err)
+{
+    int64_t in = archive_filter_bytes(a, -1), out = archive_filter_bytes(a, 0);
+    if (lim->max_ratio == 0 || in <= 0 || out <= 0 || (uint64_t)out <= lim->ratio_floor ||
+        (uint64_t)out / (uint64_t)in <= lim->max_ratio)
+        return 0;
+    return husk_err(err, 0,
+                    "%s: expands more than %llu times (%lld bytes to over %lld): a "
+                    "decompression bomb? (--max-ratio)",
+                    name, (unsigned long long)lim->max_ratio, (long long)in, (long long)out);
+}
+
+static bool
+all_zero(const char *p, size_t n)
+{
+    return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Write one block of file data; blocks of zeros stay holes of the new (empty) file. */
+static int
+write_block(int fd, const char *buf, size_t len, int64_t off)
+{
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < SPARSE_BLOCK ? len - done : SPARSE_BLOCK;
+        if (all_zero(buf + done, n)) {
+            done += n;
+            continue;
+        }
+        ssize_t w = pwrite(fd, buf + done, n, (off_t)(off + (int64_t)done));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        done += (size_t)w;
+    }
+    return 0;
 }
 
 static int
@@ -139,14 +247,10 @@ write_data(struct archive *a, int fd, struct layer *l, const char *path, struct 
             return 0;
         if (r < ARCHIVE_WARN)
             return husk_err(err, 0, "%s: entry '%s': %s", l->name, path, archive_error_string(a));
-        for (size_t done = 0; done < len;) {
-            ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0)
-                return husk_err(err, errno, "%s: entry '%s': write", l->name, path);
-            done += (size_t)n;
-        }
+        if ((r = img_check_expansion(a, l->lim, l->name, err)) < 0)
+            return r;
+        if ((r = write_block(fd, buf, len, off)) < 0)
+            return husk_err(err, -r, "%s: entry '%s': write", l->name, path);
     }
 }
 
@@ -205,6 +309,19 @@ make_hardlink(struct layer *l, const char *target_name, int dir, const char *bas
     if (S_ISDIR(st.st_mode))
         return husk_err(err, 0, "%s: hardlink '%s' -> '%s': target is a directory", l->name, path,
                         target_name);
+    /* A second name for a symlink is a symlink somewhere else: its text must fit there too. */
+    if (S_ISLNK(st.st_mode)) {
+        char text[PATH_MAX];
+        ssize_t n = readlinkat(tfd, img_path_basename(target), text, sizeof(text) - 1);
+        if (n < 0)
+            return husk_err(err, errno, "%s: hardlink '%s' -> '%s'", l->name, path, target_name);
+        text[n] = '\0';
+        if (!link_stays_inside(l, dir, base, text))
+            return husk_err(err, 0,
+                            "%s: hardlink '%s' -> '%s': the symlink '%s' points outside the "
+                            "root from there",
+                            l->name, path, target_name, text);
+    }
     if (linkat(tfd, img_path_basename(target), dir, base, 0) < 0)
         return husk_err(err, errno, "%s: hardlink '%s' -> '%s'", l->name, path, target_name);
     return 0;
@@ -240,10 +357,18 @@ apply_entry(struct archive *a, struct archive_entry *e, struct layer *l, struct 
     cleanup_free char *abs = xasprintf("/%s", path);
     cleanup_free char *parent = img_path_dirname(abs);
     const char *base = img_path_basename(path);
+    if (whiteout_parent(parent))
+        return husk_err(err, 0,
+                        "%s: entry '%s': a '" WHITEOUT "' name is a whiteout, not a directory",
+                        l->name, raw);
     if (strcmp(base, WHITEOUT_OPAQUE) == 0)
         return make_opaque(l, parent + 1, err);
-    cleanup_fd int dir = dir_in_root(l->rootfd, parent + 1, !str_has_prefix(base, WHITEOUT));
-    if (str_has_prefix(base, WHITEOUT)) {
+    bool whiteout = str_has_prefix(base, WHITEOUT);
+    if (whiteout && !whiteout_target_ok(base + strlen(WHITEOUT)))
+        return husk_err(err, 0, "%s: whiteout '%s': '%s' is not the name of an entry", l->name, raw,
+                        base + strlen(WHITEOUT));
+    cleanup_fd int dir = dir_in_root(l->rootfd, parent + 1, !whiteout);
+    if (whiteout) {
         int r = dir < 0 ? 0 : rm_rf_at(dir, base + strlen(WHITEOUT));
         return r < 0 ? husk_err(err, -r, "%s: whiteout '%s'", l->name, raw) : 0;
     }
@@ -268,7 +393,7 @@ apply_entry(struct archive *a, struct archive_entry *e, struct layer *l, struct 
             return husk_err(err, errno, "%s: entry '%s': mkdir", l->name, raw);
     } else if (type == AE_IFLNK) {
         const char *target = archive_entry_symlink(e);
-        if (target == NULL || !img_link_stays_inside(path, target))
+        if (target == NULL || !link_stays_inside(l, dir, base, target))
             return husk_err(err, 0, "%s: symlink '%s' -> '%s' points outside the root", l->name,
                             raw, target ? target : "");
         if (symlinkat(target, dir, base) < 0)
@@ -295,16 +420,18 @@ img_layer_apply_archive(struct archive *a, int rootfd, const char *name,
     struct layer l = {.rootfd = rootfd, .name = name, .lim = lim, .total = total, .warn = warn};
     struct archive_entry *e;
     int r = 0;
+    l.root_path = fd_path(rootfd);
     while (r == 0) {
         int ar = archive_read_next_header(a, &e);
         if (ar == ARCHIVE_EOF)
             break;
         if (ar < ARCHIVE_WARN)
             r = husk_err(err, 0, "%s: %s", name, archive_error_string(a));
-        else
+        else if ((r = img_check_expansion(a, lim, name, err)) == 0)
             r = apply_entry(a, e, &l, err);
     }
     img_map_clear(&l.created);
+    free(l.root_path);
     return r;
 }
 

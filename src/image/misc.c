@@ -1,40 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Small helpers the image layer's files share: whole-fd reads, string vectors, warnings. */
+/* Small helpers the image layer's files share: string vectors, warnings. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "img-internal.h"
 #include "util.h"
-
-int
-img_read_fd(int fd, size_t max, char **out, size_t *len)
-{
-    size_t cap = 4096, used = 0;
-    cleanup_free char *buf = xmalloc(cap);
-    for (;;) {
-        if (used + 1 >= cap)
-            buf = xrealloc(buf, cap *= 2);
-        ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            break;
-        used += (size_t)n;
-        if (used > max)
-            return -EFBIG;
-    }
-    buf[used] = '\0';
-    if (len)
-        *len = used;
-    *out = steal_ptr(&buf);
-    return 0;
-}
 
 void
 img_strv_push(char ***v, size_t *n, char *s)

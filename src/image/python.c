@@ -379,7 +379,7 @@ scan_file(struct py *py, const char *module, const char *file, struct husk_error
 {
     cleanup_fd int fd = img_host_open(py->t, file, O_RDONLY);
     cleanup_free char *text = NULL;
-    int r = fd < 0 ? fd : img_read_fd(fd, 32 << 20, &text, NULL);
+    int r = fd < 0 ? fd : read_fd_all(fd, 32 << 20, &text, NULL);
     if (r < 0)
         return husk_err(err, -r, "read Python source '%s'", file);
     /* A package's own name is its package; a module's package is its parent. */

@@ -83,7 +83,7 @@ add_shell_commands(struct img_tree *t, const struct img_entry *file, int depth,
 {
     cleanup_fd int fd = img_host_open(t, file->path, O_RDONLY);
     cleanup_free char *text = NULL;
-    int r = fd < 0 ? fd : img_read_fd(fd, 16 << 20, &text, NULL);
+    int r = fd < 0 ? fd : read_fd_all(fd, 16 << 20, &text, NULL);
     if (r < 0)
         return husk_err(err, -r, "read script '%s'", file->path);
     cleanup_strv char **cmds = NULL;

@@ -86,6 +86,7 @@ img_store_open(const char *dir, struct img_store **out, struct husk_error **err)
 struct blob_src {
     int fd;
     struct archive *a;
+    const struct img_limits *lim; /* with a: how far the archive may expand */
 };
 
 static ssize_t
@@ -129,6 +130,10 @@ copy_verified(struct img_store *s, const char *digest, int64_t size, const struc
         }
         if (n == 0)
             break;
+        if (src->a && img_check_expansion(src->a, src->lim, digest, err) < 0) {
+            free(img_sha256_final(h));
+            return -EFBIG;
+        }
         got += (uint64_t)n;
         img_sha256_update(h, buf, (size_t)n);
         if ((size >= 0 && got > (uint64_t)size) || write_all(out, buf, (size_t)n) < 0) {
@@ -177,7 +182,7 @@ read_json_blob(struct img_store *s, const struct img_desc *d, const char *what, 
     cleanup_fd int fd = openat(s->blobs, d->digest + 7, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     cleanup_free char *text = NULL;
     size_t len = 0;
-    int r = fd < 0 ? -errno : img_read_fd(fd, MAX_JSON, &text, &len);
+    int r = fd < 0 ? -errno : read_fd_all(fd, MAX_JSON, &text, &len);
     if (r < 0)
         return husk_err(err, -r, "%s %s", what, d->digest);
     cleanup_free char *actual = img_digest_buf(text, len);
@@ -244,6 +249,8 @@ scan_tar(struct img_store *s, struct source *src, const char *path, json_t **ind
             r = husk_err(err, 0, "%s: %s", path, archive_error_string(a));
             break;
         }
+        if ((r = img_check_expansion(a, lim, path, err)) < 0)
+            break;
         const char *raw = archive_entry_pathname(e);
         cleanup_free char *name = raw ? img_path_archive(raw) : NULL;
         if (name == NULL) {
@@ -275,7 +282,7 @@ scan_tar(struct img_store *s, struct source *src, const char *path, json_t **ind
             if (!img_digest_valid(digest))
                 continue;
             bool had = have_blob(s, digest);
-            struct blob_src bs = {.a = a};
+            struct blob_src bs = {.a = a, .lim = lim};
             r = store_put(s, digest, archive_entry_size(e), &bs, err);
             if (r == 0 && !had)
                 img_strv_push(&src->fresh, &src->n_fresh, steal_ptr(&digest));
@@ -393,10 +400,9 @@ import_from(struct img_store *s, struct source *src, json_t *index, const char *
 }
 
 int
-img_store_import(struct img_store *s, const char *path, const char *ref, struct img_import *res,
-                 struct husk_error **err)
+img_store_import(struct img_store *s, const char *path, const char *ref,
+                 const struct img_limits *lim, struct img_import *res, struct husk_error **err)
 {
-    struct img_limits lim = IMG_LIMITS_DEFAULT;
     struct source src = {.dirfd = -1, .name = path};
     cleanup_json json_t *index = NULL;
     struct stat st;
@@ -404,7 +410,7 @@ img_store_import(struct img_store *s, const char *path, const char *ref, struct 
     if (stat(path, &st) < 0)
         return husk_err(err, errno, "'%s'", path);
     int r = S_ISDIR(st.st_mode) ? open_dir_layout(&src, path, &index, err)
-                                : scan_tar(s, &src, path, &index, &lim, err);
+                                : scan_tar(s, &src, path, &index, lim, err);
     if (r == 0)
         r = import_from(s, &src, index, ref, res, err);
     else

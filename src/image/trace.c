@@ -164,7 +164,7 @@ read_records(const char *file, struct img_trace_result *res, struct husk_error *
     size_t len = 0;
     if (fd < 0 && errno == ENOENT)
         return husk_err(err, 0, "the trace helper recorded nothing (it did not start)");
-    int r = fd < 0 ? -errno : img_read_fd(fd, 256 << 20, &buf, &len);
+    int r = fd < 0 ? -errno : read_fd_all(fd, 256 << 20, &buf, &len);
     if (r < 0)
         return husk_err(err, -r, "read trace record '%s'", file);
     struct img_map seen = {0};

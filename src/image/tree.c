@@ -375,7 +375,7 @@ img_tree_ldcache(struct img_tree *t, struct husk_error **err)
     cleanup_free char *buf = NULL;
     size_t len = 0;
     if (fd >= 0) {
-        int r = img_read_fd(fd, 64 << 20, &buf, &len);
+        int r = read_fd_all(fd, 64 << 20, &buf, &len);
         if (r < 0) {
             husk_err(err, -r, "read /etc/ld.so.cache");
             return NULL;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sys/capability.h>
@@ -159,6 +160,31 @@ parse_caps(const struct jctx *c, json_t *proc, struct oci_config *oc, struct hus
     return 0;
 }
 
+/*
+ * Labels for security modules husk does not apply. Dropping one without a word would run the
+ * process with less confinement than the config asks for: where the host enforces that module
+ * the config is refused; where it does not, there is nothing to apply the label with, and a
+ * warning says it is ignored.
+ */
+static int
+check_label(const struct jctx *c, json_t *obj, const char *key, const char *path, const char *lsm,
+            struct oci_config *oc, struct husk_error **err)
+{
+    cleanup_free char *label = NULL;
+    int r = jget_string(c, obj, key, path, false, &label, err);
+    if (r <= 0 || label[0] == '\0')
+        return r;
+    cleanup_free char *host = oci_host_lsms();
+    if (oci_lsm_listed(host, lsm))
+        return jerr(c, path, err,
+                    "'%s': this host enforces %s, and husk cannot apply %s labels (remove the "
+                    "field to run without one)",
+                    label, lsm, lsm);
+    warn(oc, xasprintf("%s: field '%s': '%s' ignored: the host does not enforce %s", c->file, path,
+                       label, lsm));
+    return 0;
+}
+
 static int
 parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct husk_error **err)
 {
@@ -210,7 +236,10 @@ parse_process(const struct jctx *c, json_t *root, struct oci_config *oc, struct 
         return r;
     p->has_oom_score_adj = r > 0;
     p->oom_score_adj = (int)v;
-    if ((r = parse_user(c, proc, p, err)) < 0 || (r = parse_caps(c, proc, oc, err)) < 0)
+    if ((r = parse_user(c, proc, p, err)) < 0 || (r = parse_caps(c, proc, oc, err)) < 0 ||
+        (r = check_label(c, proc, "apparmorProfile", "process.apparmorProfile", "apparmor", oc,
+                         err)) < 0 ||
+        (r = check_label(c, proc, "selinuxLabel", "process.selinuxLabel", "selinux", oc, err)) < 0)
         return r;
     return parse_rlimits(c, proc, p, err);
 }
@@ -481,6 +510,10 @@ parse_devices(const struct jctx *c, json_t *linux_, struct sbx_config *s, struct
             return r;
         if (d->path[0] != '/')
             return jerr(c, pp, err, "'%s' is not an absolute path", d->path);
+        /* In a user namespace the host's node of the same path is bound: "/dev/../etc/x" would
+         * bring a host file in. */
+        if (path_has_dot_component(d->path))
+            return jerr(c, pp, err, "'%s' must not contain '.' or '..' components", d->path);
         d->mode = (uint32_t)mode & 07777; /* engines pass st_mode, type bits included */
         d->uid = (uint32_t)uid;
         d->gid = (uint32_t)gid;
@@ -545,7 +578,8 @@ parse_linux(const struct jctx *c, json_t *root, struct oci_config *oc, struct hu
         (r = jget_strv(c, linux_, "readonlyPaths", "linux.readonlyPaths", false, &s->readonly_paths,
                        err)) < 0 ||
         (r = jget_string(c, linux_, "rootfsPropagation", "linux.rootfsPropagation", false, &prop,
-                         err)) < 0)
+                         err)) < 0 ||
+        (r = check_label(c, linux_, "mountLabel", "linux.mountLabel", "selinux", oc, err)) < 0)
         return r;
     if (prop) {
         size_t k;
@@ -555,6 +589,64 @@ parse_linux(const struct jctx *c, json_t *root, struct oci_config *oc, struct hu
         if (k == ARRAY_SIZE(propagations))
             return jerr(c, "linux.rootfsPropagation", err, "unknown propagation '%s'", prop);
         s->rootfs_propagation = propagations[k].flags;
+    }
+    return 0;
+}
+
+/*
+ * Sysctls a container may set: only those its own namespaces hold, as runc allows them. Any
+ * other one is the host's (kernel.core_pattern, vm.*): writing it would change the host.
+ */
+static const struct {
+    const char *name;
+    bool prefix;
+    enum sbx_ns_type ns;
+} namespaced_sysctls[] = {
+    {"kernel.msg", true, SBX_NS_IPC},
+    {"kernel.sem", true, SBX_NS_IPC},
+    {"kernel.shm", true, SBX_NS_IPC},
+    {"fs.mqueue.", true, SBX_NS_IPC},
+    {"net.", true, SBX_NS_NET},
+    {"kernel.hostname", false, SBX_NS_UTS},
+    {"kernel.domainname", false, SBX_NS_UTS},
+};
+
+/* The container has a namespace of this type that is not the runtime's own. */
+static bool
+own_ns(const struct sbx_config *s, enum sbx_ns_type t)
+{
+    struct stat mine, theirs;
+    cleanup_free char *self = xasprintf("/proc/self/ns/%s", sbx_ns_proc_name(t));
+    if (!s->ns[t].enabled)
+        return false;
+    if (s->ns[t].path == NULL)
+        return true;
+    return stat(s->ns[t].path, &theirs) == 0 && stat(self, &mine) == 0 &&
+           (theirs.st_ino != mine.st_ino || theirs.st_dev != mine.st_dev);
+}
+
+static int
+check_sysctls(const struct jctx *c, const struct sbx_config *s, struct husk_error **err)
+{
+    for (size_t i = 0; i < s->n_sysctl; i++) {
+        const char *key = s->sysctl[i].key;
+        cleanup_free char *kp = xasprintf("linux.sysctl.%s", key);
+        size_t k;
+        for (k = 0; k < ARRAY_SIZE(namespaced_sysctls); k++)
+            if (namespaced_sysctls[k].prefix ? str_has_prefix(key, namespaced_sysctls[k].name)
+                                             : strcmp(key, namespaced_sysctls[k].name) == 0)
+                break;
+        if (k == ARRAY_SIZE(namespaced_sysctls))
+            return jerr(c, kp, err,
+                        "not namespaced: setting it would change the host (allowed: kernel.msg*, "
+                        "kernel.sem*, kernel.shm*, fs.mqueue.* with an ipc namespace; net.* "
+                        "with a network namespace; kernel.hostname, kernel.domainname with a "
+                        "uts namespace)");
+        enum sbx_ns_type t = namespaced_sysctls[k].ns;
+        if (!own_ns(s, t))
+            return jerr(c, kp, err,
+                        "needs the container's own %s namespace: it would change the host's",
+                        sbx_ns_name(t));
     }
     return 0;
 }
@@ -575,6 +667,9 @@ check_config(const struct jctx *c, struct sbx_config *s, struct husk_error **err
         return jerr(c, "domainname", err, "setting the domainname needs a uts namespace");
     if (s->n_sysctl && !s->ns[SBX_NS_MNT].enabled)
         return jerr(c, "linux.sysctl", err, "sysctls need a mount namespace with /proc");
+    int r = check_sysctls(c, s, err);
+    if (r < 0)
+        return r;
     if (!s->ns[SBX_NS_MNT].enabled && s->n_mounts)
         return jerr(c, "mounts", err, "mounts need a mount namespace");
     return 0;

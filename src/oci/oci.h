@@ -110,7 +110,8 @@ json_t *oci_seccomp_default(void);
 /* `husk spec`: runc's default config, made at least as strict as Docker's. */
 json_t *oci_spec_default(bool rootless);
 
-/* What the runtime records about a container in its state directory. */
+/* What the runtime records about a container in its state directory, in this file. */
+#define OCI_STATE_FILE "state.json"
 struct oci_state {
     char *id;
     pid_t pid;
@@ -130,6 +131,11 @@ void oci_state_free(struct oci_state *s);
 void oci_state_freep(struct oci_state **s);
 /* The state as the runtime spec defines it, with the given status. */
 json_t *oci_state_json(const struct oci_state *s, const char *status);
+
+/* The security modules the host enforces, comma-separated ("capability,landlock,apparmor"):
+ * a label for one of them that husk cannot apply must not be dropped silently (lsm.c). */
+char *oci_host_lsms(void);
+bool oci_lsm_listed(const char *list, const char *name);
 
 /* `husk features`. */
 json_t *oci_features(void);

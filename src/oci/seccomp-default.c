@@ -6,7 +6,8 @@
  * Blocked among others: keyctl, add_key, request_key, mount/umount, unshare, setns, clone with
  * namespace flags, clone3 (ENOSYS so libcs fall back to clone), bpf, perf_event_open,
  * userfaultfd, kexec_*, open_by_handle_at, init/finit/delete_module, ptrace, reboot, swapon,
- * syslog, acct, personality other than the harmless values, socket(AF_VSOCK).
+ * syslog, acct, personality other than the harmless values, socket(AF_VSOCK), and the i386
+ * system call table (see oci_seccomp_default).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -316,7 +317,6 @@ static const char *const allowed[] = {
     "signalfd4",
     "sigprocmask",
     "sigreturn",
-    "socketcall",
     "socketpair",
     "splice",
     "stat",
@@ -401,7 +401,11 @@ oci_seccomp_default(void)
                               json_pack("{s:[s], s:s, s:[{s:i, s:I, s:s}]}", "names", "personality",
                                         "action", "SCMP_ACT_ALLOW", "args", "index", 0, "value",
                                         personalities[i], "op", "SCMP_CMP_EQ"));
-    return json_pack("{s:s, s:i, s:[s,s,s], s:o}", "defaultAction", "SCMP_ACT_ERRNO",
-                     "defaultErrnoRet", EPERM, "architectures", "SCMP_ARCH_X86_64", "SCMP_ARCH_X86",
-                     "SCMP_ARCH_X32", "syscalls", rules);
+    /* Not i386: its socketcall(2) takes socket's arguments in memory, and libseccomp turns the
+     * socket rule into socketcall(SYS_SOCKET) without them, so AF_VSOCK got through. i386
+     * programs are killed (the filter's action for an architecture it does not know); x32 has
+     * no multiplexer. */
+    return json_pack("{s:s, s:i, s:[s,s], s:o}", "defaultAction", "SCMP_ACT_ERRNO",
+                     "defaultErrnoRet", EPERM, "architectures", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32",
+                     "syscalls", rules);
 }

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <openssl/evp.h>
 #include <seccomp.h>
@@ -278,13 +279,53 @@ profile_key(json_t *sec, char hex[65])
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
 }
 
+/* Ours (the effective uid), of the expected type, and writable by no one else. */
+static bool
+trusted(int fd, mode_t type)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == type && st.st_uid == geteuid() &&
+           (st.st_mode & 022) == 0;
+}
+
+/*
+ * The cache directory, created when missing, or -1 when it cannot be trusted: a program read
+ * from it runs as the container's filter, so where --root is writable by others, a directory or
+ * file planted there (or a symlink to one) must not be used. Everything after the open goes
+ * through the fd.
+ */
+static int
+open_cache(const char *dir)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return -1;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && !trusted(fd, S_IFDIR)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* A cached program: a regular file of ours, at most the kernel's BPF_MAXINSNS instructions. */
+static int
+read_cached(int dfd, const char *name, char **out, size_t *len)
+{
+    cleanup_fd int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (!trusted(fd, S_IFREG))
+        return -EPERM;
+    return read_fd_all(fd, BPF_MAXINSNS * sizeof(struct sock_filter), out, len);
+}
+
 int
 oci_seccomp_compile(json_t *sec, const char *file, const char *cache_dir, struct sbx_seccomp *out,
                     struct husk_error **err)
 {
     struct jctx c = {.file = file};
     char key[65];
-    cleanup_free char *path = NULL;
+    cleanup_free char *name = NULL;
 
     cleanup_free char *listener = NULL;
     if (jget_string(&c, sec, "listenerPath", "linux.seccomp.listenerPath", false, &listener, err) <
@@ -303,13 +344,14 @@ oci_seccomp_compile(json_t *sec, const char *file, const char *cache_dir, struct
         free(out->listener_msg);
         out->listener_msg = NULL;
     }
-    if (cache_dir) {
+    cleanup_fd int dfd = cache_dir ? open_cache(cache_dir) : -1;
+    if (dfd >= 0) {
         profile_key(sec, key);
-        path = xasprintf("%s/%s.bpf", cache_dir, key);
+        name = xasprintf("%s.bpf", key);
         char *bpf = NULL;
         size_t len = 0;
         /* The flags are part of the profile, and so of the key, but not of the program. */
-        if (read_file_at(AT_FDCWD, path, &bpf, &len) == 0 && len > 0 && len % 8 == 0 &&
+        if (read_cached(dfd, name, &bpf, &len) == 0 && len > 0 && len % 8 == 0 &&
             parse_flags(&c, sec, &out->flags, NULL) == 0) {
             out->bpf = bpf;
             out->len = len;
@@ -318,12 +360,9 @@ oci_seccomp_compile(json_t *sec, const char *file, const char *cache_dir, struct
         free(bpf);
     }
     int r = compile(&c, sec, out, err);
-    if (r < 0 || !cache_dir)
+    if (r < 0)
         return r;
-    if (mkdir(cache_dir, 0700) == 0 || errno == EEXIST) {
-        cleanup_fd int dfd = open(cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-            write_file_atomic(dfd, strrchr(path, '/') + 1, out->bpf, out->len);
-    }
+    if (dfd >= 0)
+        write_file_atomic(dfd, name, out->bpf, out->len);
     return 0;
 }

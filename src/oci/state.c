@@ -9,8 +9,6 @@
 #include "oci.h"
 #include "util.h"
 
-#define STATE_FILE "state.json"
-
 int
 oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err)
 {
@@ -25,7 +23,7 @@ oci_state_save(int dirfd, const struct oci_state *s, struct husk_error **err)
         json_object_set_new(
             j, "cgroup", json_pack("{s:s, s:i}", "path", s->cgroup_path, "owned", s->cgroup_owned));
     cleanup_free char *text = json_dumps(j, JSON_COMPACT);
-    int r = write_file_atomic(dirfd, STATE_FILE, text, strlen(text));
+    int r = write_file_atomic(dirfd, OCI_STATE_FILE, text, strlen(text));
     if (r < 0)
         return husk_err(err, -r, "write state of '%s'", s->id);
     return 0;
@@ -52,14 +50,14 @@ oci_state_load(int dirfd, const char *id, struct oci_state **out, struct husk_er
 {
     cleanup_free char *text = NULL;
     json_error_t je;
-    int r = read_file_at(dirfd, STATE_FILE, &text, NULL);
+    int r = read_file_at(dirfd, OCI_STATE_FILE, &text, NULL);
     if (r < 0)
         return husk_err(err, -r, "read state of container '%s'", id);
     cleanup_json json_t *j = json_loads(text, 0, &je);
     if (j == NULL)
         return husk_err(err, 0, "state of container '%s' is corrupt: %s", id, je.text);
 
-    struct jctx c = {.file = STATE_FILE};
+    struct jctx c = {.file = OCI_STATE_FILE};
     cleanup_(oci_state_freep) struct oci_state *s = xcalloc(1, sizeof(*s));
     int64_t pid = 0, st = 0;
     json_t *ann = NULL;

@@ -44,21 +44,25 @@ remove_cgroup(struct cli *cli, struct container *c, struct husk_error **err)
 int
 cmd_delete(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("delete");
     struct delete_opts o = {0};
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
-    int i = cli_parse_flags(v, delete_flags, ARRAY_SIZE(delete_flags), &o, argc, argv);
+    int code;
+    int i = ctr_verb_args(cli_find_verb("delete"), delete_flags, ARRAY_SIZE(delete_flags), &o, argc,
+                          argv, 0, &code);
     if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk delete: expected exactly one container id\n");
-        return 2;
-    }
+        return code;
     if (ctr_open(cli, argv[i], &c, &err) < 0) {
         /* runc: deleting what is not there with --force is not an error. */
         if (o.force && err && err->code == 0) {
             husk_error_free(err);
+            return 0;
+        }
+        /* A directory without state.json: a `create` killed before it wrote one. */
+        if (o.force && err && err->code == ENOENT) {
+            husk_error_freep(&err);
+            if (ctr_remove_incomplete(cli, argv[i], &err) < 0)
+                return cli_fail(cli, err);
             return 0;
         }
         return cli_fail(cli, err);

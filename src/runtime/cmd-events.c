@@ -129,19 +129,16 @@ stream(struct container *c, struct sbx_cgroup *cg, uint64_t interval_ms, struct 
 int
 cmd_events(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("events");
     struct events_opts o = {0};
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
     uint64_t interval = 5000;
-    int i = cli_parse_flags(v, events_flags, ARRAY_SIZE(events_flags), &o, argc, argv);
+    int code;
+    int i = ctr_verb_args(cli_find_verb("events"), events_flags, ARRAY_SIZE(events_flags), &o, argc,
+                          argv, 0, &code);
     if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk events: expected exactly one container id\n");
-        return 2;
-    }
+        return code;
     if (o.interval && parse_interval(o.interval, &interval) < 0) {
         fprintf(stderr, "husk events: --interval: '%s' is not a duration such as 5s\n", o.interval);
         return 2;

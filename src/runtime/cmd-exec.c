@@ -42,8 +42,12 @@ static const struct flag exec_flags[] = {
      "unix socket that receives the terminal master"},
     {"preserve-fds", 0, FLAG_INT, offsetof(struct exec_opts, preserve_fds),
      "pass N fds after stdio"},
-    {"apparmor", 0, FLAG_STRING, offsetof(struct exec_opts, apparmor), "accepted, not applied"},
-    {"process-label", 0, FLAG_STRING, offsetof(struct exec_opts, label), "accepted, not applied"},
+    {"apparmor", 0, FLAG_STRING, offsetof(struct exec_opts, apparmor),
+     "refused where the host enforces AppArmor (husk cannot apply it), else ignored with a "
+     "warning"},
+    {"process-label", 0, FLAG_STRING, offsetof(struct exec_opts, label),
+     "refused where the host enforces SELinux (husk cannot apply it), else ignored with a "
+     "warning"},
     {"cgroup", 0, FLAG_STRING, offsetof(struct exec_opts, cgroup), "accepted, not applied"},
     {"ignore-paused", 0, FLAG_BOOL, offsetof(struct exec_opts, ignore_paused), "accepted"},
 };
@@ -135,6 +139,29 @@ apply_flags(const struct exec_opts *o, int argc, char **argv, struct oci_config 
     return 0;
 }
 
+/* --apparmor and --process-label, as the config's labels are treated (oci/config.c). */
+static int
+check_labels(struct cli *cli, const struct exec_opts *o, struct husk_error **err)
+{
+    const struct {
+        const char *flag, *value, *lsm;
+    } labels[] = {{"--apparmor", o->apparmor, "apparmor"},
+                  {"--process-label", o->label, "selinux"}};
+    cleanup_free char *host = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(labels); i++) {
+        if (labels[i].value == NULL || labels[i].value[0] == '\0')
+            continue;
+        if (host == NULL)
+            host = oci_host_lsms();
+        if (oci_lsm_listed(host, labels[i].lsm))
+            return husk_err(err, 0, "%s '%s': this host enforces %s, and husk cannot apply it",
+                            labels[i].flag, labels[i].value, labels[i].lsm);
+        cli_log(cli, "warning", "%s '%s' ignored: the host does not enforce %s", labels[i].flag,
+                labels[i].value, labels[i].lsm);
+    }
+    return 0;
+}
+
 /* The container's process settings, its namespaces to join, and nothing to set up. */
 static void
 join_container(struct oci_config *cfg, pid_t pid)
@@ -169,8 +196,11 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
 
     if (oci_config_load_file(path, c->state->bundle, &cfg, err) < 0)
         return -EINVAL;
-    if (apply_flags(o, argc, argv, cfg, err) < 0)
+    size_t n_warn = strv_len(cfg->warnings); /* the container's own were shown by create */
+    if (check_labels(cli, o, err) < 0 || apply_flags(o, argc, argv, cfg, err) < 0)
         return -EINVAL;
+    for (size_t i = n_warn; cfg->warnings && cfg->warnings[i]; i++)
+        cli_log(cli, "warning", "%s", cfg->warnings[i]);
     if (o->tty)
         cfg->terminal = cfg->sbx->process.terminal = true;
     if (cfg->terminal && o->detach && !o->console_socket)
@@ -179,6 +209,11 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     if (cfg->terminal && o->console_socket &&
         (console_fd = unix_connect(o->console_socket, "--console-socket", err)) < 0)
         return -EINVAL;
+    /* The namespaces are joined through a pidfd of the init checked against its start time:
+     * by /proc/PID/ns paths, a pid reused since the status check would lead elsewhere. */
+    cleanup_fd int init_fd = ctr_open_init(c);
+    if (init_fd < 0)
+        return husk_err(err, 0, "container '%s': container not running", c->id);
     join_container(cfg, c->state->pid);
     if (cfg->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
@@ -197,7 +232,8 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
                                 .data = cg,
                                 .console_fd = console_fd,
                                 .seccomp_listener_fd = -1,
-                                .rootfs_image_fd = -1};
+                                .rootfs_image_fd = -1,
+                                .join_pidfd = init_fd};
     if (cg)
         sbx_cgroup_enter_self(cg);
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
@@ -214,6 +250,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     }
     if (o->detach)
         return 0;
+    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)

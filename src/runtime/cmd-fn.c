@@ -144,7 +144,7 @@ http_call(const struct fn_opts *o, struct fn_call *call, struct husk_error **err
         return husk_err(err, -r, "send request to %s", o->url);
     size_t n = 0;
     cleanup_free char *resp = NULL;
-    if ((r = read_all_fd(fd, &resp, &n)) < 0)
+    if ((r = read_fd_all(fd, SIZE_MAX, &resp, &n)) < 0)
         return husk_err(err, -r, "read the answer of %s", o->url);
     int status = 0;
     char *sep = memmem(resp, n, "\r\n\r\n", 4);
@@ -321,7 +321,7 @@ fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
     cleanup_free char *path = xasprintf("/function/%s", name);
     cleanup_free char *body = NULL;
     size_t len = 0;
-    int r = read_all_fd(0, &body, &len);
+    int r = read_fd_all(0, SIZE_MAX, &body, &len);
     if (r < 0) {
         struct husk_error *err = NULL;
         husk_err(&err, -r, "read the request body from stdin");

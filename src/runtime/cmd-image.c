@@ -19,7 +19,7 @@
 #include "util.h"
 
 struct import_opts {
-    const char *ref, *output, *format, *image, *compress, *max_file, *max_total;
+    const char *ref, *output, *format, *image, *compress, *max_file, *max_total, *max_ratio;
 };
 
 static const struct flag import_flags[] = {
@@ -37,6 +37,9 @@ static const struct flag import_flags[] = {
      "refuse a layer entry larger than this (default 8G; k, M, G suffixes)"},
     {"max-total-size", 0, FLAG_STRING, offsetof(struct import_opts, max_total),
      "refuse an image that unpacks to more than this (default 32G)"},
+    {"max-ratio", 0, FLAG_STRING, offsetof(struct import_opts, max_ratio),
+     "refuse a layer that expands more than N times its compressed size past its first 64M "
+     "(default 100; 0: no limit)"},
 };
 
 static char *
@@ -95,13 +98,21 @@ resolve_user(int rootfd, const char *user, struct pack_process *p, struct husk_e
     return 0;
 }
 
-/* Mount points a read-only root must have; a symlink in their place is left alone. */
+/* Mount points a read-only root must have; a symlink in their place is left alone. Modes are
+ * set after mkdir, which the umask would narrow (a /tmp of 1755 is of no use). */
 static void
 add_mount_points(int rootfd)
 {
     cleanup_strv char **mps = pack_mount_points();
-    for (size_t i = 0; mps[i]; i++)
-        mkdirat(rootfd, mps[i] + 1, strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755);
+    for (size_t i = 0; mps[i]; i++) {
+        mode_t mode = strcmp(mps[i], "/tmp") == 0 ? 01777 : 0755;
+        if (mkdirat(rootfd, mps[i] + 1, mode) < 0)
+            continue;
+        cleanup_fd int fd =
+            openat(rootfd, mps[i] + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            fchmod(fd, mode);
+    }
 }
 
 static bool
@@ -184,6 +195,8 @@ parse_limits(const struct import_opts *o, struct img_limits *lim, struct husk_er
         return husk_err(err, 0, "--max-file-size: '%s' is not a size", o->max_file);
     if (o->max_total && pack_parse_size(o->max_total, &lim->max_total) < 0)
         return husk_err(err, 0, "--max-total-size: '%s' is not a size", o->max_total);
+    if (o->max_ratio && parse_u64(o->max_ratio, &lim->max_ratio) < 0)
+        return husk_err(err, 0, "--max-ratio: '%s' is not a number", o->max_ratio);
     return 0;
 }
 
@@ -212,7 +225,7 @@ cmd_image_import(struct cli *cli, int argc, char **argv)
     if (r == 0)
         r = img_store_open(dir, &s, &err);
     if (r == 0)
-        r = img_store_import(s, argv[i], o.ref, &imp, &err);
+        r = img_store_import(s, argv[i], o.ref, &lim, &imp, &err);
     if (r == 0 && o.output)
         r = write_output(cli, s, &imp, &o, &lim, &err);
     if (r < 0) {

@@ -19,17 +19,14 @@ static const struct flag kill_flags[] = {
 int
 cmd_kill(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("kill");
     struct kill_opts o = {0};
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
-    int i = cli_parse_flags(v, kill_flags, ARRAY_SIZE(kill_flags), &o, argc, argv);
+    int code;
+    int i = ctr_verb_args(cli_find_verb("kill"), kill_flags, ARRAY_SIZE(kill_flags), &o, argc, argv,
+                          1, &code);
     if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i < 1 || argc - i > 2) {
-        fprintf(stderr, "husk kill: expected a container id and an optional signal\n");
-        return 2;
-    }
+        return code;
     const char *sig_name = argc - i == 2 ? argv[i + 1] : "SIGTERM";
     int sig = parse_signal(sig_name);
     if (sig < 0) {

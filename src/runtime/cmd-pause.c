@@ -10,20 +10,13 @@
 static int
 set_frozen(struct cli *cli, const char *name, bool frozen, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb(name);
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
     enum ctr_status want = frozen ? CTR_RUNNING : CTR_PAUSED;
-    int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
-    if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk %s: expected exactly one container id\n", name);
-        return 2;
-    }
-    if (ctr_open(cli, argv[i], &c, &err) < 0)
-        return cli_fail(cli, err);
+    int code;
+    if (ctr_verb_open(cli, cli_find_verb(name), NULL, 0, NULL, argc, argv, 0, &c, &code) < 0)
+        return code;
     enum ctr_status st = ctr_status(c);
     if (st != want) {
         husk_err(&err, 0, "cannot %s container '%s': it is %s, not %s", name, c->id,

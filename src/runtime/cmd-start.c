@@ -27,18 +27,11 @@ connect_start(struct container *c, struct husk_error **err)
 int
 cmd_start(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("start");
     struct husk_error *err = NULL;
     cleanup_(ctr_freep) struct container *c = NULL;
-    int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
-    if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk start: expected exactly one container id\n");
-        return 2;
-    }
-    if (ctr_open(cli, argv[i], &c, &err) < 0)
-        return cli_fail(cli, err);
+    int code;
+    if (ctr_verb_open(cli, cli_find_verb("start"), NULL, 0, NULL, argc, argv, 0, &c, &code) < 0)
+        return code;
     enum ctr_status st = ctr_status(c);
     if (st != CTR_CREATED) {
         husk_err(&err, 0, "cannot start container '%s': it is %s, not created", c->id,

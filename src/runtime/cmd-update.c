@@ -173,16 +173,13 @@ update(struct cli *cli, const struct update_opts *o, const char *id, struct husk
 int
 cmd_update(struct cli *cli, int argc, char **argv)
 {
-    const struct verb *v = cli_find_verb("update");
     struct update_opts o = {0};
     struct husk_error *err = NULL;
-    int i = cli_parse_flags(v, update_flags, ARRAY_SIZE(update_flags), &o, argc, argv);
+    int code;
+    int i = ctr_verb_args(cli_find_verb("update"), update_flags, ARRAY_SIZE(update_flags), &o, argc,
+                          argv, 0, &code);
     if (i < 0)
-        return i == -2 ? 0 : 2;
-    if (argc - i != 1) {
-        fprintf(stderr, "husk update: expected exactly one container id\n");
-        return 2;
-    }
+        return code;
     if (update(cli, &o, argv[i], &err) < 0)
         return cli_fail(cli, err);
     return 0;

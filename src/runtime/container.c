@@ -64,6 +64,38 @@ ctr_open(const struct cli *cli, const char *id, struct container **out, struct h
     return 0;
 }
 
+int
+ctr_verb_args(const struct verb *v, const struct flag *flags, size_t n_flags, void *opts, int argc,
+              char **argv, int max_extra, int *code)
+{
+    int i = cli_parse_flags(v, flags, n_flags, opts, argc, argv);
+    if (i < 0) {
+        *code = i == -2 ? 0 : 2;
+        return -1;
+    }
+    if (argc - i < 1 || argc - i > 1 + max_extra) {
+        fprintf(stderr, "husk %s: expected %s\nusage: husk %s %s\n", v->name,
+                max_extra ? "a container id and its arguments" : "exactly one container id",
+                v->name, v->usage);
+        *code = 2;
+        return -1;
+    }
+    return i;
+}
+
+int
+ctr_verb_open(struct cli *cli, const struct verb *v, const struct flag *flags, size_t n_flags,
+              void *opts, int argc, char **argv, int max_extra, struct container **out, int *code)
+{
+    struct husk_error *err = NULL;
+    int i = ctr_verb_args(v, flags, n_flags, opts, argc, argv, max_extra, code);
+    if (i >= 0 && ctr_open(cli, argv[i], out, &err) < 0) {
+        *code = cli_fail(cli, err);
+        return -1;
+    }
+    return i;
+}
+
 void
 ctr_free(struct container *c)
 {
@@ -144,9 +176,53 @@ ctr_destroy(struct container *c, struct husk_error **err)
     return 0;
 }
 
+/* The cgroup path the kept config names (its linux.cgroupsPath), or the default one. */
+static char *
+incomplete_cgroup_path(int dir_fd, const char *id)
+{
+    cleanup_free char *text = NULL;
+    cleanup_(oci_resources_freep) struct oci_resources *res = NULL;
+    size_t len = 0;
+    if (read_file_at(dir_fd, CTR_CONFIG, &text, &len) == 0) {
+        cleanup_json json_t *j = json_loadb(text, len, 0, NULL);
+        json_t *linux_ = json_object_get(j, "linux");
+        if (linux_ && oci_resources_parse(linux_, CTR_CONFIG, &res, NULL) < 0)
+            res = NULL;
+    }
+    return oci_resources_cgroup_path(res, id);
+}
+
+int
+ctr_remove_incomplete(const struct cli *cli, const char *id, struct husk_error **err)
+{
+    cleanup_fd int root_fd = open(cli->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    cleanup_fd int dir_fd =
+        root_fd < 0 ? -1 : openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd < 0)
+        return husk_err(err, errno, "open container '%s'", id);
+    if (flock(dir_fd, LOCK_EX) < 0)
+        return husk_err(err, errno, "lock container '%s'", id);
+    if (faccessat(dir_fd, OCI_STATE_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return husk_err(err, EEXIST, "container '%s' has a state now", id);
+    cleanup_free char *path = incomplete_cgroup_path(dir_fd, id);
+    struct sbx_cgroup_opts o = {.root = cli->cgroup_root};
+    cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    struct husk_error *e = NULL;
+    int r = sbx_cgroup_open(&o, path, 1, &cg, &e);
+    if (r == 0)
+        r = sbx_cgroup_destroy(cg, &e);
+    if (r < 0 && e->code != ENOENT) {
+        *err = e;
+        return husk_err_prefix(err, "container '%s': ", id);
+    }
+    husk_error_free(e);
+    r = rm_rf_at(root_fd, id);
+    return r < 0 ? husk_err(err, -r, "remove state of container '%s'", id) : 0;
+}
+
 /* A pidfd for the init, checked against the recorded start time so a reused pid is never hit. */
-static int
-open_init(struct container *c)
+int
+ctr_open_init(const struct container *c)
 {
     int fd = sys_pidfd_open(c->state->pid, 0);
     if (fd < 0)
@@ -189,7 +265,7 @@ kill_pidns_members(struct container *c, int sig)
 int
 ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
 {
-    cleanup_fd int fd = open_init(c);
+    cleanup_fd int fd = ctr_open_init(c);
     if (fd < 0)
         return husk_err(err, 0, "container '%s': container not running", c->id); /* as runc */
     /* --all: the cgroup holds every process of the container, pid namespace or not. */
@@ -204,7 +280,7 @@ ctr_kill(struct container *c, int sig, bool all, struct husk_error **err)
 int
 ctr_wait_gone(struct container *c, int timeout_ms)
 {
-    cleanup_fd int fd = open_init(c);
+    cleanup_fd int fd = ctr_open_init(c);
     if (fd < 0)
         return 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -234,16 +310,40 @@ ctr_config(const struct cli *cli, const struct container *c)
     return cfg;
 }
 
+static void
+hook_warning(void *data, struct husk_error *e)
+{
+    cleanup_free char *msg = husk_error_string(e);
+    cli_log(data, "warning", "%s", msg);
+    husk_error_free(e);
+}
+
 void
 ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
                const struct oci_state *st, const char *status)
 {
-    struct husk_error *err = NULL;
-    if (cfg && hooks_run(cfg, kind, st, status, &err) < 0) {
-        cleanup_free char *msg = husk_error_string(err);
-        cli_log(cli, "warning", "%s", msg);
-        husk_error_free(err);
-    }
+    if (cfg)
+        hooks_run_all(cfg, kind, st, status, hook_warning, cli);
+}
+
+static pid_t forward_pid;
+
+static void
+forward_signal(int sig)
+{
+    if (forward_pid > 0)
+        kill(forward_pid, sig);
+}
+
+void
+ctr_forward_signals(pid_t pid)
+{
+    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
+                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE};
+    struct sigaction sa = {.sa_handler = forward_signal};
+    forward_pid = pid;
+    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+        sigaction(sigs[i], &sa, NULL);
 }
 
 static const struct {

@@ -29,16 +29,33 @@ int ctr_root_open(const struct cli *cli, bool create, int *out, struct husk_erro
 /* Open and lock an existing container and load its state. */
 int ctr_open(const struct cli *cli, const char *id, struct container **out,
              struct husk_error **err);
+/* How a verb on one container starts: its flags, then the id and up to max_extra more
+ * arguments. The index of the id in argv, or -1 with *code the exit code: 0 after --help, 2 for
+ * a usage error (said on stderr). */
+int ctr_verb_args(const struct verb *v, const struct flag *flags, size_t n_flags, void *opts,
+                  int argc, char **argv, int max_extra, int *code);
+/* ctr_verb_args, then the container opened and locked (*out); -1 with *code 1 when it cannot
+ * be (said through cli_fail). */
+int ctr_verb_open(struct cli *cli, const struct verb *v, const struct flag *flags, size_t n_flags,
+                  void *opts, int argc, char **argv, int max_extra, struct container **out,
+                  int *code);
 void ctr_free(struct container *c);
 void ctr_freep(struct container **c);
 
 enum ctr_status ctr_status(const struct container *c);
+/* A container directory without a state (its `create` was killed before it recorded one):
+ * kill what is in the cgroup its kept config names (or the default one), remove that cgroup
+ * and the directory. */
+int ctr_remove_incomplete(const struct cli *cli, const char *id, struct husk_error **err);
 /* Remove the state directory. */
 int ctr_destroy(struct container *c, struct husk_error **err);
 
 /* /proc/PID/stat start time, 0 if the process is gone or a zombie. */
 unsigned long long proc_start_time(pid_t pid);
 
+/* A pidfd of the container's init, opened before its start time is checked against the state,
+ * so that it names that process whatever happens to its pid later. -ESRCH when it is gone. */
+int ctr_open_init(const struct container *c);
 /* Send a signal to the container's init (all == also every other process it holds). */
 int ctr_kill(struct container *c, int sig, bool all, struct husk_error **err);
 /* Wait up to timeout_ms for the init to be gone. */
@@ -47,9 +64,14 @@ int ctr_wait_gone(struct container *c, int timeout_ms);
 /* The config the container was created with (NULL if it cannot be read: hooks are then
  * skipped, which the caller may report). */
 struct oci_config *ctr_config(const struct cli *cli, const struct container *c);
-/* Run poststart/poststop hooks of the container; failures are warnings. */
+/* Run poststart/poststop hooks of the container; each failure is a warning, and the hooks
+ * after it still run. */
 void ctr_hooks_warn(struct cli *cli, const struct oci_config *cfg, enum oci_hook_kind kind,
                     const struct oci_state *st, const char *status);
+
+/* A foreground `run` or `exec`: the process is in a session of its own, so the signals a
+ * terminal or supervisor sends us are passed on to it. */
+void ctr_forward_signals(pid_t pid);
 
 /* Signal names and numbers: "KILL", "SIGKILL", "9". -1 if unknown. */
 int parse_signal(const char *s);

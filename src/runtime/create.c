@@ -45,27 +45,6 @@ write_pid_file(const char *path, pid_t pid, struct husk_error **err)
     return 0;
 }
 
-static pid_t forward_pid;
-
-static void
-forward_signal(int sig)
-{
-    if (forward_pid > 0)
-        kill(forward_pid, sig);
-}
-
-/* The foreground `run`: pass the signals a terminal or supervisor sends on to the container. */
-static void
-forward_signals(pid_t pid)
-{
-    static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH,
-                               SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU, SIGALRM, SIGPIPE};
-    struct sigaction sa = {.sa_handler = forward_signal};
-    forward_pid = pid;
-    for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-        sigaction(sigs[i], &sa, NULL);
-}
-
 static int
 record_state(int dir_fd, const char *id, const struct oci_config *cfg, pid_t pid,
              const struct sbx_cgroup *cg, struct husk_error **err)
@@ -230,10 +209,11 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
     if (cg)
         sbx_cgroup_leave_self(cg, NULL);
-    if (spawned < 0)
+    if (spawned < 0) {
+        ctr_cgroup_report_oom(cli, id, cg, cfg); /* a memory limit too small to set up in */
         return -EINVAL;
+    }
     if (record_state(dir_fd, id, cfg, child->pid, cg, err) < 0 ||
-        keep_config(dir_fd, cfg, err) < 0 ||
         (o->pid_file && write_pid_file(o->pid_file, child->pid, err) < 0))
         goto kill;
     if (mode == CREATE_WAIT_START)
@@ -243,7 +223,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, &st, "running");
     if (mode == CREATE_RUN_DETACHED)
         return 0;
-    forward_signals(child->pid);
+    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)
@@ -297,6 +277,10 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     /* No flock here: the sandbox process would inherit it and hold it until `start`.
      * mkdirat above already made us the only creator of this id. */
     int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
+    /* First: should we be killed before the state is recorded, `delete --force` finds the
+     * cgroup path in it (ctr_remove_incomplete). */
+    if (r == 0)
+        r = keep_config(dir_fd, cfg, err);
     if (r == 0)
         r = ctr_cgroup_create(cli, id, cfg, &cg, err);
     if (r == 0)

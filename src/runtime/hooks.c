@@ -76,6 +76,23 @@ hooks_run(const struct oci_config *cfg, enum oci_hook_kind kind, const struct oc
 }
 
 void
+hooks_run_all(const struct oci_config *cfg, enum oci_hook_kind kind, const struct oci_state *st,
+              const char *status, void (*warn)(void *data, struct husk_error *e), void *data)
+{
+    if (cfg->n_hooks[kind] == 0)
+        return;
+    cleanup_json json_t *j = oci_state_json(st, status);
+    cleanup_free char *text = json_dumps(j, JSON_COMPACT);
+    for (size_t i = 0; i < cfg->n_hooks[kind]; i++) {
+        struct husk_error *e = NULL;
+        if (run_one(&cfg->hooks[kind][i], text, &e) < 0) {
+            husk_err_prefix(&e, "%s hook %zu: ", oci_hook_name(kind), i);
+            warn(data, e);
+        }
+    }
+}
+
+void
 hooks_prepare_start(struct oci_config *cfg, const struct oci_state *st)
 {
     struct sbx_config *s = cfg->sbx;

@@ -31,6 +31,9 @@ enum cg_ctrl {
 #define CG_MAX_HIER 16
 
 const char *cg_ctrl_name(enum cg_ctrl c, bool v2);
+/* The controllers a set of limits needs (CG_BIT()s): the one list of limit fields. */
+struct sbx_cgroup_limits;
+unsigned cg_limits_ctrls(const struct sbx_cgroup_limits *l);
 /* "cpu,cpuacct" (v1, sep ',') or "cpu memory" (v2, sep ' ') -> CG_BIT()s. */
 unsigned cg_ctrls_from_list(const char *list, bool v2, char sep);
 int cg_ctrl_from_name(const char *name, bool v2); /* -1 if unknown */

@@ -35,22 +35,47 @@ sbx_cgroup_limits_clear(struct sbx_cgroup_limits *l)
     memset(l, 0, sizeof(*l));
 }
 
-bool
-sbx_cgroup_limits_any(const struct sbx_cgroup_limits *l)
+unsigned
+cg_limits_ctrls(const struct sbx_cgroup_limits *l)
 {
     const struct sbx_cg_memory *m = &l->memory;
     const struct sbx_cg_cpu *c = &l->cpu;
     const struct sbx_cg_blkio *b = &l->blkio;
-    bool any = m->limit.set || m->reservation.set || m->swap.set || m->kernel.set ||
-               m->kernel_tcp.set || m->swappiness.set || m->disable_oom_killer.set ||
-               m->use_hierarchy.set;
-    any = any || c->shares.set || c->quota.set || c->period.set || c->burst.set ||
-          c->rt_runtime.set || c->rt_period.set || c->idle.set || c->cpus || c->mems;
-    any = any || l->pids.set || b->weight.set || b->leaf_weight.set || b->n_devices;
+    unsigned bits = 0;
+    if (m->limit.set || m->reservation.set || m->swap.set || m->kernel.set || m->kernel_tcp.set ||
+        m->swappiness.set || m->disable_oom_killer.set || m->use_hierarchy.set)
+        bits |= CG_BIT(CG_MEMORY);
+    if (c->shares.set || c->quota.set || c->period.set || c->burst.set || c->rt_runtime.set ||
+        c->rt_period.set || c->idle.set)
+        bits |= CG_BIT(CG_CPU);
+    if (c->cpus || c->mems)
+        bits |= CG_BIT(CG_CPUSET);
+    if (l->pids.set)
+        bits |= CG_BIT(CG_PIDS);
+    bool io = b->weight.set || b->leaf_weight.set || b->n_devices;
     for (int k = 0; k < SBX_CG_THROTTLE_COUNT; k++)
-        any = any || b->n_throttle[k];
-    return any || l->n_hugepages || l->net_classid.set || l->n_net_prio || l->n_rdma ||
-           l->n_unified;
+        io = io || b->n_throttle[k];
+    if (io)
+        bits |= CG_BIT(CG_BLKIO);
+    if (l->n_hugepages)
+        bits |= CG_BIT(CG_HUGETLB);
+    if (l->net_classid.set)
+        bits |= CG_BIT(CG_NET_CLS);
+    if (l->n_net_prio)
+        bits |= CG_BIT(CG_NET_PRIO);
+    if (l->n_rdma)
+        bits |= CG_BIT(CG_RDMA);
+    if (l->devices_set)
+        bits |= CG_BIT(CG_DEVICES);
+    return bits;
+}
+
+/* Anything but device rules, from cg_limits_ctrls, the one list of limit fields: a second list
+ * kept in step by hand could miss one, and a rootless container then ran without that limit. */
+bool
+sbx_cgroup_limits_any(const struct sbx_cgroup_limits *l)
+{
+    return (cg_limits_ctrls(l) & ~CG_BIT(CG_DEVICES)) != 0 || l->n_unified > 0;
 }
 
 /* runc's AllowedDevices: mknod of anything, and the nodes every container gets. */

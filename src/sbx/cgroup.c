@@ -203,41 +203,6 @@ cg_tracker(struct sbx_cgroup *cg)
 
 /* ---- what the limits need ---- */
 
-static unsigned
-limits_ctrls(const struct sbx_cgroup_limits *l)
-{
-    const struct sbx_cg_memory *m = &l->memory;
-    const struct sbx_cg_cpu *c = &l->cpu;
-    const struct sbx_cg_blkio *b = &l->blkio;
-    unsigned bits = 0;
-    if (m->limit.set || m->reservation.set || m->swap.set || m->kernel.set || m->kernel_tcp.set ||
-        m->swappiness.set || m->disable_oom_killer.set || m->use_hierarchy.set)
-        bits |= CG_BIT(CG_MEMORY);
-    if (c->shares.set || c->quota.set || c->period.set || c->burst.set || c->rt_runtime.set ||
-        c->rt_period.set || c->idle.set)
-        bits |= CG_BIT(CG_CPU);
-    if (c->cpus || c->mems)
-        bits |= CG_BIT(CG_CPUSET);
-    if (l->pids.set)
-        bits |= CG_BIT(CG_PIDS);
-    bool io = b->weight.set || b->leaf_weight.set || b->n_devices;
-    for (int k = 0; k < SBX_CG_THROTTLE_COUNT; k++)
-        io = io || b->n_throttle[k];
-    if (io)
-        bits |= CG_BIT(CG_BLKIO);
-    if (l->n_hugepages)
-        bits |= CG_BIT(CG_HUGETLB);
-    if (l->net_classid.set)
-        bits |= CG_BIT(CG_NET_CLS);
-    if (l->n_net_prio)
-        bits |= CG_BIT(CG_NET_PRIO);
-    if (l->n_rdma)
-        bits |= CG_BIT(CG_RDMA);
-    if (l->devices_set)
-        bits |= CG_BIT(CG_DEVICES);
-    return bits;
-}
-
 static const char *const ctrl_fields[CG_COUNT] = {
     [CG_MEMORY] = "memory",
     [CG_CPU] = "cpu",
@@ -256,7 +221,7 @@ static int
 needed_ctrls(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *l, unsigned *out,
              struct husk_error **err)
 {
-    unsigned bits = limits_ctrls(l);
+    unsigned bits = cg_limits_ctrls(l);
     for (size_t i = 0; i < l->n_unified; i++) {
         int c = cg_unified_ctrl(l->unified[i].key);
         if (c >= 0)
@@ -452,7 +417,7 @@ apply_limits(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *l, bool upda
     /* Memory first: on update it is the limit most likely to be refused, before others change. */
     static const enum cg_ctrl order[] = {CG_MEMORY,  CG_CPU,     CG_CPUSET,   CG_PIDS, CG_BLKIO,
                                          CG_HUGETLB, CG_NET_CLS, CG_NET_PRIO, CG_RDMA, CG_DEVICES};
-    unsigned bits = limits_ctrls(l);
+    unsigned bits = cg_limits_ctrls(l);
     for (size_t i = 0; i < ARRAY_SIZE(order); i++) {
         enum cg_ctrl c = order[i];
         struct cg_hier *h = cg_where(cg, c);

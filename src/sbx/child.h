@@ -49,6 +49,9 @@ int child_finish_process(struct sbx_child_ctx *ctx);
 int child_resolve_exec(struct sbx_child_ctx *ctx, char *buf, size_t len);
 int child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file);
 
+/* Bring "lo" up in our (new) network namespace: it starts down. 0 or -errno; no heap. */
+int child_loopback_up(void);
+
 /* Open (creating as needed) a path inside the root without leaving it. */
 int child_open_in_root(int rootfd, const char *path, bool create, bool is_dir);
 

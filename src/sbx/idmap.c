@@ -19,8 +19,8 @@
 #define NEWUIDMAP "/usr/bin/newuidmap"
 #define NEWGIDMAP "/usr/bin/newgidmap"
 
-static int
-format_map(const struct sbx_idmap *map, size_t n, char *buf, size_t len)
+int
+sbx_idmap_format(const struct sbx_idmap *map, size_t n, char *buf, size_t len)
 {
     size_t used = 0;
     for (size_t i = 0; i < n; i++) {
@@ -99,7 +99,7 @@ sbx_idmap_write(pid_t pid, const struct sbx_config *cfg, struct husk_error **err
     bool root = geteuid() == 0;
 
     if (root || only_self(cfg->uid_map, cfg->n_uid_map, geteuid())) {
-        if ((len = format_map(cfg->uid_map, cfg->n_uid_map, buf, sizeof(buf))) < 0)
+        if ((len = sbx_idmap_format(cfg->uid_map, cfg->n_uid_map, buf, sizeof(buf))) < 0)
             return husk_err(err, -len, "uid_map: too many entries");
         if (write_proc(pid, "uid_map", buf, (size_t)len, err) < 0)
             return -EPERM;
@@ -110,7 +110,7 @@ sbx_idmap_write(pid_t pid, const struct sbx_config *cfg, struct husk_error **err
         /* Without privilege the kernel takes a gid_map only once setgroups is denied. */
         if (!root && write_proc(pid, "setgroups", "deny", 4, err) < 0)
             return -EPERM;
-        if ((len = format_map(cfg->gid_map, cfg->n_gid_map, buf, sizeof(buf))) < 0)
+        if ((len = sbx_idmap_format(cfg->gid_map, cfg->n_gid_map, buf, sizeof(buf))) < 0)
             return husk_err(err, -len, "gid_map: too many entries");
         return write_proc(pid, "gid_map", buf, (size_t)len, err);
     }

@@ -8,5 +8,7 @@
 #include "husk/sandbox.h"
 
 int sbx_idmap_write(pid_t pid, const struct sbx_config *cfg, struct husk_error **err);
+/* The text a uid_map or gid_map takes: its length, or -E2BIG when it does not fit in buf. */
+int sbx_idmap_format(const struct sbx_idmap *map, size_t n, char *buf, size_t len);
 
 #endif

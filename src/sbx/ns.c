@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Namespace types: their OCI names, /proc names and clone flags. */
+/* Namespace types: their OCI names, /proc names and clone flags; loopback in a new netns. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <net/if.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
+#include "child.h"
 #include "husk/sandbox.h"
 #include "syscalls.h"
+#include "util.h"
 
 static const struct {
     const char *oci, *proc;
@@ -46,4 +52,17 @@ int
 sbx_ns_clone_flag(enum sbx_ns_type t)
 {
     return t < SBX_NS_COUNT ? ns_table[t].flag : 0;
+}
+
+int
+child_loopback_up(void)
+{
+    struct ifreq ifr = {.ifr_name = "lo"};
+    cleanup_fd int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        return -errno;
+    if (ifr.ifr_flags & IFF_UP)
+        return 0;
+    ifr.ifr_flags |= IFF_UP;
+    return ioctl(fd, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
 }

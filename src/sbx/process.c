@@ -64,8 +64,10 @@ set_cwd(struct sbx_child_ctx *ctx)
     if (chdir(cwd) < 0)
         return child_fail(ctx, SBX_STEP_CWD, 0, errno);
     long n = syscall(SYS_getcwd, buf, sizeof(buf));
-    if (n < 0 || buf[0] != '/')
-        return child_fail(ctx, SBX_STEP_CWD_OUTSIDE, 0, n < 0 ? errno : EPERM);
+    if (n < 0) /* a seccomp profile that denies getcwd: we cannot tell, so we do not go on */
+        return child_fail(ctx, SBX_STEP_CWD_CHECK, 0, errno);
+    if (buf[0] != '/')
+        return child_fail(ctx, SBX_STEP_CWD_OUTSIDE, 0, EPERM);
     return 0;
 }
 

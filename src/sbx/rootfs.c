@@ -217,6 +217,92 @@ cgroup_opts(const char *in, char *out, size_t len)
  * cgroup2 on a unified host; on v1 and hybrid hosts a tmpfs holding one mount per hierarchy
  * the host has under /sys/fs/cgroup. In a cgroup namespace each shows the container's subtree.
  */
+/* Lines of a file through a fixed buffer (no heap between clone and exec). A line longer than
+ * the caller's buffer is skipped whole. */
+struct line_reader {
+    int fd;
+    size_t len, off;
+    char buf[4096];
+};
+
+/* 1 with the next line in out, 0 at the end, -errno. */
+static int
+next_line(struct line_reader *r, char *out, size_t cap)
+{
+    size_t n = 0;
+    bool too_long = false;
+    for (;;) {
+        if (r->off == r->len) {
+            ssize_t k = read(r->fd, r->buf, sizeof(r->buf));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return -errno;
+            if (k == 0) {
+                out[n] = '\0';
+                return n > 0 && !too_long ? 1 : 0;
+            }
+            r->len = (size_t)k;
+            r->off = 0;
+        }
+        char c = r->buf[r->off++];
+        if (c == '\n') {
+            if (!too_long) {
+                out[n] = '\0';
+                return 1;
+            }
+            n = 0;
+            too_long = false;
+        } else if (n + 1 < cap) {
+            out[n++] = c;
+        } else {
+            too_long = true;
+        }
+    }
+}
+
+/* One hierarchy the host mounts directly under /sys/fs/cgroup. */
+struct cg_mount {
+    char name[64];  /* "cpu,cpuacct", "unified" */
+    char opts[256]; /* what names the hierarchy; empty for cgroup2 */
+    bool v2;
+};
+#define CG_MAX_MOUNTS 32
+
+/* Every cgroup and cgroup2 mount at /sys/fs/cgroup/NAME, read whole before anything is
+ * mounted (our own mounts would show up in the file while we read it). */
+static int
+host_cgroup_mounts(struct cg_mount *out, size_t *n)
+{
+    static const char prefix[] = "/sys/fs/cgroup/";
+    struct line_reader r = {.fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC)};
+    char line[1024];
+    int k;
+    if (r.fd < 0)
+        return -errno;
+    *n = 0;
+    while ((k = next_line(&r, line, sizeof(line))) > 0) {
+        char src[64], dir[256], type[16], mopts[256];
+        if (sscanf(line, "%63s %255s %15s %255s", src, dir, type, mopts) != 4 ||
+            !str_has_prefix(dir, prefix))
+            continue;
+        const char *name = dir + strlen(prefix);
+        bool v2 = strcmp(type, "cgroup2") == 0;
+        if (name[0] == '\0' || strchr(name, '/') || strlen(name) >= sizeof(out->name) ||
+            (!v2 && strcmp(type, "cgroup") != 0) || *n == CG_MAX_MOUNTS)
+            continue;
+        struct cg_mount *m = &out[(*n)++];
+        snprintf(m->name, sizeof(m->name), "%s", name);
+        m->v2 = v2;
+        if (v2)
+            m->opts[0] = '\0';
+        else
+            cgroup_opts(mopts, m->opts, sizeof(m->opts));
+    }
+    close(r.fd);
+    return k;
+}
+
 /* Whether every comma-separated item of want[0..want_len) is one of `have`'s. */
 static bool
 all_listed(const char *want, size_t want_len, const char *have)
@@ -271,40 +357,35 @@ own_cgroup(const char *self, bool v2, const char *hier_opts, char *path, size_t 
 static int
 bind_own_cgroups(int rootfd, const struct sbx_mount *m, int dstfd, const char *self)
 {
+    struct cg_mount hier[CG_MAX_MOUNTS];
     struct sbx_mount bind = *m;
-    char target[64], buf[32768], opts[256], own[1024], src[PATH_MAX];
+    char target[64], own[1024], src[PATH_MAX];
+    size_t n = 0;
     bind.source = "/sys/fs/cgroup";
     bind.flags = (m->flags & ~PROP_FLAGS) | MS_BIND | MS_REC;
     if (self == NULL || *self == '\0')
         return mount_bind(&bind, dstfd);
+    int r = host_cgroup_mounts(hier, &n);
+    if (r < 0)
+        return r;
     fd_path(target, sizeof(target), dstfd);
     if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)
         return -errno;
     /* dstfd still names the directory underneath; work in the new tmpfs. */
     cleanup_fd int top = child_open_in_root(rootfd, m->destination, false, true);
-    cleanup_fd int fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 || top < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    if (n < 0)
-        return -errno;
-    buf[n] = '\0';
+    if (top < 0)
+        return top;
     bind.flags &= ~MS_REC;
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char dev[64], dir[256], type[16], mopts[256];
-        if (sscanf(line, "%63s %255s %15s %255s", dev, dir, type, mopts) != 4 ||
-            !str_has_prefix(dir, "/sys/fs/cgroup/") || strchr(dir + 15, '/') ||
-            (strcmp(type, "cgroup") != 0 && strcmp(type, "cgroup2") != 0))
+    for (size_t i = 0; i < n; i++) {
+        if (own_cgroup(self, hier[i].v2, hier[i].opts, own, sizeof(own)) < 0)
             continue;
-        cgroup_opts(mopts, opts, sizeof(opts));
-        if (own_cgroup(self, strcmp(type, "cgroup2") == 0, opts, own, sizeof(own)) < 0)
-            continue;
-        snprintf(src, sizeof(src), "%s%s", dir, own);
+        snprintf(src, sizeof(src), "/sys/fs/cgroup/%.63s%.1023s", hier[i].name, own);
         bind.source = src;
-        if (mkdirat(top, dir + 15, 0755) < 0 && errno != EEXIST)
+        if (mkdirat(top, hier[i].name, 0755) < 0 && errno != EEXIST)
             return -errno;
-        cleanup_fd int sub = openat(top, dir + 15, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int r = sub < 0 ? -errno : mount_bind(&bind, sub);
-        if (r < 0)
+        cleanup_fd int sub =
+            openat(top, hier[i].name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if ((r = sub < 0 ? -errno : mount_bind(&bind, sub)) < 0)
             return r;
     }
     fd_path(target, sizeof(target), top);
@@ -318,8 +399,10 @@ bind_own_cgroups(int rootfd, const struct sbx_mount *m, int dstfd, const char *s
 static int
 mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd, const char *self)
 {
-    char target[64], buf[32768], path[PATH_MAX], opts[256];
+    struct cg_mount hier[CG_MAX_MOUNTS];
+    char target[64], path[sizeof(target) + sizeof(hier[0].name) + 1];
     unsigned long flags = m->flags & ~(PROP_FLAGS | MS_REC | MS_BIND);
+    size_t n = 0;
     struct statfs sfs;
     bool v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
 
@@ -331,6 +414,9 @@ mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd, const char *sel
         return bind_own_cgroups(rootfd, m, dstfd, self);
     if (v2)
         return -errno;
+    int r = host_cgroup_mounts(hier, &n);
+    if (r < 0)
+        return r;
     if (mount("tmpfs", target, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return -errno;
     /* dstfd still names the directory underneath; work in the new tmpfs. */
@@ -338,23 +424,12 @@ mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd, const char *sel
     if (top < 0)
         return top;
     fd_path(target, sizeof(target), top);
-    cleanup_fd int fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-    if (n < 0)
-        return -errno;
-    buf[n] = '\0';
-    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
-         line = strtok_r(NULL, "\n", &save)) {
-        char src[64], dir[256], type[16], mopts[256];
-        if (sscanf(line, "%63s %255s %15s %255s", src, dir, type, mopts) != 4 ||
-            !str_has_prefix(dir, "/sys/fs/cgroup/") || strchr(dir + 15, '/') ||
-            (strcmp(type, "cgroup") != 0 && strcmp(type, "cgroup2") != 0))
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", target, dir + 15);
-        cgroup_opts(mopts, opts, sizeof(opts));
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%.63s", target, hier[i].name);
         if (mkdir(path, 0755) < 0 && errno != EEXIST)
             return -errno;
-        if (mount("cgroup", path, type, flags, type[6] ? NULL : opts) < 0)
+        if (mount("cgroup", path, hier[i].v2 ? "cgroup2" : "cgroup", flags,
+                  hier[i].v2 ? NULL : hier[i].opts) < 0)
             return -errno;
     }
     if ((flags & MS_RDONLY) && mount(NULL, target, NULL, MS_REMOUNT | flags, "mode=755") < 0)
@@ -417,11 +492,43 @@ static const struct {
     {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},         {"core", "/proc/kcore"},
 };
 
-/* mknod where we may; in a user namespace bind the host's node instead, as runc does. */
+/*
+ * In a user namespace mknod is refused: bind the host's node of the same path instead, as runc
+ * does, but only a node under /dev reached without "..", symlinks or other mounts, of the type
+ * and numbers asked for. Then an O_PATH fd, not the path, is what is bound.
+ */
+static int
+bind_host_device(int dir, const char *name, const char *path, mode_t type, dev_t dev)
+{
+    static const char prefix[] = "/dev/";
+    struct stat st;
+    if (!str_has_prefix(path, prefix) || path[strlen(prefix)] == '\0')
+        return -EPERM;
+    cleanup_fd int devfd = open(prefix, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV};
+    cleanup_fd int node = devfd < 0 ? -1 : sys_openat2(devfd, path + strlen(prefix), &how);
+    if (node < 0 || fstat(node, &st) < 0)
+        return -errno;
+    if ((st.st_mode & S_IFMT) != type || st.st_rdev != dev)
+        return -ENODEV; /* the host's node there is another device */
+    int f = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0)
+        return -errno;
+    close(f);
+    cleanup_fd int tree =
+        sys_open_tree(node, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        return -errno;
+    if (sys_move_mount(tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        return -errno;
+    return 0;
+}
+
+/* mknod where we may, else bind the host's node (bind_host_device). */
 static int
 make_device(int rootfd, const char *path, mode_t type, dev_t dev, mode_t perm, uid_t uid, gid_t gid)
 {
-    char host[PATH_MAX];
     cleanup_fd int dir = -1;
     const char *slash = strrchr(path, '/');
     char parent[PATH_MAX];
@@ -442,19 +549,7 @@ make_device(int rootfd, const char *path, mode_t type, dev_t dev, mode_t perm, u
     }
     if (errno != EPERM || type == S_IFIFO)
         return -errno;
-    snprintf(host, sizeof(host), "/dev/%s", path + strlen("/dev/"));
-    if (!str_has_prefix(path, "/dev/"))
-        return -EPERM;
-    int f = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (f < 0)
-        return -errno;
-    close(f);
-    cleanup_fd int tree = sys_open_tree(AT_FDCWD, host, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (tree < 0)
-        return -errno;
-    if (sys_move_mount(tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-        return -errno;
-    return 0;
+    return bind_host_device(dir, name, path, type, dev);
 }
 
 static int
@@ -488,26 +583,70 @@ setup_devices(struct sbx_child_ctx *ctx)
     return 0;
 }
 
+/*
+ * The container's /dev/null, made by setup_devices, as an O_PATH fd: reached without a symlink
+ * and checked to be the 1:3 character device. Binding it by path after pivot_root would follow
+ * whatever /dev/null has become (CVE-2025-31133 class: a symlink to /proc/sysrq-trigger would
+ * turn every masked file into a writable one).
+ */
+static int
+open_dev_null(void)
+{
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+                           .resolve =
+                               RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    struct stat st;
+    int fd = sys_openat2(AT_FDCWD, "/dev/null", &how);
+    if (fd < 0)
+        return -errno;
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+        close(fd);
+        return -ENODEV;
+    }
+    return fd;
+}
+
+/* Bind the checked /dev/null over the file fd names. */
+static int
+mask_file(int null_fd, int fd)
+{
+    cleanup_fd int tree =
+        sys_open_tree(null_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+    if (tree < 0)
+        return -errno;
+    if (sys_move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+        return -errno;
+    return 0;
+}
+
 /* Files are covered by /dev/null, directories by an empty read-only tmpfs. */
 static int
 mask_paths(struct sbx_child_ctx *ctx)
 {
     char **v = ctx->cfg->masked_paths;
+    cleanup_fd int null_fd = -1;
     for (size_t i = 0; v && v[i]; i++) {
         cleanup_fd int fd = child_open_in_root(ctx->rootfd, v[i], false, false);
         struct stat st;
         char target[64];
+        int r;
         if (fd == -ENOENT)
             continue;
         if (fd < 0 || fstat(fd, &st) < 0)
             return child_fail(ctx, SBX_STEP_MASK_PATH, (int)i, fd < 0 ? fd : -errno);
-        fd_path(target, sizeof(target), fd);
-        int r = S_ISDIR(st.st_mode)
-                    ? mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                            "size=0,mode=0555")
-                    : mount("/dev/null", target, NULL, MS_BIND, NULL);
+        if (S_ISDIR(st.st_mode)) {
+            fd_path(target, sizeof(target), fd);
+            r = mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                      "size=0,mode=0555") < 0
+                    ? -errno
+                    : 0;
+        } else {
+            if (null_fd < 0 && (null_fd = open_dev_null()) < 0)
+                return child_fail(ctx, SBX_STEP_MASK_PATH, (int)i, null_fd);
+            r = mask_file(null_fd, fd);
+        }
         if (r < 0)
-            return child_fail(ctx, SBX_STEP_MASK_PATH, (int)i, errno);
+            return child_fail(ctx, SBX_STEP_MASK_PATH, (int)i, r);
     }
     return 0;
 }
@@ -539,8 +678,9 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
     const struct sbx_config *cfg = ctx->cfg;
     unsigned long prop = cfg->rootfs_propagation;
 
-    /* Stop our mounts from reaching the host. A shared "/" would also make pivot_root fail. */
-    if (prop == 0 || (prop & MS_SHARED))
+    /* Stop our mounts from reaching the host. A shared "/" would also make pivot_root fail,
+     * an unbindable one the rootfs bind below (EINVAL): both are applied after pivot_root. */
+    if (prop == 0 || (prop & (MS_SHARED | MS_UNBINDABLE)))
         prop = MS_SLAVE | MS_REC;
     if (mount(NULL, "/", NULL, prop | MS_REC, NULL) < 0)
         return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 0, errno);
@@ -565,7 +705,8 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
     return setup_devices(ctx);
 }
 
-/* After pivot_root and the sysctls (which write under /proc/sys before it turns read-only). */
+/* After pivot_root and the sysctls (which write under /proc/sys before it turns read-only);
+ * then the root's propagation. */
 int
 child_protect_paths(struct sbx_child_ctx *ctx)
 {
@@ -577,6 +718,11 @@ child_protect_paths(struct sbx_child_ctx *ctx)
         r = readonly_paths(ctx);
     close(ctx->rootfd);
     ctx->rootfd = -1;
+    /* The root's propagation last: the masks and read-only paths are bind mounts, which an
+     * unbindable root (linux.rootfsPropagation "runbindable") would refuse with EINVAL. */
+    if (r == 0 && ctx->cfg->rootfs_propagation &&
+        mount(NULL, "/", NULL, ctx->cfg->rootfs_propagation, NULL) < 0)
+        r = child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 1, errno);
     return r;
 }
 
@@ -603,8 +749,6 @@ child_enter_root(struct sbx_child_ctx *ctx)
     close(ctx->rootfd);
     ctx->rootfd = -1;
 
-    if (cfg->rootfs_propagation && mount(NULL, "/", NULL, cfg->rootfs_propagation, NULL) < 0)
-        return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 1, errno);
     if (cfg->rootfs_readonly) {
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
         if (sys_mount_setattr(AT_FDCWD, "/", 0, &attr) < 0)

@@ -24,12 +24,28 @@
 #include "syscalls.h"
 #include "util.h"
 
+/* Every namespace with a path, from the pidfd at once (the pid namespace is the parent's). */
+static int
+child_join_pidfd(struct sbx_child_ctx *ctx)
+{
+    int flags = 0;
+    for (int t = 0; t < SBX_NS_COUNT; t++)
+        if (ctx->cfg->ns[t].enabled && ctx->cfg->ns[t].path && t != SBX_NS_PID)
+            flags |= sbx_ns_clone_flag(t);
+    if (flags && setns(ctx->opts->join_pidfd, flags) < 0)
+        return child_fail(ctx, SBX_STEP_SETNS_PIDFD, 0, errno);
+    return 0;
+}
+
 static int
 child_join_namespaces(struct sbx_child_ctx *ctx)
 {
     const struct sbx_config *cfg = ctx->cfg;
     int fds[SBX_NS_COUNT];
     int r = 0;
+
+    if (ctx->opts->join_pidfd > 0)
+        return child_join_pidfd(ctx);
 
     /* Open every path first: once we are in the container's mount namespace, its /proc no
      * longer shows host pids. */
@@ -87,9 +103,14 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    enum { N_KEEP = 6 };
-    int keep[N_KEEP] = {ctx->sync_fd,      ctx->opts->start_listen_fd,     ctx->opts->console_fd,
-                        ctx->root_tree_fd, ctx->opts->seccomp_listener_fd, ctx->opts->exec_fd};
+    enum { N_KEEP = 7 };
+    int keep[N_KEEP] = {ctx->sync_fd,
+                        ctx->opts->start_listen_fd,
+                        ctx->opts->console_fd,
+                        ctx->root_tree_fd,
+                        ctx->opts->seccomp_listener_fd,
+                        ctx->opts->exec_fd,
+                        ctx->opts->join_pidfd > 0 ? ctx->opts->join_pidfd : -1};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < N_KEEP; i++) /* sort them */
@@ -163,6 +184,12 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         child_fail(ctx, SBX_STEP_FDS, 1, errno);
         goto fail;
     }
+    /* A session of our own, as crun does: in the caller's, TIOCSTI on its terminal would type
+     * into the shell that ran us (CVE-2017-5226 class). With a terminal, the tty step does it. */
+    if (!cfg->process.terminal && setsid() < 0) {
+        child_fail(ctx, SBX_STEP_SETSID, 0, errno);
+        goto fail;
+    }
     if (close_inherited_fds(ctx, min_fd) < 0) {
         child_fail(ctx, SBX_STEP_FDS, 0, errno);
         goto fail;
@@ -179,6 +206,14 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         unshare(CLONE_NEWCGROUP) < 0) {
         child_fail(ctx, SBX_STEP_UNSHARE_CGROUP, 0, errno);
         goto fail;
+    }
+    /* A new network namespace has lo down: 127.0.0.1 would be unreachable (runc brings it up). */
+    if (cfg->ns[SBX_NS_NET].enabled && cfg->ns[SBX_NS_NET].path == NULL) {
+        int r = child_loopback_up();
+        if (r < 0) {
+            child_fail(ctx, SBX_STEP_LOOPBACK, 0, r);
+            goto fail;
+        }
     }
     if (cfg->process.has_oom_score_adj) {
         char v[16];
@@ -225,16 +260,16 @@ fail:
 
 /* clone3 can only make new namespaces; joining a pid namespace must be done by the parent. */
 static int
-enter_pid_ns(const struct sbx_config *cfg, int *saved, struct husk_error **err)
+enter_pid_ns(const struct sbx_config *cfg, int join_pidfd, int *saved, struct husk_error **err)
 {
     *saved = -1;
     if (!cfg->ns[SBX_NS_PID].enabled || cfg->ns[SBX_NS_PID].path == NULL)
         return 0;
     *saved = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
-    cleanup_fd int fd = open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
-    if (*saved < 0 || fd < 0)
+    cleanup_fd int fd = join_pidfd > 0 ? -1 : open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
+    if (*saved < 0 || (join_pidfd <= 0 && fd < 0))
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
-    if (setns(fd, CLONE_NEWPID) < 0)
+    if (setns(join_pidfd > 0 ? join_pidfd : fd, CLONE_NEWPID) < 0)
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
     return 0;
 }
@@ -272,7 +307,8 @@ await_ready(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error
             close(fd);
         r = r == 0 ? -EPIPE : -EIO;
     }
-    if (r == -EPIPE)
+    /* ECONNRESET: it died with our GO still unread. */
+    if (r == -EPIPE || r == -ECONNRESET)
         return husk_err(err, 0, "sandbox process exited during setup");
     if (r < 0)
         return husk_err(err, -r, "read from sandbox process");
@@ -323,6 +359,13 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
             return husk_err(err, errno, "dup seccomp listener socket");
         copts.seccomp_listener_fd = listener_fd;
     }
+    cleanup_fd int join_pidfd = -1;
+    if (opts->join_pidfd > 0) {
+        join_pidfd = fcntl(opts->join_pidfd, F_DUPFD_CLOEXEC, min_fd);
+        if (join_pidfd < 0)
+            return husk_err(err, errno, "dup pidfd to join");
+        copts.join_pidfd = join_pidfd;
+    }
     cleanup_fd int console_fd = -1;
     if (opts->console_fd >= 0) {
         console_fd = fcntl(opts->console_fd, F_DUPFD_CLOEXEC, min_fd);
@@ -336,7 +379,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     int r = sbx_root_tree_child_fd(cfg, opts, min_fd, &tree_fd, err);
     if (r < 0)
         return r;
-    if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
+    if (enter_pid_ns(cfg, copts.join_pidfd, &saved_pidns, err) < 0)
         return -EINVAL;
 
     struct clone_args args = {
@@ -368,6 +411,9 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         setns(saved_pidns, CLONE_NEWPID);
     if (pid < 0)
         return husk_err(err, clone_errno, "clone3");
+    /* The child's end is the child's alone: held here too, a child killed during setup (the
+     * OOM killer under a tiny memory limit) would never show as EOF, and we would wait. */
+    close(steal_fd(&child_fd));
 
     cleanup_(sbx_child_freep) struct sbx_child *c = xcalloc(1, sizeof(*c));
     c->pid = pid;

@@ -77,6 +77,10 @@ static const char *const step_names[SBX_STEP__MAX] = {
     [SBX_STEP_TTY] = "set up the terminal",
     [SBX_STEP_HOOK] = "startContainer hook",
     [SBX_STEP_ROOTFS_IMAGE] = "attach the rootfs image",
+    [SBX_STEP_SETSID] = "start a session",
+    [SBX_STEP_LOOPBACK] = "bring up loopback",
+    [SBX_STEP_CWD_CHECK] = "check the cwd",
+    [SBX_STEP_SETNS_PIDFD] = "join the namespaces of the process to join (pidfd)",
 };
 
 static const char *const rlimit_names[] = {
@@ -132,6 +136,7 @@ step_object(const struct sbx_msg *m, const struct sbx_config *cfg)
         break;
     case SBX_STEP_CWD:
     case SBX_STEP_CWD_OUTSIDE:
+    case SBX_STEP_CWD_CHECK:
         return xasprintf(" '%s'", p->cwd ? p->cwd : "/");
     case SBX_STEP_SETUID:
         return xasprintf(" %u", p->uid);
@@ -168,5 +173,10 @@ sbx_msg_to_error(const struct sbx_msg *m, const struct sbx_config *cfg, struct h
                         cfg->process.args[0]);
     if (m->step == SBX_STEP_CWD_OUTSIDE)
         return husk_err(err, 0, "cwd%s is outside the container root", obj);
+    if (m->step == SBX_STEP_CWD_CHECK)
+        return husk_err(err, m->err,
+                        "cwd%s: getcwd failed, so it cannot be checked to be inside the "
+                        "container root (does the seccomp profile deny getcwd?)",
+                        obj);
     return husk_err(err, m->err, "%s%s", name, obj);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Fuzz target for the HTTP request parser (http-parse.c); without HUSK_LIBFUZZER it is its own
- * driver, which replays a corpus and mutates it, so normal CI runs it as a unit test. */
+/* Fuzz target for the HTTP request parser (http-parse.c); fuzz-driver.c runs it as a unit test
+ * (a corpus replayed, then mutated) unless built for libFuzzer. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "fuzz.h"
 #include "util.h"
 
 #define FUZZ_MAX_URL    8192 /* http-parse.c's limits */
@@ -30,42 +31,10 @@ struct limit {
     size_t n_head; /* headers seen by the callback; any after them came as trailers */
 };
 
-/* The input under test, printed when an invariant fails. */
-static const uint8_t *cur_data;
-static size_t cur_size;
 /* HUSK_FUZZ_STRICT=1 adds the RFC 9112 checks http-parse.c does not pass yet (README.md). */
 static bool strict;
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-print_input(void)
-{
-    if (cur_data == NULL)
-        return;
-    fprintf(stderr, "input (%zu bytes): \"", cur_size);
-    for (size_t i = 0; i < cur_size; i++) {
-        uint8_t c = cur_data[i];
-        if (c == '\r' || c == '\n' || c == '"' || c == '\\')
-            fprintf(stderr, "\\%c", c == '\r' ? 'r' : c == '\n' ? 'n' : c);
-        else if (c < 0x20 || c >= 0x7f)
-            fprintf(stderr, "\\x%02x\"\"", c); /* closed, so a hex digit after it stays apart */
-        else
-            fputc(c, stderr);
-    }
-    fputs("\"\n", stderr);
-}
-
-static void
-fail(const char *what, int line)
-{
-    fprintf(stderr, "fuzz-http-parse:%d: invariant violated: %s\n", line, what);
-    print_input();
-    abort();
-}
-
-#define check(cond) ((cond) ? (void)0 : fail(#cond, __LINE__))
+#define check(cond) fuzz_check(cond)
 
 static uint64_t
 hash(const uint8_t *data, size_t size)
@@ -284,8 +253,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (lim.set)
         lim.value = limits[pick];
-    cur_data = data;
-    cur_size = size;
+    fuzz_set_input(data, size);
     run(data, size, SPLIT_WHOLE, lim, &first);
     for (enum split how = SPLIT_WHOLE + 1; how < SPLIT_N && size > 0; how++) {
         if (how == SPLIT_BYTES && size > FUZZ_MAX_BYTES)
@@ -295,27 +263,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         outcome_free(&other);
     }
     outcome_free(&first);
-    cur_data = NULL; /* a leak is found at exit, with no input of its own */
+    fuzz_set_input(NULL, 0); /* a leak is found at exit, with no input of its own */
     return 0;
 }
-
-#ifndef HUSK_LIBFUZZER
-/* The standalone driver: replay the seeds, then mutate them with a seeded (so repeatable) PRNG. */
-#include <getopt.h>
-
-#define FUZZ_MAX_INPUT  32768
-#define FUZZ_ITERATIONS 20000
-#define FUZZ_SEED       1
-
-struct input {
-    uint8_t *data;
-    size_t len;
-};
-
-struct seeds {
-    struct input *v;
-    size_t n;
-};
 
 /* Inserted whole; NULs and other single bytes come from the byte mutations. The tables are
  * packed by hand. */
@@ -328,225 +278,19 @@ static const char *const tokens[] = {
     "HTTP/1.0", "HTTP/2.0", "GET ", "POST ", "HEAD ", "CONNECT ", "OPTIONS * ", "/function/",
     "?a=b", "%00", "#", "\xff", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 };
-/* Numbers at the bounds of the parsers' integers, for lengths and chunk sizes. */
-static const char *const numbers[] = {
-    "0", "1", "00000000000000000001", "4294967295", "4294967296", "18446744073709551615",
-    "18446744073709551616", "99999999999999999999999999", "ffffffffffffffff", "fffffffffffffffff",
-    "-1",
-};
 /* clang-format on */
+static const char grammar[] = "\0\t\n\r :;,\"0aF\x7f\x80\xff";
+/* a line about as long as the parser allows: a path, a name, a value or a body */
+static const size_t long_runs[] = {FUZZ_MAX_URL, FUZZ_MAX_HEADER};
 
-static uint64_t
-rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15u); /* splitmix64 */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-    return z ^ (z >> 31);
-}
-
-static size_t
-below(uint64_t *s, size_t n)
-{
-    return n ? rng_next(s) % n : 0;
-}
-
-/* Insert n bytes at `at`, up to the size cap; src may point into the input itself. */
-static void
-input_insert(struct input *in, size_t at, const void *src, size_t n)
-{
-    if (n > FUZZ_MAX_INPUT - in->len)
-        n = FUZZ_MAX_INPUT - in->len;
-    cleanup_free uint8_t *copy = xmalloc(n ? n : 1);
-    memcpy(copy, src, n);
-    in->data = xrealloc(in->data, in->len + n);
-    memmove(in->data + at + n, in->data + at, in->len - at);
-    memcpy(in->data + at, copy, n);
-    in->len += n;
-}
-
-static void
-input_erase(struct input *in, size_t at, size_t n)
-{
-    if (n > in->len - at)
-        n = in->len - at;
-    memmove(in->data + at, in->data + at + n, in->len - at - n);
-    in->len -= n;
-}
-
-/* Replace the run of digits at or after `at` with a number that tests a bound. */
-static void
-mutate_number(struct input *in, size_t at, uint64_t *rng)
-{
-    while (at < in->len && (in->data[at] < '0' || in->data[at] > '9'))
-        at++;
-    size_t end = at;
-    while (end < in->len && in->data[end] >= '0' && in->data[end] <= '9')
-        end++;
-    input_erase(in, at, end - at);
-    const char *s = numbers[below(rng, ARRAY_SIZE(numbers))];
-    input_insert(in, at, s, strlen(s));
-}
-
-static void
-mutate(struct input *in, const struct seeds *seeds, uint64_t *rng)
-{
-    const struct input *s = &seeds->v[below(rng, seeds->n)];
-    size_t at = below(rng, in->len + 1), from = below(rng, s->len + 1);
-    uint8_t c = (uint8_t)rng_next(rng);
-
-    switch (below(rng, 9)) {
-    case 0: /* flip a bit */
-        if (at < in->len)
-            in->data[at] ^= 1u << (c & 7);
-        break;
-    case 1: /* a byte the grammar cares about, in place or inserted */
-        c = (uint8_t) "\0\t\n\r :;,\"0aF\x7f\x80\xff"[c % 16];
-        if (at < in->len && (rng_next(rng) & 1))
-            in->data[at] = c;
-        else
-            input_insert(in, at, &c, 1);
-        break;
-    case 2:
-        input_insert(in, at, &c, 1);
-        break;
-    case 3:
-        input_erase(in, at, 1 + c % 16);
-        break;
-    case 4: {
-        const char *t = tokens[c % ARRAY_SIZE(tokens)];
-        input_insert(in, at, t, strlen(t));
-        break;
-    }
-    case 5: /* a piece of a seed */
-        input_insert(in, at, s->data + from, below(rng, s->len - from + 1));
-        break;
-    case 6: /* this input's head, a seed's tail */
-        in->len = at;
-        input_insert(in, at, s->data + from, s->len - from);
-        break;
-    case 7: /* a piece repeated: many headers, many chunks, and now and then a line about as long
-             * as the parser allows */
-        if (c % 11 == 10) {
-            size_t n = (c & 0x80 ? FUZZ_MAX_HEADER : FUZZ_MAX_URL) + below(rng, 3) - 1;
-            uint8_t *run = xmalloc(n);
-            memset(run, 'a', n); /* fits a path, a name, a value or a body */
-            input_insert(in, at, run, n);
-            free(run);
-        } else if (at < in->len) {
-            size_t n = 1 + below(rng, in->len - at < 64 ? in->len - at : 64);
-            size_t k = (size_t)1 << below(rng, 1 + c % 11); /* up to 512, mostly a few */
-            while (k-- > 0 && in->len < FUZZ_MAX_INPUT)
-                input_insert(in, at, in->data + at, n);
-        }
-        break;
-    default:
-        mutate_number(in, at, rng);
-    }
-}
-
-static void
-add_seed(int dirfd, const char *path, struct seeds *seeds)
-{
-    char *data;
-    size_t len;
-    int r = read_file_at(dirfd, path, &data, &len);
-    if (r < 0) {
-        fprintf(stderr, "fuzz-http-parse: read '%s': %s\n", path, strerror(-r));
-        exit(2);
-    }
-    seeds->v = xrealloc(seeds->v, (seeds->n + 1) * sizeof(*seeds->v));
-    seeds->v[seeds->n++] = (struct input){(uint8_t *)data, len};
-}
-
-/* A corpus directory (its files, sorted, so runs repeat), or one file, e.g. a reproducer. */
-static void
-add_seeds(const char *path, struct seeds *seeds)
-{
-    struct dirent **names;
-    int n = scandir(path, &names, NULL, alphasort);
-    if (n < 0) {
-        add_seed(AT_FDCWD, path, seeds);
-        return;
-    }
-    cleanup_fd int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    for (int i = 0; i < n; i++) {
-        if (names[i]->d_name[0] != '.' && names[i]->d_type != DT_DIR)
-            add_seed(dirfd, names[i]->d_name, seeds);
-        free(names[i]);
-    }
-    free(names);
-}
-
-static uint64_t
-number_arg(const char *s, const char *what)
-{
-    uint64_t v;
-    if (parse_u64(s, &v) < 0) {
-        fprintf(stderr, "fuzz-http-parse: %s: not a number: '%s'\n", what, s);
-        exit(2);
-    }
-    return v;
-}
-
-void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
-
-int
-main(int argc, char **argv)
-{
-    const char *env_n = getenv("HUSK_FUZZ_ITERATIONS"), *env_s = getenv("HUSK_FUZZ_SEED");
-    uint64_t iterations = env_n ? number_arg(env_n, "HUSK_FUZZ_ITERATIONS") : FUZZ_ITERATIONS;
-    uint64_t seed = env_s ? number_arg(env_s, "HUSK_FUZZ_SEED") : FUZZ_SEED;
-    struct seeds seeds = {0};
-    int opt;
-
-    while ((opt = getopt(argc, argv, "n:s:")) != -1) {
-        if (opt == 'n')
-            iterations = number_arg(optarg, "-n");
-        else if (opt == 's')
-            seed = number_arg(optarg, "-s");
-        else
-            goto usage;
-    }
-    if (optind == argc)
-        goto usage;
-    for (int i = optind; i < argc; i++)
-        add_seeds(argv[i], &seeds);
-    if (seeds.n == 0)
-        add_seed(AT_FDCWD, "/dev/null", &seeds);
-    LLVMFuzzerInitialize(&argc, &argv);
-    if (__sanitizer_set_death_callback)
-        __sanitizer_set_death_callback(print_input);
-
-    printf("fuzz-http-parse: %zu inputs, then %" PRIu64 " mutations of them with seed %" PRIu64
-           "\n",
-           seeds.n, iterations, seed);
-    fflush(stdout);
-    for (size_t i = 0; i < seeds.n; i++)
-        LLVMFuzzerTestOneInput(seeds.v[i].data, seeds.v[i].len);
-
-    uint64_t rng = seed;
-    struct input in = {0};
-    for (uint64_t i = 0; i < iterations; i++) {
-        if (in.len == 0 || below(&rng, 4) == 0) { /* start again from a seed */
-            const struct input *s = &seeds.v[below(&rng, seeds.n)];
-            in.len = 0;
-            input_insert(&in, 0, s->data, s->len);
-        }
-        for (size_t k = 1 + below(&rng, 4); k > 0; k--)
-            mutate(&in, &seeds, &rng);
-        LLVMFuzzerTestOneInput(in.data, in.len);
-    }
-    printf("fuzz-http-parse: no invariant broken\n");
-
-    free(in.data);
-    for (size_t i = 0; i < seeds.n; i++)
-        free(seeds.v[i].data);
-    free(seeds.v);
-    return 0;
-
-usage:
-    fprintf(stderr, "usage: fuzz-http-parse [-n ITERATIONS] [-s SEED] CORPUS_DIR_OR_FILE...\n");
-    return 2;
-}
-#endif
+const struct fuzz_target fuzz_target = {
+    .name = "http-parse",
+    .tokens = tokens,
+    .n_tokens = ARRAY_SIZE(tokens),
+    .bytes = grammar,
+    .n_bytes = sizeof(grammar) - 1,
+    .long_runs = long_runs,
+    .n_long_runs = ARRAY_SIZE(long_runs),
+    .iterations = 20000,
+    .max_input = 32768,
+};

@@ -257,6 +257,10 @@ REFUSED = {
     "hardlink-dotdot": ([_member("pw", "hardlink", target="../../../etc/passwd")], "'pw'"),
     "hardlink-absolute": ([_member("pw", "hardlink", target="/etc/passwd")], "'pw'"),
     "huge-header": ([_member("big", data=b"abc", size=1 << 40)], "'big'"),
+    # "a -> ." puts a/b/link in b: from there "../../x" leaves the root
+    "symlink-through-parent-symlink": ([_member("a", "symlink", target="."),
+                                        _member("a/b/link", "symlink", target="../../x")],
+                                       "'a/b/link'"),
     "truncated": ([_member("cut", data=os.urandom(200_000))], None),
 }
 
@@ -305,3 +309,78 @@ def test_absolute_symlink_and_device_neutralised(ctx):
     assert (out / "tmp" / name).read_bytes() == b"gotcha"
     assert "'dev/sda'" in r.err and "device" in r.err, str(r)
     assert not (out / "dev" / "sda").exists()
+
+
+def test_whiteout_of_dotdot_refused_and_nothing_outside_removed(ctx):
+    """A layer entry ".wh..." whites out "..": the directory holding the output (a canary and a
+    sibling folder in it) must come through untouched, and the entry is named."""
+    app = ctx.dir / "app"
+    (app / "sibling").mkdir(parents=True)
+    (app / "sibling" / "data").write_text("keep")
+    (app / "canary").write_text("keep")
+    for entry in (".wh...", "sub/.wh...", ".wh..", ".wh."):
+        layout = Layout(ctx.dir / f"layout{len(entry)}{entry.count('/')}")
+        layout.image([(tar_bytes(busybox_layer() + [_member("sub", "dir"), _member(entry)]),
+                       "gzip")])
+        out = app / "bundle"
+        r = img(ctx, "import", "-o", out, layout.path)
+        assert r.rc != 0, str(r)
+        assert f"whiteout '{entry}'" in r.err and "is not the name of an entry" in r.err, str(r)
+        assert (app / "canary").read_text() == "keep"
+        assert (app / "sibling" / "data").read_text() == "keep"
+        assert not out.exists()
+        no_staging_left(app)
+
+
+def test_decompression_bomb_refused(ctx):
+    """200 MiB of zeros in a zstd layer of a few KB: refused as a bomb once it expands more than
+    100 times, long before it is written out; --max-ratio 0 lets it through, as a hole."""
+    if not shutil.which("zstd"):
+        pytest.skip("the zstd CLI is needed to build a zstd layer")
+    size = 200 << 20
+    ti = tarfile.TarInfo("zeros")
+    ti.size, ti.mode, ti.mtime = size, 0o644, 1_700_000_000
+    head = ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    z = subprocess.Popen(["zstd", "-q", "-c"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    z.stdin.write(head)
+    chunk = bytes(1 << 20)
+    for _ in range(size >> 20):
+        z.stdin.write(chunk)
+    z.stdin.write(bytes(1024))  # the end-of-archive blocks
+    z.stdin.close()
+    data = z.stdout.read()
+    assert z.wait() == 0
+    assert len(data) < 100_000
+    layout = Layout(ctx.dir / "layout")
+    blob = layout.blob(data)
+    config = layout.blob(json.dumps({"os": "linux", "config": {"Cmd": ["/x"]}}).encode())
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                "config": {"mediaType": CONFIG, **config},
+                "layers": [{"mediaType": LAYER + "+zstd", **blob}]}
+    mdesc = {"mediaType": MANIFEST, **layout.blob(json.dumps(manifest).encode())}
+    (layout.path / "index.json").write_text(json.dumps({"schemaVersion": 2,
+                                                        "manifests": [mdesc]}))
+    out = ctx.dir / "out"
+    r = img(ctx, "import", "-f", "rootfs", "-o", out, layout.path)
+    assert r.rc != 0, str(r)
+    assert "decompression bomb" in r.err and "layer 1" in r.err, str(r)
+    assert not out.exists()
+    no_staging_left(ctx.dir)
+    r = img(ctx, "import", "--max-ratio", "0", "-f", "rootfs", "-o", out, layout.path)
+    assert r.rc == 0, str(r)
+    st = (out / "zeros").stat()
+    assert st.st_size == size and st.st_blocks * 512 < (1 << 20)
+
+
+def test_import_makes_tmp_1777(ctx):
+    """An image without /tmp gets one for the read-only root's tmpfs mount point, world-writable
+    and sticky whatever the umask."""
+    layout = Layout(ctx.dir / "layout")
+    layout.image([(tar_bytes([_member("bin", "dir"),
+                              _member("bin/busybox", data=Path("/bin/busybox").read_bytes(),
+                                      mode=0o755)]), "gzip")])
+    out = ctx.dir / "out"
+    r = img(ctx, "import", "-f", "rootfs", "-o", out, layout.path)
+    assert r.rc == 0, str(r)
+    assert (out / "tmp").stat().st_mode & 0o7777 == 0o1777
+    assert (out / "proc").stat().st_mode & 0o7777 == 0o755

@@ -869,10 +869,68 @@ test_conversions(void **state)
     }
 }
 
+/* Every limit field on its own counts as a limit (a rootless container without cgroups must
+ * refuse it); device rules alone do not. */
+static void
+test_limits_any_covers_every_field(void **state)
+{
+    (void)state;
+    struct sbx_cg_blkio_device dev = {8, 0, {true, 100}, {false, 0}};
+    struct sbx_cg_throttle thr = {8, 0, 1000};
+    struct sbx_cg_hugepage hp = {"2MB", 1 << 21};
+    struct sbx_cg_net_prio np = {"lo", 1};
+    struct sbx_cg_rdma rd = {"mlx", {true, 1}, {false, 0}};
+    struct sbx_cg_kv kv = {"memory.high", "1M"};
+    struct sbx_cg_num on = {true, 1};
+    struct sbx_cgroup_limits cases[32];
+    size_t n = 0;
+#define CASE(stmt)                                                                                 \
+    do {                                                                                           \
+        struct sbx_cgroup_limits *l = &cases[n++];                                                 \
+        memset(l, 0, sizeof(*l));                                                                  \
+        stmt;                                                                                      \
+    } while (0)
+    CASE(l->memory.limit = on);
+    CASE(l->memory.reservation = on);
+    CASE(l->memory.swap = on);
+    CASE(l->memory.kernel = on);
+    CASE(l->memory.kernel_tcp = on);
+    CASE(l->memory.swappiness = on);
+    CASE(l->memory.disable_oom_killer = on);
+    CASE(l->memory.use_hierarchy = on);
+    CASE(l->cpu.shares = on);
+    CASE(l->cpu.quota = on);
+    CASE(l->cpu.period = on);
+    CASE(l->cpu.burst = on);
+    CASE(l->cpu.rt_runtime = on);
+    CASE(l->cpu.rt_period = on);
+    CASE(l->cpu.idle = on);
+    CASE(l->cpu.cpus = "0");
+    CASE(l->cpu.mems = "0");
+    CASE(l->pids = on);
+    CASE(l->blkio.weight = on);
+    CASE(l->blkio.leaf_weight = on);
+    CASE((l->blkio.devices = &dev, l->blkio.n_devices = 1));
+    for (int k = 0; k < SBX_CG_THROTTLE_COUNT; k++)
+        CASE((l->blkio.throttle[k] = &thr, l->blkio.n_throttle[k] = 1));
+    CASE((l->hugepages = &hp, l->n_hugepages = 1));
+    CASE(l->net_classid = on);
+    CASE((l->net_prio = &np, l->n_net_prio = 1));
+    CASE((l->rdma = &rd, l->n_rdma = 1));
+    CASE((l->unified = &kv, l->n_unified = 1));
+#undef CASE
+    for (size_t i = 0; i < n; i++)
+        if (!sbx_cgroup_limits_any(&cases[i]))
+            fail_msg("limit case %zu does not count as a limit", i);
+    struct sbx_cgroup_limits devices_only = {.devices_set = true};
+    assert_false(sbx_cgroup_limits_any(&devices_only));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_limits_any_covers_every_field),
         cmocka_unit_test_setup_teardown(test_detect_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_limits_land_in_their_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_v1_cpuset_inherits_and_devices_replay, setup,

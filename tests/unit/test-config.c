@@ -22,6 +22,16 @@
 #include "fixture.h"
 #include "util.h"
 
+/* -Wl,--wrap=oci_host_lsms: the security modules the "host" enforces, or NULL for the real. */
+static const char *fake_lsms;
+char *__real_oci_host_lsms(void);
+char *__wrap_oci_host_lsms(void);
+char *
+__wrap_oci_host_lsms(void)
+{
+    return fake_lsms ? xstrdup(fake_lsms) : __real_oci_host_lsms();
+}
+
 #define assert_contains(hay, needle)                                                               \
     do {                                                                                           \
         const char *h_ = (hay);                                                                    \
@@ -379,6 +389,16 @@ test_device_needs_numbers_and_absolute_path(void **state)
         parse_fail(*state, with("{'linux': {'devices': [{'path': '/dev/x', 'type': 'c', 'major': 1,"
                                 " 'minor': 1, 'fileMode': 65536}]}}"));
     assert_contains(s3, "field 'linux.devices[0].fileMode'");
+    /* In a user namespace the host's node is bound from the same path. */
+    static const char *const dots[] = {"/dev/../etc/shadow", "/dev/./null", "/dev/x/.."};
+    for (size_t i = 0; i < ARRAY_SIZE(dots); i++) {
+        cleanup_free char *patch = xasprintf(
+            "{'linux': {'devices': [{'path': '%s', 'type': 'c', 'major': 1, 'minor': 3}]}}",
+            dots[i]);
+        cleanup_free char *s4 = parse_fail(*state, with(patch));
+        assert_contains(s4, "field 'linux.devices[0].path'");
+        assert_contains(s4, "'.' or '..'");
+    }
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
@@ -628,6 +648,86 @@ test_sysctl_value_and_namespace(void **state)
     assert_contains(n, "field 'linux.sysctl'");
 }
 
+/* A host-global sysctl would change the host: refused, as runc does. */
+static void
+test_sysctl_host_global_refused(void **state)
+{
+    static const char *const bad[] = {"kernel.core_pattern", "vm.overcommit_memory",
+                                      "kernel.modprobe", "fs.file-max", "kernel.msgX"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        cleanup_free char *patch = xasprintf("{'linux': {'sysctl': {'%s': '1'}}}", bad[i]);
+        cleanup_free char *field = xasprintf("field 'linux.sysctl.%s'", bad[i]);
+        cleanup_free char *s = parse_fail(*state, with(patch));
+        if (strcmp(bad[i], "kernel.msgX") == 0) /* a kernel.msg* name: the ipc rule */
+            assert_contains(s, "needs the container's own ipc namespace");
+        else
+            assert_contains(s, "not namespaced: setting it would change the host");
+        assert_contains(s, field);
+    }
+}
+
+/* Namespaced sysctls need their namespace, and not the runtime's own joined by path. */
+static void
+test_sysctl_needs_own_namespace(void **state)
+{
+    static const struct {
+        const char *ns, *key;
+        bool ok;
+    } cases[] = {
+        {"{'type': 'ipc'}", "kernel.shmmax", true},
+        {"{'type': 'ipc'}", "fs.mqueue.queues_max", true},
+        {"{'type': 'ipc'}", "kernel.sem", true},
+        {"{'type': 'network'}", "net.ipv4.ip_forward", true},
+        {"{'type': 'uts'}", "kernel.domainname", true},
+        {"{'type': 'uts'}", "kernel.hostname", true},
+        {"{'type': 'uts'}", "kernel.shmmax", false},
+        {"{'type': 'ipc'}", "net.core.somaxconn", false},
+        {"{'type': 'network', 'path': '/proc/self/ns/net'}", "net.ipv4.ip_forward", false},
+        {"{'type': 'ipc', 'path': '/proc/self/ns/ipc'}", "kernel.shmmax", false},
+        {"{'type': 'network'}", "kernel.hostname", false},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cleanup_free char *patch =
+            xasprintf("{'linux': {'namespaces': [{'type': 'mount'}, %s], 'sysctl': {'%s': '1'}}}",
+                      cases[i].ns, cases[i].key);
+        if (cases[i].ok) {
+            oci_config_free(parse_ok(*state, with(patch)));
+            continue;
+        }
+        cleanup_free char *s = parse_fail(*state, with(patch));
+        assert_contains(s, "needs the container's own");
+    }
+}
+
+/* Labels for modules husk cannot apply: refused where the host enforces that module, a
+ * warning naming the field where it does not. */
+static void
+test_lsm_labels(void **state)
+{
+    static const char *const cfgs[] = {
+        "{'process': {'apparmorProfile': 'docker-default'}}",
+        "{'process': {'selinuxLabel': 'system_u:system_r:container_t:s0'}}",
+        "{'linux': {'mountLabel': 'system_u:object_r:container_file_t:s0'}}",
+    };
+    static const char *const fields[] = {"process.apparmorProfile", "process.selinuxLabel",
+                                         "linux.mountLabel"};
+    for (size_t i = 0; i < ARRAY_SIZE(cfgs); i++) {
+        fake_lsms = "capability,landlock,yama";
+        struct oci_config *c = parse_ok(*state, with(cfgs[i]));
+        assert_int_equal(strv_len(c->warnings), 1);
+        assert_contains(c->warnings[0], fields[i]);
+        assert_contains(c->warnings[0], "ignored");
+        oci_config_free(c);
+        fake_lsms = i == 0 ? "capability,apparmor" : "selinux,bpf";
+        cleanup_free char *s = parse_fail(*state, with(cfgs[i]));
+        assert_contains(s, fields[i]);
+        assert_contains(s, "husk cannot apply");
+    }
+    fake_lsms = "capability,apparmor,selinux";
+    oci_config_free(parse_ok(*state, with("{'process': {'apparmorProfile': ''}}")));
+    fake_lsms = NULL;
+}
+
 static void
 test_unknown_rootfs_propagation(void **state)
 {
@@ -734,7 +834,7 @@ full_config(struct fx *fx)
              "      'uid': 1, 'gid': 6},"
              "     {'path': '/dev/null2', 'type': 'u', 'major': 1, 'minor': 3},"
              "     {'path': '/dev/fifo', 'type': 'p'}],"
-             "   'sysctl': {'net.ipv4.ip_forward': '1', 'kernel.shm_rmid_forced': '0'},"
+             "   'sysctl': {'fs.mqueue.msg_max': '1', 'kernel.shm_rmid_forced': '0'},"
              "   'maskedPaths': ['/proc/kcore', '/sys/firmware'],"
              "   'readonlyPaths': ['/proc/sys'],"
              "   'rootfsPropagation': 'rshared'},"
@@ -819,7 +919,7 @@ test_full_linux_fields(void **state)
 
     assert_int_equal(s->n_sysctl, 2);
     for (size_t i = 0; i < s->n_sysctl; i++) {
-        if (strcmp(s->sysctl[i].key, "net.ipv4.ip_forward") == 0)
+        if (strcmp(s->sysctl[i].key, "fs.mqueue.msg_max") == 0)
             assert_string_equal(s->sysctl[i].value, "1");
         else if (strcmp(s->sysctl[i].key, "kernel.shm_rmid_forced") == 0)
             assert_string_equal(s->sysctl[i].value, "0");
@@ -915,6 +1015,9 @@ main(void)
         T(test_mounts_need_mount_namespace),
         T(test_relative_destination_becomes_absolute),
         T(test_sysctl_key_with_slash_or_dotdot),
+        T(test_sysctl_host_global_refused),
+        T(test_sysctl_needs_own_namespace),
+        T(test_lsm_labels),
         T(test_sysctl_value_and_namespace),
         T(test_unknown_rootfs_propagation),
         T(test_rootfs_propagation_values),

@@ -22,7 +22,7 @@
 
 struct entry {
     const char *name;
-    char type;        /* f file, d dir, l symlink, h hardlink, c char device */
+    char type; /* f file, z file of `size` zeros, d dir, l symlink, h hardlink, c char device */
     const char *data; /* file content, or link target */
     int64_t size;     /* -1: strlen(data) */
 };
@@ -59,9 +59,9 @@ teardown(void **state)
     return 0;
 }
 
-/* A tar of the entries in a temporary file; returns its fd at offset 0. */
+/* A tar (gzip-compressed when asked) of the entries in a temporary file; its fd at offset 0. */
 static int
-make_tar(const struct entry *es, size_t n)
+make_tar_z(const struct entry *es, size_t n, bool gzip)
 {
     char path[] = "/tmp/husk-test-layer-tar.XXXXXX";
     int fd = mkstemp(path);
@@ -69,6 +69,8 @@ make_tar(const struct entry *es, size_t n)
     unlink(path);
     struct archive *a = archive_write_new();
     archive_write_set_format_pax_restricted(a);
+    if (gzip)
+        assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
     assert_int_equal(archive_write_open_fd(a, fd), ARCHIVE_OK);
     for (size_t i = 0; i < n; i++) {
         struct archive_entry *e = archive_entry_new();
@@ -76,6 +78,7 @@ make_tar(const struct entry *es, size_t n)
         archive_entry_set_perm(e, es[i].type == 'd' ? 0755 : 0644);
         switch (es[i].type) {
         case 'f':
+        case 'z':
             archive_entry_set_filetype(e, AE_IFREG);
             archive_entry_set_size(e, es[i].size >= 0 ? es[i].size : (int64_t)strlen(es[i].data));
             break;
@@ -98,12 +101,24 @@ make_tar(const struct entry *es, size_t n)
         assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
         if (es[i].type == 'f' && es[i].size < 0)
             archive_write_data(a, es[i].data, strlen(es[i].data));
+        static const char zeros[65536];
+        for (int64_t left = es[i].type == 'z' ? es[i].size : 0; left > 0;) {
+            size_t k = left < (int64_t)sizeof(zeros) ? (size_t)left : sizeof(zeros);
+            assert_int_equal(archive_write_data(a, zeros, k), (la_ssize_t)k);
+            left -= (int64_t)k;
+        }
         archive_entry_free(e);
     }
     archive_write_close(a);
     archive_write_free(a);
     lseek(fd, 0, SEEK_SET);
     return fd;
+}
+
+static int
+make_tar(const struct entry *es, size_t n)
+{
+    return make_tar_z(es, n, false);
 }
 
 static int
@@ -204,6 +219,85 @@ test_symlink_resolves_inside(void **state)
     img_warnings_clear(&w);
 }
 
+/* ".wh..", ".wh..." and ".wh." name no entry: refused, and the directory holding the root (the
+ * fixture's dir, with a canary) keeps everything. */
+static void
+test_whiteout_of_dot_and_dotdot_refused(void **state)
+{
+    struct fx *fx = *state;
+    cleanup_free char *canary = xasprintf("%s/canary", fx->dir);
+    cleanup_fd int c = open(canary, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(c >= 0);
+    const struct entry files[] = {{"keep", 'f', "k", -1}, {"d", 'd', NULL, 0}};
+    assert_int_equal(apply(fx, files, ARRAY_SIZE(files), NULL, NULL), 0);
+    static const char *const bad[] = {".wh...", ".wh..", ".wh.", "d/.wh...", "d/.wh.."};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        const struct entry wh[] = {{bad[i], 'f', "", -1}};
+        expect_refused(fx, wh, 1, "is not the name of an entry");
+    }
+    assert_int_equal(access(canary, F_OK), 0);
+    assert_true(exists(fx, "keep") && exists(fx, "d"));
+    /* A whiteout's name as a directory (found by fuzz-tar): it would stay in the root. */
+    const struct entry under[] = {{"d/.wh.x/y", 'f', "y", -1}};
+    expect_refused(fx, under, 1, "is a whiteout, not a directory");
+    assert_false(exists(fx, "d/.wh.x"));
+}
+
+/* "a -> ." puts "a/b/link" in b, one level below the root: "../../x" leaves it from there. */
+static void
+test_symlink_through_parent_symlink_refused(void **state)
+{
+    struct fx *fx = *state;
+    const struct entry es[] = {{"a", 'l', ".", 0}, {"a/b/link", 'l', "../../x", 0}};
+    expect_refused(fx, es, ARRAY_SIZE(es), "symlink 'a/b/link' -> '../../x' points outside");
+    assert_false(exists(fx, "b/link"));
+    /* The same target from where the path says it is stays inside. */
+    const struct entry ok[] = {{"c", 'd', NULL, 0}, {"c/b/link", 'l', "../../x", 0}};
+    assert_int_equal(apply(fx, ok, ARRAY_SIZE(ok), NULL, NULL), 0);
+    assert_true(exists(fx, "c/b/link"));
+    /* A hardlink gives that symlink a name at the top, where its text climbs out. */
+    const struct entry hard[] = {{"h", 'h', "c/b/link", 0}};
+    expect_refused(fx, hard, 1, "hardlink 'h' -> 'c/b/link'");
+    assert_false(exists(fx, "h"));
+}
+
+static int
+apply_gz(struct fx *fx, const struct entry *es, size_t n, const struct img_limits *lim,
+         struct husk_error **err)
+{
+    uint64_t total = 0;
+    cleanup_fd int fd = make_tar_z(es, n, true);
+    return img_layer_apply(fx->rootfd, fd, IMG_COMP_GZIP, "layer", lim, &total, NULL, err);
+}
+
+/* 16 MiB of zeros gzip to about 16 KiB: over a ratio of 100, a decompression bomb. Allowed,
+ * the zeros become a hole rather than 16 MiB of disk. */
+static void
+test_decompression_bomb_refused_and_zeros_sparse(void **state)
+{
+    struct fx *fx = *state;
+    const struct entry es[] = {{"zeros", 'z', NULL, 16 << 20}};
+    struct img_limits lim = {.max_file = 1ull << 30,
+                             .max_total = 1ull << 30,
+                             .max_entries = 10,
+                             .max_ratio = 100,
+                             .ratio_floor = 1 << 20};
+    struct husk_error *err = NULL;
+    assert_true(apply_gz(fx, es, 1, &lim, &err) < 0);
+    assert_non_null(err);
+    if (strstr(err->msg, "decompression bomb") == NULL)
+        fail_msg("'%s'", err->msg);
+    husk_error_freep(&err);
+
+    rm_rf_at(fx->rootfd, "zeros");
+    lim.max_ratio = 0;
+    assert_int_equal(apply_gz(fx, es, 1, &lim, NULL), 0);
+    struct stat st;
+    assert_int_equal(fstatat(fx->rootfd, "zeros", &st, 0), 0);
+    assert_int_equal(st.st_size, 16 << 20);
+    assert_true(st.st_blocks * 512 < (1 << 20));
+}
+
 int
 main(void)
 {
@@ -211,6 +305,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_whiteouts_and_opaque, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escapes_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_symlink_resolves_inside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whiteout_of_dot_and_dotdot_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_symlink_through_parent_symlink_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_decompression_bomb_refused_and_zeros_sparse, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -182,6 +182,19 @@ test_cwd_outside_root_is_a_user_error(void **state)
     result_free(&r);
 }
 
+/* A getcwd that fails (a seccomp profile denying it) is said as such, with its errno, not as
+ * a cwd outside the root. */
+static void
+test_failed_getcwd_is_named(void **state)
+{
+    struct result r = to_error(SBX_STEP_CWD_CHECK, EPERM, 0);
+
+    assert_non_null(strstr(r.msg, "cwd '/srv/app': getcwd failed"));
+    assert_null(strstr(r.msg, "is outside"));
+    assert_int_equal(r.code, EPERM);
+    result_free(&r);
+}
+
 static void
 test_every_step_has_a_name(void **state)
 {
@@ -258,6 +271,7 @@ main(void)
         T(test_exec_failure_carries_errno),
         T(test_other_steps_name_their_item),
         T(test_cwd_outside_root_is_a_user_error),
+        T(test_failed_getcwd_is_named),
         T(test_every_step_has_a_name),
         T(test_bad_index_or_step_does_not_crash),
         T(test_msg_round_trip_over_seqpacket),

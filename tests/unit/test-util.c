@@ -428,6 +428,59 @@ test_read_file_at_errors_leave_out_untouched(void **state)
     assert_ptr_equal(out, &sentinel);
 }
 
+/* read_fd_all stops at its limit: a pipe that never ends cannot exhaust memory. */
+static void
+test_read_fd_all_limit(void **state)
+{
+    (void)state;
+    int p[2];
+    char *out = NULL;
+    size_t len = 0;
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(__real_write(p[1], "0123456789", 10), 10);
+    __real_close(p[1]);
+    assert_int_equal(read_fd_all(p[0], 9, &out, &len), -EFBIG);
+    assert_null(out);
+    __real_close(p[0]);
+
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(__real_write(p[1], "0123456789", 10), 10);
+    __real_close(p[1]);
+    assert_int_equal(read_fd_all(p[0], 10, &out, &len), 0);
+    assert_int_equal(len, 10);
+    assert_string_equal(out, "0123456789");
+    free(out);
+    __real_close(p[0]);
+}
+
+/* ---- idmap_parse --------------------------------------------------------------------------- */
+
+static void
+test_idmap_parse(void **state)
+{
+    (void)state;
+    struct id_range r[4];
+    size_t n = 9;
+    static const char identity[] = "         0          0 4294967295\n";
+    assert_int_equal(idmap_parse(identity, strlen(identity), r, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(r[0].inner == 0 && r[0].outer == 0 && r[0].count == 4294967295u);
+    static const char two[] = "0 100000 65536\n\t65536  1000000 1";
+    assert_int_equal(idmap_parse(two, strlen(two), r, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_true(r[1].inner == 65536 && r[1].outer == 1000000 && r[1].count == 1);
+    assert_int_equal(idmap_parse("", 0, r, 4, &n), 0);
+    assert_int_equal(n, 0);
+    static const char *const bad[] = {"0 0 0\n",          "-1 0 1\n",   "0 0 4294967297\n",
+                                      "4294967295 0 2\n", "0 0\n",      "0 0 1 junk\n",
+                                      "0 0 1\n\n",        "00 0x1 1\n", "4294967296 0 1\n"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+        if (idmap_parse(bad[i], strlen(bad[i]), r, 4, &n) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+    assert_int_equal(idmap_parse("0 0 1\n1 1 1\n", 12, r, 1, &n), -E2BIG);
+}
+
 /* ---- write_file_at ------------------------------------------------------------------------ */
 
 static void
@@ -644,6 +697,48 @@ test_rm_rf_does_not_follow_symlinks(void **state)
     assert_true(exists(fx, "outside/keep"));
 }
 
+/* "." and ".." name the tree's container, not an entry of it: refused, nothing removed. */
+static void
+test_rm_rf_refuses_dot_and_dotdot(void **state)
+{
+    struct fx *fx = *state;
+    static const char *const bad[] = {"", ".", "..", "tree/..", "tree/.", "tree/../..", "./"};
+
+    fx_mkdir(fx, "tree/sub");
+    put_file(fx, "canary", "x");
+    put_file(fx, "tree/sub/keep", "x");
+    cleanup_fd int tree = openat(fx->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(tree >= 0);
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        assert_int_equal(rm_rf_at(fx->dirfd, bad[i]), -EINVAL);
+        assert_int_equal(rm_rf_at(tree, bad[i]), -EINVAL);
+    }
+    assert_true(exists(fx, "canary") && exists(fx, "tree/sub/keep"));
+}
+
+/* A relative path stays beneath dirfd: no "..", no symlink out of it. */
+static void
+test_rm_rf_resolves_beneath(void **state)
+{
+    struct fx *fx = *state;
+
+    fx_mkdir(fx, "outside/victim");
+    put_file(fx, "outside/victim/keep", "x");
+    fx_mkdir(fx, "tree/a");
+    assert_int_equal(symlinkat("../outside", fx->dirfd, "tree/out"), 0);
+    cleanup_fd int tree = openat(fx->dirfd, "tree", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(tree >= 0);
+    assert_int_equal(rm_rf_at(tree, "../outside/victim"), -EXDEV);
+    assert_int_equal(rm_rf_at(tree, "out/victim"), -EXDEV);
+    assert_int_equal(rm_rf_at(tree, "a/../../outside/victim"), -EXDEV);
+    assert_true(exists(fx, "outside/victim/keep"));
+    /* Staying inside is fine, "a/.." included. */
+    fx_mkdir(fx, "tree/b/c");
+    assert_int_equal(rm_rf_at(tree, "a/../b/c"), 0);
+    assert_false(exists(fx, "tree/b/c"));
+    assert_true(exists(fx, "tree/b"));
+}
+
 /* Run fn in a child with a private mount namespace: 0 passed, 77 no namespace, else failed. */
 static int
 in_mount_ns(struct fx *fx, int (*fn)(struct fx *))
@@ -791,6 +886,10 @@ main(void)
         T(test_rm_rf_missing_is_success),
         T(test_rm_rf_regular_file),
         T(test_rm_rf_does_not_follow_symlinks),
+        T(test_read_fd_all_limit),
+        T(test_idmap_parse),
+        T(test_rm_rf_refuses_dot_and_dotdot),
+        T(test_rm_rf_resolves_beneath),
         T(test_rm_rf_stops_at_other_filesystem),
         T(test_rm_rf_stops_at_bind_mount_of_same_filesystem),
     };

@@ -22,6 +22,8 @@
  *   probe getpriority32 WHICH WHO   the same through the i386 entry point: {"ret","errno"}
  *   probe bind PORT / connect PORT  TCP bind(0.0.0.0:PORT) / connect(127.0.0.1:PORT):
  *                            {"ok":bool,"errno":N}
+ *   probe tty                the session and terminal: {"sid","pgid","pid","ctty":bool,
+ *                            "tiocsti":{"ok":bool,"errno":N}}, TIOCSTI of a NUL into fd 0
  *   probe exe-attack INODE SECONDS  the CVE-2019-5736 attack on a runtime process in our pid
  *                            namespace (see cmd_exe_attack): three JSON lines
  *
@@ -56,6 +58,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
@@ -1091,6 +1094,72 @@ check_socket_vsock(struct outcome *o)
         close(fd);
 }
 
+#if defined(__x86_64__)
+#include <sys/mman.h>
+
+/* An i386 system call through int 0x80; arguments (and memory they point to) below 4 GiB. */
+static long
+syscall32(long nr, long a, long b, long c)
+{
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+
+/* The i386 entry points take socket's arguments in memory (socketcall) or in registers
+ * (socket, 359): seccomp sees only the latter. Created, never connected. 0 or an errno. */
+static int vsock32_multiplexed;
+
+static int
+do_vsock32(void)
+{
+    uint32_t *args =
+        mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+    long r;
+
+    if (args == MAP_FAILED)
+        return errno;
+    args[0] = AF_VSOCK;
+    args[1] = SOCK_STREAM;
+    args[2] = 0;
+    r = vsock32_multiplexed ? syscall32(102 /* socketcall */, 1 /* SYS_SOCKET */, (long)args, 0)
+                            : syscall32(359 /* socket */, AF_VSOCK, SOCK_STREAM, 0);
+    return r < 0 && r > -4096 ? (int)-r : 0;
+}
+
+/* In a child: a kernel without the i386 entry point (ia32_emulation=0) answers int 0x80 with
+ * SIGSEGV, reported as errno 128+11. */
+static void
+vsock32(struct outcome *o, int multiplexed)
+{
+    vsock32_multiplexed = multiplexed;
+    o->err = in_child(do_vsock32);
+    o->reached = o->err == 0 || o->err == EAFNOSUPPORT;
+    if (o->err == 128 + SIGSEGV)
+        snprintf(o->detail, sizeof(o->detail), "no i386 entry point (int 0x80 faults)");
+}
+#else
+static void
+vsock32(struct outcome *o, int multiplexed)
+{
+    (void)multiplexed;
+    errno = ENOSYS;
+    outcome_rc(o, -1, NULL);
+}
+#endif
+
+static void
+check_socketcall_vsock(struct outcome *o)
+{
+    vsock32(o, 1);
+}
+
+static void
+check_socket32_vsock(struct outcome *o)
+{
+    vsock32(o, 0);
+}
+
 static int
 do_personality(void)
 {
@@ -1278,6 +1347,8 @@ static const struct {
     {"init_module", check_init_module},
     {"reboot", check_reboot},
     {"socket_vsock", check_socket_vsock},
+    {"socketcall_vsock", check_socketcall_vsock},
+    {"socket32_vsock", check_socket32_vsock},
     {"personality", check_personality},
     {"raw_socket", check_raw_socket},
     {"mknod_block", check_mknod_block},
@@ -1472,6 +1543,31 @@ cmd_getpriority32(const char *which_s, const char *who_s)
     fprintf(stderr, "probe: getpriority32 needs x86_64\n");
     return 2;
 #endif
+}
+
+/* Whether we have a controlling terminal, and whether TIOCSTI lets us push input into the
+ * terminal on fd 0 (a NUL byte: the tests give us a pty of their own). */
+static int
+cmd_tty(void)
+{
+    char nul = 0;
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    int ctty = fd >= 0, sti = ioctl(0, TIOCSTI, &nul), err = sti < 0 ? errno : 0;
+
+    if (fd >= 0)
+        close(fd);
+    obj_begin(NULL);
+    kv_int("pid", getpid());
+    kv_int("sid", getsid(0));
+    kv_int("pgid", getpgid(0));
+    kv_bool("ctty", ctty);
+    obj_begin("tiocsti");
+    kv_bool("ok", sti == 0);
+    kv_int("errno", err);
+    obj_end();
+    obj_end();
+    putchar('\n');
+    return 0;
 }
 
 /* bind(0.0.0.0:PORT) or connect(127.0.0.1:PORT) over TCP. */
@@ -1712,6 +1808,8 @@ main(int argc, char **argv)
         rc = cmd_getpriority(argc - 2, argv + 2);
     else if (argc > 3 && strcmp(cmd, "getpriority32") == 0)
         rc = cmd_getpriority32(argv[2], argv[3]);
+    else if (strcmp(cmd, "tty") == 0)
+        rc = cmd_tty();
     else if (arg && (strcmp(cmd, "bind") == 0 || strcmp(cmd, "connect") == 0))
         rc = cmd_tcp(cmd, arg);
     else if (argc > 3 && strcmp(cmd, "exe-attack") == 0)
