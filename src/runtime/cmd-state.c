@@ -22,6 +22,7 @@ cmd_state(struct cli *cli, int argc, char **argv)
     if (ctr_open(cli, argv[i], &c, &err) < 0)
         return cli_fail(cli, err);
     cleanup_json json_t *j = oci_state_json(c->state, ctr_status_name(ctr_status(c)));
+    ctr_net_state(c, j);
     cleanup_free char *text = json_dumps(j, JSON_INDENT(2));
     printf("%s\n", text);
     return 0;
