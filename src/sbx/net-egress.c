@@ -129,13 +129,17 @@ mask_words(const struct sbx_cidr *c, uint32_t mask[4], uint32_t net[4])
     }
 }
 
-static void
+/* Returns true when the rule matches everything: nothing after it is reachable (the verifier
+ * refuses unreachable instructions). */
+static bool
 rule_tail(struct prog *p, const struct sbx_egress_rule *r)
 {
     if (r->port)
         jne32_out(p, R_PORT, (uint32_t)htons(r->port));
+    bool total = p->n_fix == 0;
     RET(p, r->deny ? 0 : 1);
     block_end(p);
+    return total;
 }
 
 static void
@@ -178,7 +182,8 @@ emit_v4(struct prog *p, const struct sbx_egress_rule *rules, size_t n, uint64_t 
             AND32_IMM(p, 2, mask[0]);
             jne32_out(p, 2, net[0]);
         }
-        rule_tail(p, &rules[i]);
+        if (rule_tail(p, &rules[i]))
+            return;
     }
     RET(p, 0);
 }
@@ -236,7 +241,8 @@ build_v6(struct prog *p, const struct sbx_egress_rule *rules, size_t n, uint64_t
                 AND32_IMM(p, 2, mask[k]);
             jne32_out(p, 2, net[k]);
         }
-        rule_tail(p, &rules[i]);
+        if (rule_tail(p, &rules[i]))
+            return;
     }
     RET(p, 0);
 }
