@@ -3,9 +3,14 @@
  * The bridge's nftables table, through libnftables: one table of husk's own, named after the
  * bridge, replaced whole when the first sandbox arrives and deleted with the last. Sandboxes
  * come and go as elements of its publish maps, never as rules, so nothing else is rewritten.
+ *
+ * libnftables is loaded on first use: it brings libnftnl, libxtables, libgmp and libjansson
+ * with it, about a millisecond of start-up that no verb without a bridge may pay. The resolved
+ * pointers are a cache, never reset.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <nftables/libnftables.h>
 #include <stdio.h>
@@ -14,26 +19,54 @@
 #include "net-internal.h"
 #include "util.h"
 
-static void
-nft_ctx_freep(struct nft_ctx **c)
+#define LIBNFTABLES_SONAME "libnftables.so.1"
+
+struct nft_api {
+    struct nft_ctx *(*ctx_new)(uint32_t flags);
+    void (*ctx_free)(struct nft_ctx *ctx);
+    int (*buffer_output)(struct nft_ctx *ctx);
+    int (*buffer_error)(struct nft_ctx *ctx);
+    int (*run)(struct nft_ctx *ctx, const char *buf);
+    const char *(*error_buffer)(struct nft_ctx *ctx);
+};
+
+static const struct nft_api *
+nft_api(struct husk_error **err)
 {
-    if (*c)
-        nft_ctx_free(*c);
+    static struct nft_api api;
+    static void *handle;
+    if (handle)
+        return &api;
+    void *h = dlopen(LIBNFTABLES_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        husk_err(err, ENOENT, "load %s (install libnftables1): %s", LIBNFTABLES_SONAME, dlerror());
+        return NULL;
+    }
+    struct nft_api a = {
+        .ctx_new = (struct nft_ctx * (*)(uint32_t)) dlsym(h, "nft_ctx_new"),
+        .ctx_free = (void (*)(struct nft_ctx *))dlsym(h, "nft_ctx_free"),
+        .buffer_output = (int (*)(struct nft_ctx *))dlsym(h, "nft_ctx_buffer_output"),
+        .buffer_error = (int (*)(struct nft_ctx *))dlsym(h, "nft_ctx_buffer_error"),
+        .run = (int (*)(struct nft_ctx *, const char *))dlsym(h, "nft_run_cmd_from_buffer"),
+        .error_buffer = (const char *(*)(struct nft_ctx *))dlsym(h, "nft_ctx_get_error_buffer"),
+    };
+    if (!a.ctx_new || !a.ctx_free || !a.buffer_output || !a.buffer_error || !a.run ||
+        !a.error_buffer) {
+        dlclose(h);
+        husk_err(err, ENOSYS, "%s lacks a function husk needs", LIBNFTABLES_SONAME);
+        return NULL;
+    }
+    api = a;
+    handle = h;
+    return &api;
 }
 
-/* Run commands as one transaction; -errno and the error text of the failing command. */
+/* The failing command's message, and an errno guessed from its wording. */
 static int
-nft_run(const char *cmds, const char *what, bool quiet_enoent, struct husk_error **err)
+nft_fail(const struct nft_api *nft, struct nft_ctx *ctx, const char *what, bool quiet_enoent,
+         struct husk_error **err)
 {
-    cleanup_(nft_ctx_freep) struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (ctx == NULL)
-        return husk_err(err, ENOMEM, "nftables: %s", what);
-    /* Never print: the text comes back in the error object. */
-    nft_ctx_buffer_output(ctx);
-    nft_ctx_buffer_error(ctx);
-    if (nft_run_cmd_from_buffer(ctx, cmds) == 0)
-        return 0;
-    const char *text = nft_ctx_get_error_buffer(ctx);
+    const char *text = nft->error_buffer(ctx);
     int code = strstr(text, "File exists")                 ? EEXIST
                : strstr(text, "No such file or directory") ? ENOENT
                : strstr(text, "Operation not permitted")   ? EPERM
@@ -43,6 +76,24 @@ nft_run(const char *cmds, const char *what, bool quiet_enoent, struct husk_error
     cleanup_free char *line = xstrdup(text);
     line[strcspn(line, "\n")] = '\0';
     return husk_err(err, code, "nftables: %s: %s", what, line);
+}
+
+/* Run commands as one transaction; -errno and the error text of the failing command. */
+static int
+nft_run(const char *cmds, const char *what, bool quiet_enoent, struct husk_error **err)
+{
+    const struct nft_api *nft = nft_api(err);
+    if (nft == NULL)
+        return -ENOENT;
+    struct nft_ctx *ctx = nft->ctx_new(NFT_CTX_DEFAULT);
+    if (ctx == NULL)
+        return husk_err(err, ENOMEM, "nftables: %s", what);
+    /* Never print: the text comes back in the error object. */
+    nft->buffer_output(ctx);
+    nft->buffer_error(ctx);
+    int r = nft->run(ctx, cmds) == 0 ? 0 : nft_fail(nft, ctx, what, quiet_enoent, err);
+    nft->ctx_free(ctx);
+    return r;
 }
 
 int
