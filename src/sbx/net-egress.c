@@ -24,14 +24,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf.h"
 #include "husk/net.h"
 #include "util.h"
 
@@ -39,7 +39,7 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-#define MAX_INSNS 4096
+#define MAX_INSNS SBX_BPF_MAX_INSNS
 #define MAX_RULES 256
 
 enum { EGRESS_SOCK, EGRESS_CONNECT4, EGRESS_SENDMSG4, EGRESS_CONNECT6, EGRESS_SENDMSG6, EGRESS_N };
@@ -71,10 +71,7 @@ struct prog {
 static void
 emit(struct prog *p, uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-    if (p->n < MAX_INSNS)
-        p->v[p->n] =
-            (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
-    p->n++;
+    sbx_bpf_emit(p->v, &p->n, code, dst, src, off, imm);
 }
 
 /* A jump to the end of the current block, patched by block_end. */
@@ -264,40 +261,12 @@ build_sock(struct prog *p)
     RET(p, 0);
 }
 
-static long
-sys_bpf(int cmd, union bpf_attr *attr)
-{
-    return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
-}
-
 static int
 load(int which, const struct prog *p, struct husk_error **err)
 {
-    static const char license[] = "Apache";
-    char log[4096] = "";
-    union bpf_attr a;
-    memset(&a, 0, sizeof(a));
-    a.prog_type = progs[which].type;
-    a.expected_attach_type = progs[which].attach;
-    a.insns = (uint64_t)(uintptr_t)p->v;
-    a.insn_cnt = (uint32_t)p->n;
-    a.license = (uint64_t)(uintptr_t)license;
-    int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
-    if (fd >= 0)
-        return fd;
-    int e = errno;
-    if (e == EINVAL || e == EACCES) { /* ask again for the verifier's reason */
-        a.log_buf = (uint64_t)(uintptr_t)log;
-        a.log_size = sizeof(log);
-        a.log_level = 1;
-        fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
-        if (fd >= 0)
-            return fd;
-        e = errno;
-    }
-    log[sizeof(log) - 1] = '\0';
-    return husk_err(err, e, "egress: load %s program (%zu instructions)%s%s", progs[which].name,
-                    p->n, log[0] ? ": " : "", log);
+    char what[32];
+    snprintf(what, sizeof(what), "egress %s program", progs[which].name);
+    return sbx_bpf_load(progs[which].type, progs[which].attach, p->v, p->n, what, err);
 }
 
 static int
@@ -309,7 +278,7 @@ attach_one(int cgroup_fd, int which, int prog_fd, bool detach)
     a.attach_bpf_fd = (uint32_t)prog_fd;
     a.attach_type = progs[which].attach;
     a.attach_flags = detach ? 0 : BPF_F_ALLOW_MULTI;
-    return sys_bpf(detach ? BPF_PROG_DETACH : BPF_PROG_ATTACH, &a) < 0 ? -errno : 0;
+    return sbx_bpf(detach ? BPF_PROG_DETACH : BPF_PROG_ATTACH, &a) < 0 ? -errno : 0;
 }
 
 static int
