@@ -684,10 +684,12 @@ class Husk:
                                                     self.progs[prog]))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_url = "unix:" + os.path.join(self.dir, "admin.sock")
         self.logf = open(os.path.join(self.dir, "serve.log"), "wb")
         self.proc = subprocess.Popen(
             [self.args.husk, "--root", os.path.join(self.dir, "root"), "serve", "--listen",
-             f"127.0.0.1:{self.port}", "--state", os.path.join(self.dir, "state")],
+             f"127.0.0.1:{self.port}", "--state", os.path.join(self.dir, "state"),
+             "--admin-socket", self.admin_url[5:]],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
             preexec_fn=set_pdeathsig)
         if not wait_port(self.port, self.proc, 10):
@@ -705,7 +707,7 @@ class Husk:
             raise RuntimeError(self.dead())
         img, cmd = self.images[contract]
         argv = ["fn", "deploy", name, "--image", img, "--contract", contract, "--min", "0",
-                "--url", self.url, "--", *cmd]
+                "--url", self.admin_url, "--", *cmd]
         t0 = time.perf_counter_ns()
         r = self.cli(*argv)
         took = time.perf_counter_ns() - t0
@@ -765,7 +767,7 @@ class Husk:
                 continue
             warm_levels(self.args, self.res, self.load, "husk", self.port,
                         f"/function/hs-{contract}", (contract,), self.dead)
-        r = self.cli("fn", "ls", "--url", self.url)
+        r = self.cli("fn", "ls", "--url", self.admin_url)
         try:
             fns = json.loads(r.stdout)
             names = [str(f.get("name", f)) if isinstance(f, dict) else str(f) for f in fns]

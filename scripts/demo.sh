@@ -32,16 +32,19 @@ for fn in hello-stdio http-hello; do
     "$HUSK" pack -f erofs -o "$work/$fn.erofs" "$work/bin/$fn" | tail -n 2
 done
 
-say husk serve --listen "127.0.0.1:$PORT" --state "$work/state" '&'
-"$HUSK" serve --listen "127.0.0.1:$PORT" --state "$work/state" &
+# The front door (calls) on a loopback port; the admin API on a root-only unix socket.
+ADMIN=unix:$work/admin.sock
+export HUSK_URL=$ADMIN # what `husk fn` talks to
+say husk serve --listen "127.0.0.1:$PORT" --admin-socket "$work/admin.sock" --state "$work/state" '&'
+"$HUSK" serve --listen "127.0.0.1:$PORT" --admin-socket "$work/admin.sock" --state "$work/state" &
 daemon=$!
-for _ in $(seq 50); do curl -fs "$URL/_/health" >/dev/null && break || sleep 0.1; done
+for _ in $(seq 50); do curl -fs "$URL/_/health" >/dev/null && [ -S "$work/admin.sock" ] && break || sleep 0.1; done
 
 say husk fn deploy hello --image hello-stdio.erofs --memory 64M -- .../hello-stdio
-"$HUSK" fn deploy hello --url "$URL" --image "$work/hello-stdio.erofs" --memory 64M --timeout 10 \
+"$HUSK" fn deploy hello --image "$work/hello-stdio.erofs" --memory 64M --timeout 10 \
     -- "$work/bin/hello-stdio" >/dev/null && echo deployed
 say husk fn deploy web --image http-hello.erofs --contract http --min 1 -- .../http-hello
-"$HUSK" fn deploy web --url "$URL" --image "$work/http-hello.erofs" --contract http --min 1 \
+"$HUSK" fn deploy web --image "$work/http-hello.erofs" --contract http --min 1 \
     --memory 64M -- "$work/bin/http-hello" >/dev/null && echo deployed
 
 say curl -s -d world "$URL/function/hello"
@@ -49,12 +52,14 @@ curl -s -d world "$URL/function/hello"
 say curl -s "$URL/function/web/some/path"
 curl -s "$URL/function/web/some/path"
 say husk fn ls
-"$HUSK" fn ls --url "$URL" | /usr/bin/python3 -c 'import json, sys
+"$HUSK" fn ls | /usr/bin/python3 -c 'import json, sys
 for f in json.load(sys.stdin):
     print("  %-6s %-6s v%d  instances %s" % (f["name"], f.get("contract", "stdio"), f["version"],
                                             json.dumps(f["instances"])))'
 say husk fn logs hello
-"$HUSK" fn logs hello --url "$URL"
+"$HUSK" fn logs hello
+say "curl -s -X POST $URL/system/functions   # the admin API is not on the front door"
+curl -s -X POST "$URL/system/functions"
 say "curl -s $URL/metrics | grep husk_invocations_total"
 curl -s "$URL/metrics" | grep '^husk_invocations_total'
 
@@ -63,7 +68,7 @@ cat <<TXT
 husk serve is running on $URL. Try:
   curl -d 'your name' $URL/function/hello
   curl $URL/function/web/anything
-  $HUSK fn logs hello -f --url $URL
+  HUSK_URL=$ADMIN $HUSK fn logs hello -f
   curl $URL/metrics
 TXT
 if [ -t 0 ]; then

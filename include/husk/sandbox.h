@@ -90,6 +90,8 @@ struct sbx_landlock {
     uint16_t *bind_ports, *connect_ports;
     size_t n_bind_ports, n_connect_ports;
     bool restrict_net; /* handle TCP bind/connect: only the listed ports are allowed */
+    /* ABI 6+: no signals to, and no abstract unix sockets of, processes outside the domain. */
+    bool scoped;
 };
 
 /* A program run at a point of the lifecycle, with the state JSON on stdin. */
@@ -117,6 +119,10 @@ struct sbx_process {
     unsigned short console_rows, console_cols;
     struct sbx_caps caps;
     struct sbx_seccomp seccomp;
+    /* A filter loaded before `seccomp` by whoever runs the sandbox for someone else (a daemon's
+     * default profile under a workload's own): both apply and the kernel answers with the
+     * stricter action of the two, so `seccomp` can only tighten it. No notify listener. */
+    struct sbx_seccomp seccomp_policy;
     struct sbx_landlock landlock;
 };
 
@@ -133,6 +139,9 @@ struct sbx_config {
      * namespace (with a tmpfs overlay for writes unless rootfs_readonly); NULL: none. */
     char *rootfs_image;
     char *rootfs_image_type; /* "erofs" or "squashfs" */
+    /* With a new user namespace: the root is an idmapped mount through it, so files the
+     * host's root owns are root's inside (where the filesystem allows idmapped mounts). */
+    bool rootfs_idmap;
 
     char *hostname, *domainname;
     struct sbx_mount *mounts;
@@ -188,6 +197,12 @@ struct sbx_spawn_opts {
      * memfd holding a static helper that runs the process's program itself; 0: none. The
      * program named by process.args must still exist in the rootfs: it is looked up as usual. */
     int exec_fd;
+    /* An O_PATH fd of the rootfs directory to use instead of cfg->rootfs's path (which then
+     * only names it in messages), or 0: none. It is cloned as a detached tree with its
+     * submounts (open_tree), so a caller that checked the directory and kept it open is not
+     * exposed to the path being swapped since, and the container's user needs no access to the
+     * directory's parents (a user namespace's root). Ignored with cfg->rootfs_image. */
+    int rootfs_fd;
 };
 
 struct sbx_child {

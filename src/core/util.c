@@ -151,10 +151,15 @@ int
 read_file_at(int dirfd, const char *path, char **out, size_t *len)
 {
     cleanup_fd int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-    size_t cap = 4096, used = 0;
-
     if (fd < 0)
         return -errno;
+    return read_all_fd(fd, out, len);
+}
+
+int
+read_all_fd(int fd, char **out, size_t *len)
+{
+    size_t cap = 4096, used = 0;
     cleanup_free char *buf = xmalloc(cap);
     for (;;) {
         if (used + 1 >= cap)

@@ -33,6 +33,8 @@ int parse_i64(const char *s, int64_t *out);
 int write_all(int fd, const void *buf, size_t len);
 /* Read a whole (small) file relative to dirfd. Caller frees *out (NUL-terminated). */
 int read_file_at(int dirfd, const char *path, char **out, size_t *len);
+/* Read an fd to its end (from its offset). Caller frees *out (NUL-terminated). 0 or -errno. */
+int read_all_fd(int fd, char **out, size_t *len);
 /* Open for write (O_TRUNC, no create) and write the string. 0 or -errno. */
 int write_file_at(int dirfd, const char *path, const char *data);
 /* Atomically replace dirfd/path with data (temp file + rename), mode 0644. */

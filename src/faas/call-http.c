@@ -22,8 +22,6 @@
 #include "faas-internal.h"
 #include "util.h"
 
-#define MAX_HEAD (64u * 1024u)
-
 static const char *const hop_by_hop[] = {
     "Connection", "Keep-Alive",     "Proxy-Connection",  "TE",          "Trailer", "Upgrade",
     "Expect",     "Content-Length", "Transfer-Encoding", "X-Request-Id"};
@@ -86,78 +84,97 @@ build_request(struct faas_call *c)
     faas_buf_add(b, r->body, r->body_len);
 }
 
-/* Whether the response's body ends only when the server closes (no length, not chunked). */
-static bool
-close_delimited(const struct faas_call *c, int status, bool framed)
-{
-    if (framed || status < 200 || status == 204 || status == 304)
-        return false;
-    return strcmp(c->req.method, "HEAD") != 0;
-}
+static const char *const resp_hop_by_hop[] = {
+    "Connection", "Keep-Alive",     "Proxy-Connection",  "TE",          "Trailer",
+    "Upgrade",    "Content-Length", "Transfer-Encoding", "X-Request-Id"};
 
-/* The response head, complete: rewritten for the client. 0, or -1 when it is not HTTP. */
-static int
-relay_head(struct faas_call *c, size_t head_len)
+/* The response head, rebuilt for the client from parsed fields (never relayed as bytes), with
+ * the framing the client gets: the server's length, or chunks when it gave none (an HTTP/1.0
+ * client gets the body until the connection closes). */
+static void
+on_resp_head(void *data, const struct faas_resp_head *h)
 {
-    char *p = c->head.p, *end = p + head_len;
-    int status;
-    if (sscanf(p, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 100 || status > 599)
-        return -1;
-    char *line_end = strstr(p, "\r\n");
+    struct faas_call *c = data;
     struct faas_buf out = {0};
-    bool framed = false;
-    faas_buf_add(&out, p, (size_t)(line_end + 2 - p));
-    for (p = line_end + 2; p < end - 2;) {
-        char *nl = memmem(p, (size_t)(end - p), "\r\n", 2);
-        char *colon = memchr(p, ':', (size_t)(nl - p));
-        size_t nlen = colon ? (size_t)(colon - p) : 0;
-        framed |= (nlen == 14 && strncasecmp(p, "Content-Length", 14) == 0) ||
-                  (nlen == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0);
-        bool drop = colon == NULL || (nlen == 10 && strncasecmp(p, "Connection", 10) == 0) ||
-                    (nlen == 10 && strncasecmp(p, "Keep-Alive", 10) == 0) ||
-                    (nlen == 12 && strncasecmp(p, "X-Request-Id", 12) == 0);
+    c->status = h->status;
+    c->head_done = true;
+    if (c->conn == NULL)
+        return;
+    faas_buf_addf(&out, "HTTP/1.1 %d %s\r\n", h->status,
+                  *h->reason ? h->reason : faas_status_text(h->status));
+    for (size_t i = 0; i < h->n_headers; i++) {
+        bool drop = false;
+        for (size_t k = 0; k < ARRAY_SIZE(resp_hop_by_hop) && !drop; k++)
+            drop = strcasecmp(h->headers[i].name, resp_hop_by_hop[k]) == 0;
         if (!drop)
-            faas_buf_add(&out, p, (size_t)(nl + 2 - p));
-        p = nl + 2;
+            faas_buf_addf(&out, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     }
-    c->status = status;
-    if (c->conn && (close_delimited(c, status, framed) || c->s->stopping))
+    if (h->has_length)
+        faas_buf_addf(&out, "Content-Length: %llu\r\n", (unsigned long long)h->length);
+    else if (!h->no_body && !c->req.http10)
+        c->chunked_out = true;
+    else if (!h->no_body)
+        c->conn->close_after = true; /* the body ends when the connection does */
+    if (c->chunked_out)
+        faas_buf_addf(&out, "Transfer-Encoding: chunked\r\n");
+    if (c->s->stopping)
         c->conn->close_after = true;
     faas_buf_addf(&out, "X-Request-Id: %s\r\nConnection: %s\r\n\r\n", c->rid,
-                  c->conn ? faas_conn_connection_header(c->conn) : "close");
-    if (c->conn)
-        faas_conn_send(c->s, c->conn, out.p, out.len);
+                  faas_conn_connection_header(c->conn));
+    faas_conn_send(c->s, c->conn, out.p, out.len);
     faas_buf_free(&out);
-    return 0;
 }
 
-/* false: the call ended (and is freed). */
-static bool
-relay(struct faas_call *c, const char *data, size_t len)
+static void
+on_resp_body(void *data, const char *p, size_t n)
 {
-    c->relayed += len;
-    if (c->head_done) {
-        if (c->conn)
-            faas_conn_send(c->s, c->conn, data, len);
+    struct faas_call *c = data;
+    c->relayed += n;
+    if (c->conn == NULL || n == 0)
+        return;
+    if (c->chunked_out) {
+        char size[24];
+        int k = snprintf(size, sizeof(size), "%zx\r\n", n);
+        faas_conn_send(c->s, c->conn, size, (size_t)k);
+    }
+    faas_conn_send(c->s, c->conn, p, n);
+    if (c->chunked_out)
+        faas_conn_send(c->s, c->conn, "\r\n", 2);
+}
+
+static const struct faas_resp_ops resp_ops = {.head = on_resp_head, .body = on_resp_body};
+
+/* The response ended (r 1) or broke (r -1). false: the call ended (and is freed). */
+static bool
+resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
+{
+    if (r == 0)
         return true;
-    }
-    faas_buf_add(&c->head, data, len);
-    char *sep = memmem(c->head.p, c->head.len, "\r\n\r\n", 4);
-    if (sep == NULL) {
-        if (c->head.len <= MAX_HEAD)
-            return true;
-        faas_call_fail(c, 502, "the function's response head is over 64 KiB", NULL);
+    if (r > 0) {
+        if (extra)
+            faas_server_log(c->s, "warning",
+                            "function '%s' instance %s sent %zu bytes after its response to "
+                            "request %s: dropped",
+                            c->fn->name, c->inst->id, extra, c->rid);
+        if (c->conn && c->chunked_out)
+            faas_conn_send(c->s, c->conn, "0\r\n\r\n", 5);
+        faas_call_end(c);
         return false;
     }
-    size_t head_len = (size_t)(sep + 4 - c->head.p);
-    if (relay_head(c, head_len) < 0) {
-        faas_call_fail(c, 502, "the function's server did not answer with HTTP/1.x", NULL);
+    if (!c->head_done) {
+        cleanup_free char *msg = xasprintf(
+            "function '%s' answered with a malformed HTTP response: %s", c->fn->name, why);
+        faas_call_fail(c, 502, msg, NULL);
         return false;
     }
-    c->head_done = true;
-    if (c->conn && c->head.len > head_len)
-        faas_conn_send(c->s, c->conn, c->head.p + head_len, c->head.len - head_len);
-    return true;
+    /* Part of the response is out: the client's connection is cut, never ended cleanly. */
+    faas_server_log(c->s, "warning", "function '%s' broke its response to request %s: %s",
+                    c->fn->name, c->rid, why);
+    if (c->conn)
+        c->conn->close_after = true;
+    c->status = 502;
+    faas_call_end(c);
+    return false;
 }
 
 static void
@@ -194,17 +211,11 @@ on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
     ssize_t n = read(c->up_fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n > 0) {
-        if (relay(c, buf, (size_t)n) && c->conn)
-            up_interest(c);
-        return;
-    }
-    if (!c->head_done) { /* closed (or reset) before a whole response */
-        faas_call_fail(c, 502, "the function's server closed the connection without a response",
-                       NULL);
-        return;
-    }
-    faas_call_end(c); /* the server closed: the response is complete */
+    const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
+    size_t used = 0;
+    int r = n < 0 ? -1 : faas_resp_feed(c->resp, buf, (size_t)n, &used, &why);
+    if (resp_outcome(c, r, n > 0 ? (size_t)n - used : 0, why) && c->conn)
+        up_interest(c);
 }
 
 int
@@ -219,6 +230,8 @@ faas_http_start(struct faas_call *c, struct husk_error **err)
         return husk_err(err, errno, "connect to the function's server on port %lld",
                         (long long)c->fn->port);
     build_request(c);
+    c->resp = faas_resp_parser_new(&resp_ops, c);
+    faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
     c->w_up.fn = on_up;
     if (faas_watch_add(c->s, c->up_fd, EPOLLOUT, &c->w_up) < 0)
         return husk_err(err, errno, "watch the connection to instance %s", c->inst->id);
@@ -235,6 +248,8 @@ faas_http_drained(struct faas_call *c)
 void
 faas_http_close(struct faas_call *c)
 {
+    faas_resp_parser_free(c->resp);
+    c->resp = NULL;
     if (c->up_fd >= 0) {
         faas_watch_del(c->s, c->up_fd);
         close(c->up_fd);

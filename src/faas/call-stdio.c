@@ -20,8 +20,6 @@
 #include "faas-internal.h"
 #include "util.h"
 
-#define MAX_OUTPUT (64u << 20)
-
 static void env_add(struct faas_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
@@ -130,7 +128,16 @@ on_out(struct faas_server *s, struct faas_watch *w, uint32_t events)
     struct faas_call *c = container_of(w, struct faas_call, w_out);
     char buf[65536];
     ssize_t n = read(c->out_fd, buf, sizeof(buf));
-    if (n > 0 && c->out.len + (size_t)n <= MAX_OUTPUT) {
+    if (n > 0 && c->out.len + (size_t)n > (uint64_t)c->fn->max_response) {
+        /* The daemon holds a buffered response whole: not more than the function may send.
+         * Closing the pipe ends the program with EPIPE. */
+        cleanup_free char *msg = xasprintf("function '%s' wrote a response over its max_response "
+                                           "of %lld bytes",
+                                           c->fn->name, (long long)c->fn->max_response);
+        faas_call_fail(c, 502, msg, NULL);
+        return;
+    }
+    if (n > 0) {
         faas_buf_add(&c->out, buf, (size_t)n);
         return;
     }
@@ -175,26 +182,6 @@ on_err(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
-static int
-send_run(struct faas_call *c, const struct faas_buf *env, const int fds[3], struct husk_error **err)
-{
-    struct agent_msg m = {.kind = AGENT_RUN, .id = c->agent_id, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
-    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
-    if (env->len > AGENT_MSG_MAX)
-        return husk_err(err, E2BIG, "the request's headers are too large for the environment");
-    if (sendmsg(c->inst->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
-        return husk_err(err, errno, "hand the call to instance %s", c->inst->id);
-    return 0;
-}
-
 int
 faas_stdio_start(struct faas_call *c, struct husk_error **err)
 {
@@ -217,7 +204,7 @@ faas_stdio_start(struct faas_call *c, struct husk_error **err)
         stdio_env(c, &env);
     c->agent_id = ++s->next_agent_id;
     int fds[3] = {in[0], out[1], er[1]};
-    int r = send_run(c, &env, fds, err);
+    int r = faas_instance_send_run(c->inst, c->agent_id, &env, fds, err);
     faas_buf_free(&env);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
@@ -379,20 +366,4 @@ faas_stdio_exited(struct faas_instance *in, uint32_t id, int status)
             finish(c);
             return;
         }
-}
-
-void
-faas_stdio_on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
-{
-    struct faas_instance *in = container_of(w, struct faas_instance, w_ctl);
-    struct agent_msg m;
-    {
-        ssize_t n = recv(in->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
-        if (n == (ssize_t)sizeof(m) && m.kind == AGENT_EXIT) {
-            faas_stdio_exited(in, m.id, m.status); /* may free in: one message per event */
-            return;
-        }
-        if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
-            faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
-    }
 }

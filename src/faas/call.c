@@ -128,7 +128,6 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->out);
     faas_buf_free(&c->err);
     faas_buf_free(&c->up_out);
-    faas_buf_free(&c->head);
     s->n_calls--;
     c->w_in.dead = c->w_out.dead = c->w_err.dead = c->w_up.dead = true;
     faas_server_bury(s, c);

@@ -36,10 +36,14 @@ faas_status_text(int status)
         {202, "Accepted"},
         {204, "No Content"},
         {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
         {404, "Not Found"},
         {405, "Method Not Allowed"},
         {408, "Request Timeout"},
         {413, "Payload Too Large"},
+        {414, "URI Too Long"},
+        {415, "Unsupported Media Type"},
         {429, "Too Many Requests"},
         {431, "Request Header Fields Too Large"},
         {500, "Internal Server Error"},
@@ -69,9 +73,12 @@ conn_close(struct faas_server *s, struct faas_conn *c)
     faas_parser_free(c->parser);
     faas_buf_free(&c->in);
     faas_buf_free(&c->out);
+    faas_timer_cancel(s, &c->deadline);
+    faas_client_release(s, c->client);
     c->w.dead = true;
     faas_server_bury(s, c);
     s->n_conns--;
+    faas_listeners_wake(s);
 }
 
 static void
@@ -111,7 +118,7 @@ conn_next(struct faas_server *s, struct faas_conn *c)
     }
     c->busy = c->done = false;
     c->got_bytes = false;
-    c->deadline = now_ns() + IDLE_TIMEOUT_NS;
+    faas_timer_set(s, &c->deadline, now_ns() + IDLE_TIMEOUT_NS);
     conn_interest(s, c);
     if (faas_buf_pending(&c->in))
         conn_read(s, c);
@@ -194,6 +201,7 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     char rid[72];
     faas_parser_take(c->parser, &req);
     c->busy = true;
+    faas_timer_cancel(s, &c->deadline); /* answering: the call has its own deadline */
     c->keep_alive = req.keep_alive;
     conn_interest(s, c);
     request_id(rid);
@@ -213,10 +221,12 @@ conn_malformed(struct faas_server *s, struct faas_conn *c, const char *why, bool
         return;
     }
     request_id(rid);
-    cleanup_free char *body = xasprintf("{\"error\":\"malformed HTTP request: %s\"}\n", why);
+    int status = faas_parser_status(c->parser);
+    cleanup_free char *body = xasprintf("{\"error\":\"%s HTTP request: %s\"}\n",
+                                        status == 400 ? "malformed" : "refused", why);
     c->busy = true;
     c->keep_alive = false;
-    faas_conn_respond(s, c, 400, rid, "application/json", body, strlen(body), NULL);
+    faas_conn_respond(s, c, status, rid, "application/json", body, strlen(body), NULL);
 }
 
 /* Parse what is buffered in c->in (a pipelined request) and then what the socket has. */
@@ -240,6 +250,8 @@ conn_read(struct faas_server *s, struct faas_conn *c)
                 return;
             }
         }
+        if (n > 0 && !c->got_bytes) /* a request begins: it must be complete in time */
+            faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS);
         c->got_bytes |= n > 0;
         int r = n < 0 ? -1 : faas_parser_feed(c->parser, p, (size_t)n, &why);
         if (r < 0) {
@@ -287,48 +299,41 @@ conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events)
         conn_read(s, c);
 }
 
-void
-faas_conn_accept(struct faas_server *s, struct faas_watch *w, uint32_t events)
+/* Past its deadline while sending a request, or idle too long between requests. */
+static void
+conn_expired(struct faas_server *s, struct faas_timer *t)
 {
-    for (;;) {
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof(sa);
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct faas_conn *c = xcalloc(1, sizeof(*c));
-        c->w.fn = conn_event;
-        c->fd = fd;
-        inet_ntop(AF_INET, &sa.sin_addr, c->peer, sizeof(c->peer));
-        c->parser = faas_parser_new();
-        c->deadline = now_ns() + READ_TIMEOUT_NS;
-        faas_parser_set_limit_fn(c->parser, faas_route_body_limit, s);
-        if (faas_watch_add(s, fd, EPOLLIN | EPOLLRDHUP, &c->w) < 0) {
-            close(fd);
-            faas_parser_free(c->parser);
-            free(c);
-            continue;
-        }
-        s->n_conns++;
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
-    }
+    struct faas_conn *c = container_of(t, struct faas_conn, deadline);
+    if (!c->busy)
+        conn_close(s, c);
 }
 
-/* Drop clients past their deadline while they send a request (not while it is answered). */
-void
-faas_conn_sweep(struct faas_server *s)
+struct faas_conn *
+faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t uid,
+              struct faas_client *client)
 {
-    uint64_t now = now_ns();
-    for (struct faas_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
-        if (!c->busy && now >= c->deadline)
-            conn_close(s, c);
+    struct faas_conn *c = xcalloc(1, sizeof(*c));
+    c->w.fn = conn_event;
+    c->deadline.fn = conn_expired;
+    c->fd = fd;
+    c->admin = admin;
+    c->peer_uid = uid;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
+    c->parser = faas_parser_new();
+    faas_parser_set_limit_fn(c->parser, faas_route_body_limit, s);
+    if (faas_watch_add(s, fd, EPOLLIN | EPOLLRDHUP, &c->w) < 0) {
+        faas_parser_free(c->parser);
+        free(c);
+        return NULL;
     }
+    c->client = client;
+    faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS);
+    s->n_conns++;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    return c;
 }
 
 /* idle_only: those not being answered (shutdown); else all. */

@@ -13,15 +13,17 @@
 #include "faas.h"
 #include "oci.h"
 
-#define FAAS_ADMIN_MAX_BODY   (1u << 20)
-#define FAAS_DEFAULT_MAX_BODY (6u << 20)
-#define FAAS_DEFAULT_TIMEOUT  300
-#define FAAS_DEFAULT_IDLE     300
-#define FAAS_DEFAULT_INIT     10
-#define FAAS_DEFAULT_MAX      10
-#define FAAS_DEFAULT_PORT     8080
-#define FAAS_MAX_HEADERS      64
-#define NS_PER_SEC            1000000000ull
+#define FAAS_ADMIN_MAX_BODY       (1u << 20)
+#define FAAS_DEFAULT_MAX_BODY     (6u << 20)
+#define FAAS_DEFAULT_TIMEOUT      300
+#define FAAS_DEFAULT_IDLE         300
+#define FAAS_DEFAULT_INIT         10
+#define FAAS_DEFAULT_MAX          10
+#define FAAS_DEFAULT_PORT         8080
+#define FAAS_MAX_HEADERS          64
+#define FAAS_DEFAULT_MAX_RESPONSE (6u << 20) /* a buffered response, as Lambda's limit */
+#define FAAS_USERNS_SIZE          65536u     /* host ids of each function: 0..65535 inside */
+#define NS_PER_SEC                1000000000ull
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -43,6 +45,7 @@ struct faas_request {
     bool too_large;    /* the body was over max_body */
     bool headers_done, complete;
     bool keep_alive; /* the client may send another request on the connection */
+    bool http10;     /* an HTTP/1.0 client: no chunked responses */
 };
 
 struct faas_parser;
@@ -53,6 +56,8 @@ void faas_parser_set_limit_fn(struct faas_parser *p,
                               uint64_t (*fn)(const struct faas_request *r, void *data), void *data);
 /* Feed bytes: 0 (need more), 1 (request complete), -1 (malformed: *why says what). */
 int faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char **why);
+/* The status for a request feed refused: 400, 414 or 431. */
+int faas_parser_status(const struct faas_parser *p);
 /* Bytes of the last fed buffer the request used (the rest belongs to the next request). */
 size_t faas_parser_consumed(const struct faas_parser *p);
 /* Move the complete request out and get ready for the next one on the same connection. */
@@ -60,6 +65,30 @@ void faas_parser_take(struct faas_parser *p, struct faas_request *out);
 struct faas_request *faas_parser_request(struct faas_parser *p);
 const char *faas_request_header(const struct faas_request *r, const char *name);
 void faas_request_reset(struct faas_request *r);
+
+/* Responses of a function's server (http-response.c), framed by their own headers. */
+struct faas_resp_head {
+    int status;   /* 200..599: interim 1xx responses are skipped */
+    char *reason; /* printable ASCII only */
+    struct faas_header *headers;
+    size_t n_headers;
+    bool chunked, has_length, no_body, keep_alive;
+    uint64_t length;
+};
+struct faas_resp_ops {
+    void (*head)(void *data, const struct faas_resp_head *h);
+    void (*body)(void *data, const char *p, size_t n); /* de-chunked */
+};
+struct faas_resp_parser;
+struct faas_resp_parser *faas_resp_parser_new(const struct faas_resp_ops *ops, void *data);
+/* Ready for the next response; head_only: it answers a HEAD request (no body). */
+void faas_resp_parser_reset(struct faas_resp_parser *p, bool head_only);
+void faas_resp_parser_free(struct faas_resp_parser *p);
+/* Feed bytes (len 0: the server closed). 0 need more, 1 the response is complete (*used:
+ * bytes of buf it took; the rest is not part of it), -1 malformed (*why says what). */
+int faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size_t *used,
+                   const char **why);
+const char *faas_resp_header(const struct faas_resp_head *r, const char *name);
 
 /* ---- functions (spec.c) and their registry (registry.c) */
 
@@ -69,39 +98,86 @@ const char *faas_contract_name(enum faas_contract c);
 struct faas_instance;
 struct faas_call;
 
+/* What a deploy may ask for (policy.c): set by the operator, the same for every deployer. */
+struct faas_policy {
+    char **allow_bind; /* directories (canonical) whose subtrees a bundle may bind */
+    size_t n_allow_bind;
+    uint32_t userns_base;  /* the first host uid/gid of the functions' ranges */
+    uint32_t userns_slots; /* ranges of FAAS_USERNS_SIZE ids from there */
+};
+
+/* Who deploys, and under which rules. */
+struct faas_deploy_ctx {
+    const char *state_dir;
+    const struct faas_policy *policy;
+    uid_t owner; /* the deployer (the admin socket's peer): files may be theirs, or root's */
+};
+
 /* One deployed version of a function: the spec as given, and the sandbox plan built from it. */
 struct faas_function {
     char *name;
     json_t *spec; /* the deploy request as validated (stored in the registry) */
     enum faas_contract contract;
-    int64_t timeout, max_body, memory, pids, port, concurrency, min, max, idle, init_timeout, queue,
-        version;
+    int64_t timeout, max_body, max_response, memory, pids, port, concurrency, min, max, idle,
+        init_timeout, queue, version;
     double cpus;
     char **env; /* NULL-terminated K=V, added to the process's */
     struct oci_config *cfg;
+    /* The root (a directory as O_PATH, or an image file), opened and checked at deploy and
+     * used through this fd ever since; checked again at each instance start. */
+    int root_fd;
+    bool root_is_image;
+    char *root_path; /* for messages */
+    uid_t owner;
+    uint32_t userns_base; /* host id of the function's uid 0 (the registry allocates it) */
     /* run time (pool.c) */
     struct faas_instance *instances;
     struct faas_call *queue_head, *queue_tail;
     size_t n_queued, n_instances, n_starting, next_instance;
-    uint64_t retry_at; /* when to try again to start `min` instances after a failure */
-    bool retired;      /* an older version or removed: no new calls, freed once idle */
+    uint64_t retry_at;       /* when to try again to start `min` instances after a failure */
+    unsigned start_failures; /* instances in a row that died before they were ready */
+    bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
 };
 
 void faas_function_free(struct faas_function *f);
 void faas_function_freep(struct faas_function **f);
 json_t *faas_function_json(const struct faas_function *f);
-/* Validate a deploy request. A user's mistake is -EINVAL with a message naming the field. */
-int faas_function_parse(const char *body, size_t len, const char *state_dir,
+/* Validate a deploy request and build the function's sandbox under the deploy policy. A
+ * user's mistake or a refusal is -EINVAL/-EPERM/-errno with a message naming the field. */
+int faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *dc,
                         struct faas_function **out, struct husk_error **err);
+/* A tmpfs on /tmp (for a read-only root). */
+void faas_add_tmp(struct sbx_config *c);
+/* The function's host id range is known (after the registry allocated it). */
+void faas_function_set_userns(struct faas_function *f, uint32_t base);
+
+/* ---- the deploy policy (policy.c) */
+
+/* Open an absolute path for a deploy: no symlinks on the way, each directory owned by root or
+ * `owner` and not open to swaps by others, the target owned so and writable by no one else.
+ * *out: an O_PATH fd (want_dir) or an O_RDONLY one (a file). */
+int faas_open_trusted(const char *path, uid_t owner, bool want_dir, const char *field, int *out,
+                      struct husk_error **err);
+/* The fd's file still has a trusted owner and mode (what: names it in the message). */
+int faas_recheck_trusted(int fd, uid_t owner, const char *what, struct husk_error **err);
+/* Hold the plan to the policy (a bundle's config is checked field by field) and force what
+ * every function gets: its own namespaces, no_new_privs, landlock unless opted out. */
+int faas_policy_apply(const struct faas_policy *p, struct oci_config *oc, bool from_bundle,
+                      bool landlock, struct husk_error **err);
+/* Map the function's ids 0..65535 to its host range. */
+void faas_policy_idmap(struct sbx_config *c, uint32_t base);
 
 struct faas_registry;
-int faas_registry_open(const char *state_dir, struct faas_registry **out, struct husk_error **err);
+int faas_registry_open(const char *state_dir, const struct faas_policy *p,
+                       struct faas_registry **out, struct husk_error **err);
 void faas_registry_free(struct faas_registry *r);
 /* Functions whose bundle no longer loads are skipped; *warn gets the first reason. */
-int faas_registry_load(struct faas_registry *r, const char *state_dir, struct faas_function ***out,
-                       size_t *n, char **warn, struct husk_error **err);
-/* Insert or replace; sets f->version (1, or the previous version + 1). */
+int faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc,
+                       struct faas_function ***out, size_t *n, char **warn,
+                       struct husk_error **err);
+/* Insert or replace; sets f->version (1, or the previous version + 1) and, for a new function,
+ * allocates its host id range (kept across versions, freed on delete). */
 int faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
 /* 1 removed, 0 not there. */
 int faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err);
@@ -117,6 +193,40 @@ int faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_w
 int faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w);
 void faas_watch_del(struct faas_server *s, int fd);
 
+/* ---- timers (timer.c): a min-heap of deadlines, embedded in their objects */
+
+struct faas_timer {
+    uint64_t when; /* now_ns() clock */
+    size_t slot;   /* 1 + its index in the heap; 0: not armed */
+    void (*fn)(struct faas_server *s, struct faas_timer *t);
+};
+/* Arm (or move) t to fire at `when`. */
+void faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
+void faas_timer_cancel(struct faas_server *s, struct faas_timer *t);
+/* Fire what is due; ms until the next deadline, -1 for none (at most a minute). */
+int faas_timers_run(struct faas_server *s);
+
+/* ---- listening sockets (listen.c) */
+
+struct faas_client;
+struct faas_listener {
+    struct faas_watch w;
+    struct faas_timer resume; /* after running out of fds */
+    int fd;
+    bool admin;  /* the unix socket: its (checked) peers may use the admin API */
+    bool paused; /* out of fds: not accepting until `resume` or a connection closes */
+    char *path;  /* the socket file, removed at exit while it is still this one */
+    dev_t dev;
+    ino_t ino;
+};
+int faas_listeners_open(struct faas_server *s, struct husk_error **err);
+void faas_listeners_close(struct faas_server *s);
+/* A connection closed: resume a listener paused for want of fds. */
+void faas_listeners_wake(struct faas_server *s);
+/* One connection of this client address fewer (NULL: none counted). */
+void faas_client_release(struct faas_server *s, struct faas_client *c);
+void faas_clients_free(struct faas_server *s);
+
 /* A growable byte buffer with a read offset. */
 struct faas_buf {
     char *p;
@@ -131,18 +241,24 @@ size_t faas_buf_pending(const struct faas_buf *b);
 
 struct faas_conn {
     struct faas_watch w;
+    struct faas_timer deadline; /* to finish sending a request (or, idle, to send the next) */
     int fd;
     char peer[64];
+    bool admin;                 /* came through the admin socket (its peer was checked) */
+    uid_t peer_uid;             /* the admin socket's peer; -1 over TCP */
+    struct faas_client *client; /* counted against the per-client cap (TCP) */
     struct faas_parser *parser;
     struct faas_buf in;  /* bytes read but not parsed yet (a pipelined request) */
     struct faas_buf out; /* response bytes not written yet */
-    uint64_t deadline;   /* to finish sending a request (or, idle, to send the next) */
     bool busy;           /* a request is being answered: nothing more is read */
     bool got_bytes, keep_alive, close_after, done;
     struct faas_call *call; /* the invocation answering the current request */
     struct faas_conn *prev, *next;
 };
 
+/* A new client connection (fd non-blocking); NULL when it cannot be watched. */
+struct faas_conn *faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin,
+                                uid_t uid, struct faas_client *client);
 /* Queue bytes of the response; written as the socket takes them. */
 void faas_conn_send(struct faas_server *s, struct faas_conn *c, const void *data, size_t len);
 /* A complete response with Content-Length, then the request is done. */
@@ -152,10 +268,6 @@ void faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, c
 /* The response is all queued: close when written, or read the next request (keep-alive). */
 void faas_conn_done(struct faas_server *s, struct faas_conn *c);
 const char *faas_status_text(int status);
-/* The listening socket's watch: accept every pending client. */
-void faas_conn_accept(struct faas_server *s, struct faas_watch *w, uint32_t events);
-/* Drop clients past their read deadline. */
-void faas_conn_sweep(struct faas_server *s);
 /* idle_only: those not being answered (shutdown; the others close after their response). */
 void faas_conn_close_all(struct faas_server *s, bool idle_only);
 /* "Connection: keep-alive|close" for the current request. */
@@ -178,7 +290,8 @@ struct faas_instance {
     uint64_t spawned_ns, init_ns; /* when it was spawned; how long until ready */
     uint64_t idle_since, next_probe;
     size_t in_flight, served;
-    uint64_t oom_kills; /* seen so far */
+    uint64_t oom_kills;  /* seen so far */
+    uint32_t server_run; /* the agent's run of an http instance's server, 0: none */
     struct faas_call *calls;
     struct faas_instance *next;
 };
@@ -186,6 +299,10 @@ struct faas_instance {
 /* Spawn an instance of f (it starts in INST_STARTING or INST_READY). */
 int faas_instance_spawn(struct faas_server *s, struct faas_function *f, struct faas_instance **out,
                         struct husk_error **err);
+/* Ask the instance's agent to run its program with this environment block ("K=V\0...") and
+ * stdio; it reports the end with the same id. */
+int faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
+                           const int fds[3], struct husk_error **err);
 /* Kill the whole instance (its cgroup) and release everything it holds. */
 void faas_instance_destroy(struct faas_server *s, struct faas_instance *in);
 /* Start or continue the readiness probe of an HTTP instance. */
@@ -237,8 +354,8 @@ struct faas_call {
     struct faas_watch w_up;
     int up_fd;
     struct faas_buf up_out; /* the request for the instance */
-    struct faas_buf head;   /* the response head until it is complete */
-    bool connected, head_done;
+    struct faas_resp_parser *resp;
+    bool head_done, chunked_out; /* the client's body is re-chunked (no length given) */
     uint64_t relayed;
 };
 
@@ -261,8 +378,6 @@ void faas_call_abort(struct faas_call *c, int status, const char *msg);
 int faas_stdio_start(struct faas_call *c, struct husk_error **err);
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
 void faas_stdio_close(struct faas_call *c);
-/* The instance's control socket (the agent reports ended runs). */
-void faas_stdio_on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events);
 int faas_http_start(struct faas_call *c, struct husk_error **err);
 void faas_http_close(struct faas_call *c);
 void faas_http_drained(struct faas_call *c);
@@ -286,14 +401,21 @@ void faas_metrics_free(struct faas_server *s);
 struct faas_stats;
 struct faas_server {
     const struct faas_serve_opts *opts;
+    struct faas_policy policy;
     struct faas_registry *reg;
     struct faas_function **fns;
     size_t n_fns;
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
-    int listen_fd, epoll_fd, agent_fd, self_netns;
-    struct faas_watch w_listen, w_signal;
+    int epoll_fd, agent_fd, self_netns;
+    struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */
+    struct faas_watch w_signal;
+    struct faas_timer **timers; /* the heap */
+    size_t n_timers, cap_timers;
+    struct faas_client **clients; /* connections per client address */
+    uint64_t deploy_window;       /* the minute deploys are counted in */
+    unsigned deploys_in_window;
     struct faas_conn *conns;
     size_t n_conns, n_calls;
     uint32_t next_agent_id;

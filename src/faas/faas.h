@@ -3,12 +3,27 @@
 #ifndef HUSK_FAAS_H
 #define HUSK_FAAS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
 #include "husk/error.h"
 
 struct faas_serve_opts {
-    const char *listen;      /* "HOST:PORT", loopback by default */
+    const char *listen;       /* the front door, "HOST:PORT" or "[V6]:PORT"; NULL: none */
+    const char *admin_socket; /* the admin API's unix socket (0600, or 0660 for admin_gid) */
+    bool admin_group_set;
+    gid_t admin_gid;   /* members may use the admin socket (their files may be deployed) */
+    const char *token; /* the admin API over TCP needs "Authorization: Bearer TOKEN"; NULL: no */
     const char *state_dir;   /* the registry lives here */
     const char *cgroup_root; /* where cgroup hierarchies are mounted; NULL: /sys/fs/cgroup */
+    /* The deploy policy: directories a bundle may bind from; host id ranges of functions. */
+    char **allow_bind;
+    size_t n_allow_bind;
+    uint32_t userns_base, userns_slots;
+    /* Limits on what callers can make the daemon hold. */
+    unsigned max_connections, max_client_connections, max_deploys_per_minute;
     /* A signalfd for SIGTERM, SIGINT and SIGCHLD (blocked by the caller): SIGTERM and SIGINT stop
      * accepting, finish the requests in flight and return 0. */
     int signal_fd;

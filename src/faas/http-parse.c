@@ -11,6 +11,7 @@
 
 #define FAAS_MAX_URL    8192
 #define FAAS_MAX_HEADER 16384
+#define FAAS_MAX_HEAD   (64u * 1024u) /* the request line and all headers */
 
 struct faas_parser {
     llhttp_t http;
@@ -19,14 +20,28 @@ struct faas_parser {
     bool in_value;
     uint64_t (*limit)(const struct faas_request *r, void *data);
     void *limit_data;
-    size_t consumed; /* of the last buffer fed */
-    bool bad_name;   /* a header name that is empty or not an RFC 9110 token */
+    size_t consumed;   /* of the last buffer fed */
+    size_t head_bytes; /* of the request line and headers so far */
+    bool bad_name;     /* a header name that is empty or not an RFC 9110 token */
+    int status;        /* the answer to a refused request: 400, or 431 for a head too large */
 };
 
 static struct faas_parser *
 parser_of(llhttp_t *h)
 {
     return (struct faas_parser *)((char *)h - offsetof(struct faas_parser, http));
+}
+
+/* The head as a whole is bounded too: many headers each under their own limit add up. */
+static int
+head_limit(llhttp_t *h, size_t n)
+{
+    struct faas_parser *p = parser_of(h);
+    if ((p->head_bytes += n) <= FAAS_MAX_HEAD)
+        return 0;
+    p->status = 431;
+    llhttp_set_error_reason(h, "request head over 64 KiB");
+    return HPE_USER;
 }
 
 static int
@@ -46,10 +61,11 @@ on_url(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_request *r = &parser_of(h)->req;
     if (append(&r->url, &r->url_len, at, n, FAAS_MAX_URL) < 0) {
+        parser_of(h)->status = 414;
         llhttp_set_error_reason(h, "request line too long");
         return HPE_USER;
     }
-    return 0;
+    return head_limit(h, n);
 }
 
 static int
@@ -61,6 +77,7 @@ on_header_field(llhttp_t *h, const char *at, size_t n)
         return 0; /* a trailer: the body limit and the headers were settled before the body */
     if (p->in_value || r->n_headers == 0) {
         if (r->n_headers == FAAS_MAX_HEADERS) {
+            p->status = 431;
             llhttp_set_error_reason(h, "too many headers");
             return HPE_USER;
         }
@@ -70,10 +87,11 @@ on_header_field(llhttp_t *h, const char *at, size_t n)
     struct faas_header *hd = &r->headers[r->n_headers - 1];
     size_t len = hd->name ? strlen(hd->name) : 0;
     if (append(&hd->name, &len, at, n, FAAS_MAX_HEADER) < 0) {
+        p->status = 431;
         llhttp_set_error_reason(h, "header name too long");
         return HPE_USER;
     }
-    return 0;
+    return head_limit(h, n);
 }
 
 static int
@@ -86,10 +104,11 @@ on_header_value(llhttp_t *h, const char *at, size_t n)
     size_t len = hd->value ? strlen(hd->value) : 0;
     p->in_value = true;
     if (append(&hd->value, &len, at, n, FAAS_MAX_HEADER) < 0) {
+        p->status = 431;
         llhttp_set_error_reason(h, "header value too long");
         return HPE_USER;
     }
-    return 0;
+    return head_limit(h, n);
 }
 
 static int
@@ -107,11 +126,17 @@ on_headers_complete(llhttp_t *h)
             p->bad_name = true;
     }
     snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(h->method));
+    r->http10 = h->http_major == 1 && h->http_minor == 0;
     r->headers_done = true;
     r->max_body = p->limit ? p->limit(r, p->limit_data) : FAAS_ADMIN_MAX_BODY;
-    /* A declared length over the limit is refused before any of the body is read. */
-    if ((h->flags & F_CONTENT_LENGTH) && h->content_length > r->max_body)
+    /* A declared length over the limit is answered (413) before any of the body is read; the
+     * rest of the connection is not read again. */
+    if ((h->flags & F_CONTENT_LENGTH) && h->content_length > r->max_body) {
         r->too_large = true;
+        r->complete = true;
+        r->keep_alive = false;
+        return HPE_PAUSED;
+    }
     return 0;
 }
 
@@ -120,8 +145,10 @@ on_body(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_request *r = &parser_of(h)->req;
     if (r->too_large || r->body_len + n > r->max_body) {
-        r->too_large = true;
-        return 0;
+        r->too_large = true; /* a chunked body over the limit: answered now, not read on */
+        r->complete = true;
+        r->keep_alive = false;
+        return HPE_PAUSED;
     }
     size_t len = r->body_len;
     append(&r->body, &len, at, n, SIZE_MAX);
@@ -212,6 +239,12 @@ faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char 
         return -1;
     }
     return 0;
+}
+
+int
+faas_parser_status(const struct faas_parser *p)
+{
+    return p->status ? p->status : 400;
 }
 
 size_t

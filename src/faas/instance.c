@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent-proto.h"
 #include "faas-internal.h"
 #include "util.h"
 
@@ -106,6 +107,25 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
+/* The instance's program (the agent, or an http instance's server) ended: so does it. */
+static void
+instance_ended(struct faas_server *s, struct faas_instance *in, int status)
+{
+    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > in->oom_kills;
+    cleanup_free char *why =
+        oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
+        : status < 0
+            ? xasprintf("its program could not be run: %s", strerror(-status))
+            : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
+    faas_server_log(s, "info", "instance %s ended: %s", in->id, why);
+    for (struct faas_call *c = in->calls, *next; c; c = next) {
+        next = c->next;
+        c->oom = oom;
+        faas_call_abort(c, 502, why);
+    }
+    faas_pool_instance_gone(s, in, why);
+}
+
 static void
 on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
@@ -115,17 +135,26 @@ on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
     sbx_child_wait(in->child, &status, NULL);
     close(in->child->pidfd); /* reaped: nothing may signal its pid again */
     in->child->pidfd = -1;
-    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > in->oom_kills;
-    cleanup_free char *why =
-        oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
-            : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
-    faas_server_log(s, "info", "instance %s ended: %s", in->id, why);
-    for (struct faas_call *c = in->calls, *next; c; c = next) {
-        next = c->next;
-        c->oom = oom;
-        faas_call_abort(c, 502, why);
+    instance_ended(s, in, status);
+}
+
+/* The agent reports ended runs: a call's program, or an http instance's server. */
+static void
+on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
+{
+    struct faas_instance *in = container_of(w, struct faas_instance, w_ctl);
+    struct agent_msg m;
+    ssize_t n = recv(in->ctl_fd, &m, sizeof(m), MSG_DONTWAIT);
+    if (n == (ssize_t)sizeof(m) && m.kind == AGENT_EXIT) {
+        /* Either may free in: one message per event. */
+        if (in->server_run && m.id == in->server_run)
+            instance_ended(s, in, m.status);
+        else
+            faas_stdio_exited(in, m.id, m.status);
+        return;
     }
-    faas_pool_instance_gone(s, in, why);
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+        faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
 }
 
 static void
@@ -211,7 +240,8 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
                                 .cgroup_fd = sbx_cgroup_spawn_fd(in->cg),
                                 .on_created = sbx_cgroup_on_created,
                                 .data = in->cg,
-                                .exec_fd = f->contract == FAAS_HTTP ? 0 : s->agent_fd};
+                                .exec_fd = s->agent_fd,
+                                .rootfs_fd = f->root_is_image ? 0 : f->root_fd};
     sbx_cgroup_enter_self(in->cg);
     int r = sbx_spawn(f->cfg->sbx, &so, &in->child, err);
     sbx_cgroup_leave_self(in->cg, NULL);
@@ -222,28 +252,65 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
     return r;
 }
 
+/* The agent's stdio: its control socket, then the instance's log for its own messages. */
 static int
 wire(struct faas_server *s, struct faas_function *f, struct faas_instance *in, int stdio[3],
      struct husk_error **err)
 {
-    int logp[2], ctl[2] = {-1, -1};
+    int logp[2], ctl[2];
     if (pipe2(logp, O_CLOEXEC) < 0)
         return husk_err(err, errno, "create the instance's log pipe");
     in->log_fd = logp[0];
     fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
     stdio[1] = logp[1];
     stdio[2] = logp[1];
-    if (f->contract == FAAS_HTTP) {
-        stdio[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    } else if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) == 0) {
-        int big = 1 << 20;
-        setsockopt(ctl[1], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
-        setsockopt(ctl[0], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
-        stdio[0] = ctl[0];
-        in->ctl_fd = ctl[1];
-        fcntl(in->ctl_fd, F_SETFL, O_NONBLOCK);
-    }
-    return stdio[0] < 0 ? husk_err(err, errno, "wire the instance's stdin") : 0;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
+        return husk_err(err, errno, "create the instance's control socket");
+    int big = 1 << 20;
+    setsockopt(ctl[1], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+    setsockopt(ctl[0], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+    stdio[0] = ctl[0];
+    in->ctl_fd = ctl[1];
+    fcntl(in->ctl_fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+int
+faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
+                       const int fds[3], struct husk_error **err)
+{
+    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
+    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    if (env->len > AGENT_MSG_MAX)
+        return husk_err(err, E2BIG, "the request's headers are too large for the environment");
+    if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+        return husk_err(err, errno, "hand the run to instance %s", in->id);
+    return 0;
+}
+
+/* An http instance's server is the agent's one long run: stdin /dev/null, output to the log.
+ * The agent as pid 1 ends the whole sandbox when the daemon goes (its socket closes). */
+static int
+start_server(struct faas_server *s, struct faas_instance *in, int log_w, struct husk_error **err)
+{
+    struct faas_buf env = {0};
+    for (char **e = in->fn->cfg->sbx->process.env; e && *e; e++)
+        faas_buf_add(&env, *e, strlen(*e) + 1);
+    cleanup_fd int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int fds[3] = {null, log_w, log_w};
+    in->server_run = ++s->next_agent_id;
+    int r = null < 0 ? husk_err(err, errno, "open /dev/null")
+                     : faas_instance_send_run(in, in->server_run, &env, fds, err);
+    faas_buf_free(&env);
+    return r;
 }
 
 static int
@@ -251,28 +318,31 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
              struct husk_error **err)
 {
     int stdio[3] = {-1, -1, -1};
-    int r = wire(s, f, in, stdio, err);
+    int r = faas_recheck_trusted(f->root_fd, f->owner, f->root_path, err);
+    if (r == 0)
+        r = wire(s, f, in, stdio, err);
     if (r == 0)
         r = spawn_wired(s, f, in, stdio, err);
     if (stdio[0] >= 0)
         close(stdio[0]);
-    if (stdio[1] >= 0)
-        close(stdio[1]);
+    cleanup_fd int log_w = stdio[1];
     if (r < 0)
         return r;
     cleanup_free char *ns = xasprintf("/proc/%d/ns/net", in->child->pid);
     in->netns_fd = open(ns, O_RDONLY | O_CLOEXEC);
     if (in->netns_fd < 0 || (r = loopback_up(s, in)) < 0)
         return husk_err(err, in->netns_fd < 0 ? errno : -r, "bring up the instance's loopback");
-    if (sbx_child_start(in->child, f->cfg->sbx, err) < 0)
-        return -EINVAL;
+    if ((r = sbx_child_start(in->child, f->cfg->sbx, err)) < 0)
+        return r;
+    if (f->contract == FAAS_HTTP && (r = start_server(s, in, log_w, err)) < 0)
+        return r;
     in->w_pid.fn = on_exit_;
     in->w_log.fn = on_log;
     in->w_probe.fn = on_probe;
-    in->w_ctl.fn = faas_stdio_on_ctl;
+    in->w_ctl.fn = on_ctl;
     if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
         faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
-        (in->ctl_fd >= 0 && faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0))
+        faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0)
         return husk_err(err, errno, "watch the instance");
     return 0;
 }
@@ -293,9 +363,12 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f, struct faas_
     f->instances = in;
     f->n_instances++;
     f->n_starting++;
-    if (make_cgroup(s, f, in, err) < 0 || instance_run(s, f, in, err) < 0) {
+    int r = make_cgroup(s, f, in, err);
+    if (r == 0)
+        r = instance_run(s, f, in, err);
+    if (r < 0) {
         faas_instance_destroy(s, in);
-        return -EINVAL;
+        return r;
     }
     in->idle_since = now_ns();
     if (f->contract != FAAS_HTTP) { /* the agent takes calls from the start */

@@ -157,6 +157,7 @@ maybe_free_retired(struct faas_server *s, struct faas_function *f)
 void
 faas_pool_ready(struct faas_server *s, struct faas_instance *in)
 {
+    in->fn->start_failures = 0;
     dispatch(in->fn);
 }
 
@@ -188,6 +189,13 @@ faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const c
     if (f->retired) {
         maybe_free_retired(s, f);
         return;
+    }
+    if (never_ready) {
+        /* A program that dies at start is not restarted in a tight loop: 100 ms, doubling up
+         * to 30 s, until an instance gets ready again. */
+        uint64_t backoff = (100ull * 1000000ull) << (f->start_failures < 9 ? f->start_failures : 9);
+        f->start_failures++;
+        f->retry_at = now_ns() + (backoff < 30 * NS_PER_SEC ? backoff : 30 * NS_PER_SEC);
     }
     if (never_ready && f->n_instances == 0) {
         cleanup_free char *msg = xasprintf("function '%s' could not start: %s", f->name, why);

@@ -11,6 +11,7 @@
 
 struct faas_registry {
     sqlite3 *db;
+    const struct faas_policy *policy;
 };
 
 static int
@@ -20,25 +21,31 @@ db_err(struct faas_registry *r, int rc, const char *what, struct husk_error **er
                     r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
 }
 
+/* Each function's host id range is a slot: base + slot * FAAS_USERNS_SIZE, kept by name. */
+static const char schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+    "version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS owners (name TEXT PRIMARY KEY, uid INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS userns (name TEXT PRIMARY KEY, slot INTEGER UNIQUE NOT NULL);";
+
 int
-faas_registry_open(const char *state_dir, struct faas_registry **out, struct husk_error **err)
+faas_registry_open(const char *state_dir, const struct faas_policy *p, struct faas_registry **out,
+                   struct husk_error **err)
 {
     int r = mkdir_p(state_dir, 0700);
     if (r < 0)
         return husk_err(err, -r, "create state directory '%s'", state_dir);
     struct faas_registry *reg = xcalloc(1, sizeof(*reg));
+    reg->policy = p;
     cleanup_free char *path = xasprintf("%s/functions.db", state_dir);
     int rc = sqlite3_open_v2(path, &reg->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(reg->db,
-                          "PRAGMA journal_mode=WAL;"
-                          "CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, "
-                          "spec TEXT NOT NULL, version INTEGER NOT NULL);",
-                          NULL, NULL, NULL);
+        rc = sqlite3_exec(reg->db, schema, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        db_err(reg, rc, path, err);
+        r = db_err(reg, rc, path, err);
         faas_registry_free(reg);
-        return -EIO;
+        return r;
     }
     *out = reg;
     return 0;
@@ -53,26 +60,65 @@ faas_registry_free(struct faas_registry *r)
     free(r);
 }
 
-int
-faas_registry_load(struct faas_registry *r, const char *state_dir, struct faas_function ***out,
-                   size_t *n, char **warn, struct husk_error **err)
+/* The function's slot, allocated (the lowest free one) when it has none. */
+static int
+userns_slot(struct faas_registry *r, const char *name, int64_t *slot, struct husk_error **err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(r->db, "SELECT spec, version FROM functions ORDER BY name", -1, &st,
-                                NULL);
+    int rc = sqlite3_prepare_v2(
+        r->db,
+        "INSERT INTO userns (name, slot) SELECT ?1, (SELECT MIN(s) FROM (SELECT 0 AS s UNION "
+        "SELECT slot + 1 FROM userns) WHERE s NOT IN (SELECT slot FROM userns)) "
+        "ON CONFLICT(name) DO UPDATE SET slot = slot RETURNING slot",
+        -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(r, rc, "allocate a host id range", err);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *slot = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_err(r, rc, "allocate a host id range", err);
+    if (*slot >= (int64_t)r->policy->userns_slots)
+        return husk_err(err, ENOSPC, "registry: every host id range is taken (%u functions)",
+                        r->policy->userns_slots);
+    return 0;
+}
+
+static uint32_t
+slot_base(const struct faas_registry *r, int64_t slot)
+{
+    return r->policy->userns_base + (uint32_t)slot * FAAS_USERNS_SIZE;
+}
+
+int
+faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc,
+                   struct faas_function ***out, size_t *n, char **warn, struct husk_error **err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db,
+                                "SELECT f.spec, f.version, COALESCE(o.uid, 0), u.slot FROM "
+                                "functions f LEFT JOIN owners o USING (name) LEFT JOIN userns u "
+                                "USING (name) ORDER BY f.name",
+                                -1, &st, NULL);
     if (rc != SQLITE_OK)
         return db_err(r, rc, "list functions", err);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *spec = (const char *)sqlite3_column_text(st, 0);
         struct husk_error *e = NULL;
         struct faas_function *f = NULL;
-        if (faas_function_parse(spec, strlen(spec), state_dir, &f, &e) < 0) {
+        struct faas_deploy_ctx c = *dc;
+        c.owner = (uid_t)sqlite3_column_int64(st, 2);
+        if (sqlite3_column_type(st, 3) == SQLITE_NULL ||
+            faas_function_parse(spec, strlen(spec), &c, &f, &e) < 0) {
             if (*warn == NULL)
-                *warn = husk_error_string(e);
+                *warn = e ? husk_error_string(e) : xstrdup("no host id range recorded");
             husk_error_free(e);
             continue;
         }
         f->version = sqlite3_column_int64(st, 1);
+        faas_function_set_userns(f, slot_base(r, sqlite3_column_int64(st, 3)));
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
         (*out)[(*n)++] = f;
     }
@@ -80,8 +126,23 @@ faas_registry_load(struct faas_registry *r, const char *state_dir, struct faas_f
     return rc == SQLITE_DONE ? 0 : db_err(r, rc, "list functions", err);
 }
 
-int
-faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err)
+static int
+exec_bound(struct faas_registry *r, const char *sql, const char *name, int64_t v, const char *what,
+           struct husk_error **err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_err(r, rc, what, err);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, v);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : db_err(r, rc, what, err);
+}
+
+static int
+put_spec(struct faas_registry *r, struct faas_function *f, struct husk_error **err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(
@@ -103,6 +164,32 @@ faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_
 }
 
 int
+faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err)
+{
+    int64_t slot = 0;
+    int ret = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
+                  ? 0
+                  : db_err(r, 0, "save function", err);
+    if (ret == 0)
+        ret = userns_slot(r, f->name, &slot, err);
+    if (ret == 0)
+        ret = put_spec(r, f, err);
+    if (ret == 0)
+        ret = exec_bound(r,
+                         "INSERT INTO owners (name, uid) VALUES (?1, ?2) ON CONFLICT(name) DO "
+                         "UPDATE SET uid = excluded.uid",
+                         f->name, (int64_t)f->owner, "save function", err);
+    if (ret == 0 && sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        ret = db_err(r, 0, "save function", err);
+    if (ret < 0) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    faas_function_set_userns(f, slot_base(r, slot));
+    return 0;
+}
+
+int
 faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err)
 {
     sqlite3_stmt *st = NULL;
@@ -114,5 +201,11 @@ faas_registry_delete(struct faas_registry *r, const char *name, struct husk_erro
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return db_err(r, rc, "delete function", err);
-    return sqlite3_changes(r->db) > 0;
+    int removed = sqlite3_changes(r->db) > 0;
+    int ret = exec_bound(r, "DELETE FROM owners WHERE name = ?1 AND ?2 = ?2", name, 0,
+                         "delete function", err);
+    if (ret == 0)
+        ret = exec_bound(r, "DELETE FROM userns WHERE name = ?1 AND ?2 = ?2", name, 0,
+                         "free the function's host id range", err);
+    return ret < 0 ? ret : removed;
 }

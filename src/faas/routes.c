@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "faas-internal.h"
@@ -27,10 +28,71 @@ respond_json(struct route_ctx *c, int status, json_t *j)
     faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", body, strlen(body), NULL);
 }
 
+/* Bytes of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates), 0 if none. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t n = c < 0x80                 ? 1
+               : c >= 0xc2 && c <= 0xdf ? 2
+               : c >= 0xe0 && c <= 0xef ? 3
+               : c >= 0xf0 && c <= 0xf4 ? 4
+                                        : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) /* a NUL ends the string here too */
+            return 0;
+    if (n == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f)))
+        return 0;
+    if (n == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f)))
+        return 0;
+    return n;
+}
+
+/* A message quoting the request (a path, a name) may hold bytes that are not UTF-8: they
+ * become U+FFFD, so the error is still JSON. */
+static json_t *
+json_string_lossy(const char *msg)
+{
+    struct faas_buf b = {0};
+    for (const unsigned char *p = (const unsigned char *)msg; *p;) {
+        size_t n = utf8_len(p);
+        faas_buf_add(&b, n ? (const char *)p : "\xef\xbf\xbd", n ? n : 3);
+        p += n ? n : 1;
+    }
+    faas_buf_add(&b, "", 1);
+    json_t *j = json_string(b.p);
+    faas_buf_free(&b);
+    return j;
+}
+
+static void
+respond_error_headers(struct route_ctx *c, int status, const char *msg, const char *extra)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "error", json_string_lossy(msg));
+    cleanup_free char *text = json_dumps(j, JSON_COMPACT);
+    cleanup_free char *body = xasprintf("%s\n", text);
+    json_decref(j);
+    faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", body, strlen(body), extra);
+}
+
 static void
 respond_error(struct route_ctx *c, int status, const char *msg)
 {
-    respond_json(c, status, json_pack("{s:s}", "error", msg));
+    respond_error_headers(c, status, msg, NULL);
+}
+
+/* At most max_deploys_per_minute deploys in each minute: each one compiles a seccomp filter
+ * and writes the registry. */
+static bool
+deploy_allowed(struct faas_server *s)
+{
+    uint64_t minute = now_ns() / (60 * NS_PER_SEC);
+    if (minute != s->deploy_window) {
+        s->deploy_window = minute;
+        s->deploys_in_window = 0;
+    }
+    return s->deploys_in_window++ < s->opts->max_deploys_per_minute;
 }
 
 static void
@@ -38,9 +100,18 @@ deploy(struct route_ctx *c)
 {
     struct husk_error *err = NULL;
     struct faas_function *f = NULL;
+    if (!deploy_allowed(c->s)) {
+        respond_error_headers(c, 429, "too many deploys: the limit is --max-deploys-per-minute",
+                              "Retry-After: 60\r\n");
+        return;
+    }
+    /* Files a group member deploys may be theirs; everything else must be root's. */
+    struct faas_deploy_ctx dc = {.state_dir = c->s->opts->state_dir,
+                                 .policy = &c->s->policy,
+                                 .owner = c->conn->admin ? c->conn->peer_uid : 0};
     /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
     int status = 400;
-    if (faas_function_parse(c->req->body, c->req->body_len, c->s->opts->state_dir, &f, &err) < 0 ||
+    if (faas_function_parse(c->req->body, c->req->body_len, &dc, &f, &err) < 0 ||
         (status = 500, faas_registry_put(c->s->reg, f, &err) < 0)) {
         cleanup_free char *msg = husk_error_string(err);
         respond_error(c, status, msg);
@@ -192,19 +263,69 @@ struct route {
     const char *methods; /* space-separated, with spaces around */
     const char *prefix;
     bool exact; /* the path is exactly the prefix */
+    bool admin; /* the admin API: the admin socket, or TCP with the bearer token */
     void (*handler)(struct route_ctx *c);
 };
 
 static const struct route routes[] = {
-    {" POST ", "/system/functions", true, deploy},
-    {" GET ", "/system/functions", true, list},
-    {" GET ", "/system/functions/", false, get},
-    {" DELETE ", "/system/functions/", false, rm},
-    {" GET HEAD POST PUT PATCH DELETE OPTIONS ", "/function/", false, invoke},
-    {" GET ", "/system/logs/", false, logs},
-    {" GET ", "/metrics", true, metrics},
-    {" GET ", "/_/health", true, health},
+    {" POST ", "/system/functions", true, true, deploy},
+    {" GET ", "/system/functions", true, true, list},
+    {" GET ", "/system/functions/", false, true, get},
+    {" DELETE ", "/system/functions/", false, true, rm},
+    {" GET ", "/system/logs/", false, true, logs},
+    {" GET HEAD POST PUT PATCH DELETE OPTIONS ", "/function/", false, false, invoke},
+    {" GET ", "/metrics", true, false, metrics},
+    {" GET ", "/_/health", true, false, health},
 };
+
+/* Equal strings, in a time that depends on the expected one's length only. */
+static bool
+token_equal(const char *given, const char *want)
+{
+    size_t gl = strlen(given), wl = strlen(want);
+    unsigned char d = gl != wl;
+    for (size_t i = 0; i < wl; i++)
+        d |= (unsigned char)(want[i] ^ given[i < gl ? i : 0]);
+    return d == 0;
+}
+
+/* Whether the request may use the admin API; if not, it was answered. Browsers cannot drive
+ * it cross-site: no CORS, requests naming an Origin are refused, and bodies must be JSON (a
+ * form cannot send that without a preflight, which is never granted). */
+static bool
+admin_allowed(struct route_ctx *c)
+{
+    const struct faas_request *req = c->req;
+    const char *ct = faas_request_header(req, "Content-Type");
+    if (!c->conn->admin) {
+        const char *auth = faas_request_header(req, "Authorization");
+        if (c->s->opts->token == NULL) {
+            respond_error(c, 403,
+                          "the admin API is not served on the front door: use the admin socket "
+                          "(husk fn --url unix:PATH), or start husk serve with "
+                          "--admin-token-file");
+            return false;
+        }
+        if (faas_request_header(req, "Origin")) {
+            respond_error(c, 403, "cross-origin requests to the admin API are refused");
+            return false;
+        }
+        if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
+            !token_equal(auth + 7, c->s->opts->token)) {
+            respond_error_headers(c, 401,
+                                  auth ? "the admin token is wrong"
+                                       : "the admin API needs 'Authorization: Bearer TOKEN'",
+                                  "WWW-Authenticate: Bearer realm=\"husk\"\r\n");
+            return false;
+        }
+    }
+    if (strcmp(req->method, "POST") == 0 &&
+        (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
+        respond_error(c, 415, "the admin API takes 'Content-Type: application/json'");
+        return false;
+    }
+    return true;
+}
 
 uint64_t
 faas_route_body_limit(const struct faas_request *req, void *data)
@@ -240,6 +361,8 @@ route(struct route_ctx *c_)
             continue;
         c.rest = req->url + pl;
         c.rest_len = path_len - pl;
+        if (r->admin && !admin_allowed(&c))
+            return;
         if (req->too_large && r->handler != invoke) {
             c.conn->keep_alive = false; /* the rest of the body was not read */
             respond_error(&c, 413, "request body over the limit of 1 MiB");

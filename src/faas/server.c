@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -121,39 +122,6 @@ faas_buf_pending(const struct faas_buf *b)
     return b->len - b->off;
 }
 
-static int
-parse_listen(const char *spec, struct sockaddr_in *sa, struct husk_error **err)
-{
-    const char *colon = strrchr(spec, ':');
-    uint64_t port;
-    cleanup_free char *host = colon ? xstrndup(spec, colon - spec) : NULL;
-    memset(sa, 0, sizeof(*sa));
-    sa->sin_family = AF_INET;
-    if (colon == NULL || parse_u64(colon + 1, &port) < 0 || port > 65535 ||
-        inet_pton(AF_INET, host, &sa->sin_addr) != 1)
-        return husk_err(err, 0, "--listen '%s': expected IPV4:PORT", spec);
-    sa->sin_port = htons(port);
-    return 0;
-}
-
-static int
-open_listener(const char *spec, struct husk_error **err)
-{
-    struct sockaddr_in sa;
-    if (parse_listen(spec, &sa, err) < 0)
-        return -EINVAL;
-    cleanup_fd int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0)
-        return husk_err(err, errno, "socket");
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return husk_err(err, errno, "bind %s", spec);
-    if (listen(fd, 1024) < 0)
-        return husk_err(err, errno, "listen on %s", spec);
-    return steal_fd(&fd);
-}
-
 /* The agent every stdio instance runs as its pid 1, in a sealed memfd (see agent/agent.c). */
 static int
 agent_memfd(struct husk_error **err)
@@ -171,9 +139,7 @@ stop_accepting(struct faas_server *s, unsigned signo)
 {
     faas_server_log(s, "info", "signal %u: finishing %zu requests in flight", signo, s->n_calls);
     s->stopping = true;
-    faas_watch_del(s, s->listen_fd);
-    close(s->listen_fd);
-    s->listen_fd = -1;
+    faas_listeners_close(s);
     faas_conn_close_all(s, true);
 }
 
@@ -223,8 +189,11 @@ static int
 load_functions(struct faas_server *s, struct husk_error **err)
 {
     cleanup_free char *warn = NULL;
-    if (faas_registry_load(s->reg, s->opts->state_dir, &s->fns, &s->n_fns, &warn, err) < 0)
-        return -EINVAL;
+    /* Each function was checked against the policy with its deployer's uid; again now. */
+    struct faas_deploy_ctx dc = {.state_dir = s->opts->state_dir, .policy = &s->policy};
+    int r = faas_registry_load(s->reg, &dc, &s->fns, &s->n_fns, &warn, err);
+    if (r < 0)
+        return r;
     if (warn)
         faas_server_log(s, "warning", "a function was not loaded: %s", warn);
     faas_server_log(s, "info", "%zu functions loaded", s->n_fns);
@@ -244,27 +213,46 @@ cgroup_parent(struct faas_server *s)
              (unsigned)(h ^ (h >> 32)));
 }
 
+/* Enough fds for many clients and instances: the soft limit up to the hard one. */
+static void
+raise_nofile(struct faas_server *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        faas_server_log(s, "info", "open files limit raised from %llu to %llu",
+                        (unsigned long long)was, (unsigned long long)rl.rlim_max);
+}
+
 static int
 server_init(struct faas_server *s, struct husk_error **err)
 {
+    int r;
+    s->policy = (struct faas_policy){.allow_bind = s->opts->allow_bind,
+                                     .n_allow_bind = s->opts->n_allow_bind,
+                                     .userns_base = s->opts->userns_base,
+                                     .userns_slots = s->opts->userns_slots};
     s->log_dir = xasprintf("%s/logs", s->opts->state_dir);
     s->instance_dir = xasprintf("%s/instances", s->opts->state_dir);
-    if (faas_registry_open(s->opts->state_dir, &s->reg, err) < 0)
-        return -EINVAL;
+    raise_nofile(s);
+    if ((r = faas_registry_open(s->opts->state_dir, &s->policy, &s->reg, err)) < 0)
+        return r;
     if (mkdir_p(s->log_dir, 0700) < 0 || mkdir_p(s->instance_dir, 0700) < 0)
         return husk_err(err, errno, "create '%s'", s->instance_dir);
     cgroup_parent(s);
     remove_leftovers(s);
-    if (load_functions(s, err) < 0 || (s->listen_fd = open_listener(s->opts->listen, err)) < 0 ||
-        (s->agent_fd = agent_memfd(err)) < 0)
-        return -EINVAL;
-    s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    s->w_listen.fn = faas_conn_accept;
+    if (s->epoll_fd < 0)
+        return husk_err(err, errno, "set up the event loop");
+    if ((r = load_functions(s, err)) < 0 || (r = faas_listeners_open(s, err)) < 0 ||
+        (s->agent_fd = agent_memfd(err)) < 0)
+        return r < 0 ? r : s->agent_fd;
+    s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     s->w_signal.fn = on_signal;
-    if (s->self_netns < 0 || s->epoll_fd < 0 ||
-        faas_watch_add(s, s->listen_fd, EPOLLIN, &s->w_listen) < 0 ||
-        faas_watch_add(s, s->opts->signal_fd, EPOLLIN, &s->w_signal) < 0)
+    if (s->self_netns < 0 || faas_watch_add(s, s->opts->signal_fd, EPOLLIN, &s->w_signal) < 0)
         return husk_err(err, errno, "set up the event loop");
     return 0;
 }
@@ -285,28 +273,33 @@ server_free(struct faas_server *s)
         faas_function_free(f);
     }
     faas_conn_close_all(s, false);
+    faas_listeners_close(s);
+    faas_clients_free(s);
+    free(s->timers);
     free_graves(s);
     free(s->graves);
     faas_metrics_free(s);
     faas_registry_free(s->reg);
     free(s->log_dir);
     free(s->instance_dir);
-    int fds[] = {s->listen_fd, s->epoll_fd, s->agent_fd, s->self_netns};
+    int fds[] = {s->epoll_fd, s->agent_fd, s->self_netns};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
 }
 
-static void
-loop(struct faas_server *s)
+static int
+loop(struct faas_server *s, struct husk_error **err)
 {
     struct epoll_event evs[64];
     while (!s->stopping || s->n_calls || s->n_conns) {
-        int timeout = faas_pool_tick(s);
-        faas_conn_sweep(s);
+        int pool = faas_pool_tick(s);
+        int timer = faas_timers_run(s);
+        int timeout = timer < 0 || (pool >= 0 && pool < timer) ? pool : timer;
+        free_graves(s);
         int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR)
-            break;
+            return husk_err(err, errno, "wait for events");
         for (int i = 0; i < n; i++) {
             struct faas_watch *w = evs[i].data.ptr;
             if (!w->dead)
@@ -314,21 +307,24 @@ loop(struct faas_server *s)
         }
         free_graves(s);
     }
+    return 0;
 }
 
 int
 faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
 {
-    struct faas_server s = {
-        .opts = opts, .listen_fd = -1, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
+    struct faas_server s = {.opts = opts, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
     int r = server_init(&s, err);
     if (r == 0) {
         for (size_t i = 0; i < s.n_fns; i++)
             faas_pool_activate(&s, s.fns[i]);
-        faas_server_log(&s, "info", "listening on http://%s", opts->listen);
-        loop(&s);
+        if (opts->listen)
+            faas_server_log(&s, "info", "front door on http://%s", opts->listen);
+        if (opts->admin_socket)
+            faas_server_log(&s, "info", "admin API on unix:%s", opts->admin_socket);
+        r = loop(&s, err);
         faas_server_log(&s, "info", "stopped");
     }
     server_free(&s);
-    return r < 0 ? -EINVAL : 0;
+    return r;
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@ faas_function_free(struct faas_function *f)
     if (f == NULL)
         return;
     free(f->name);
+    free(f->root_path);
+    if (f->root_fd >= 0)
+        close(f->root_fd);
     json_decref(f->spec);
     strv_freep(&f->env);
     oci_config_free(f->cfg);
@@ -108,6 +112,7 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     json_t *cpus = json_object_get(root, "cpus");
     f->timeout = FAAS_DEFAULT_TIMEOUT;
     f->max_body = FAAS_DEFAULT_MAX_BODY;
+    f->max_response = FAAS_DEFAULT_MAX_RESPONSE;
     f->port = FAAS_DEFAULT_PORT;
     f->concurrency = f->contract == FAAS_HTTP ? 100 : 1;
     f->max = FAAS_DEFAULT_MAX;
@@ -115,6 +120,7 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     f->init_timeout = FAAS_DEFAULT_INIT;
     if (int_field(root, "timeout", 1, 3600, &f->timeout, err) < 0 ||
         int_field(root, "max_body", 0, 1ll << 30, &f->max_body, err) < 0 ||
+        int_field(root, "max_response", 1, 1ll << 30, &f->max_response, err) < 0 ||
         int_field(root, "memory", 0, 1ll << 40, &f->memory, err) < 0 ||
         int_field(root, "pids", 0, 1 << 22, &f->pids, err) < 0 ||
         int_field(root, "port", 1, 65535, &f->port, err) < 0 ||
@@ -139,126 +145,171 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     return 0;
 }
 
-/* For "image" and "dir": `husk spec`'s defaults, read-only, with a tmpfs on /tmp. */
-static json_t *
-generated_config(json_t *root, const char *state_dir, struct husk_error **err)
+void
+faas_add_tmp(struct sbx_config *c)
 {
-    const char *image = json_string_value(json_object_get(root, "image"));
-    const char *dir = json_string_value(json_object_get(root, "dir"));
-    const char *field = image ? "image" : "dir";
-    const char *path = image ? image : dir;
-    struct stat st;
-    if (path[0] != '/')
-        return husk_err(err, 0, "field '%s': must be an absolute path", field), NULL;
-    if (stat(path, &st) < 0)
-        return husk_err(err, errno, "field '%s': '%s'", field, path), NULL;
-    if (image ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode))
-        return husk_err(err, 0, "field '%s': '%s' is not a %s", field, path,
-                        image ? "file (an erofs or squashfs image)" : "directory"),
-               NULL;
-    if (!json_is_array(json_object_get(root, "command")))
-        return husk_err(err, 0, "field 'command': required with '%s'", field), NULL;
-    json_t *spec = oci_spec_default(false);
-    json_t *r = json_object_get(spec, "root");
-    json_t *mounts = json_object_get(spec, "mounts");
+    c->mounts = xrealloc(c->mounts, (c->n_mounts + 1) * sizeof(*c->mounts));
+    c->mounts[c->n_mounts++] = (struct sbx_mount){.destination = xstrdup("/tmp"),
+                                                  .type = xstrdup("tmpfs"),
+                                                  .source = xstrdup("tmpfs"),
+                                                  .data = xstrdup("mode=1777,size=64m"),
+                                                  .flags = MS_NOSUID | MS_NODEV};
+}
+
+/* "image" or "dir": `husk spec`'s defaults, read-only, with a tmpfs on /tmp. */
+static int
+plan_root(struct faas_function *f, const char *field, const char *path, bool have_command,
+          uid_t owner, struct oci_config **out, struct husk_error **err)
+{
+    bool image = strcmp(field, "image") == 0;
+    int r = faas_open_trusted(path, owner, !image, field, &f->root_fd, err);
+    if (r < 0)
+        return r;
+    if (!have_command)
+        return husk_err(err, 0, "field 'command': required with '%s'", field);
+    f->root_is_image = image;
+    f->root_path = xstrdup(path);
+    const char *type = image ? oci_image_type(f->root_fd) : NULL;
+    if (image && type == NULL)
+        return husk_err(err, 0, "field 'image': '%s' is neither an erofs nor a squashfs image",
+                        path);
+    if ((r = oci_config_default(path, out, err)) < 0)
+        return r;
+    struct sbx_config *c = (*out)->sbx;
     if (image) {
-        cleanup_free char *empty = xasprintf("%s/image-root", state_dir);
-        mkdir(empty, 0755);
-        json_object_set_new(r, "path", json_string(empty));
-        json_t *ann = json_object_get(spec, "annotations");
-        if (!json_is_object(ann))
-            json_object_set_new(spec, "annotations", ann = json_object());
-        json_object_set_new(ann, OCI_ANN_ROOTFS_IMAGE, json_string(image));
-    } else {
-        json_object_set_new(r, "path", json_string(dir));
+        c->rootfs_image = xasprintf("/proc/self/fd/%d", f->root_fd);
+        c->rootfs_image_type = xstrdup(type);
     }
-    json_object_set_new(r, "readonly", json_true());
-    json_array_append_new(mounts, json_pack("{s:s, s:s, s:s, s:[s,s,s,s]}", "destination", "/tmp",
-                                            "type", "tmpfs", "source", "tmpfs", "options", "nosuid",
-                                            "nodev", "mode=1777", "size=64m"));
-    return spec;
+    return 0;
+}
+
+/* A bundle: its config.json and root, read through fds checked like any deploy's files. */
+static int
+plan_bundle(struct faas_function *f, const char *bundle, uid_t owner, struct oci_config **out,
+            struct husk_error **err)
+{
+    cleanup_fd int dir = -1;
+    int r = faas_open_trusted(bundle, owner, true, "bundle", &dir, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *file = xasprintf("%s/config.json", bundle);
+    cleanup_fd int cfd = openat(dir, "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0)
+        return husk_err(err, errno, "field 'bundle': '%s'", file);
+    if ((r = faas_recheck_trusted(cfd, owner, file, err)) < 0)
+        return husk_err_prefix(err, "field 'bundle': ");
+    json_error_t je;
+    cleanup_json json_t *root = json_loadfd(cfd, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL)
+        return husk_err(err, 0, "field 'bundle': %s: line %d, column %d: %s", file, je.line,
+                        je.column, je.text);
+    if ((r = oci_config_parse(root, file, bundle, out, err)) < 0)
+        return husk_err_prefix(err, "field 'bundle': ");
+    struct sbx_config *c = (*out)->sbx;
+    bool image = c->rootfs_image != NULL;
+    const char *path = image ? c->rootfs_image : c->rootfs;
+    if ((r = faas_open_trusted(path, owner, !image, "bundle", &f->root_fd, err)) < 0)
+        return r;
+    f->root_is_image = image;
+    f->root_path = xstrdup(path);
+    if (image) {
+        free(c->rootfs_image);
+        c->rootfs_image = xasprintf("/proc/self/fd/%d", f->root_fd);
+    }
+    return 0;
+}
+
+/* The default profile is always loaded; a bundle's own profile is stacked on it. */
+static int
+plan_seccomp(struct oci_config *oc, const char *state_dir, const char *field,
+             struct husk_error **err)
+{
+    cleanup_free char *cache = xasprintf("%s/seccomp-cache", state_dir);
+    struct sbx_process *p = &oc->sbx->process;
+    cleanup_json json_t *def = oci_seccomp_default();
+    bool own = oc->seccomp && !json_equal(oc->seccomp, def);
+    int r = oci_seccomp_compile(def, "the default seccomp profile", cache,
+                                own ? &p->seccomp_policy : &p->seccomp, err);
+    if (r == 0 && own)
+        r = oci_seccomp_compile(oc->seccomp, oc->path, cache, &p->seccomp, err);
+    return r < 0 ? husk_err_prefix(err, "field '%s': ", field) : 0;
 }
 
 /* A missing program is the deployer's mistake, found now for a directory root (an image's
  * content is checked when its first instance starts). */
 static int
-check_entrypoint(const struct sbx_config *c, const char *field, struct husk_error **err)
+check_entrypoint(const struct faas_function *f, const char *field, struct husk_error **err)
 {
+    const struct sbx_config *c = f->cfg->sbx;
     const char *prog = c->process.args ? c->process.args[0] : NULL;
-    if (prog == NULL || c->rootfs == NULL || c->rootfs_image)
+    if (prog == NULL || f->root_is_image)
         return 0;
     const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     for (char **e = c->process.env; e && *e; e++)
         if (str_has_prefix(*e, "PATH="))
             path = *e + 5;
-    cleanup_fd int root = open(c->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     cleanup_free char *dirs = xstrdup(strchr(prog, '/') ? "" : path);
-    if (root < 0)
-        return 0; /* the spawn reports it, naming root.path */
     for (char *save = NULL, *d = strtok_r(dirs, ":", &save);; d = strtok_r(NULL, ":", &save)) {
         if (d == NULL && !strchr(prog, '/'))
             break;
         /* Resolved as inside the sandbox: absolute links stay in the root. */
         cleanup_free char *full = xasprintf("%s%s%s", d ? d : "", d ? "/" : "", prog);
         struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
-        cleanup_fd int fd = sys_openat2(root, full, &how);
+        cleanup_fd int fd = sys_openat2(f->root_fd, full, &how);
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
             return 0;
         if (d == NULL)
             break;
     }
-    return husk_err(err, ENOENT, "field '%s': the program '%s' is not in the root filesystem",
-                    field, prog);
+    return husk_err(err, 0, "field '%s': the program '%s' is not in the root filesystem", field,
+                    prog);
 }
 
-/* The sandbox plan: the bundle's config.json, or one made for an image or a directory. */
+/* The sandbox plan: the bundle's config.json, or the defaults for an image or a directory,
+ * held to the deploy policy. */
 static int
-load_config(json_t *root, struct faas_function *f, const char *state_dir, struct husk_error **err)
+load_config(json_t *root, struct faas_function *f, const struct faas_deploy_ctx *dc,
+            struct husk_error **err)
 {
-    cleanup_(oci_config_freep) struct oci_config *cfg = NULL;
-    cleanup_free char *cache = xasprintf("%s/seccomp-cache", state_dir);
     const char *bundle = json_string_value(json_object_get(root, "bundle"));
-    const char *field = bundle ? "bundle" : json_object_get(root, "image") ? "image" : "dir";
-    int sources = !!bundle + !!json_string_value(json_object_get(root, "image")) +
-                  !!json_string_value(json_object_get(root, "dir"));
-    if (sources != 1)
+    const char *image = json_string_value(json_object_get(root, "image"));
+    const char *dir = json_string_value(json_object_get(root, "dir"));
+    const char *field = bundle ? "bundle" : image ? "image" : "dir";
+    json_t *landlock = json_object_get(root, "landlock");
+    int r;
+    if (!!bundle + !!image + !!dir != 1)
         return husk_err(err, 0,
                         "field 'bundle': exactly one of 'bundle', 'image' or 'dir' "
                         "(absolute paths) is required");
-    if (bundle && bundle[0] != '/')
-        return husk_err(err, 0, "field 'bundle': must be an absolute path to an OCI bundle");
-    if (bundle && oci_config_load(bundle, &cfg, err) < 0)
-        return husk_err_prefix(err, "field 'bundle': ");
-    if (!bundle) {
-        cleanup_json json_t *spec = generated_config(root, state_dir, err);
-        if (spec == NULL || oci_config_parse(spec, field, state_dir, &cfg, err) < 0)
-            return husk_err_prefix(err, spec ? "field '%s': " : "", field);
+    if (landlock && !json_is_boolean(landlock))
+        return husk_err(err, 0, "field 'landlock': must be true or false");
+    cleanup_strv char **command = NULL;
+    if ((r = strings_field(root, "command", false, &command, err)) < 0)
+        return r;
+    r = bundle ? plan_bundle(f, bundle, dc->owner, &f->cfg, err)
+               : plan_root(f, field, image ? image : dir, command != NULL, dc->owner, &f->cfg, err);
+    if (r < 0)
+        return r;
+    if (f->cfg->terminal)
+        return husk_err(err, 0, "field 'bundle': %s: process.terminal must be false", f->cfg->path);
+    bool given = command != NULL;
+    if (given) {
+        strv_freep(&f->cfg->sbx->process.args);
+        f->cfg->sbx->process.args = steal_ptr(&command);
     }
-    if (cfg->terminal)
-        return husk_err(err, 0, "field 'bundle': %s: process.terminal must be false", cfg->path);
-    if (cfg->seccomp &&
-        oci_seccomp_compile(cfg->seccomp, cfg->path, cache, &cfg->sbx->process.seccomp, err) < 0)
-        return husk_err_prefix(err, "field '%s': ", field);
-    char **command = NULL;
-    if (strings_field(root, "command", false, &command, err) < 0)
-        return -EINVAL;
-    if (command) {
-        strv_freep(&cfg->sbx->process.args);
-        cfg->sbx->process.args = command;
-    }
-    if (check_entrypoint(cfg->sbx, command ? "command" : field, err) < 0)
-        return -EINVAL;
-    /* Killing the sandbox's first process must end all of it, and it gets only a loopback. */
-    for (enum sbx_ns_type t = SBX_NS_PID; t <= SBX_NS_NET; t++) {
-        if (t != SBX_NS_PID && t != SBX_NS_NET)
-            continue;
-        free(cfg->sbx->ns[t].path);
-        cfg->sbx->ns[t].path = NULL;
-        cfg->sbx->ns[t].enabled = true;
-    }
-    f->cfg = steal_ptr(&cfg);
-    return 0;
+    if ((r = check_entrypoint(f, given ? "command" : field, err)) < 0 ||
+        (r = faas_policy_apply(dc->policy, f->cfg, bundle != NULL,
+                               landlock == NULL || json_is_true(landlock), err)) < 0)
+        return r;
+    return plan_seccomp(f->cfg, dc->state_dir, field, err);
+}
+
+void
+faas_function_set_userns(struct faas_function *f, uint32_t base)
+{
+    f->userns_base = base;
+    faas_policy_idmap(f->cfg->sbx, base);
 }
 
 static int
@@ -278,11 +329,37 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
                     "\"http\")");
 }
 
+/* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
+static const char *const deploy_fields[] = {
+    "name",        "contract", "bundle",       "image",  "dir",   "command",      "env",
+    "timeout",     "max_body", "max_response", "memory", "cpus",  "pids",         "port",
+    "concurrency", "min",      "max",          "idle",   "queue", "init_timeout", "landlock"};
+
+static int
+known_fields(json_t *root, struct husk_error **err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < ARRAY_SIZE(deploy_fields) && !known; i++)
+            known = strcmp(key, deploy_fields[i]) == 0;
+        /* What `get` adds on the way out may come back in (a copied spec). */
+        known |= strcmp(key, "version") == 0 || strcmp(key, "instances") == 0 ||
+                 strcmp(key, "queued") == 0;
+        if (!known)
+            return husk_err(err, 0, "field '%s': unknown field", key);
+    }
+    return 0;
+}
+
 int
-faas_function_parse(const char *body, size_t len, const char *state_dir, struct faas_function **out,
-                    struct husk_error **err)
+faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *dc,
+                    struct faas_function **out, struct husk_error **err)
 {
     json_error_t je;
+    int r;
     cleanup_json json_t *root = json_loadb(body ? body : "", len, 0, &je);
     if (root == NULL)
         return husk_err(err, 0, "body: malformed JSON at line %d column %d: %s", je.line, je.column,
@@ -290,14 +367,17 @@ faas_function_parse(const char *body, size_t len, const char *state_dir, struct 
     if (!json_is_object(root))
         return husk_err(err, 0, "body: must be a JSON object");
     cleanup_(faas_function_freep) struct faas_function *f = xcalloc(1, sizeof(*f));
+    f->root_fd = -1;
+    f->owner = dc->owner;
     const char *name = json_string_value(json_object_get(root, "name"));
     if (name == NULL || !valid_name(name))
         return husk_err(err, 0, "field 'name': must be 1 to 63 of [A-Za-z0-9_.-]");
     f->name = xstrdup(name);
-    if (contract_field(root, f, err) < 0 || limits(root, f, err) < 0 ||
-        strings_field(root, "env", true, &f->env, err) < 0 ||
-        load_config(root, f, state_dir, err) < 0)
-        return -EINVAL;
+    if ((r = known_fields(root, err)) < 0 || (r = contract_field(root, f, err)) < 0 ||
+        (r = limits(root, f, err)) < 0 ||
+        (r = strings_field(root, "env", true, &f->env, err)) < 0 ||
+        (r = load_config(root, f, dc, err)) < 0)
+        return r;
     json_object_del(root, "version");
     json_object_del(root, "instances");
     json_object_del(root, "queued");

@@ -763,6 +763,14 @@ oci_config_load_file(const char *path, const char *bundle, struct oci_config **o
 }
 
 int
+oci_config_default(const char *rootfs, struct oci_config **out, struct husk_error **err)
+{
+    cleanup_json json_t *spec = oci_spec_default(false);
+    json_object_set_new(json_object_get(spec, "root"), "path", json_string(rootfs));
+    return oci_config_parse(spec, "the default configuration", "/", out, err);
+}
+
+int
 oci_config_load(const char *bundle, struct oci_config **out, struct husk_error **err)
 {
     char real[PATH_MAX];

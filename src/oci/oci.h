@@ -78,6 +78,8 @@ struct oci_config {
  * overlay for writes unless root.readonly (rootfs-image.c). Written by `husk pack --image`. */
 #define OCI_ANN_ROOTFS_IMAGE "run.husk.rootfs.image"
 int oci_rootfs_image_parse(struct oci_config *oc, const char *file, struct husk_error **err);
+/* "erofs" or "squashfs" from the superblock of an open image, NULL for neither. */
+const char *oci_image_type(int fd);
 
 /* Compile cfg->seccomp into cfg->sbx->process.seccomp, using (and filling) a cache directory
  * of compiled programs keyed by the profile's SHA-256 (cache_dir may be NULL). */
@@ -92,6 +94,9 @@ int oci_config_load_file(const char *path, const char *bundle, struct oci_config
 /* Parse an already loaded JSON document; path is only for messages. */
 int oci_config_parse(json_t *root, const char *path, const char *bundle, struct oci_config **out,
                      struct husk_error **err);
+/* The default plan (`husk spec`'s config, with its seccomp profile in ->seccomp) for a root
+ * filesystem at an absolute host path. */
+int oci_config_default(const char *rootfs, struct oci_config **out, struct husk_error **err);
 /* Replace cfg's process with a process object (`exec --process process.json`). */
 int oci_process_parse(json_t *proc, const char *file, struct oci_config *oc,
                       struct husk_error **err);

@@ -18,8 +18,8 @@
 
 /* The filesystem type from the superblock: the kernel would refuse the wrong one anyway, but a
  * message naming the annotation is better than a failed mount. */
-static const char *
-image_type(int fd)
+const char *
+oci_image_type(int fd)
 {
     unsigned char sq[4], ero[4];
     if (pread(fd, sq, sizeof(sq), 0) == 4 && memcmp(sq, SQUASHFS_MAGIC, 4) == 0)
@@ -54,7 +54,7 @@ oci_rootfs_image_parse(struct oci_config *oc, const char *file, struct husk_erro
     if (fd < 0 || fstat(fd, &st) < 0)
         return husk_err(err, errno, "%s: annotations.%s: image '%s'", file, OCI_ANN_ROOTFS_IMAGE,
                         real);
-    const char *type = S_ISREG(st.st_mode) ? image_type(fd) : NULL;
+    const char *type = S_ISREG(st.st_mode) ? oci_image_type(fd) : NULL;
     if (type == NULL)
         return husk_err(err, 0, "%s: annotations.%s: '%s' is neither an erofs nor a squashfs image",
                         file, OCI_ANN_ROOTFS_IMAGE, real);

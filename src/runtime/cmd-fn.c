@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -18,11 +20,15 @@
 #include "oci.h"
 #include "util.h"
 
+#define DEFAULT_URL "unix:/run/husk/serve.sock"
+
 struct fn_opts {
-    const char *url, *bundle, *image, *dir, *contract, *memory, *cpus;
-    int timeout, max_body, port, pids, concurrency, min, max, idle, queue, init_timeout;
-    bool follow;
+    const char *url, *token_file, *bundle, *image, *dir, *contract, *memory, *cpus;
+    int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
+        init_timeout;
+    bool follow, no_landlock;
     struct strlist env;
+    char *token; /* read from token_file */
 };
 
 #define INT_FLAG(n, f, h)                                                                          \
@@ -31,7 +37,9 @@ struct fn_opts {
     }
 static const struct flag fn_flags[] = {
     {"url", 0, FLAG_STRING, offsetof(struct fn_opts, url),
-     "daemon address (default http://127.0.0.1:8080)"},
+     "the daemon: unix:/PATH or http://HOST:PORT (default $HUSK_URL, else " DEFAULT_URL ")"},
+    {"token-file", 0, FLAG_STRING, offsetof(struct fn_opts, token_file),
+     "the admin token, for the admin API over http:// (default $HUSK_TOKEN_FILE)"},
     {"bundle", 0, FLAG_STRING, offsetof(struct fn_opts, bundle), "deploy: an OCI bundle"},
     {"image", 0, FLAG_STRING, offsetof(struct fn_opts, image),
      "deploy: an erofs or squashfs image (husk pack -f erofs), with -- COMMAND"},
@@ -46,6 +54,10 @@ static const struct flag fn_flags[] = {
     INT_FLAG("port", port, "deploy: the http contract's port (default 8080)"),
     INT_FLAG("timeout", timeout, "deploy: seconds per invocation (default 300)"),
     INT_FLAG("max-body", max_body, "deploy: request body limit in bytes (default 6 MiB)"),
+    INT_FLAG("max-response", max_response,
+             "deploy: buffered response limit in bytes (default 6 MiB)"),
+    {"no-landlock", 0, FLAG_BOOL, offsetof(struct fn_opts, no_landlock),
+     "deploy: no landlock rules (the function's own root stays its only file system anyway)"},
     INT_FLAG("concurrency", concurrency, "deploy: calls per instance (stdio 1, http 100)"),
     INT_FLAG("min", min, "deploy: instances kept ready (default 0)"),
     INT_FLAG("max", max, "deploy: instances at most (default 10)"),
@@ -55,66 +67,98 @@ static const struct flag fn_flags[] = {
     {"follow", 'f', FLAG_BOOL, offsetof(struct fn_opts, follow), "logs: keep printing new lines"},
 };
 
-/* One request with Connection: close; returns the status, the body in *out. */
+/* The daemon: "unix:/PATH" (the admin socket) or "http://HOST:PORT" (the front door, with a
+ * token for the admin API). Connected fd, or -errno. */
 static int
-http_call(const char *url, const char *method, const char *path, const char *body, size_t len,
-          char **out, size_t *out_len, char **log_offset, struct husk_error **err)
+client_connect(const char *url, char *host, size_t host_len, struct husk_error **err)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    char host[64];
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    char h[64];
     unsigned port = 0;
-    if (sscanf(url, "http://%63[0-9.]:%u", host, &port) != 2 || port > 65535 ||
-        inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return husk_err(err, 0, "--url '%s': expected http://IPV4:PORT", url);
-    sa.sin_port = htons(port);
-    cleanup_fd int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return husk_err(err, errno, "connect to %s", url);
-    cleanup_free char *head = xasprintf("%s %s HTTP/1.1\r\nHost: %s:%u\r\nContent-Length: %zu\r\n"
-                                        "Connection: close\r\n\r\n",
-                                        method, path, host, port, len);
-    int r = write_all(fd, head, strlen(head));
-    if (r == 0 && len)
-        r = write_all(fd, body, len);
-    if (r < 0 && r != -EPIPE)
-        return husk_err(err, -r, "send request to %s", url);
-    size_t cap = 65536, n = 0;
-    cleanup_free char *resp = xmalloc(cap + 1);
-    ssize_t rd;
-    while ((rd = read(fd, resp + n, cap - n)) > 0 || (rd < 0 && errno == EINTR)) {
-        n += rd > 0 ? rd : 0;
-        if (n == cap)
-            resp = xrealloc(resp, (cap *= 2) + 1);
+    if (str_has_prefix(url, "unix:")) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        if (strlen(url + 5) >= sizeof(un->sun_path) || url[5] != '/')
+            return husk_err(err, 0, "--url '%s': expected unix:/ABSOLUTE/PATH", url);
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof(un->sun_path), "%s", url + 5);
+        sl = sizeof(*un);
+        snprintf(host, host_len, "localhost");
+    } else if (sscanf(url, "http://[%63[0-9a-fA-F:.]]:%u", h, &port) == 2 && port <= 65535 &&
+               inet_pton(AF_INET6, h, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+        ss.ss_family = AF_INET6;
+        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
+        sl = sizeof(struct sockaddr_in6);
+        snprintf(host, host_len, "[%s]:%u", h, port);
+    } else if (sscanf(url, "http://%63[0-9.]:%u", h, &port) == 2 && port <= 65535 &&
+               inet_pton(AF_INET, h, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+        ss.ss_family = AF_INET;
+        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
+        sl = sizeof(struct sockaddr_in);
+        snprintf(host, host_len, "%s:%u", h, port);
+    } else {
+        return husk_err(err, 0,
+                        "--url '%s': expected unix:/PATH, http://IPV4:PORT or "
+                        "http://[IPV6]:PORT",
+                        url);
     }
-    resp[n] = 0;
-    int status = 0;
-    char *sep = strstr(resp, "\r\n\r\n");
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || sep == NULL)
-        return husk_err(err, 0, "%s: malformed response", url);
-    *sep = 0;
-    char *lo = strcasestr(resp, "\r\nX-Log-Offset: ");
-    if (lo && log_offset)
-        *log_offset = xstrndup(lo + 16, strcspn(lo + 16, "\r"));
-    *out_len = n - (sep + 4 - resp);
-    *out = xmalloc(*out_len + 1);
-    memcpy(*out, sep + 4, *out_len);
-    (*out)[*out_len] = 0;
-    return status;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        int r = husk_err(err, errno, "connect to %s", url);
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    return fd;
 }
 
-static char *
-read_stdin(size_t *len)
+struct fn_call {
+    const char *method, *path, *body;
+    size_t len;
+    char *out; /* the response body (owned) */
+    size_t out_len;
+    char *log_offset; /* X-Log-Offset (owned), for logs */
+};
+
+/* One request with Connection: close; returns the status. */
+static int
+http_call(const struct fn_opts *o, struct fn_call *call, struct husk_error **err)
 {
-    size_t cap = 65536;
-    char *buf = xmalloc(cap);
-    ssize_t rd;
-    *len = 0;
-    while ((rd = read(0, buf + *len, cap - *len)) > 0 || (rd < 0 && errno == EINTR)) {
-        *len += rd > 0 ? rd : 0;
-        if (*len == cap)
-            buf = xrealloc(buf, cap *= 2);
-    }
-    return buf;
+    char host[96];
+    cleanup_fd int fd = client_connect(o->url, host, sizeof(host), err);
+    if (fd < 0)
+        return fd;
+    cleanup_free char *auth =
+        o->token ? xasprintf("Authorization: Bearer %s\r\n", o->token) : xstrdup("");
+    cleanup_free char *head =
+        xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n%s%s"
+                  "Connection: close\r\n\r\n",
+                  call->method, call->path, host, call->len, auth,
+                  strcmp(call->method, "POST") == 0 && str_has_prefix(call->path, "/system/")
+                      ? "Content-Type: application/json\r\n"
+                      : "");
+    int r = write_all(fd, head, strlen(head));
+    if (r == 0 && call->len)
+        r = write_all(fd, call->body, call->len);
+    if (r < 0 && r != -EPIPE)
+        return husk_err(err, -r, "send request to %s", o->url);
+    size_t n = 0;
+    cleanup_free char *resp = NULL;
+    if ((r = read_all_fd(fd, &resp, &n)) < 0)
+        return husk_err(err, -r, "read the answer of %s", o->url);
+    int status = 0;
+    char *sep = memmem(resp, n, "\r\n\r\n", 4);
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || sep == NULL)
+        return husk_err(err, 0, "%s: malformed response", o->url);
+    *sep = 0;
+    char *lo = strcasestr(resp, "\r\nX-Log-Offset: ");
+    if (lo)
+        call->log_offset = xstrndup(lo + 16, strcspn(lo + 16, "\r"));
+    call->out_len = n - (size_t)(sep + 4 - resp);
+    call->out = xmalloc(call->out_len + 1);
+    memcpy(call->out, sep + 4, call->out_len);
+    call->out[call->out_len] = 0;
+    return status;
 }
 
 static int
@@ -137,6 +181,7 @@ deploy_limits(json_t *j, const struct fn_opts *o, struct husk_error **err)
         int v;
     } ints[] = {{"timeout", o->timeout},
                 {"max_body", o->max_body},
+                {"max_response", o->max_response},
                 {"port", o->port},
                 {"pids", o->pids},
                 {"concurrency", o->concurrency},
@@ -173,6 +218,8 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
         return NULL;
     if (o->contract)
         json_object_set_new(j, "contract", json_string(o->contract));
+    if (o->no_landlock)
+        json_object_set_new(j, "landlock", json_false());
     json_t *env = json_array();
     for (size_t i = 0; i < o->env.n; i++)
         json_array_append_new(env, json_string(o->env.v[i]));
@@ -186,53 +233,138 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
     return json_dumps(j, JSON_COMPACT);
 }
 
+static int
+report(struct cli *cli, const char *sub, struct fn_call *call, int status, struct husk_error *err)
+{
+    if (status < 0)
+        return cli_fail(cli, err);
+    fwrite(call->out, 1, call->out_len, status < 300 ? stdout : stderr);
+    free(call->out);
+    free(call->log_offset);
+    if (status >= 300) {
+        fprintf(stderr, "husk fn %s: HTTP %d\n", sub, status);
+        return 1;
+    }
+    return 0;
+}
+
 /* `husk fn logs NAME [-f]`: the log from the start; with -f, new lines as they come. */
 static int
-logs(struct cli *cli, const struct fn_opts *o, const char *name)
+fn_logs(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
     uint64_t since = 0;
     for (;;) {
         struct husk_error *err = NULL;
         cleanup_free char *path =
             xasprintf("/system/logs/%s?since=%llu", name, (unsigned long long)since);
-        cleanup_free char *out = NULL, *next = NULL;
-        size_t out_len = 0;
-        int status = http_call(o->url, "GET", path, NULL, 0, &out, &out_len, &next, &err);
-        if (status < 0)
-            return cli_fail(cli, err);
-        if (status != 200) {
-            fprintf(stderr, "husk fn logs: HTTP %d: %s", status, out);
-            return 1;
-        }
-        fwrite(out, 1, out_len, stdout);
+        struct fn_call call = {.method = "GET", .path = path};
+        int status = http_call(o, &call, &err);
+        if (status != 200)
+            return report(cli, "logs", &call, status, err);
+        fwrite(call.out, 1, call.out_len, stdout);
         fflush(stdout);
+        if (call.log_offset)
+            parse_u64(call.log_offset, &since);
+        size_t got = call.out_len;
+        free(call.out);
+        free(call.log_offset);
         if (!o->follow)
             return 0;
-        if (next)
-            parse_u64(next, &since);
-        if (out_len == 0)
+        if (got == 0)
             usleep(250000);
     }
 }
+
+static int
+fn_simple(struct cli *cli, struct fn_opts *o, const char *sub, const char *method, const char *path,
+          const char *body, size_t len)
+{
+    struct husk_error *err = NULL;
+    struct fn_call call = {.method = method, .path = path, .body = body, .len = len};
+    int status = http_call(o, &call, &err);
+    return report(cli, sub, &call, status, err);
+}
+
+static int
+fn_ls(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    return fn_simple(cli, o, "ls", "GET", "/system/functions", NULL, 0);
+}
+
+static int
+fn_get(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/functions/%s", name);
+    return fn_simple(cli, o, "get", "GET", path, NULL, 0);
+}
+
+static int
+fn_rm(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/functions/%s", name);
+    return fn_simple(cli, o, "rm", "DELETE", path, NULL, 0);
+}
+
+static int
+fn_deploy(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    struct husk_error *err = NULL;
+    cleanup_free char *body = deploy_body(name, o, command, &err);
+    if (body == NULL)
+        return cli_fail(cli, err);
+    return fn_simple(cli, o, "deploy", "POST", "/system/functions", body, strlen(body));
+}
+
+static int
+fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/function/%s", name);
+    cleanup_free char *body = NULL;
+    size_t len = 0;
+    int r = read_all_fd(0, &body, &len);
+    if (r < 0) {
+        struct husk_error *err = NULL;
+        husk_err(&err, -r, "read the request body from stdin");
+        return cli_fail(cli, err);
+    }
+    return fn_simple(cli, o, "invoke", "POST", path, body, len);
+}
+
+static const struct fn_sub {
+    const char *name;
+    bool needs_name;
+    const char *summary;
+    int (*run)(struct cli *cli, struct fn_opts *o, const char *name, char **command);
+} fn_subs[] = {
+    {"deploy", true, "deploy NAME (--bundle|--image|--dir) [flags] [-- COMMAND...]", fn_deploy},
+    {"ls", false, "ls: the functions", fn_ls},
+    {"get", true, "get NAME: one function", fn_get},
+    {"rm", true, "rm NAME: remove a function", fn_rm},
+    {"invoke", true, "invoke NAME: call it with stdin as the body", fn_invoke},
+    {"logs", true, "logs NAME [-f]: its log", fn_logs},
+};
+
+static const struct verb fn_verb = {
+    "fn", "deploy|ls|get|rm|invoke|logs [flags] [NAME] [-- COMMAND [ARG...]]",
+    "Manage the functions of a running `husk serve` through its admin socket.", NULL};
 
 /* Flags before and after NAME; what follows "--" is the command (deploy). */
 static int
 parse_args(int argc, char **argv, struct fn_opts *o, const char **name, char ***command)
 {
-    static const struct verb v = {
-        "fn", "deploy|ls|get|rm|invoke|logs [flags] [NAME] [-- COMMAND [ARG...]]", "", NULL};
     for (int k = 1; k < argc; k++)
         if (strcmp(argv[k], "--") == 0) {
             *command = argv + k + 1;
             argc = k;
             break;
         }
-    int i = cli_parse_flags(&v, fn_flags, ARRAY_SIZE(fn_flags), o, argc - 1, argv + 1);
+    int i = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, argc - 1, argv + 1);
     if (i < 0)
         return i;
     *name = i + 1 < argc ? argv[i + 1] : NULL;
     if (*name && i + 2 < argc) {
-        int j = cli_parse_flags(&v, fn_flags, ARRAY_SIZE(fn_flags), o, argc - i - 2, argv + i + 2);
+        int j = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, argc - i - 2,
+                                argv + i + 2);
         if (j < 0)
             return j;
         if (j < argc - i - 2) {
@@ -243,64 +375,68 @@ parse_args(int argc, char **argv, struct fn_opts *o, const char **name, char ***
     return 0;
 }
 
+static void
+fn_usage(FILE *to)
+{
+    fprintf(to, "usage: husk fn SUBCOMMAND [flags] [NAME]\n\nsubcommands:\n");
+    for (size_t i = 0; i < ARRAY_SIZE(fn_subs); i++)
+        fprintf(to, "  %s\n", fn_subs[i].summary);
+    fprintf(to, "\n`husk fn SUBCOMMAND --help` lists the flags.\n");
+}
+
+/* The token for the admin API over TCP: from --token-file or $HUSK_TOKEN_FILE. */
+static int
+load_token(struct fn_opts *o, struct husk_error **err)
+{
+    const char *path = o->token_file ? o->token_file : getenv("HUSK_TOKEN_FILE");
+    size_t len = 0;
+    if (path == NULL)
+        return 0;
+    int r = read_file_at(AT_FDCWD, path, &o->token, &len);
+    if (r < 0)
+        return husk_err(err, -r, "--token-file '%s'", path);
+    o->token[strcspn(o->token, "\r\n")] = '\0';
+    return 0;
+}
+
 int
 cmd_fn(struct cli *cli, int argc, char **argv)
 {
-    struct fn_opts o = {.url = "http://127.0.0.1:8080"};
-    int *ints[] = {&o.timeout, &o.max_body, &o.port, &o.pids,  &o.concurrency,
-                   &o.min,     &o.max,      &o.idle, &o.queue, &o.init_timeout};
+    struct fn_opts o = {.url = getenv("HUSK_URL") ? getenv("HUSK_URL") : DEFAULT_URL};
+    int *ints[] = {&o.timeout, &o.max_body,    &o.max_response, &o.port,
+                   &o.pids,    &o.concurrency, &o.min,          &o.max,
+                   &o.idle,    &o.queue,       &o.init_timeout};
     for (size_t k = 0; k < ARRAY_SIZE(ints); k++)
         *ints[k] = -1; /* not given: the daemon's default */
     struct husk_error *err = NULL;
     const char *name = NULL;
     char **command = NULL;
-    if (argc < 1) {
-        fprintf(stderr, "usage: husk fn deploy|ls|get|rm|invoke|logs [flags] [NAME]\n");
+    if (argc < 1 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
+        strcmp(argv[0], "-h") == 0) {
+        fn_usage(argc < 1 ? stderr : stdout);
+        return argc < 1 ? 2 : 0;
+    }
+    const struct fn_sub *sub = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(fn_subs) && !sub; i++)
+        if (strcmp(argv[0], fn_subs[i].name) == 0)
+            sub = &fn_subs[i];
+    if (sub == NULL) {
+        fprintf(stderr, "husk fn: unknown subcommand '%s'\n", argv[0]);
+        fn_usage(stderr);
         return 2;
     }
-    const char *sub = argv[0];
     int r = parse_args(argc, argv, &o, &name, &command);
     if (r < 0)
         return r == -2 ? 0 : 2;
-    if (strcmp(sub, "ls") != 0 && name == NULL) {
-        fprintf(stderr, "husk fn %s: NAME is required\n", sub);
+    if (sub->needs_name && name == NULL) {
+        fprintf(stderr, "husk fn %s: NAME is required\n", sub->name);
         return 2;
     }
-    cleanup_free char *path = NULL, *body = NULL, *out = NULL;
-    size_t len = 0, out_len = 0;
-    const char *method = "GET";
-    if (strcmp(sub, "ls") == 0) {
-        path = xstrdup("/system/functions");
-    } else if (strcmp(sub, "get") == 0) {
-        path = xasprintf("/system/functions/%s", name);
-    } else if (strcmp(sub, "rm") == 0) {
-        method = "DELETE";
-        path = xasprintf("/system/functions/%s", name);
-    } else if (strcmp(sub, "deploy") == 0) {
-        method = "POST";
-        path = xstrdup("/system/functions");
-        body = deploy_body(name, &o, command, &err);
-        free(o.env.v);
-        if (body == NULL)
-            return cli_fail(cli, err);
-        len = strlen(body);
-    } else if (strcmp(sub, "invoke") == 0) {
-        method = "POST";
-        path = xasprintf("/function/%s", name);
-        body = read_stdin(&len);
-    } else if (strcmp(sub, "logs") == 0) {
-        return logs(cli, &o, name);
-    } else {
-        fprintf(stderr, "husk fn: unknown subcommand '%s'\n", sub);
-        return 2;
-    }
-    int status = http_call(o.url, method, path, body, len, &out, &out_len, NULL, &err);
-    if (status < 0)
-        return cli_fail(cli, err);
-    fwrite(out, 1, out_len, status < 300 ? stdout : stderr);
-    if (status >= 300) {
-        fprintf(stderr, "husk fn %s: HTTP %d\n", sub, status);
-        return 1;
-    }
-    return 0;
+    if (load_token(&o, &err) < 0)
+        r = cli_fail(cli, err);
+    else
+        r = sub->run(cli, &o, name, command);
+    free(o.env.v);
+    free(o.token);
+    return r;
 }

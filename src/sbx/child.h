@@ -15,7 +15,13 @@ struct sbx_child_ctx {
     int step, index, err;
     bool caller_privileged; /* the parent is root in the initial user namespace */
     int host_pid;           /* our pid as the host sees it (sent with the first GO) */
-    int image_fd;           /* detached mount of cfg->rootfs_image (and its overlay), or -1 */
+    /* A detached mount tree that becomes the root (cfg->rootfs_image's, or a clone of
+     * opts->rootfs_fd), or -1: cfg->rootfs is bound by path. */
+    int root_tree_fd;
+    bool root_on_top; /* the tree was attached on top of "/" (no path to it exists) */
+    /* /proc/self/cgroup as read before the cgroup namespace hides the paths: a user namespace
+     * binds the container's own cgroup directories instead of mounting cgroupfs. */
+    char self_cgroup[2048];
 };
 
 /* Each returns 0 or -errno; on failure ctx->step and ctx->index say what failed. */
@@ -29,11 +35,13 @@ child_fail(struct sbx_child_ctx *ctx, int step, int index, int errnum)
 }
 
 int child_setup_rootfs(struct sbx_child_ctx *ctx);
-int child_mount_rootfs_image(struct sbx_child_ctx *ctx);
-/* Parent side: the image tree for the child (opts->rootfs_image_fd, or mounted now), its fd at
- * or above min_fd. */
-int sbx_rootfs_image_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
-                              int min_fd, struct husk_error **err);
+int child_attach_root_tree(struct sbx_child_ctx *ctx);
+/* Parent side: *out is the root tree for the child, at or above min_fd: the image's
+ * (opts->rootfs_image_fd, or mounted now), a clone of opts->rootfs_fd, or -1 for neither. */
+/* Parent side: the tree's owners mapped through the user namespace of the child `pid`. */
+int sbx_root_tree_idmap(int tree_fd, pid_t pid, struct husk_error **err);
+int sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
+                           int min_fd, int *out, struct husk_error **err);
 int child_run_start_hooks(struct sbx_child_ctx *ctx, int host_pid);
 int child_enter_root(struct sbx_child_ctx *ctx);
 int child_protect_paths(struct sbx_child_ctx *ctx);

@@ -50,6 +50,8 @@ sbx_config_free(struct sbx_config *c)
     free(c->process.rlimits);
     free(c->process.seccomp.bpf);
     free(c->process.seccomp.listener_msg);
+    free(c->process.seccomp_policy.bpf);
+    free(c->process.seccomp_policy.listener_msg);
     for (size_t i = 0; i < c->n_start_hooks; i++) {
         free(c->start_hooks[i].path);
         strv_free(c->start_hooks[i].args);

@@ -23,10 +23,13 @@
 #define HUSK_LANDLOCK_ACCESS_NET_BIND_TCP    (1ULL << 0)  /* ABI 4, Linux 6.7 */
 #define HUSK_LANDLOCK_ACCESS_NET_CONNECT_TCP (1ULL << 1)
 #define HUSK_LANDLOCK_RULE_NET_PORT          2
+#define HUSK_LANDLOCK_SCOPE_ABSTRACT_UNIX    (1ULL << 0) /* ABI 6, Linux 6.12 */
+#define HUSK_LANDLOCK_SCOPE_SIGNAL           (1ULL << 1)
 
 struct husk_ruleset_attr {
     uint64_t handled_access_fs;
     uint64_t handled_access_net; /* ABI 4 */
+    uint64_t scoped;             /* ABI 6 */
 };
 
 struct husk_net_port_attr {
@@ -101,6 +104,10 @@ sbx_landlock_apply(const struct sbx_landlock *l, int *abi_out)
     if (abi >= 4 && l->restrict_net) {
         attr.handled_access_net =
             HUSK_LANDLOCK_ACCESS_NET_BIND_TCP | HUSK_LANDLOCK_ACCESS_NET_CONNECT_TCP;
+        size = 2 * sizeof(uint64_t);
+    }
+    if (abi >= 6 && l->scoped) {
+        attr.scoped = HUSK_LANDLOCK_SCOPE_ABSTRACT_UNIX | HUSK_LANDLOCK_SCOPE_SIGNAL;
         size = sizeof(attr);
     }
     int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);

@@ -166,6 +166,18 @@ set_fds(struct sbx_child_ctx *ctx)
     return 0;
 }
 
+/* The policy's filter first, then the process's own (index 1 in a failure report). */
+static int
+load_seccomp(struct sbx_child_ctx *ctx)
+{
+    const struct sbx_process *p = &ctx->cfg->process;
+    int r = sbx_seccomp_load(&p->seccomp_policy, -1, ctx->host_pid);
+    if (r < 0)
+        return child_fail(ctx, SBX_STEP_SECCOMP, 1, r);
+    r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid);
+    return r < 0 ? child_fail(ctx, SBX_STEP_SECCOMP, 0, r) : 0;
+}
+
 /*
  * The order matters: landlock and (without no_new_privs) seccomp need privileges we are about
  * to drop; the bounding set must go while we still hold CAP_SETPCAP; with no_new_privs the
@@ -182,9 +194,8 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
         return r;
     if ((r = sbx_landlock_apply(&p->landlock, &abi)) < 0)
         return child_fail(ctx, SBX_STEP_LANDLOCK, 0, r);
-    if (!p->no_new_privs &&
-        (r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid)) < 0)
-        return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
+    if (!p->no_new_privs && (r = load_seccomp(ctx)) < 0)
+        return r;
     if ((r = sbx_caps_before_setuid(&p->caps)) < 0)
         return child_fail(ctx, SBX_STEP_CAPS, 0, r);
     if ((r = set_identity(ctx)) < 0 || (r = set_cwd(ctx)) < 0)
@@ -194,8 +205,8 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
     if (p->no_new_privs) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             return child_fail(ctx, SBX_STEP_NO_NEW_PRIVS, 0, errno);
-        if ((r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid)) < 0)
-            return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
+        if ((r = load_seccomp(ctx)) < 0)
+            return r;
     }
     if (ctx->opts->exec_fd > 0)
         syscall(SYS_execveat, ctx->opts->exec_fd, "", p->args, p->env, AT_EMPTY_PATH);

@@ -132,27 +132,72 @@ sbx_rootfs_image_mount(const struct sbx_config *cfg, struct husk_error **err)
     return mount_overlay(image, err);
 }
 
-int
-sbx_rootfs_image_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts,
-                          int min_fd, struct husk_error **err)
+/* A clone of the directory (the fd's, or the path's), with its submounts, attached nowhere. */
+static int
+clone_rootfs(int rootfs_fd, const char *path, struct husk_error **err)
 {
-    cleanup_fd int own = opts->rootfs_image_fd > 0 ? -1 : sbx_rootfs_image_mount(cfg, err);
-    if (opts->rootfs_image_fd <= 0 && own < 0)
-        return own;
-    /* Clear of the fds the process inherits. */
-    int fd =
-        fcntl(opts->rootfs_image_fd > 0 ? opts->rootfs_image_fd : own, F_DUPFD_CLOEXEC, min_fd);
-    if (fd < 0)
-        return husk_err(err, errno, "dup rootfs image mount");
-    return fd;
+    int fd = sys_open_tree(rootfs_fd, path ? path : "",
+                           OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+                               (path ? 0 : AT_EMPTY_PATH));
+    return fd < 0 ? husk_err(err, errno, "clone the rootfs '%s'", path ? path : "(by fd)") : fd;
 }
 
 int
-child_mount_rootfs_image(struct sbx_child_ctx *ctx)
+sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, int min_fd,
+                       int *out, struct husk_error **err)
 {
-    int r = sys_move_mount(ctx->image_fd, "", AT_FDCWD, ctx->cfg->rootfs, MOVE_MOUNT_F_EMPTY_PATH);
-    int e = errno;
-    close(ctx->image_fd); /* attached now: the tree lives on in our mount namespace */
-    ctx->image_fd = -1;
-    return r < 0 ? child_fail(ctx, SBX_STEP_ROOTFS_IMAGE, 0, e) : 0;
+    cleanup_fd int own = -1;
+    int given = -1;
+    *out = -1;
+    if (cfg->rootfs_image && opts->rootfs_image_fd > 0)
+        given = opts->rootfs_image_fd;
+    else if (cfg->rootfs_image)
+        own = sbx_rootfs_image_mount(cfg, err);
+    else if (opts->rootfs_fd > 0)
+        own = clone_rootfs(opts->rootfs_fd, NULL, err);
+    else if (cfg->rootfs_idmap && cfg->rootfs) /* an idmapped root is set up detached */
+        own = clone_rootfs(AT_FDCWD, cfg->rootfs, err);
+    else
+        return 0;
+    if (given < 0 && own < 0)
+        return own;
+    /* Clear of the fds the process inherits. */
+    *out = fcntl(given >= 0 ? given : own, F_DUPFD_CLOEXEC, min_fd);
+    return *out < 0 ? husk_err(err, errno, "dup the rootfs tree") : 0;
+}
+
+/* Files of the root tree as the sandbox's user namespace maps their owners: what the host's
+ * root owns is root's inside. Filesystems without idmapped mounts (squashfs) keep their owners,
+ * seen as the overflow id inside. */
+int
+sbx_root_tree_idmap(int tree_fd, pid_t pid, struct husk_error **err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/user", pid);
+    cleanup_fd int userns = open(path, O_RDONLY | O_CLOEXEC);
+    if (userns < 0)
+        return husk_err(err, errno, "open %s", path);
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns};
+    if (sys_mount_setattr(tree_fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr) < 0 && errno != EINVAL)
+        return husk_err(err, errno, "map the rootfs's owners into the user namespace");
+    return 0;
+}
+
+/*
+ * Attach the tree on top of "/" in our (slave) mount namespace and use it as the root: no
+ * path leads to it, so neither the rootfs's host path nor its parents need to be reachable
+ * by the container's user (a user namespace's root may not search a 0700 parent), and a
+ * caller that checked a directory and kept it open is not exposed to it being swapped since.
+ * Absolute paths still resolve from the old root until pivot_root, as host bind sources must.
+ */
+int
+child_attach_root_tree(struct sbx_child_ctx *ctx)
+{
+    if (sys_move_mount(ctx->root_tree_fd, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        return child_fail(
+            ctx, ctx->cfg->rootfs_image ? SBX_STEP_ROOTFS_IMAGE : SBX_STEP_ROOTFS_BIND, 0, errno);
+    ctx->rootfd = ctx->root_tree_fd; /* the attached tree's root */
+    ctx->root_tree_fd = -1;
+    ctx->root_on_top = true;
+    return 0;
 }

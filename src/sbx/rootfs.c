@@ -217,28 +217,120 @@ cgroup_opts(const char *in, char *out, size_t len)
  * cgroup2 on a unified host; on v1 and hybrid hosts a tmpfs holding one mount per hierarchy
  * the host has under /sys/fs/cgroup. In a cgroup namespace each shows the container's subtree.
  */
-/* A user namespace may not mount cgroupfs: bind the host's tree instead, as runc does. */
+/* Whether every comma-separated item of want[0..want_len) is one of `have`'s. */
+static bool
+all_listed(const char *want, size_t want_len, const char *have)
+{
+    const char *end = want + want_len;
+    for (const char *w = want; w < end;) {
+        size_t n = strcspn(w, ",");
+        if (n > (size_t)(end - w))
+            n = (size_t)(end - w);
+        bool found = false;
+        for (const char *h = have; *h && !found;) {
+            size_t hn = strcspn(h, ",");
+            found = hn == n && strncmp(h, w, n) == 0;
+            h += hn + (h[hn] != '\0');
+        }
+        if (!found)
+            return false;
+        w += n + 1;
+    }
+    return true;
+}
+
+/* Our cgroup in the hierarchy mounted with these options, from the ID:CONTROLLERS:PATH lines
+ * of /proc/self/cgroup read before the cgroup namespace was made. */
 static int
-bind_host_cgroupfs(const struct sbx_mount *m, int dstfd)
+own_cgroup(const char *self, bool v2, const char *hier_opts, char *path, size_t len)
+{
+    for (const char *line = self; *line;) {
+        const char *end = line + strcspn(line, "\n");
+        const char *c1 = memchr(line, ':', (size_t)(end - line));
+        const char *c2 = c1 ? memchr(c1 + 1, ':', (size_t)(end - c1 - 1)) : NULL;
+        if (c2) {
+            size_t list_len = (size_t)(c2 - c1 - 1);
+            bool match =
+                v2 ? list_len == 0 : list_len > 0 && all_listed(c1 + 1, list_len, hier_opts);
+            if (match) {
+                snprintf(path, len, "%.*s", (int)(end - c2 - 1), c2 + 1);
+                return 0;
+            }
+        }
+        line = *end ? end + 1 : end;
+    }
+    return -ENOENT;
+}
+
+/*
+ * A user namespace may not mount cgroup v1. Bind the container's own directory of each
+ * hierarchy instead (read-only as the mount asks), so the container sees its own limits and
+ * nothing of the host's tree. Without our paths (no /proc when the child started), bind the
+ * host's tree as runc does.
+ */
+static int
+bind_own_cgroups(int rootfd, const struct sbx_mount *m, int dstfd, const char *self)
 {
     struct sbx_mount bind = *m;
+    char target[64], buf[32768], opts[256], own[1024], src[PATH_MAX];
     bind.source = "/sys/fs/cgroup";
     bind.flags = (m->flags & ~PROP_FLAGS) | MS_BIND | MS_REC;
-    return mount_bind(&bind, dstfd);
+    if (self == NULL || *self == '\0')
+        return mount_bind(&bind, dstfd);
+    fd_path(target, sizeof(target), dstfd);
+    if (mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") < 0)
+        return -errno;
+    /* dstfd still names the directory underneath; work in the new tmpfs. */
+    cleanup_fd int top = child_open_in_root(rootfd, m->destination, false, true);
+    cleanup_fd int fd = open("/proc/self/mounts", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 || top < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    bind.flags &= ~MS_REC;
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char dev[64], dir[256], type[16], mopts[256];
+        if (sscanf(line, "%63s %255s %15s %255s", dev, dir, type, mopts) != 4 ||
+            !str_has_prefix(dir, "/sys/fs/cgroup/") || strchr(dir + 15, '/') ||
+            (strcmp(type, "cgroup") != 0 && strcmp(type, "cgroup2") != 0))
+            continue;
+        cgroup_opts(mopts, opts, sizeof(opts));
+        if (own_cgroup(self, strcmp(type, "cgroup2") == 0, opts, own, sizeof(own)) < 0)
+            continue;
+        snprintf(src, sizeof(src), "%s%s", dir, own);
+        bind.source = src;
+        if (mkdirat(top, dir + 15, 0755) < 0 && errno != EEXIST)
+            return -errno;
+        cleanup_fd int sub = openat(top, dir + 15, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int r = sub < 0 ? -errno : mount_bind(&bind, sub);
+        if (r < 0)
+            return r;
+    }
+    fd_path(target, sizeof(target), top);
+    if ((m->flags & MS_RDONLY) &&
+        mount(NULL, target, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+              "mode=755") < 0)
+        return -errno;
+    return 0;
 }
 
 static int
-mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd)
+mount_cgroupfs(int rootfd, const struct sbx_mount *m, int dstfd, const char *self)
 {
     char target[64], buf[32768], path[PATH_MAX], opts[256];
     unsigned long flags = m->flags & ~(PROP_FLAGS | MS_REC | MS_BIND);
     struct statfs sfs;
+    bool v2 = statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC;
 
-    if (!in_initial_userns())
-        return bind_host_cgroupfs(m, dstfd);
     fd_path(target, sizeof(target), dstfd);
-    if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
-        return mount("cgroup2", target, "cgroup2", flags, NULL) < 0 ? -errno : 0;
+    /* cgroup2 may be mounted in a user namespace that owns its cgroup namespace too. */
+    if (v2 && mount("cgroup2", target, "cgroup2", flags, NULL) == 0)
+        return 0;
+    if (!in_initial_userns())
+        return bind_own_cgroups(rootfd, m, dstfd, self);
+    if (v2)
+        return -errno;
     if (mount("tmpfs", target, "tmpfs", flags & ~MS_RDONLY, "mode=755") < 0)
         return -errno;
     /* dstfd still names the directory underneath; work in the new tmpfs. */
@@ -291,9 +383,10 @@ do_mount(struct sbx_child_ctx *ctx, size_t i)
     bool is_proc = m->type && strcmp(m->type, "proc") == 0;
     if (!is_proc && !m->allow_on_proc && fstatfs(dst, &sfs) == 0 && sfs.f_type == PROC_SUPER_MAGIC)
         return child_fail(ctx, SBX_STEP_MOUNT_DEST, (int)i, EPERM);
-    int r = (m->flags & MS_BIND)                          ? mount_bind(m, dst)
-            : (m->type && strcmp(m->type, "cgroup") == 0) ? mount_cgroupfs(ctx->rootfd, m, dst)
-                                                          : mount_fs(m, dst);
+    int r = (m->flags & MS_BIND) ? mount_bind(m, dst)
+            : (m->type && strcmp(m->type, "cgroup") == 0)
+                ? mount_cgroupfs(ctx->rootfd, m, dst, ctx->self_cgroup)
+                : mount_fs(m, dst);
     if (r < 0)
         return child_fail(ctx, SBX_STEP_MOUNT, (int)i, r);
     if (m->propagation) {
@@ -451,14 +544,18 @@ child_setup_rootfs(struct sbx_child_ctx *ctx)
         prop = MS_SLAVE | MS_REC;
     if (mount(NULL, "/", NULL, prop | MS_REC, NULL) < 0)
         return child_fail(ctx, SBX_STEP_ROOT_PROPAGATION, 0, errno);
-    /* An image rootfs is mounted on root.path first (rootfs-image.c), then bound like a dir. */
-    if (cfg->rootfs_image && child_mount_rootfs_image(ctx) < 0)
-        return -ctx->err;
-    if (mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-        return child_fail(ctx, SBX_STEP_ROOTFS_BIND, 0, errno);
-    ctx->rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (ctx->rootfd < 0)
-        return child_fail(ctx, SBX_STEP_ROOTFS_BIND, 0, errno);
+    /* An image, or a directory the caller holds open, arrives as a detached tree
+     * (rootfs-image.c); otherwise root.path is bound onto itself. */
+    if (ctx->root_tree_fd >= 0) {
+        if (child_attach_root_tree(ctx) < 0)
+            return -ctx->err;
+    } else {
+        if (mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+            return child_fail(ctx, SBX_STEP_ROOTFS_BIND, 0, errno);
+        ctx->rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (ctx->rootfd < 0)
+            return child_fail(ctx, SBX_STEP_ROOTFS_BIND, 0, errno);
+    }
 
     for (size_t i = 0; i < cfg->n_mounts; i++) {
         int r = do_mount(ctx, i);
@@ -492,7 +589,8 @@ child_enter_root(struct sbx_child_ctx *ctx)
     if (fchdir(ctx->rootfd) < 0)
         return child_fail(ctx, SBX_STEP_PIVOT_ROOT, 0, errno);
     if (cfg->no_pivot) {
-        if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+        /* A tree attached on top of "/" is already there: only chroot into it. */
+        if ((!ctx->root_on_top && mount(".", "/", NULL, MS_MOVE, NULL) < 0) || chroot(".") < 0)
             return child_fail(ctx, SBX_STEP_CHROOT, 0, errno);
     } else {
         if (sys_pivot_root(".", ".") < 0)

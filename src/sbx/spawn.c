@@ -88,8 +88,8 @@ static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
     enum { N_KEEP = 6 };
-    int keep[N_KEEP] = {ctx->sync_fd,  ctx->opts->start_listen_fd,     ctx->opts->console_fd,
-                        ctx->image_fd, ctx->opts->seccomp_listener_fd, ctx->opts->exec_fd};
+    int keep[N_KEEP] = {ctx->sync_fd,      ctx->opts->start_listen_fd,     ctx->opts->console_fd,
+                        ctx->root_tree_fd, ctx->opts->seccomp_listener_fd, ctx->opts->exec_fd};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < N_KEEP; i++) /* sort them */
@@ -107,6 +107,23 @@ close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
         next = (unsigned)keep[i] + 1;
     }
     return sys_close_range(next, ~0U, 0) < 0 ? -errno : 0;
+}
+
+/* Our cgroup paths, while /proc/self/cgroup still shows them: a user namespace binds the
+ * container's own cgroup directories for a "cgroup" mount (rootfs.c). */
+static void
+read_self_cgroup(struct sbx_child_ctx *ctx)
+{
+    bool wanted = false;
+    for (size_t i = 0; i < ctx->cfg->n_mounts; i++)
+        wanted |= ctx->cfg->mounts[i].type && strcmp(ctx->cfg->mounts[i].type, "cgroup") == 0;
+    if (!wanted)
+        return;
+    int fd = open("/proc/self/cgroup", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, ctx->self_cgroup, sizeof(ctx->self_cgroup) - 1);
+    ctx->self_cgroup[n > 0 ? n : 0] = '\0';
+    if (fd >= 0)
+        close(fd);
 }
 
 _Noreturn void
@@ -136,6 +153,7 @@ sbx_child_main(struct sbx_child_ctx *ctx)
         child_fail(ctx, SBX_STEP_USERNS_ID, 0, errno);
         goto fail;
     }
+    read_self_cgroup(ctx);
     /* After the parent placed us in our cgroups, so the namespace is rooted there. */
     if (cfg->ns[SBX_NS_CGROUP].enabled && cfg->ns[SBX_NS_CGROUP].path == NULL &&
         unshare(CLONE_NEWCGROUP) < 0) {
@@ -292,12 +310,12 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
             return husk_err(err, errno, "dup console socket");
         copts.console_fd = console_fd;
     }
-    /* Mounted here, detached, outside the container's device cgroup (a loop device); the
-     * child attaches the tree on root.path in its own mount namespace (rootfs-image.c). */
-    cleanup_fd int image_fd =
-        cfg->rootfs_image ? sbx_rootfs_image_child_fd(cfg, opts, min_fd, err) : -1;
-    if (cfg->rootfs_image && image_fd < 0)
-        return image_fd;
+    /* Mounted or cloned here, detached (an image needs a loop device, which the container's
+     * device cgroup refuses); the child attaches the tree as its root (rootfs-image.c). */
+    cleanup_fd int tree_fd = -1;
+    int r = sbx_root_tree_child_fd(cfg, opts, min_fd, &tree_fd, err);
+    if (r < 0)
+        return r;
     if (enter_pid_ns(cfg, &saved_pidns, err) < 0)
         return -EINVAL;
 
@@ -321,7 +339,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
                                     .opts = &copts,
                                     .sync_fd = child_fd,
                                     .rootfd = -1,
-                                    .image_fd = image_fd,
+                                    .root_tree_fd = tree_fd,
                                     .index = -1,
                                     .caller_privileged = privileged};
         sbx_child_main(&ctx);
@@ -337,9 +355,11 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     c->pty_master = -1;
     c->sync_fd = steal_fd(&parent_fd);
 
-    int r = 0;
+    r = 0;
     if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
         r = sbx_idmap_write(pid, cfg, err);
+        if (r == 0 && cfg->rootfs_idmap && tree_fd >= 0)
+            r = sbx_root_tree_idmap(tree_fd, pid, err);
     }
     if (r == 0 && opts->on_created)
         r = opts->on_created(pid, opts->data, err);

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 
 import pytest
 
@@ -372,11 +373,22 @@ def test_conditions_on_different_arguments_are_anded(ctx, bundle):
     assert matched(results) == [True, False, False, False], results
 
 
+def host_runs_i386_syscalls(bundle):
+    """Whether int 0x80 works on the host itself: some kernels (ia32_emulation=0, or
+    hypervisors without it) fault on it with SIGSEGV, sandbox or not."""
+    r = subprocess.run([str(bundle.rootfs / "probe"), "getpriority32", "0", "0"],
+                       capture_output=True)
+    return r.returncode == 0
+
+
 @pytest.mark.parametrize("arches", [["SCMP_ARCH_X86_64"], ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]],
                          ids=["native-only", "with-x86"])
 def test_architectures(ctx, bundle, arches):
     if os.uname().machine != "x86_64":
         pytest.skip("the probe's 32-bit entry point is x86_64's")
+    if not host_runs_i386_syscalls(bundle):
+        pytest.skip("this kernel does not run i386 syscalls (int 0x80 faults outside any "
+                    "sandbox too): there is no second syscall table to filter")
     bundle.linux["seccomp"] = allow_all_but(rule("getpriority"), architectures=arches)
     bundle.args("/bin/sh", "-c", "/probe getpriority 0:0; exec /probe getpriority32 0 0")
     r = ctx.run(bundle)

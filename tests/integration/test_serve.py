@@ -13,63 +13,7 @@ import time
 import pytest
 
 from conftest import HUSK, pid_alive, wait_for
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    def __init__(self, ctx, state):
-        self.ctx, self.state = ctx, state
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = ctx.path("serve-log")
-        self.proc = None
-
-    def start(self):
-        with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(
-                [HUSK, "--root", str(self.ctx.state), "serve", "--listen",
-                 f"127.0.0.1:{self.port}", "--state", str(self.state)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.ctx.env())
-
-        def up():
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for(up, 10, "husk serve to listen")
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            rc = self.proc.wait(timeout=15)
-            self.proc = None
-            return rc
-        return None
-
-    def request(self, method, path, body=None, headers=None, timeout=30):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, dict(r.getheaders()), r.read()
-        finally:
-            conn.close()
-
-    def deploy(self, **spec):
-        status, headers, body = self.request("POST", "/system/functions", json.dumps(spec))
-        return status, body
-
-    def fn(self, *args, stdin=b""):
-        return subprocess.run([HUSK, "fn", *args, "--url", self.url], input=stdin,
-                              capture_output=True, timeout=30, env=self.ctx.env())
+from serve_harness import Daemon
 
 
 @pytest.fixture

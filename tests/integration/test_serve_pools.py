@@ -14,7 +14,8 @@ import time
 import pytest
 
 from conftest import HUSK, pid_alive, wait_for
-from test_serve import Daemon, daemon, shell_bundle  # noqa: F401 (fixture)
+from serve_harness import Daemon
+from test_serve import daemon, shell_bundle  # noqa: F401 (fixture)
 
 # A tiny HTTP server for busybox: `nc -ll -e` runs this per connection. It answers with the
 # request head it got, so the tests see what the instance received.
@@ -65,7 +66,7 @@ def metrics(daemon):
 
 def deploy_cli(daemon, name, *args):
     """`husk fn deploy NAME --url URL ARGS...` (ARGS may end with -- COMMAND)."""
-    return subprocess.run([HUSK, "fn", "deploy", name, "--url", daemon.url, *args],
+    return subprocess.run([HUSK, "fn", "deploy", name, "--url", daemon.admin_url, *args],
                           capture_output=True, timeout=30, env=daemon.ctx.env())
 
 
@@ -267,23 +268,24 @@ def test_redeploy_under_load(ctx, daemon):
              "the old version's instances to go")
 
 
-def test_restart_after_kill9_removes_leftover_sandboxes(ctx):
+def test_kill9_of_the_daemon_ends_its_instances_and_restart_cleans_up(ctx):
     d = Daemon(ctx, ctx.dir / "faas9")
     d.start()
-    # A server on $PORT does not notice the daemon's death (a stdio instance's agent does, and
-    # ends itself): only the restart can clean it up.
+    # Every instance's pid 1 is husk's agent: when the daemon's socket closes it ends the whole
+    # sandbox, so nothing of a function outlives the daemon, not even an http server.
     b = server_bundle(ctx, ECHO_HEAD)
     deploy_ok(d, name="survivor", bundle=str(b.path), contract="http", min=1)
+    wait_for(lambda: fn_get(d, "survivor")["instances"]["idle"] == 1, 10, "the instance")
     cgs = instance_cgroups("survivor")
     assert cgs
     procs = {int(p) for cg in cgs for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
-    assert procs
+    assert len(procs) >= 2  # the agent and the server
     d.proc.kill()
     d.proc.wait()
-    assert all(pid_alive(p) for p in procs)  # orphaned: the restart must find them
+    wait_for(lambda: not any(pid_alive(p) for p in procs), 5, "the orphaned instance to end")
+    assert instance_cgroups("survivor")  # its (empty) cgroup is left for the restart
     d.start()
     try:
-        wait_for(lambda: not any(pid_alive(p) for p in procs), 5, "old sandboxes to be killed")
         status, _, body = d.request("GET", "/function/survivor")
         assert status == 200 and body.startswith(b"GET / HTTP/1.1|")
         assert "removed 1 sandboxes left by an earlier run" in d.log.read_text()

@@ -168,7 +168,7 @@ sed -i 's/{"type": "pid"}, //' /b/config.json
 $H run -d --bundle /b ka </dev/null >/dev/null 2>&1
 wait_for 5 sh -c "[ \$(wc -l < $CG/husk/ka/cgroup.procs) -ge 3 ]"
 $H kill --all ka KILL
-wait_for 5 sh -c "[ ! -s $CG/husk/ka/cgroup.procs ]"
+wait_for 20 sh -c "[ ! -s $CG/husk/ka/cgroup.procs ]"
 check "kill --all empties the cgroup" eq "$(cat $CG/husk/ka/cgroup.procs)" ""
 $H delete ka
 check "delete after kill --all" eq "$(ls -d $CG/husk/ka 2>/dev/null)" ""

@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A `husk serve` under test: its front door on a loopback port, its admin API on a unix socket
+in the test's own directory (as an operator runs it), and clients for both."""
+
+import http.client
+import json
+import signal
+import socket
+import subprocess
+
+from conftest import HUSK, wait_for
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a unix socket (the daemon's admin socket)."""
+
+    def __init__(self, path, timeout=30):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class Daemon:
+    def __init__(self, ctx, state, args=()):
+        self.ctx, self.state, self.args = ctx, state, list(args)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.socket = str(ctx.dir / f"admin-{self.port}.sock")
+        self.admin_url = f"unix:{self.socket}"
+        self.log = ctx.path("serve-log")
+        self.proc = None
+
+    def start(self):
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                [HUSK, "--root", str(self.ctx.state), "serve", "--listen",
+                 f"127.0.0.1:{self.port}", "--state", str(self.state), "--admin-socket",
+                 self.socket, *self.args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.ctx.env())
+
+        def up():
+            assert self.proc.poll() is None, self.log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.socket)
+                s.close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(up, 10, "husk serve to listen")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            rc = self.proc.wait(timeout=15)
+            self.proc = None
+            return rc
+        return None
+
+    def connection(self, via, timeout=30):
+        if via == "unix":
+            return UnixHTTPConnection(self.socket, timeout=timeout)
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=30, via=None):
+        """Admin paths (/system/...) go to the admin socket, the rest to the front door."""
+        via = via or ("unix" if path.startswith("/system/") else "tcp")
+        headers = dict(headers or {})
+        if via == "unix" and method == "POST":
+            headers.setdefault("Content-Type", "application/json")
+        conn = self.connection(via, timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            r = conn.getresponse()
+            return r.status, dict(r.getheaders()), r.read()
+        finally:
+            conn.close()
+
+    def deploy(self, **spec):
+        status, headers, body = self.request("POST", "/system/functions", json.dumps(spec))
+        return status, body
+
+    def fn(self, *args, stdin=b""):
+        return subprocess.run([HUSK, "fn", *args, "--url", self.admin_url], input=stdin,
+                              capture_output=True, timeout=30, env=self.ctx.env())
