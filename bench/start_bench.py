@@ -4,7 +4,10 @@
 
 Run as root: /usr/bin/python3 bench/start_bench.py [--scenario all] [-n N] [--husk PATH]
 Scenarios: plain (no policy), limits (memory/cpu/pids resources), seccomp (the profile of
-`husk spec`), landlock (husk only). Each is timed on its own, rows interleaved, and printed as
+`husk spec`), landlock (husk only), bridge (a bridge network and a published port: husk against
+`podman run --network bridge -p` with crun and runc, from an image `podman import`ed from the
+same rootfs). The bridge scenario runs every runtime in a network namespace of the benchmark's
+own: the host's interfaces, rules and sysctls are never touched. Each is timed on its own, rows interleaved, and printed as
 its own table. See bench/README.md for what each row means. Timing never makes this script
 fail: a runtime that cannot run is reported as "n/a (reason)" and the others carry on.
 """
@@ -39,7 +42,10 @@ PROBE_ARGS = ["/bin/sh", "-c", "cat /proc/self/cgroup; echo --; cat /proc/self/s
               "exit 42"]
 PROBE_STATUS = 42
 
-SCENARIOS = ("plain", "limits", "seccomp", "landlock")
+SCENARIOS = ("plain", "limits", "seccomp", "landlock", "bridge")
+PUBLISH = "18080:80"  # the published port of the bridge scenario
+PODMAN_IMAGE = "localhost/husk-bench-busybox:latest"
+NETWORK_STORE = ".network"  # husk's lease store in its --root: the pool's leases live there
 # linux.resources of the limits scenario: memory 256 MiB, cpu 50 ms per 100 ms, 100 pids
 LIMITS = {"memory": {"limit": 256 << 20}, "cpu": {"quota": 50000, "period": 100000},
           "pids": {"limit": 100}}
@@ -92,7 +98,7 @@ def runc_default_process(args):
     }
 
 
-def make_config(cgroups_path, args, variant="plain", seccomp=None):
+def make_config(cgroups_path, args, variant="plain", seccomp=None, netns=None):
     """The bundle's config. variant "plain" has no linux.resources, seccomp, maskedPaths or
     readonlyPaths: its rows compare the cost of namespaces, rootfs, mounts and cgroup placement.
     The other variants add exactly one policy feature each."""
@@ -117,6 +123,9 @@ def make_config(cgroups_path, args, variant="plain", seccomp=None):
         cfg["linux"]["seccomp"] = seccomp
     elif variant == "landlock":
         cfg["annotations"] = dict(LANDLOCK)
+    elif variant == "prepared":
+        cfg["linux"]["namespaces"] = [{"type": t} for t in NAMESPACES if t != "network"] + [
+            {"type": "network", "path": netns}]
     return cfg
 
 
@@ -220,6 +229,18 @@ def enter_private_mount_ns():
     # private before anything is mounted, so nothing propagates back to the shared namespace
     if libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0:
         raise OSError(ctypes.get_errno(), "mount --make-rprivate / (in our namespace)")
+
+
+def enter_private_net_ns():
+    """The bridge scenario's host: a network namespace of our own, loopback up and forwarding
+    on in there only. Bridges, veths, NAT rules and podman's iptables all live and die in it."""
+    clone_newnet = 0x40000000
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(clone_newnet) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1")
 
 
 def mount_v1(controller, mnt):
@@ -342,6 +363,7 @@ class Row:
         self.variant = variant  # the bundle it runs: plain, limits, seccomp or landlock
         self.role = role or self.family  # husk, husk-ref (husk on the plain bundle), crun, ...
         self.fresh_seccomp = fresh_seccomp  # delete <state>/.seccomp-cache before each run
+        self.runtime = None  # kind "podman": the OCI runtime podman runs
         self.scenario = None  # name of the scenario the row belongs to
         self.state = None  # private --root of an OCI runtime
         self.samples = []  # ns
@@ -407,6 +429,22 @@ def make_scenarios(args):
             title = "seccomp: the default profile of `husk spec`"
             note = ("+ linux.seccomp of `husk spec` (every row but husk (plain bundle)); "
                     f"husk (compiling) starts each run without <root>/{SECCOMP_CACHE}")
+        elif scen == "bridge":
+            rows = [oci("husk", args.husk, scen, "bridge", "husk (bridge -p)"),
+                    oci("husk", args.husk, scen, "prepared", "husk (prepared netns)", "husk",
+                        False, "pool"),
+                    ref(scen)]
+            for fam, exe in (("crun", args.crun), ("runc", args.runc)):
+                r = Row(f"bri-podman-{fam}", f"podman+{fam} (bridge -p)", "podman", args.podman,
+                        fam, "bridge", fam)
+                r.runtime = exe
+                rows.append(r)
+            rows += tail(scen)
+            title = "bridge: a bridge network with a published port"
+            note = (f"+ husk (bridge -p): --network bridge -p {PUBLISH}; husk (prepared netns): "
+                    f"the config joins a namespace net-bench --pool prepared (veth, address) "
+                    f"beforehand, untimed; podman: run --rm --network bridge -p {PUBLISH} of the "
+                    f"same rootfs as an image; husk (plain bundle): a new netns, loopback only")
         else:
             rows = [oci("husk", args.husk, scen, "landlock", "husk (landlock)"),
                     ref(scen),
@@ -441,6 +479,8 @@ class Cleaner:
         self.tmp = tmp
         self.rows = rows
         self.moved = []  # [(controller, mount point)] of the cgroup trick
+        self.pool = None  # net-bench --pool of the bridge scenario
+        self.podman_cleanup = []  # commands that remove the podman image and storage
 
     def our_cgroups(self):
         for m in cgroup_mounts():
@@ -455,8 +495,19 @@ class Cleaner:
         for row in self.rows:
             if row.kind == "oci" and row.state and os.path.isdir(row.state):
                 for e in os.listdir(row.state):
-                    if e != SECCOMP_CACHE:
+                    if e not in (SECCOMP_CACHE, NETWORK_STORE):
                         force_delete(row.exe, row.state, e)
+        if self.pool:
+            self.pool.stdin.close()  # the pool releases its namespaces and leases
+            try:
+                self.pool.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.pool.kill()
+                problems.append("net-bench --pool did not exit; killed")
+            self.pool = None
+        for argv in self.podman_cleanup:
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60, check=False)
         for p in list(self.our_cgroups()):
             remove_cgroup_tree(p, kill=True)
         for m in cgroup_mounts():
@@ -512,6 +563,10 @@ class Bench:
         self.prefix = f"hb{os.getpid()}-"
         self.errf = None
         self.seccomp = None  # linux.seccomp of `husk spec`
+        self.pool_paths = []  # prepared network namespaces (bridge scenario)
+        self.podman = [args.podman]  # with its global flags once set up
+        self.podman_na = None
+        self.podman_version = ""
 
     def setup(self, rows):
         os.makedirs(self.bundle)
@@ -522,13 +577,67 @@ class Bench:
                 row.state = os.path.join(self.tmp, "state-" + row.name)
                 os.makedirs(row.state)
 
+    def setup_bridge(self, rows, cleaner):
+        """The pool of prepared namespaces (in the husk bridge row's lease store, one store per
+        network namespace) and podman's image, from a tar of the same rootfs."""
+        bridge = next((r for r in rows if r.variant == "bridge" and r.kind == "oci"), None)
+        prepared = next((r for r in rows if r.variant == "prepared"), None)
+        if prepared:
+            store = bridge.state if bridge else prepared.state
+            n = self.args.warmup + self.args.iterations + 4
+            try:
+                cleaner.pool = subprocess.Popen([self.args.net_bench, "--pool", str(n), store],
+                                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                text=True)
+                self.pool_paths = [cleaner.pool.stdout.readline().strip() for _ in range(n)]
+            except OSError as e:
+                prepared.na = f"net-bench --pool: {e}"
+            if not all(self.pool_paths):
+                prepared.na = "net-bench --pool prepared fewer namespaces than asked"
+        pd = os.path.join(self.tmp, "podman")
+        self.podman = [self.args.podman, "--root", f"{pd}/storage", "--runroot", f"{pd}/run",
+                       "--tmpdir", f"{pd}/tmp", "--network-config-dir", f"{pd}/net",
+                       "--cgroup-manager", "cgroupfs", "--events-backend", "none"]
+        if not any(r.kind == "podman" for r in rows):
+            return
+        if not os.access(self.args.podman, os.X_OK):
+            self.podman_na = f"not found: {self.args.podman}"
+            return
+        tar = os.path.join(self.tmp, "rootfs.tar")
+        cleaner.podman_cleanup = [[*self.podman, "rmi", "-a", "-f"],
+                                  [*self.podman, "system", "reset", "-f"]]
+        try:
+            subprocess.run(["tar", "-C", self.rootfs, "-cf", tar, "."], check=True,
+                           capture_output=True)
+            r = subprocess.run([*self.podman, "import", tar, PODMAN_IMAGE],
+                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=120)
+            if r.returncode != 0:
+                self.podman_na = f"podman import: {first_line(r.stderr)}"
+            v = subprocess.run([self.args.podman, "--version"], capture_output=True, text=True)
+            self.podman_version = v.stdout.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            self.podman_na = f"podman import: {e}"
+
     def write_config(self, row, cid, args=TRUE_ARGS):
+        netns = None
+        if row.variant == "prepared":
+            netns = self.pool_paths.pop() if self.pool_paths else "/nonexistent: pool empty"
         write_config(self.bundle, make_config(f"/{CGROUP_PARENT}/{cid}", args, row.variant,
-                                              self.seccomp))
+                                              self.seccomp, netns))
 
     def argv(self, row, cid):
+        if row.kind == "oci" and row.variant == "bridge":
+            return [row.exe, "--root", row.state, "run", "--network", "bridge", "-p", PUBLISH,
+                    "--bundle", self.bundle, cid]
         if row.kind == "oci":
             return [row.exe, "--root", row.state, "run", "--bundle", self.bundle, cid]
+        if row.kind == "podman":
+            # podman's default rlimits exceed what this host allows a root process
+            return [*self.podman, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit",
+                    "nproc=4096:4096", "--cgroup-parent", f"/{CGROUP_PARENT}/{cid}",
+                    "--network", "bridge", "-p", PUBLISH, "--runtime", row.runtime,
+                    PODMAN_IMAGE, *TRUE_ARGS]
         if row.kind == "floor":
             return [row.exe, "--fork", "--pid", "--mount", "--uts", "--ipc", "--net",
                     "--mount-proc", "chroot", self.rootfs, "/bin/true"]
@@ -553,7 +662,7 @@ class Bench:
         except OSError as e:
             rc = f"cannot execute: {e}"
         t1 = time.perf_counter_ns()
-        if row.kind == "oci":
+        if row.kind in ("oci", "podman"):
             self.reap(row, cid)
         if rc == 0:
             return t1 - t0, None
@@ -567,8 +676,8 @@ class Bench:
         """Untimed: make sure the container is gone; count runs that left anything behind.
         husk's seccomp cache in the state dir is meant to stay and is no leftover."""
         left = False
-        for e in os.listdir(row.state):
-            if e == SECCOMP_CACHE:
+        for e in os.listdir(row.state) if row.state else ():
+            if e in (SECCOMP_CACHE, NETWORK_STORE):
                 continue
             left = True
             force_delete(row.exe, row.state, e)
@@ -585,6 +694,16 @@ class Bench:
         if not (row.exe and os.path.isfile(row.exe) and os.access(row.exe, os.X_OK)):
             row.na = f"not found: {row.exe}"
             return
+        if row.kind == "podman":
+            if not (row.runtime and os.access(row.runtime, os.X_OK)):
+                row.na = f"not found: {row.runtime}"
+                return
+            if self.podman_na:
+                row.na = self.podman_na
+                return
+            r = subprocess.run([row.runtime, "--version"], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True)
+            row.version = f"{self.podman_version}, " + (r.stdout.splitlines() or [""])[0]
         if row.kind == "oci":
             r = subprocess.run([row.exe, "--version"], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True)
@@ -873,6 +992,10 @@ def parse_args():
     p.add_argument("--crun", default=shutil.which("crun") or "/usr/bin/crun")
     p.add_argument("--runc", default=shutil.which("runc") or "/usr/sbin/runc")
     p.add_argument("--busybox", default="/bin/busybox", help="static busybox for the rootfs")
+    p.add_argument("--podman", default=shutil.which("podman") or "/usr/bin/podman")
+    p.add_argument("--net-bench", default=os.path.normpath(
+        os.path.join(here, "..", "build", "bench", "net-bench")),
+        help="the pool of prepared namespaces (bridge scenario)")
     p.add_argument("--only", help="comma-separated rows: husk,crun,runc,floor,harness")
     p.add_argument("--order", choices=("shuffle", "fixed"), default="shuffle",
                    help="row order inside each iteration (shuffle)")
@@ -924,6 +1047,12 @@ def main():
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, raise_interrupt)
 
+    if any(sc.name == "bridge" for sc in scenarios):
+        try:
+            enter_private_net_ns()
+        except OSError as e:
+            log(f"start_bench: {e}")
+            return EXIT_SETUP
     tmp = tempfile.mkdtemp(prefix="husk-bench.")
     bench = Bench(args, tmp)
     cleaner = Cleaner(bench.prefix, tmp, rows)
@@ -949,6 +1078,9 @@ def main():
         else:
             guardian, guardian_pipe = start_guardian(cleaner)
         log(f"start_bench: {cgroup_note}")
+        bridge = next((sc for sc in scenarios if sc.name == "bridge"), None)
+        if bridge:
+            bench.setup_bridge(bridge.rows, cleaner)
         for sc in scenarios:
             if sc.name == "seccomp" and sc.rows:
                 bench.seccomp, sc.na = husk_seccomp_profile(args.husk, tmp)

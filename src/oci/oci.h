@@ -59,6 +59,20 @@ struct oci_config {
 #define OCI_ANN_LANDLOCK_BIND    "run.husk.landlock.tcp.bind"
 #define OCI_ANN_LANDLOCK_CONNECT "run.husk.landlock.tcp.connect"
 
+/* Networking (src/runtime/ctr-net.c, docs/networking.md); `--network` and `--publish` of
+ * create/run write the first two:
+ *   run.husk.network            none (loopback only) or bridge
+ *   run.husk.publish            comma-separated [HOSTIP:]HOSTPORT:PORT[/tcp|udp] (bridge only)
+ *   run.husk.network.bridge     the bridge (default husk0)
+ *   run.husk.network.subnet     its IPv4 subnet (default 10.77.0.0/16)
+ *   run.husk.egress             comma-separated [!]CIDR[:PORT][/tcp|udp]: the only destinations
+ *                               the container's processes may connect or send to */
+#define OCI_ANN_NETWORK        "run.husk.network"
+#define OCI_ANN_PUBLISH        "run.husk.publish"
+#define OCI_ANN_NETWORK_BRIDGE "run.husk.network.bridge"
+#define OCI_ANN_NETWORK_SUBNET "run.husk.network.subnet"
+#define OCI_ANN_EGRESS         "run.husk.egress"
+
 /* run.husk.rootfs.image: an erofs or squashfs image (a path relative to the bundle, or
  * absolute) mounted read-only on root.path inside the container's mount namespace, with a tmpfs
  * overlay for writes unless root.readonly (rootfs-image.c). Written by `husk pack --image`. */

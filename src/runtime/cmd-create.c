@@ -18,6 +18,10 @@
          "chroot instead of pivot_root"},                                                          \
         {"no-new-keyring", 0, FLAG_BOOL, offsetof(struct create_opts, no_new_keyring),             \
          "accepted for runc compatibility"},                                                       \
+        {"network", 0, FLAG_STRING, offsetof(struct create_opts, network),                         \
+         "none (loopback only) or bridge (an address, NAT, --publish)"},                           \
+        {"publish", 'p', FLAG_STRINGS, offsetof(struct create_opts, publish),                      \
+         "[HOSTIP:]HOSTPORT:PORT[/tcp|udp] to the container (repeatable; bridge)"},                \
     {                                                                                              \
         "preserve-fds", 0, FLAG_INT, offsetof(struct create_opts, preserve_fds),                   \
             "pass N fds after stdio (3..3+N-1) to the process"                                     \
@@ -59,11 +63,13 @@ cmd_create(struct cli *cli, int argc, char **argv)
     int code =
         one_id(v, argc, argv,
                cli_parse_flags(v, create_flags, ARRAY_SIZE(create_flags), &o, argc, argv), &id);
-    if (code >= 0)
+    if (code >= 0) {
+        free(o.publish.v);
         return code;
-    if (ctr_create(cli, id, &o, CREATE_WAIT_START, NULL, &err) < 0)
-        return cli_fail(cli, err);
-    return 0;
+    }
+    int r = ctr_create(cli, id, &o, CREATE_WAIT_START, NULL, &err);
+    free(o.publish.v);
+    return r < 0 ? cli_fail(cli, err) : 0;
 }
 
 int
@@ -76,10 +82,12 @@ cmd_run(struct cli *cli, int argc, char **argv)
     int exit_code = 0;
     int code = one_id(v, argc, argv,
                       cli_parse_flags(v, run_flags, ARRAY_SIZE(run_flags), &o, argc, argv), &id);
-    if (code >= 0)
+    if (code >= 0) {
+        free(o.publish.v);
         return code;
-    if (ctr_create(cli, id, &o, o.detach ? CREATE_RUN_DETACHED : CREATE_RUN_FOREGROUND, &exit_code,
-                   &err) < 0)
-        return cli_fail(cli, err);
-    return exit_code;
+    }
+    int r = ctr_create(cli, id, &o, o.detach ? CREATE_RUN_DETACHED : CREATE_RUN_FOREGROUND,
+                       &exit_code, &err);
+    free(o.publish.v);
+    return r < 0 ? cli_fail(cli, err) : exit_code;
 }

@@ -82,7 +82,8 @@ cmd_delete(struct cli *cli, int argc, char **argv)
         }
     }
     cleanup_(oci_config_freep) struct oci_config *cfg = ctr_config(cli, c);
-    if (remove_cgroup(cli, c, &err) < 0 || ctr_destroy(c, &err) < 0)
+    if (remove_cgroup(cli, c, &err) < 0 || ctr_net_delete(cli, c, &err) < 0 ||
+        ctr_destroy(c, &err) < 0)
         return cli_fail(cli, err);
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTOP, c->state, "stopped");
     return 0;

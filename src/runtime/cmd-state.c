@@ -14,6 +14,7 @@ cmd_state(struct cli *cli, int argc, char **argv)
     if (ctr_verb_open(cli, cli_find_verb("state"), NULL, 0, NULL, argc, argv, 0, &c, &code) < 0)
         return code;
     cleanup_json json_t *j = oci_state_json(c->state, ctr_status_name(ctr_status(c)));
+    ctr_net_state(c, j);
     cleanup_free char *text = json_dumps(j, JSON_INDENT(2));
     printf("%s\n", text);
     return 0;

@@ -98,9 +98,30 @@ struct create_opts {
     bool no_new_keyring;
     int preserve_fds;
     bool detach;
+    const char *network;    /* --network none|bridge */
+    struct strlist publish; /* --publish, repeatable */
 };
 enum create_mode { CREATE_WAIT_START, CREATE_RUN_FOREGROUND, CREATE_RUN_DETACHED };
 int ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum create_mode mode,
                int *exit_code, struct husk_error **err);
+
+/* ctr-net.c: the container's network (--network, --publish, egress annotations). */
+struct ctr_net;
+/* Read the flags and annotations; changes the config's network namespace as asked. */
+int ctr_net_plan(struct cli *cli, const char *id, struct oci_config *cfg,
+                 const struct create_opts *o, struct ctr_net **out, struct husk_error **err);
+/* Before spawn: egress programs on the cgroup, the lease, resolv.conf and hosts mounts. */
+int ctr_net_setup(struct cli *cli, struct ctr_net *n, struct oci_config *cfg, int dir_fd,
+                  struct sbx_cgroup *cg, struct husk_error **err);
+/* From on_created: the veth into the container's namespace (or loopback up). */
+int ctr_net_on_created(struct ctr_net *n, pid_t pid, struct husk_error **err);
+/* After a failed create or a finished foreground run. */
+void ctr_net_release(struct cli *cli, struct ctr_net *n);
+void ctr_net_free(struct ctr_net *n);
+void ctr_net_freep(struct ctr_net **n);
+/* `delete`: release what network.json says the container holds. */
+int ctr_net_delete(struct cli *cli, const struct container *c, struct husk_error **err);
+/* `state`: add "network" (address, gateway, published ports). */
+void ctr_net_state(const struct container *c, json_t *state);
 
 #endif

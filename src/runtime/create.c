@@ -106,6 +106,7 @@ check_supported(const struct oci_config *cfg, const struct create_opts *o, enum 
  * container's namespaces already made; a failure fails the create). */
 struct created_ctx {
     struct sbx_cgroup *cg;
+    struct ctr_net *net;
     const struct oci_config *cfg;
     struct oci_state *st;
 };
@@ -117,6 +118,8 @@ on_created(pid_t pid, void *data, struct husk_error **err)
     static const enum oci_hook_kind kinds[] = {OCI_HOOK_PRESTART, OCI_HOOK_CREATE_RUNTIME,
                                                OCI_HOOK_CREATE_CONTAINER};
     if (c->cg && sbx_cgroup_on_created(pid, c->cg, err) < 0)
+        return -EINVAL;
+    if (ctr_net_on_created(c->net, pid, err) < 0)
         return -EINVAL;
     c->st->pid = pid;
     for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
@@ -161,8 +164,8 @@ seccomp_listener(struct oci_config *cfg, const struct oci_state *st, struct husk
 /* Everything after the state directory exists; on failure the caller removes it. */
 static int
 spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct sbx_cgroup *cg,
-                int dir_fd, const struct create_opts *o, enum create_mode mode, int *exit_code,
-                struct husk_error **err)
+                struct ctr_net *net, int dir_fd, const struct create_opts *o, enum create_mode mode,
+                int *exit_code, struct husk_error **err)
 {
     cleanup_fd int listen_fd = -1;
     cleanup_fd int console_fd = -1;
@@ -183,7 +186,7 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
                            .owner = "",
                            .annotations = cfg->annotations};
     hooks_prepare_start(cfg, &st);
-    struct created_ctx cc = {.cg = cg, .cfg = cfg, .st = &st};
+    struct created_ctx cc = {.cg = cg, .net = net, .cfg = cfg, .st = &st};
     struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
                                 .start_listen_fd = listen_fd,
                                 /* cgroup2: born in its cgroup; v1: joined before setup */
@@ -247,12 +250,13 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     cleanup_fd int root_fd = -1;
     cleanup_fd int dir_fd = -1;
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
+    cleanup_(ctr_net_freep) struct ctr_net *net = NULL;
 
     if (cli_check_id(id, err) < 0)
         return -EINVAL;
     if (oci_config_load(o->bundle ? o->bundle : ".", &cfg, err) < 0)
         return -EINVAL;
-    if (check_supported(cfg, o, mode, err) < 0)
+    if (check_supported(cfg, o, mode, err) < 0 || ctr_net_plan(cli, id, cfg, o, &net, err) < 0)
         return -EINVAL;
     for (size_t i = 0; cfg->warnings && cfg->warnings[i]; i++)
         cli_log(cli, "warning", "%s", cfg->warnings[i]);
@@ -284,7 +288,11 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     if (r == 0)
         r = ctr_cgroup_create(cli, id, cfg, &cg, err);
     if (r == 0)
-        r = spawn_container(cli, id, cfg, cg, dir_fd, o, mode, exit_code, err);
+        r = ctr_net_setup(cli, net, cfg, dir_fd, cg, err);
+    if (r == 0)
+        r = spawn_container(cli, id, cfg, cg, net, dir_fd, o, mode, exit_code, err);
+    if (r < 0 || mode == CREATE_RUN_FOREGROUND)
+        ctr_net_release(cli, net);
     if (cg && (r < 0 || mode == CREATE_RUN_FOREGROUND))
         sbx_cgroup_destroy(cg, NULL);
     if (r < 0 || mode == CREATE_RUN_FOREGROUND)

@@ -13,15 +13,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/bpf.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bpf.h"
 #include "cgroup-internal.h"
 #include "util.h"
 
-#define MAX_INSNS 4096
+#define MAX_INSNS SBX_BPF_MAX_INSNS
 
 struct prog {
     struct bpf_insn *v;
@@ -31,10 +30,7 @@ struct prog {
 static void
 emit(struct prog *p, uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm)
 {
-    if (p->n < MAX_INSNS)
-        p->v[p->n] =
-            (struct bpf_insn){.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
-    p->n++;
+    sbx_bpf_emit(p->v, &p->n, code, dst, src, off, imm);
 }
 
 #define LDX_W(p, dst, off)       emit(p, BPF_LDX | BPF_MEM | BPF_W, dst, 1, off, 0)
@@ -101,39 +97,10 @@ build(const struct sbx_cg_device_rule *rules, size_t n, struct prog *p)
     return p->n > MAX_INSNS ? -E2BIG : 0;
 }
 
-static long
-sys_bpf(int cmd, union bpf_attr *attr)
-{
-    return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
-}
-
 static int
 load(const struct prog *p, struct husk_error **err)
 {
-    static const char license[] = "Apache";
-    char log[4096] = "";
-    union bpf_attr a;
-    memset(&a, 0, sizeof(a));
-    a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-    a.insns = (uint64_t)(uintptr_t)p->v;
-    a.insn_cnt = (uint32_t)p->n;
-    a.license = (uint64_t)(uintptr_t)license;
-    int fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
-    if (fd >= 0)
-        return fd;
-    int e = errno;
-    if (e == EINVAL || e == EACCES) { /* the verifier's reason */
-        a.log_buf = (uint64_t)(uintptr_t)log;
-        a.log_size = sizeof(log);
-        a.log_level = 1;
-        fd = (int)sys_bpf(BPF_PROG_LOAD, &a);
-        if (fd >= 0)
-            return fd;
-        e = errno;
-    }
-    log[sizeof(log) - 1] = '\0';
-    return husk_err(err, e, "load device filter (%zu instructions)%s%s", p->n, log[0] ? ": " : "",
-                    log);
+    return sbx_bpf_load(BPF_PROG_TYPE_CGROUP_DEVICE, 0, p->v, p->n, "device filter", err);
 }
 
 /* The device programs attached to the cgroup now, to detach once the new one is in place. */
@@ -146,7 +113,7 @@ query(int dir_fd, uint32_t *ids, size_t cap)
     a.query.attach_type = BPF_CGROUP_DEVICE;
     a.query.prog_ids = (uint64_t)(uintptr_t)ids;
     a.query.prog_cnt = (uint32_t)cap;
-    if (sys_bpf(BPF_PROG_QUERY, &a) < 0)
+    if (sbx_bpf(BPF_PROG_QUERY, &a) < 0)
         return 0;
     return a.query.prog_cnt < cap ? a.query.prog_cnt : cap;
 }
@@ -157,14 +124,14 @@ detach(int dir_fd, uint32_t id)
     union bpf_attr a;
     memset(&a, 0, sizeof(a));
     a.prog_id = id;
-    cleanup_fd int fd = (int)sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
+    cleanup_fd int fd = (int)sbx_bpf(BPF_PROG_GET_FD_BY_ID, &a);
     if (fd < 0)
         return;
     memset(&a, 0, sizeof(a));
     a.target_fd = (uint32_t)dir_fd;
     a.attach_bpf_fd = (uint32_t)fd;
     a.attach_type = BPF_CGROUP_DEVICE;
-    sys_bpf(BPF_PROG_DETACH, &a);
+    sbx_bpf(BPF_PROG_DETACH, &a);
 }
 
 int
@@ -186,7 +153,7 @@ cg_bpf_devices(int dir_fd, const struct sbx_cg_device_rule *rules, size_t n,
     a.attach_bpf_fd = (uint32_t)prog;
     a.attach_type = BPF_CGROUP_DEVICE;
     a.attach_flags = BPF_F_ALLOW_MULTI;
-    if (sys_bpf(BPF_PROG_ATTACH, &a) < 0)
+    if (sbx_bpf(BPF_PROG_ATTACH, &a) < 0)
         return husk_err(err, errno, "attach device filter");
     /* New first, then the old ones out: there is no moment without a filter. */
     for (size_t i = 0; i < n_old; i++)

@@ -367,6 +367,7 @@ class Ctx:
         self.ids = []
         self.pids = []  # (pid, starttime) of container processes the test saw
         self.host_mounts = []  # mounts the test made on the host itself
+        self.wrap = []  # a command the runtime runs under, e.g. nsenter into a test's netns
         self._n = 0
 
     # ---- names and files
@@ -399,7 +400,7 @@ class Ctx:
         reap_children()
         argv = [HUSK, "--root", str(self.state), *global_args, *[str(a) for a in args]]
         out_path, err_path = self.path("out"), self.path("err")
-        cmd = argv
+        cmd = argv = [*self.wrap, *argv]
         if pass_fds_files:
             # subprocess cannot place an fd at a chosen number, a shell can: exec 3<f 4<f ...
             files = enumerate(pass_fds_files, 3)

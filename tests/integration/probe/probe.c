@@ -24,6 +24,9 @@
  *                            {"ok":bool,"errno":N}
  *   probe tty                the session and terminal: {"sid","pgid","pid","ctty":bool,
  *                            "tiocsti":{"ok":bool,"errno":N}}, TIOCSTI of a NUL into fd 0
+ *   probe net KIND ADDR PORT  one network operation towards ADDR (IPv4 or IPv6): KIND tcp
+ *                            (connect), udp (sendto), udpconnect (connect + send), raw
+ *                            (socket SOCK_RAW), ping (socket ICMP): {"ok":bool,"errno":N,"ms":N}
  *   probe exe-attack INODE SECONDS  the CVE-2019-5736 attack on a runtime process in our pid
  *                            namespace (see cmd_exe_attack): three JSON lines
  *
@@ -1570,6 +1573,61 @@ cmd_tty(void)
     return 0;
 }
 
+/* One connect/send towards ADDR:PORT, or the creation of a raw or ICMP socket. */
+static int
+cmd_net(const char *kind, const char *addr, const char *port)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len = sizeof(*s4);
+    int family = AF_INET, fd, r = -1, err = 0;
+    struct timespec t0, t1;
+    struct timeval tv = {.tv_sec = 3};
+
+    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)atoi(port));
+    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        family = s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)atoi(port));
+        len = sizeof(*s6);
+    } else {
+        fprintf(stderr, "probe: net: bad address %s\n", addr);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (strcmp(kind, "raw") == 0)
+        fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+    else if (strcmp(kind, "ping") == 0)
+        fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC,
+                    family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+    else
+        fd =
+            socket(family, (strcmp(kind, "tcp") == 0 ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        if (strcmp(kind, "raw") == 0 || strcmp(kind, "ping") == 0)
+            r = 0;
+        else if (strcmp(kind, "udp") == 0)
+            r = sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len) == 1 ? 0 : -1;
+        else if ((r = connect(fd, (struct sockaddr *)&ss, len)) == 0 && strcmp(kind, "tcp"))
+            r = send(fd, "x", 1, 0) == 1 ? 0 : -1;
+    }
+    if (fd < 0 || r < 0)
+        err = errno;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (fd >= 0)
+        close(fd);
+    obj_begin(NULL);
+    kv_bool("ok", fd >= 0 && r == 0);
+    kv_int("errno", err);
+    kv_int("ms", (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    obj_end();
+    putchar('\n');
+    return 0;
+}
+
 /* bind(0.0.0.0:PORT) or connect(127.0.0.1:PORT) over TCP. */
 static int
 cmd_tcp(const char *what, const char *port)
@@ -1812,13 +1870,15 @@ main(int argc, char **argv)
         rc = cmd_tty();
     else if (arg && (strcmp(cmd, "bind") == 0 || strcmp(cmd, "connect") == 0))
         rc = cmd_tcp(cmd, arg);
+    else if (argc > 4 && strcmp(cmd, "net") == 0)
+        rc = cmd_net(argv[2], argv[3], argv[4]);
     else if (argc > 3 && strcmp(cmd, "exe-attack") == 0)
         rc = cmd_exe_attack(argv[2], argv[3]);
     else {
         fprintf(stderr, "usage: probe [info|sysctl NAME|write PATH|read PATH|stat PATH|exit N|"
                         "kill-self SIGNAL|sleep SECONDS|security [CHECK...]|ids|"
                         "setuid-check PATH|getpriority WHICH:WHO...|getpriority32 WHICH WHO|"
-                        "bind PORT|connect PORT|exe-attack INODE SECONDS]\n");
+                        "bind PORT|connect PORT|net KIND ADDR PORT|exe-attack INODE SECONDS]\n");
         return 2;
     }
     fflush(stdout);
