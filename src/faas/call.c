@@ -42,7 +42,8 @@ faas_call_new(struct faas_server *s, struct faas_conn *conn, struct faas_functio
     c->t_deadline.fn = call_expired;
     faas_timer_set(s, &c->t_deadline, c->received_ns + (uint64_t)f->timeout * NS_PER_SEC);
     c->in_fd = c->out_fd = c->err_fd = -1;
-    conn->call = c;
+    if (conn)
+        conn->call = c;
     s->n_calls++;
     return c;
 }
@@ -79,9 +80,11 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
 void
 faas_call_fail(struct faas_call *c, int status, const char *msg, const char *extra_headers)
 {
-    if (c->front && c->status == 0) {
-        c->status = status;
-        c->front->fail(c, status, msg);
+    if (c->front && c->fail_status == 0) {
+        c->status = c->fail_status = status;
+        c->fail_msg = xstrdup(msg);
+    } else if (c->front) {
+        /* failed again (a timeout after an error): the first reason stands */
     } else if (c->conn && c->status == 0) {
         cleanup_free char *body = xasprintf("%s\n", msg);
         cleanup_free char *extra =
@@ -165,17 +168,20 @@ faas_call_end(struct faas_call *c)
     faas_timer_cancel(s, &c->t_deadline);
     if (c->inst)
         c->fn->contract->call_close(c);
+    if (c->inst) {
+        unlink_from_instance(c);
+        report(c, secs);
+    }
+    if (c->front)
+        c->front->finish(c); /* after END and REPORT: a log tail has them */
+    faas_metrics_call(s, c, secs);
     if (c->conn) {
         struct faas_conn *conn = c->conn;
         c->conn = NULL;
         faas_conn_done(s, conn);
     }
-    faas_metrics_call(s, c, secs);
-    if (c->inst) {
-        unlink_from_instance(c);
-        report(c, secs);
+    if (c->inst)
         faas_pool_call_ended(s, c);
-    }
     faas_request_reset(&c->req);
     free(c->subpath);
     faas_buf_free(&c->out);
@@ -184,6 +190,7 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->reply_headers);
     faas_buf_free(&c->reply_body);
     faas_buf_free(&c->log_tail);
+    free(c->fail_msg);
     s->n_calls--;
     c->w_in.dead = c->w_out.dead = c->w_err.dead = true;
     faas_server_bury(s, c);

@@ -298,10 +298,14 @@ struct faas_work {
     void (*done)(struct faas_server *s, struct faas_work *w); /* back on the loop */
     struct faas_work *next;
 };
-int faas_work_init(struct faas_server *s, unsigned threads, struct husk_error **err);
-void faas_work_submit(struct faas_server *s, struct faas_work *w);
+struct faas_workq;
+int faas_workq_new(struct faas_server *s, unsigned threads, struct faas_workq **out,
+                   struct husk_error **err);
+void faas_workq_submit(struct faas_workq *q, struct faas_work *w);
 /* Wait for everything submitted, running each done (shutdown), and stop the threads. */
-void faas_work_stop(struct faas_server *s);
+void faas_workq_stop(struct faas_server *s, struct faas_workq **q);
+/* The daemon's queue for spawns, deploys and registry work. */
+void faas_work_submit(struct faas_server *s, struct faas_work *w);
 
 /* ---- contracts: how a function is called (one ops row and one file each) */
 
@@ -454,7 +458,11 @@ struct faas_call {
     /* the reply, when a front door other than an HTTP client takes it (reply.c) */
     const struct faas_front_ops *front; /* NULL: the client on conn */
     struct faas_buf reply_headers, reply_body;
-    bool reply_overflow;      /* the body was over the function's max_response */
+    bool reply_overflow;           /* the body was over the function's max_response */
+    bool reply_ok;                 /* the reply ended whole */
+    struct faas_async_call *async; /* an asynchronous call's record (async.c) */
+    int fail_status;               /* the call failed before or instead of a reply: status, why */
+    char *fail_msg;
     bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
     struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
     bool want_log_tail;
@@ -496,10 +504,10 @@ void faas_reply_end(struct faas_call *c, bool ok);
 /* Room for more of a streamed body now (the caller reads fast enough). */
 bool faas_reply_room(const struct faas_call *c);
 
-/* A front door other than an HTTP client: it gets the reply captured, and errors. */
+/* A front door other than an HTTP client: when the call ends (its END and REPORT lines
+ * logged), it shapes what was captured (reply_*, or fail_*) its way. */
 struct faas_front_ops {
-    void (*complete)(struct faas_call *c, bool ok);
-    void (*fail)(struct faas_call *c, int status, const char *msg);
+    void (*finish)(struct faas_call *c);
 };
 
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
@@ -545,6 +553,8 @@ struct faas_server {
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
     int epoll_fd, agent_fd, self_netns;
     struct faas_workq *work;           /* threads for slow work (work.c) */
+    struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
+    struct faas_asyncq *async;         /* asynchronous calls (async.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */
     struct faas_watch w_signal;
     struct faas_timer **timers; /* the heap */
@@ -569,6 +579,39 @@ void faas_server_bury(struct faas_server *s, void *p);
 struct faas_function *faas_server_find(struct faas_server *s, const char *name, size_t len);
 void faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A request being routed (routes.c), and the answers of its handlers. */
+struct faas_route_ctx {
+    struct faas_server *s;
+    struct faas_conn *conn;
+    struct faas_request *req;
+    const char *rid;
+    const char *rest; /* the path after the route's prefix, without the query */
+    size_t rest_len;
+};
+void faas_respond_json(struct faas_route_ctx *c, int status, json_t *j); /* takes j */
+void faas_respond_error(struct faas_route_ctx *c, int status, const char *msg);
+void faas_respond_error_headers(struct faas_route_ctx *c, int status, const char *msg,
+                                const char *extra);
+/* A JSON string of any bytes: what is not UTF-8 becomes U+FFFD. */
+json_t *faas_json_string_lossy(const char *msg);
+/* The Lambda Invoke API (front-lambda.c): POST /2015-03-31/functions/NAME/invocations. */
+void faas_route_lambda_invoke(struct faas_route_ctx *c);
+/* The body limit of a Lambda Invoke: path is what follows "/2015-03-31/functions/". */
+uint64_t faas_lambda_body_limit(struct faas_server *s, const char *path);
+
+/* Asynchronous calls (async.c): accepted (202) once written to STATE/calls.db. */
+struct faas_async_call;
+int faas_async_open(struct faas_server *s, unsigned max_waiting, struct husk_error **err);
+void faas_async_start(struct faas_server *s);
+void faas_async_close(struct faas_server *s);
+/* Take the request of c for an asynchronous call of f (X-Callback-Url: callback, may be NULL);
+ * answers 202 with X-Call-Id (and a body naming the call unless for the Lambda front), or 429
+ * when the queue is full. */
+void faas_async_submit(struct faas_route_ctx *c, struct faas_function *f, const char *callback,
+                       const char *subpath, bool lambda);
+/* GET /system/calls/ID, GET /system/calls?function=NAME. */
+void faas_route_calls(struct faas_route_ctx *c);
 
 /* Route a complete request; the response is written now or by the call it starts. */
 void faas_route(struct faas_server *s, struct faas_conn *c, struct faas_request *req,

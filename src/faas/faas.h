@@ -24,7 +24,10 @@ struct faas_serve_opts {
     uint32_t userns_base, userns_slots;
     /* Limits on what callers can make the daemon hold. */
     unsigned max_connections, max_client_connections, max_deploys_per_minute;
-    unsigned read_timeout; /* seconds a client has to send a request (twice that idle) */
+    unsigned read_timeout;    /* seconds a client has to send a request (twice that idle) */
+    unsigned max_async_queue; /* asynchronous calls accepted and not finished, at most */
+    char **allow_callback;    /* CIDRs callbacks may reach though loopback or link-local */
+    size_t n_allow_callback;
     /* A signalfd for SIGTERM, SIGINT and SIGCHLD (blocked by the caller): SIGTERM and SIGINT stop
      * accepting, finish the requests in flight and return 0. */
     int signal_fd;

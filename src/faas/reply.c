@@ -74,7 +74,7 @@ void
 faas_reply_end(struct faas_call *c, bool ok)
 {
     if (c->front) {
-        c->front->complete(c, ok);
+        c->reply_ok = ok;
         return;
     }
     if (c->conn == NULL)

@@ -10,17 +10,8 @@
 #include "faas-internal.h"
 #include "util.h"
 
-struct route_ctx {
-    struct faas_server *s;
-    struct faas_conn *conn;
-    struct faas_request *req;
-    const char *rid;
-    const char *rest; /* the path after the route's prefix, without the query */
-    size_t rest_len;
-};
-
-static void
-respond_json(struct route_ctx *c, int status, json_t *j)
+void
+faas_respond_json(struct faas_route_ctx *c, int status, json_t *j)
 {
     cleanup_json json_t *owned = j;
     cleanup_free char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -50,8 +41,8 @@ utf8_len(const unsigned char *p)
 
 /* A message quoting the request (a path, a name) may hold bytes that are not UTF-8: they
  * become U+FFFD, so the error is still JSON. */
-static json_t *
-json_string_lossy(const char *msg)
+json_t *
+faas_json_string_lossy(const char *msg)
 {
     struct faas_buf b = {0};
     for (const unsigned char *p = (const unsigned char *)msg; *p;) {
@@ -65,21 +56,21 @@ json_string_lossy(const char *msg)
     return j;
 }
 
-static void
-respond_error_headers(struct route_ctx *c, int status, const char *msg, const char *extra)
+void
+faas_respond_error_headers(struct faas_route_ctx *c, int status, const char *msg, const char *extra)
 {
     json_t *j = json_object();
-    json_object_set_new(j, "error", json_string_lossy(msg));
+    json_object_set_new(j, "error", faas_json_string_lossy(msg));
     cleanup_free char *text = json_dumps(j, JSON_COMPACT);
     cleanup_free char *body = xasprintf("%s\n", text);
     json_decref(j);
     faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", body, strlen(body), extra);
 }
 
-static void
-respond_error(struct route_ctx *c, int status, const char *msg)
+void
+faas_respond_error(struct faas_route_ctx *c, int status, const char *msg)
 {
-    respond_error_headers(c, status, msg, NULL);
+    faas_respond_error_headers(c, status, msg, NULL);
 }
 
 /* At most max_deploys_per_minute deploys in each minute: each one compiles a seccomp filter
@@ -111,7 +102,7 @@ struct admin_job {
 };
 
 static struct admin_job *
-admin_job(struct route_ctx *c, void (*run)(struct faas_work *w),
+admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
           void (*done)(struct faas_server *s, struct faas_work *w))
 {
     struct admin_job *j = xcalloc(1, sizeof(*j));
@@ -137,9 +128,9 @@ admin_job_free(struct admin_job *j)
 
 /* A route context again, to answer a job's request (when its client is still there). */
 static bool
-job_ctx(struct admin_job *j, struct route_ctx *c)
+job_ctx(struct admin_job *j, struct faas_route_ctx *c)
 {
-    *c = (struct route_ctx){.s = j->s, .conn = j->conn, .rid = j->rid};
+    *c = (struct faas_route_ctx){.s = j->s, .conn = j->conn, .rid = j->rid};
     if (j->conn)
         j->conn->waiter = NULL;
     return j->conn != NULL;
@@ -194,18 +185,18 @@ static void
 deploy_done(struct faas_server *s, struct faas_work *w)
 {
     struct admin_job *j = container_of(w, struct admin_job, work);
-    struct route_ctx c;
+    struct faas_route_ctx c;
     bool answer = job_ctx(j, &c);
     if (j->r < 0) {
         cleanup_free char *msg = husk_error_string(j->err);
         if (answer)
-            respond_error(&c, j->status, msg);
+            faas_respond_error(&c, j->status, msg);
         faas_function_free(j->f);
     } else {
         json_t *shown = faas_function_json(j->f); /* install may retire (and free) a stale f */
         install(s, j->f);
         if (answer)
-            respond_json(&c, 201, shown);
+            faas_respond_json(&c, 201, shown);
         else
             json_decref(shown);
     }
@@ -213,11 +204,12 @@ deploy_done(struct faas_server *s, struct faas_work *w)
 }
 
 static void
-deploy(struct route_ctx *c)
+deploy(struct faas_route_ctx *c)
 {
     if (!deploy_allowed(c->s)) {
-        respond_error_headers(c, 429, "too many deploys: the limit is --max-deploys-per-minute",
-                              "Retry-After: 60\r\n");
+        faas_respond_error_headers(c, 429,
+                                   "too many deploys: the limit is --max-deploys-per-minute",
+                                   "Retry-After: 60\r\n");
         return;
     }
     struct admin_job *j = admin_job(c, deploy_run, deploy_done);
@@ -233,31 +225,31 @@ deploy(struct route_ctx *c)
 }
 
 static void
-list(struct route_ctx *c)
+list(struct faas_route_ctx *c)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < c->s->n_fns; i++)
         json_array_append_new(a, faas_function_json(c->s->fns[i]));
-    respond_json(c, 200, a);
+    faas_respond_json(c, 200, a);
 }
 
 static struct faas_function *
-named(struct route_ctx *c)
+named(struct faas_route_ctx *c)
 {
     struct faas_function *f = faas_server_find(c->s, c->rest, c->rest_len);
     if (f == NULL) {
         cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)c->rest_len, c->rest);
-        respond_error(c, 404, msg);
+        faas_respond_error(c, 404, msg);
     }
     return f;
 }
 
 static void
-get(struct route_ctx *c)
+get(struct faas_route_ctx *c)
 {
     struct faas_function *f = named(c);
     if (f)
-        respond_json(c, 200, faas_function_json(f));
+        faas_respond_json(c, 200, faas_function_json(f));
 }
 
 static void
@@ -271,13 +263,13 @@ static void
 rm_done(struct faas_server *s, struct faas_work *w)
 {
     struct admin_job *j = container_of(w, struct admin_job, work);
-    struct route_ctx c;
+    struct faas_route_ctx c;
     bool answer = job_ctx(j, &c);
     struct faas_function *f = faas_server_find(s, j->name, strlen(j->name));
     if (j->r < 0) {
         cleanup_free char *msg = husk_error_string(j->err);
         if (answer)
-            respond_error(&c, 500, msg);
+            faas_respond_error(&c, 500, msg);
     } else {
         for (size_t i = 0; f && i < s->n_fns; i++)
             if (s->fns[i] == f)
@@ -293,7 +285,7 @@ rm_done(struct faas_server *s, struct faas_work *w)
 }
 
 static void
-rm(struct route_ctx *c)
+rm(struct faas_route_ctx *c)
 {
     struct faas_function *f = named(c);
     if (f == NULL)
@@ -303,22 +295,62 @@ rm(struct route_ctx *c)
     faas_work_submit(c->s, &j->work);
 }
 
-static void
-invoke(struct route_ctx *c)
+/* The function a call path names (NAME or NAME/SUBPATH), or NULL when answered 404 or 413. */
+static struct faas_function *
+call_target(struct faas_route_ctx *c, size_t *name_len)
 {
     const char *slash = memchr(c->rest, '/', c->rest_len);
-    size_t name_len = slash ? (size_t)(slash - c->rest) : c->rest_len;
-    struct faas_function *f = faas_server_find(c->s, c->rest, name_len);
+    *name_len = slash ? (size_t)(slash - c->rest) : c->rest_len;
+    struct faas_function *f = faas_server_find(c->s, c->rest, *name_len);
     if (f == NULL) {
-        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)name_len, c->rest);
-        respond_error(c, 404, msg);
-        return;
+        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)*name_len, c->rest);
+        faas_respond_error(c, 404, msg);
+        return NULL;
     }
     if (c->req->too_large) {
         cleanup_free char *msg = xasprintf(
             "request body over the function's max_body of %lld bytes", (long long)f->max_body);
         c->conn->keep_alive = false; /* the rest of the body was not read */
-        respond_error(c, 413, msg);
+        faas_respond_error(c, 413, msg);
+        return NULL;
+    }
+    return f;
+}
+
+/* An asynchronous call: 202 once recorded; X-Callback-Url gets the outcome. */
+static void
+submit_async(struct faas_route_ctx *c, struct faas_function *f, size_t name_len)
+{
+    cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
+    faas_async_submit(c, f, faas_request_header(c->req, "X-Callback-Url"), subpath, false);
+}
+
+static void
+invoke_async(struct faas_route_ctx *c)
+{
+    size_t name_len;
+    struct faas_function *f = call_target(c, &name_len);
+    if (f)
+        submit_async(c, f, name_len);
+}
+
+/* RFC 7240: "Prefer: respond-async" asks for a 202 now and the work later. */
+static bool
+prefers_async(const struct faas_request *req)
+{
+    const char *p = faas_request_header(req, "Prefer");
+    return p && strcasestr(p, "respond-async") != NULL;
+}
+
+static void
+invoke(struct faas_route_ctx *c)
+{
+    size_t name_len;
+    struct faas_function *f = call_target(c, &name_len);
+    if (f == NULL)
+        return;
+    if (prefers_async(c->req)) {
+        submit_async(c, f, name_len);
         return;
     }
     cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
@@ -330,17 +362,17 @@ invoke(struct route_ctx *c)
 
 /* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. */
 static void
-logs(struct route_ctx *c)
+logs(struct faas_route_ctx *c)
 {
     cleanup_free char *name = xstrndup(c->rest, c->rest_len);
     const char *q = strstr(c->req->url, "since=");
     uint64_t since = 0;
     if (q && parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0) {
-        respond_error(c, 400, "query 'since': must be a byte offset");
+        faas_respond_error(c, 400, "query 'since': must be a byte offset");
         return;
     }
     if (faas_server_find(c->s, name, strlen(name)) == NULL) {
-        respond_error(c, 404, "no such function");
+        faas_respond_error(c, 404, "no such function");
         return;
     }
     size_t len;
@@ -351,7 +383,7 @@ logs(struct route_ctx *c)
 }
 
 static void
-metrics(struct route_ctx *c)
+metrics(struct faas_route_ctx *c)
 {
     size_t len;
     cleanup_free char *text = faas_metrics_text(c->s, &len);
@@ -359,7 +391,7 @@ metrics(struct route_ctx *c)
 }
 
 static void
-health(struct route_ctx *c)
+health(struct faas_route_ctx *c)
 {
     faas_conn_respond(c->s, c->conn, c->s->stopping ? 503 : 200, c->rid, NULL, "OK\n", 3, NULL);
 }
@@ -367,20 +399,27 @@ health(struct route_ctx *c)
 struct route {
     const char *methods; /* space-separated, with spaces around */
     const char *prefix;
-    bool exact; /* the path is exactly the prefix */
-    bool admin; /* the admin API: the admin socket, or TCP with the bearer token */
-    void (*handler)(struct route_ctx *c);
+    bool exact;   /* the path is exactly the prefix */
+    bool admin;   /* the admin API: the admin socket, or TCP with the bearer token */
+    bool fn_body; /* a call: the function's max_body limits the body, the handler says 413 */
+    void (*handler)(struct faas_route_ctx *c);
 };
 
+#define CALL_METHODS " GET HEAD POST PUT PATCH DELETE OPTIONS "
+
 static const struct route routes[] = {
-    {" POST ", "/system/functions", true, true, deploy},
-    {" GET ", "/system/functions", true, true, list},
-    {" GET ", "/system/functions/", false, true, get},
-    {" DELETE ", "/system/functions/", false, true, rm},
-    {" GET ", "/system/logs/", false, true, logs},
-    {" GET HEAD POST PUT PATCH DELETE OPTIONS ", "/function/", false, false, invoke},
-    {" GET ", "/metrics", true, false, metrics},
-    {" GET ", "/_/health", true, false, health},
+    {" POST ", "/system/functions", true, true, false, deploy},
+    {" GET ", "/system/functions", true, true, false, list},
+    {" GET ", "/system/functions/", false, true, false, get},
+    {" DELETE ", "/system/functions/", false, true, false, rm},
+    {" GET ", "/system/logs/", false, true, false, logs},
+    {" GET ", "/system/calls", true, true, false, faas_route_calls},
+    {" GET ", "/system/calls/", false, true, false, faas_route_calls},
+    {CALL_METHODS, "/function/", false, false, true, invoke},
+    {CALL_METHODS, "/async-function/", false, false, true, invoke_async},
+    {" POST ", "/2015-03-31/functions/", false, false, true, faas_route_lambda_invoke},
+    {" GET ", "/metrics", true, false, false, metrics},
+    {" GET ", "/_/health", true, false, false, health},
 };
 
 /* Equal strings, in a time that depends on the expected one's length only. */
@@ -398,57 +437,63 @@ token_equal(const char *given, const char *want)
  * it cross-site: no CORS, requests naming an Origin are refused, and bodies must be JSON (a
  * form cannot send that without a preflight, which is never granted). */
 static bool
-admin_allowed(struct route_ctx *c)
+admin_allowed(struct faas_route_ctx *c)
 {
     const struct faas_request *req = c->req;
     const char *ct = faas_request_header(req, "Content-Type");
     if (!c->conn->admin) {
         const char *auth = faas_request_header(req, "Authorization");
         if (c->s->opts->token == NULL) {
-            respond_error(c, 403,
-                          "the admin API is not served on the front door: use the admin socket "
-                          "(husk fn --url unix:PATH), or start husk serve with "
-                          "--admin-token-file");
+            faas_respond_error(
+                c, 403,
+                "the admin API is not served on the front door: use the admin socket "
+                "(husk fn --url unix:PATH), or start husk serve with "
+                "--admin-token-file");
             return false;
         }
         if (faas_request_header(req, "Origin")) {
-            respond_error(c, 403, "cross-origin requests to the admin API are refused");
+            faas_respond_error(c, 403, "cross-origin requests to the admin API are refused");
             return false;
         }
         if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
             !token_equal(auth + 7, c->s->opts->token)) {
-            respond_error_headers(c, 401,
-                                  auth ? "the admin token is wrong"
-                                       : "the admin API needs 'Authorization: Bearer TOKEN'",
-                                  "WWW-Authenticate: Bearer realm=\"husk\"\r\n");
+            faas_respond_error_headers(c, 401,
+                                       auth ? "the admin token is wrong"
+                                            : "the admin API needs 'Authorization: Bearer TOKEN'",
+                                       "WWW-Authenticate: Bearer realm=\"husk\"\r\n");
             return false;
         }
     }
     if (strcmp(req->method, "POST") == 0 &&
         (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
-        respond_error(c, 415, "the admin API takes 'Content-Type: application/json'");
+        faas_respond_error(c, 415, "the admin API takes 'Content-Type: application/json'");
         return false;
     }
     return true;
 }
 
+/* The body limit of a request, known from its head: a call's is its function's. */
 uint64_t
 faas_route_body_limit(const struct faas_request *req, void *data)
 {
     struct faas_server *s = data;
-    const char *p = req->url;
-    if (!str_has_prefix(p, "/function/"))
-        return FAAS_ADMIN_MAX_BODY;
-    p += strlen("/function/");
-    size_t n = strcspn(p, "/?");
-    struct faas_function *f = faas_server_find(s, p, n);
-    return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
+    static const char *const call_prefixes[] = {"/function/", "/async-function/"};
+    for (size_t i = 0; i < ARRAY_SIZE(call_prefixes); i++) {
+        if (!str_has_prefix(req->url, call_prefixes[i]))
+            continue;
+        const char *p = req->url + strlen(call_prefixes[i]);
+        struct faas_function *f = faas_server_find(s, p, strcspn(p, "/?"));
+        return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
+    }
+    if (str_has_prefix(req->url, "/2015-03-31/functions/"))
+        return faas_lambda_body_limit(s, req->url + strlen("/2015-03-31/functions/"));
+    return FAAS_ADMIN_MAX_BODY;
 }
 
 static void
-route(struct route_ctx *c_)
+route(struct faas_route_ctx *c_)
 {
-    struct route_ctx c = *c_;
+    struct faas_route_ctx c = *c_;
     const struct faas_request *req = c.req;
     size_t path_len = strcspn(req->url, "?");
     bool path_known = false;
@@ -468,23 +513,23 @@ route(struct route_ctx *c_)
         c.rest_len = path_len - pl;
         if (r->admin && !admin_allowed(&c))
             return;
-        if (req->too_large && r->handler != invoke) {
+        if (req->too_large && !r->fn_body) {
             c.conn->keep_alive = false; /* the rest of the body was not read */
-            respond_error(&c, 413, "request body over the limit of 1 MiB");
+            faas_respond_error(&c, 413, "request body over the limit of 1 MiB");
             return;
         }
         r->handler(&c);
         return;
     }
     if (path_known)
-        respond_error(&c, 405, "method not allowed");
+        faas_respond_error(&c, 405, "method not allowed");
     else
-        respond_error(&c, 404, "no route for this path");
+        faas_respond_error(&c, 404, "no route for this path");
 }
 
 void
 faas_route(struct faas_server *s, struct faas_conn *conn, struct faas_request *req, const char *rid)
 {
-    struct route_ctx c = {.s = s, .conn = conn, .req = req, .rid = rid};
+    struct faas_route_ctx c = {.s = s, .conn = conn, .req = req, .rid = rid};
     route(&c);
 }

@@ -259,10 +259,12 @@ server_init(struct faas_server *s, struct husk_error **err)
     if (s->epoll_fd < 0)
         return husk_err(err, errno, "set up the event loop");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if ((r = faas_work_init(s, cores > 1 ? (unsigned)cores : 2, err)) < 0)
+    if ((r = faas_workq_new(s, cores > 1 ? (unsigned)cores : 2, &s->work, err)) < 0 ||
+        (r = faas_workq_new(s, 2, &s->net, err)) < 0)
         return r;
-    if ((r = load_functions(s, err)) < 0 || (r = faas_listeners_open(s, err)) < 0 ||
-        (s->agent_fd = agent_memfd(err)) < 0)
+    if ((r = load_functions(s, err)) < 0 ||
+        (r = faas_async_open(s, s->opts->max_async_queue, err)) < 0 ||
+        (r = faas_listeners_open(s, err)) < 0 || (s->agent_fd = agent_memfd(err)) < 0)
         return r < 0 ? r : s->agent_fd;
     s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     s->w_signal.fn = on_signal;
@@ -304,7 +306,9 @@ server_free(struct faas_server *s)
     faas_conn_close_all(s, false);
     if (s->epoll_fd >= 0)
         drain_instances(s);
-    faas_work_stop(s); /* runs the `done` of spawns still out: they undo themselves */
+    faas_workq_stop(s, &s->work); /* runs the `done` of spawns still out: they undo themselves */
+    faas_workq_stop(s, &s->net);
+    faas_async_close(s);
     while (s->retired) {
         struct faas_function *f = s->retired;
         s->retired = f->next_retired;
@@ -359,6 +363,7 @@ faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
     if (r == 0) {
         for (size_t i = 0; i < s.n_fns; i++)
             faas_pool_activate(&s, s.fns[i]);
+        faas_async_start(&s);
         if (opts->listen)
             faas_server_log(&s, "info", "front door on http://%s", opts->listen);
         if (opts->admin_socket)

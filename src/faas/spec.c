@@ -353,10 +353,10 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",  "contract",     "bundle",      "image",        "dir",    "command",
-    "env",   "timeout",      "max_body",    "max_response", "memory", "cpus",
-    "pids",  "port",         "concurrency", "min",          "max",    "idle",
-    "queue", "init_timeout", "landlock",    "handler"};
+    "name",  "contract",     "bundle",      "image",        "dir",       "command",
+    "env",   "timeout",      "max_body",    "max_response", "memory",    "cpus",
+    "pids",  "port",         "concurrency", "min",          "max",       "idle",
+    "queue", "init_timeout", "landlock",    "handler",      "on_failure"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
@@ -374,6 +374,24 @@ known_fields(json_t *root, struct husk_error **err)
         if (!known)
             return husk_err(err, 0, "field '%s': unknown field", key);
     }
+    return 0;
+}
+
+/* Where a failed asynchronous call is reported (Lambda's on-failure destination). */
+static int
+url_field(json_t *root, const char *key, struct husk_error **err)
+{
+    json_t *v = json_object_get(root, key);
+    const char *url = json_string_value(v);
+    if (v == NULL)
+        return 0;
+    if (url == NULL || (!str_has_prefix(url, "http://") && !str_has_prefix(url, "https://")) ||
+        strlen(url) > 2048)
+        return husk_err(err, 0, "field '%s': must be an http:// or https:// URL", key);
+    for (const char *p = url; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return husk_err(err, 0, "field '%s': spaces and control characters are not allowed",
+                            key);
     return 0;
 }
 
@@ -399,7 +417,7 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
     if ((r = known_fields(root, err)) < 0 || (r = contract_field(root, f, err)) < 0 ||
         (r = limits(root, f, err)) < 0 ||
         (r = strings_field(root, "env", true, &f->env, err)) < 0 ||
-        (r = load_config(root, f, dc, err)) < 0)
+        (r = url_field(root, "on_failure", err)) < 0 || (r = load_config(root, f, dc, err)) < 0)
         return r;
     json_object_del(root, "version");
     json_object_del(root, "instances");

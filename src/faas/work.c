@@ -91,14 +91,15 @@ on_event(struct faas_server *s, struct faas_watch *w, uint32_t events)
 }
 
 int
-faas_work_init(struct faas_server *s, unsigned threads, struct husk_error **err)
+faas_workq_new(struct faas_server *s, unsigned threads, struct faas_workq **out,
+               struct husk_error **err)
 {
     struct faas_workq *q = xcalloc(1, sizeof(*q));
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->more, NULL);
     q->todo_tail = &q->todo;
     q->w.fn = on_event;
-    s->work = q;
+    *out = q;
     q->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (q->event_fd < 0 || faas_watch_add(s, q->event_fd, EPOLLIN, &q->w) < 0)
         return husk_err(err, errno, "create the work queue");
@@ -120,7 +121,12 @@ faas_work_init(struct faas_server *s, unsigned threads, struct husk_error **err)
 void
 faas_work_submit(struct faas_server *s, struct faas_work *w)
 {
-    struct faas_workq *q = s->work;
+    faas_workq_submit(s->work, w);
+}
+
+void
+faas_workq_submit(struct faas_workq *q, struct faas_work *w)
+{
     w->next = NULL;
     q->pending++;
     pthread_mutex_lock(&q->lock);
@@ -131,9 +137,9 @@ faas_work_submit(struct faas_server *s, struct faas_work *w)
 }
 
 void
-faas_work_stop(struct faas_server *s)
+faas_workq_stop(struct faas_server *s, struct faas_workq **qp)
 {
-    struct faas_workq *q = s->work;
+    struct faas_workq *q = *qp;
     if (q == NULL)
         return;
     /* Let what was submitted finish (a spawn half done must be undone by its `done`). */
@@ -155,5 +161,5 @@ faas_work_stop(struct faas_server *s)
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->more);
     free(q);
-    s->work = NULL;
+    *qp = NULL;
 }

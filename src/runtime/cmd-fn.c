@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* husk fn: deploy, list, show, remove and invoke functions through a running `husk serve`. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,10 +21,11 @@
 #define DEFAULT_URL "unix:/run/husk/serve.sock"
 
 struct fn_opts {
-    const char *url, *token_file, *bundle, *image, *dir, *contract, *memory, *cpus;
+    const char *url, *token_file, *bundle, *image, *dir, *contract, *memory, *cpus, *handler,
+        *on_failure, *callback;
     int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
         init_timeout;
-    bool follow, no_landlock;
+    bool follow, no_landlock, async;
     struct strlist env;
     char *token; /* read from token_file */
 };
@@ -64,101 +63,114 @@ static const struct flag fn_flags[] = {
     INT_FLAG("idle", idle, "deploy: seconds before an idle instance stops (default 300)"),
     INT_FLAG("queue", queue, "deploy: calls that may wait (default 10 x concurrency x max)"),
     INT_FLAG("init-timeout", init_timeout, "deploy: seconds for a server to listen (default 10)"),
+    {"handler", 0, FLAG_STRING, offsetof(struct fn_opts, handler),
+     "deploy: the lambda contract's _HANDLER (default: the command's last argument)"},
+    {"on-failure", 0, FLAG_STRING, offsetof(struct fn_opts, on_failure),
+     "deploy: a URL that gets the record of an asynchronous call that failed every attempt"},
     {"follow", 'f', FLAG_BOOL, offsetof(struct fn_opts, follow), "logs: keep printing new lines"},
+    {"async", 0, FLAG_BOOL, offsetof(struct fn_opts, async),
+     "invoke: asynchronously (202 and the call's id; see `husk fn calls`)"},
+    {"callback", 0, FLAG_STRING, offsetof(struct fn_opts, callback),
+     "invoke --async: a URL that gets the function's answer"},
 };
-
-/* The daemon: "unix:/PATH" (the admin socket) or "http://HOST:PORT" (the front door, with a
- * token for the admin API). Connected fd, or -errno. */
-static int
-client_connect(const char *url, char *host, size_t host_len, struct husk_error **err)
-{
-    struct sockaddr_storage ss = {0};
-    socklen_t sl;
-    char h[64];
-    unsigned port = 0;
-    if (str_has_prefix(url, "unix:")) {
-        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
-        if (strlen(url + 5) >= sizeof(un->sun_path) || url[5] != '/')
-            return husk_err(err, 0, "--url '%s': expected unix:/ABSOLUTE/PATH", url);
-        un->sun_family = AF_UNIX;
-        snprintf(un->sun_path, sizeof(un->sun_path), "%s", url + 5);
-        sl = sizeof(*un);
-        snprintf(host, host_len, "localhost");
-    } else if (sscanf(url, "http://[%63[0-9a-fA-F:.]]:%u", h, &port) == 2 && port <= 65535 &&
-               inet_pton(AF_INET6, h, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-        ss.ss_family = AF_INET6;
-        ((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)port);
-        sl = sizeof(struct sockaddr_in6);
-        snprintf(host, host_len, "[%s]:%u", h, port);
-    } else if (sscanf(url, "http://%63[0-9.]:%u", h, &port) == 2 && port <= 65535 &&
-               inet_pton(AF_INET, h, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-        ss.ss_family = AF_INET;
-        ((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
-        sl = sizeof(struct sockaddr_in);
-        snprintf(host, host_len, "%s:%u", h, port);
-    } else {
-        return husk_err(err, 0,
-                        "--url '%s': expected unix:/PATH, http://IPV4:PORT or "
-                        "http://[IPV6]:PORT",
-                        url);
-    }
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
-        int r = husk_err(err, errno, "connect to %s", url);
-        if (fd >= 0)
-            close(fd);
-        return r;
-    }
-    return fd;
-}
 
 struct fn_call {
     const char *method, *path, *body;
     size_t len;
-    char *out; /* the response body (owned) */
+    const char *extra; /* a request header line, or NULL */
+    bool stream;       /* a 2xx body goes to stdout as it comes */
+    char *out;         /* the response body (owned), unless streamed */
     size_t out_len;
     char *log_offset; /* X-Log-Offset (owned), for logs */
+    CURL *h;
 };
 
-/* One request with Connection: close; returns the status. */
+static size_t
+on_body(char *p, size_t size, size_t n, void *data)
+{
+    struct fn_call *call = data;
+    long status = 0;
+    curl_easy_getinfo(call->h, CURLINFO_RESPONSE_CODE, &status);
+    if (call->stream && status < 300) {
+        size_t w = fwrite(p, 1, size * n, stdout);
+        fflush(stdout);
+        return w;
+    }
+    call->out = xrealloc(call->out, call->out_len + size * n + 1);
+    memcpy(call->out + call->out_len, p, size * n);
+    call->out_len += size * n;
+    call->out[call->out_len] = '\0';
+    return size * n;
+}
+
+static size_t
+on_header(char *p, size_t size, size_t n, void *data)
+{
+    struct fn_call *call = data;
+    size_t len = size * n;
+    if (len > 14 && strncasecmp(p, "X-Log-Offset: ", 14) == 0) {
+        free(call->log_offset);
+        call->log_offset = xstrndup(p + 14, strcspn(p + 14, "\r\n"));
+    }
+    return len;
+}
+
+/* One request to the daemon: "unix:/PATH" (the admin socket) or "http://HOST:PORT" (the front
+ * door, with a token for the admin API). Returns the status, or -errno with *err set. */
 static int
 http_call(const struct fn_opts *o, struct fn_call *call, struct husk_error **err)
 {
-    char host[96];
-    cleanup_fd int fd = client_connect(o->url, host, sizeof(host), err);
-    if (fd < 0)
-        return fd;
-    cleanup_free char *auth =
-        o->token ? xasprintf("Authorization: Bearer %s\r\n", o->token) : xstrdup("");
-    cleanup_free char *head =
-        xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n%s%s"
-                  "Connection: close\r\n\r\n",
-                  call->method, call->path, host, call->len, auth,
-                  strcmp(call->method, "POST") == 0 && str_has_prefix(call->path, "/system/")
-                      ? "Content-Type: application/json\r\n"
-                      : "");
-    int r = write_all(fd, head, strlen(head));
-    if (r == 0 && call->len)
-        r = write_all(fd, call->body, call->len);
-    if (r < 0 && r != -EPIPE)
-        return husk_err(err, -r, "send request to %s", o->url);
-    size_t n = 0;
-    cleanup_free char *resp = NULL;
-    if ((r = read_fd_all(fd, SIZE_MAX, &resp, &n)) < 0)
-        return husk_err(err, -r, "read the answer of %s", o->url);
-    int status = 0;
-    char *sep = memmem(resp, n, "\r\n\r\n", 4);
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1 || sep == NULL)
-        return husk_err(err, 0, "%s: malformed response", o->url);
-    *sep = 0;
-    char *lo = strcasestr(resp, "\r\nX-Log-Offset: ");
-    if (lo)
-        call->log_offset = xstrndup(lo + 16, strcspn(lo + 16, "\r"));
-    call->out_len = n - (size_t)(sep + 4 - resp);
-    call->out = xmalloc(call->out_len + 1);
-    memcpy(call->out, sep + 4, call->out_len);
-    call->out[call->out_len] = 0;
-    return status;
+    bool unix_socket = str_has_prefix(o->url, "unix:");
+    if (unix_socket ? o->url[5] != '/'
+                    : !str_has_prefix(o->url, "http://") && !str_has_prefix(o->url, "https://"))
+        return husk_err(err, 0, "--url '%s': expected unix:/PATH or http://HOST:PORT", o->url);
+    cleanup_free char *url =
+        xasprintf("%s%s", unix_socket ? "http://localhost" : o->url, call->path);
+    cleanup_free char *auth = o->token ? xasprintf("Authorization: Bearer %s", o->token) : NULL;
+    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
+    if (auth)
+        headers = curl_slist_append(headers, auth);
+    if (strcmp(call->method, "POST") == 0 && str_has_prefix(call->path, "/system/"))
+        headers = curl_slist_append(headers, "Content-Type: application/json");
+    else if (call->body)
+        headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
+    if (call->extra)
+        headers = curl_slist_append(headers, call->extra);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURL *h = call->h = curl_easy_init();
+    if (h == NULL)
+        return husk_err(err, ENOMEM, "set up an HTTP client");
+    if (unix_socket)
+        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, o->url + 5);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, call->method);
+    if (strcmp(call->method, "HEAD") == 0)
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    if (call->body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, call->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)call->len);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, call);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0, os_errno = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    call->h = NULL;
+    if (call->out == NULL)
+        call->out = xstrdup("");
+    if (rc == CURLE_COULDNT_CONNECT)
+        return husk_err(err, os_errno ? (int)os_errno : ECONNREFUSED, "connect to %s", o->url);
+    if (rc != CURLE_OK)
+        return husk_err(err, os_errno ? (int)os_errno : EIO, "%s: %s", o->url,
+                        curl_easy_strerror(rc));
+    return (int)status;
 }
 
 static int
@@ -220,6 +232,10 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
         json_object_set_new(j, "contract", json_string(o->contract));
     if (o->no_landlock)
         json_object_set_new(j, "landlock", json_false());
+    if (o->handler)
+        json_object_set_new(j, "handler", json_string(o->handler));
+    if (o->on_failure)
+        json_object_set_new(j, "on_failure", json_string(o->on_failure));
     json_t *env = json_array();
     for (size_t i = 0; i < o->env.n; i++)
         json_array_append_new(env, json_string(o->env.v[i]));
@@ -236,11 +252,12 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
 static int
 report(struct cli *cli, const char *sub, struct fn_call *call, int status, struct husk_error *err)
 {
-    if (status < 0)
-        return cli_fail(cli, err);
-    fwrite(call->out, 1, call->out_len, status < 300 ? stdout : stderr);
+    if (status >= 0)
+        fwrite(call->out, 1, call->out_len, status < 300 ? stdout : stderr);
     free(call->out);
     free(call->log_offset);
+    if (status < 0)
+        return cli_fail(cli, err);
     if (status >= 300) {
         fprintf(stderr, "husk fn %s: HTTP %d\n", sub, status);
         return 1;
@@ -315,19 +332,46 @@ fn_deploy(struct cli *cli, struct fn_opts *o, const char *name, char **command)
     return fn_simple(cli, o, "deploy", "POST", "/system/functions", body, strlen(body));
 }
 
+/* `husk fn invoke NAME`: stdin is the body, the answer is printed as it comes; with --async,
+ * the call is queued and its id printed. */
 static int
 fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
-    cleanup_free char *path = xasprintf("/function/%s", name);
+    struct husk_error *err = NULL;
+    if (o->callback && !o->async)
+        return husk_err(&err, 0, "fn invoke: --callback needs --async"), cli_fail(cli, err);
+    cleanup_free char *path = xasprintf("/%sfunction/%s", o->async ? "async-" : "", name);
     cleanup_free char *body = NULL;
+    cleanup_free char *extra = o->callback ? xasprintf("X-Callback-Url: %s", o->callback) : NULL;
     size_t len = 0;
     int r = read_fd_all(0, SIZE_MAX, &body, &len);
     if (r < 0) {
-        struct husk_error *err = NULL;
         husk_err(&err, -r, "read the request body from stdin");
         return cli_fail(cli, err);
     }
-    return fn_simple(cli, o, "invoke", "POST", path, body, len);
+    struct fn_call call = {.method = "POST",
+                           .path = path,
+                           .body = body ? body : "",
+                           .len = len,
+                           .extra = extra,
+                           .stream = !o->async};
+    int status = http_call(o, &call, &err);
+    return report(cli, "invoke", &call, status, err);
+}
+
+/* `husk fn calls NAME`: its latest asynchronous calls; `husk fn call ID`: one of them. */
+static int
+fn_calls(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/calls?function=%s", name);
+    return fn_simple(cli, o, "calls", "GET", path, NULL, 0);
+}
+
+static int
+fn_call(struct cli *cli, struct fn_opts *o, const char *id, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/calls/%s", id);
+    return fn_simple(cli, o, "call", "GET", path, NULL, 0);
 }
 
 static const struct fn_sub {
@@ -340,12 +384,15 @@ static const struct fn_sub {
     {"ls", false, "ls: the functions", fn_ls},
     {"get", true, "get NAME: one function", fn_get},
     {"rm", true, "rm NAME: remove a function", fn_rm},
-    {"invoke", true, "invoke NAME: call it with stdin as the body", fn_invoke},
+    {"invoke", true, "invoke NAME [--async [--callback URL]]: call it with stdin as the body",
+     fn_invoke},
     {"logs", true, "logs NAME [-f]: its log", fn_logs},
+    {"calls", true, "calls NAME: its latest asynchronous calls", fn_calls},
+    {"call", true, "call ID: one asynchronous call, its state and result", fn_call},
 };
 
 static const struct verb fn_verb = {
-    "fn", "deploy|ls|get|rm|invoke|logs [flags] [NAME] [-- COMMAND [ARG...]]",
+    "fn", "deploy|ls|get|rm|invoke|logs|calls|call [flags] [NAME] [-- COMMAND [ARG...]]",
     "Manage the functions of a running `husk serve` through its admin socket.", NULL};
 
 /* Flags before and after NAME; what follows "--" is the command (deploy). */

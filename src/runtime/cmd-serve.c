@@ -24,8 +24,8 @@
 
 struct serve_opts {
     const char *listen, *state, *admin_socket, *admin_group, *token_file;
-    struct strlist allow_bind;
-    int userns_base, max_connections, max_client_connections, max_deploys, read_timeout;
+    struct strlist allow_bind, allow_callback;
+    int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async;
 };
 
 #define OPT(f) offsetof(struct serve_opts, f)
@@ -48,6 +48,11 @@ static const struct flag serve_flags[] = {
     {"max-connections-per-client", 0, FLAG_INT, OPT(max_client_connections),
      "connections at most from one client address (default 512)"},
     {"max-deploys-per-minute", 0, FLAG_INT, OPT(max_deploys), "deploys at most (default 60)"},
+    {"allow-callback", 0, FLAG_STRINGS, OPT(allow_callback),
+     "a CIDR asynchronous calls' callbacks may reach though it is loopback or link-local "
+     "(repeatable)"},
+    {"max-async-queue", 0, FLAG_INT, OPT(max_async),
+     "asynchronous calls accepted and not yet finished, at most (default 10000)"},
     {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
      "seconds a client has to send a request, twice that between requests (default 30)"},
 };
@@ -125,10 +130,11 @@ resolve_binds(struct strlist *l, struct husk_error **err)
 static int
 check_numbers(const struct serve_opts *o, struct husk_error **err)
 {
-    if (o->max_connections < 1 || o->max_client_connections < 1 || o->max_deploys < 1)
+    if (o->max_connections < 1 || o->max_client_connections < 1 || o->max_deploys < 1 ||
+        o->max_async < 1)
         return husk_err(err, 0,
-                        "--max-connections, --max-connections-per-client and "
-                        "--max-deploys-per-minute must be at least 1");
+                        "--max-connections, --max-connections-per-client, "
+                        "--max-deploys-per-minute and --max-async-queue must be at least 1");
     if (o->userns_base < (int)USERNS_RANGE)
         return husk_err(err, 0,
                         "--userns-base %d: must be at least 65536 (above the host's own "
@@ -166,6 +172,9 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .max_client_connections = (unsigned)o->max_client_connections,
                                    .max_deploys_per_minute = (unsigned)o->max_deploys,
                                    .read_timeout = (unsigned)o->read_timeout,
+                                   .max_async_queue = (unsigned)o->max_async,
+                                   .allow_callback = o->allow_callback.v,
+                                   .n_allow_callback = o->allow_callback.n,
                                    .log = serve_log,
                                    .log_data = cli};
     return 0;
@@ -184,7 +193,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
                            .max_connections = 10000,
                            .max_client_connections = 512,
                            .max_deploys = 60,
-                           .read_timeout = 30};
+                           .read_timeout = 30,
+                           .max_async = 10000};
     int i = cli_parse_flags(&v, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
     if (i == -2)
         return 0;

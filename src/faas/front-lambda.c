@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The Lambda Invoke API as a front door for every function, so the AWS CLI and SDKs work
+ * against husk with --endpoint-url: POST /2015-03-31/functions/NAME/invocations, with
+ * X-Amz-Invocation-Type RequestResponse (200), Event (202: an asynchronous call) or DryRun
+ * (204), X-Amz-Log-Type Tail (the last 4 KB of the call's log in X-Amz-Log-Result), a
+ * Qualifier, and errors in Lambda's shape. SigV4 headers are accepted and not verified: this
+ * door gives what /function/NAME gives, nothing of the admin API. The payload is the body a
+ * function gets; what it answers is the payload back, and a failure is a function error
+ * (X-Amz-Function-Error), as Lambda reports one.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "faas-internal.h"
+#include "util.h"
+
+#define ASYNC_MAX_PAYLOAD (256u << 10) /* Lambda's limit for an Event invocation */
+
+/* Lambda's error shape: the type in X-Amzn-ErrorType and in the body. */
+static void
+aws_error(struct faas_route_ctx *c, int status, const char *type, const char *msg)
+{
+    cleanup_free char *extra = xasprintf("X-Amzn-ErrorType: %s\r\n", type);
+    json_t *j = json_object();
+    json_object_set_new(j, "Type", json_string(status < 500 ? "User" : "Service"));
+    json_object_set_new(j, "message", faas_json_string_lossy(msg));
+    cleanup_free char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", text, strlen(text), extra);
+}
+
+/* "%3A" and friends: a name in the path may be an ARN, URL-encoded by the SDKs. */
+static char *
+url_decode(const char *p, size_t n)
+{
+    char *out = xmalloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (p[i] == '%' && i + 2 < n && sscanf(p + i + 1, "%2x", &v) == 1) {
+            *o++ = (char)v;
+            i += 2;
+        } else {
+            *o++ = p[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* NAME, NAME:QUALIFIER or arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]. */
+static void
+split_name(char *id, char **name, char **qualifier)
+{
+    *name = id;
+    *qualifier = NULL;
+    if (str_has_prefix(id, "arn:")) {
+        char *fn = strstr(id, ":function:");
+        *name = fn ? fn + strlen(":function:") : id;
+    }
+    char *colon = strchr(*name, ':');
+    if (colon) {
+        *colon = '\0';
+        *qualifier = colon + 1;
+    }
+}
+
+/* The largest request body the function named in a Lambda Invoke path takes. */
+uint64_t
+faas_lambda_body_limit(struct faas_server *s, const char *path)
+{
+    size_t n = strcspn(path, "/?");
+    cleanup_free char *id = url_decode(path, n);
+    char *name, *qualifier;
+    split_name(id, &name, &qualifier);
+    struct faas_function *f = faas_server_find(s, name, strlen(name));
+    return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
+}
+
+static char *
+query_param(const char *url, const char *key)
+{
+    const char *q = strchr(url, '?');
+    size_t k = strlen(key);
+    for (const char *p = q ? q + 1 : NULL; p && *p;) {
+        size_t n = strcspn(p, "&");
+        if (n > k && strncmp(p, key, k) == 0 && p[k] == '=')
+            return url_decode(p + k + 1, n - k - 1);
+        p += n + (p[n] == '&');
+    }
+    return NULL;
+}
+
+static void
+invoke_finish(struct faas_call *c)
+{
+    struct faas_conn *conn = c->conn;
+    if (conn == NULL)
+        return;
+    struct faas_buf h = {0};
+    faas_buf_addf(&h, "X-Amz-Executed-Version: %lld\r\nX-Amzn-RequestId: %s\r\n",
+                  (long long)c->fn->version, c->aws_id);
+    const char *body = c->reply_body.p ? c->reply_body.p : "";
+    size_t len = c->reply_body.len;
+    cleanup_free char *error = NULL;
+    if (c->fail_status == 429 || c->fail_status == 503 || c->fail_status == 413) {
+        static const struct {
+            int status;
+            const char *type;
+        } types[] = {{429, "TooManyRequestsException"},
+                     {503, "ServiceException"},
+                     {413, "RequestTooLargeException"}};
+        for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+            if (types[i].status == c->fail_status)
+                faas_buf_addf(&h, "X-Amzn-ErrorType: %s\r\n", types[i].type);
+        json_t *j = json_pack("{s:s, s:o}", "Type", c->fail_status == 503 ? "Service" : "User",
+                              "message", faas_json_string_lossy(c->fail_msg));
+        error = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        faas_buf_add(&h, "", 1);
+        faas_conn_respond(c->s, conn, c->fail_status, c->rid, "application/json", error,
+                          strlen(error), h.p);
+        c->conn = NULL; /* answered */
+        faas_buf_free(&h);
+        return;
+    }
+    /* Anything else that failed is the function's error: 200, as Lambda answers it. */
+    bool fn_error = c->function_error || c->fail_status || c->reply_overflow || !c->reply_ok ||
+                    (c->fn->contract != &faas_contract_lambda && c->status >= 500);
+    if (c->fail_status || c->reply_overflow || (fn_error && !c->function_error && len == 0)) {
+        const char *type = c->fail_status == 504   ? "Sandbox.Timedout"
+                           : c->reply_overflow     ? "Function.ResponseSizeTooLarge"
+                           : c->fail_status == 500 ? "Runtime.ExitError"
+                                                   : "Runtime.Unknown";
+        cleanup_free char *msg =
+            c->fail_status == 504 ? xasprintf("%s Task timed out after %lld.00 seconds", c->aws_id,
+                                              (long long)c->fn->timeout)
+            : c->reply_overflow   ? xasprintf("Response payload size exceeded maximum allowed "
+                                                "payload size (%lld bytes).",
+                                              (long long)c->fn->max_response)
+                                  : xstrdup(c->fail_msg ? c->fail_msg : "the function failed");
+        json_t *j =
+            json_pack("{s:o, s:s}", "errorMessage", faas_json_string_lossy(msg), "errorType", type);
+        error = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        body = error;
+        len = strlen(error);
+    }
+    if (fn_error)
+        faas_buf_add(&h, "X-Amz-Function-Error: Unhandled\r\n", 33);
+    if (c->want_log_tail) {
+        struct faas_buf *t = &c->log_tail;
+        size_t n = faas_buf_pending(t) > 4096 ? 4096 : faas_buf_pending(t);
+        cleanup_free char *b64 = faas_base64(t->p + t->len - n, n);
+        faas_buf_addf(&h, "X-Amz-Log-Result: %s\r\n", b64);
+    }
+    faas_buf_add(&h, "", 1);
+    faas_conn_respond(c->s, conn, 200, c->rid, "application/json", body, len, h.p);
+    c->conn = NULL; /* answered */
+    faas_buf_free(&h);
+}
+
+static const struct faas_front_ops invoke_front = {.finish = invoke_finish};
+
+void
+faas_route_lambda_invoke(struct faas_route_ctx *c)
+{
+    const char *suffix = "/invocations";
+    size_t sl = strlen(suffix);
+    if (c->rest_len <= sl || strncmp(c->rest + c->rest_len - sl, suffix, sl) != 0) {
+        aws_error(c, 404, "UnknownOperationException", "no such Lambda API operation");
+        return;
+    }
+    cleanup_free char *id = url_decode(c->rest, c->rest_len - sl);
+    char *name, *qualifier;
+    split_name(id, &name, &qualifier);
+    cleanup_free char *q_param = query_param(c->req->url, "Qualifier");
+    if (q_param)
+        qualifier = q_param;
+    struct faas_function *f = faas_server_find(c->s, name, strlen(name));
+    cleanup_free char *version = f ? xasprintf("%lld", (long long)f->version) : NULL;
+    if (f == NULL ||
+        (qualifier && strcmp(qualifier, "$LATEST") != 0 && strcmp(qualifier, version) != 0)) {
+        cleanup_free char *msg =
+            xasprintf("Function not found: arn:aws:lambda:us-east-1:000000000000:function:%s%s%s",
+                      name, qualifier ? ":" : "", qualifier ? qualifier : "");
+        aws_error(c, 404, "ResourceNotFoundException", msg);
+        return;
+    }
+    const char *type = faas_request_header(c->req, "X-Amz-Invocation-Type");
+    if (type == NULL)
+        type = "RequestResponse";
+    if (c->req->too_large || (strcmp(type, "Event") == 0 && c->req->body_len > ASYNC_MAX_PAYLOAD)) {
+        c->conn->keep_alive = !c->req->too_large;
+        cleanup_free char *msg =
+            xasprintf("Request must be smaller than %u bytes for the %s "
+                      "invocation type",
+                      strcmp(type, "Event") == 0 ? ASYNC_MAX_PAYLOAD : (unsigned)f->max_body, type);
+        aws_error(c, 413, "RequestTooLargeException", msg);
+        return;
+    }
+    if (strcmp(type, "DryRun") == 0) {
+        cleanup_free char *extra = xasprintf("X-Amz-Executed-Version: %s\r\n", version);
+        faas_conn_respond(c->s, c->conn, 204, c->rid, NULL, "", 0, extra);
+        return;
+    }
+    if (strcmp(type, "Event") == 0) {
+        faas_async_submit(c, f, NULL, "", true);
+        return;
+    }
+    if (strcmp(type, "RequestResponse") != 0) {
+        aws_error(c, 400, "InvalidParameterValueException",
+                  "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun");
+        return;
+    }
+    struct faas_call *call = faas_call_new(c->s, c->conn, f, c->rid, "");
+    call->front = &invoke_front;
+    faas_lambda_uuid(c->s, call->aws_id);
+    const char *log = faas_request_header(c->req, "X-Amz-Log-Type");
+    call->want_log_tail = log && strcmp(log, "Tail") == 0;
+    call->req = *c->req;
+    memset(c->req, 0, sizeof(*c->req));
+    snprintf(call->req.method, sizeof(call->req.method), "POST");
+    free(call->req.url);
+    call->req.url = xstrdup("/");
+    faas_pool_submit(c->s, call);
+}
