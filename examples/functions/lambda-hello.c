@@ -4,7 +4,10 @@
  * $AWS_LAMBDA_RUNTIME_API, as any custom runtime does. It gets each event with
  * invocation/next (keeping one connection alive) and answers with a small JSON document naming
  * the request id and the event's length; an event that is the JSON string "fail" is answered
- * through invocation/ID/error instead.
+ * through invocation/ID/error instead. Events "stream", "stream-fail" and "stream-http" (or an
+ * HTTP call of the path /stream, /stream-fail or /stream-http) get a streamed response: three
+ * lines 300 ms apart; the second mode reports an error in the trailers after the first line;
+ * the third starts with an HTTP integration prelude (status 201, a header).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -113,6 +116,67 @@ request(struct api *a, const char *method, const char *path, const char *body, s
     return atoi(a->head + 9); /* "HTTP/1.1 200" */
 }
 
+/* The event names a mode: the JSON string "NAME", or an HTTP call of the path /NAME. */
+static bool
+mode(const char *event, const char *name)
+{
+    char quoted[64], path[80];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", name);
+    snprintf(path, sizeof(path), "\"rawPath\":\"/%s\"", name);
+    return strcmp(event, quoted) == 0 || strstr(event, path) != NULL;
+}
+
+static int
+send_chunk(int fd, const char *text)
+{
+    char size[32];
+    int n = snprintf(size, sizeof(size), "%zx\r\n", strlen(text));
+    return send_all(fd, size, (size_t)n) < 0 || send_all(fd, text, strlen(text)) < 0 ||
+                   send_all(fd, "\r\n", 2) < 0
+               ? -1
+               : 0;
+}
+
+/* A streamed response: chunks as they are made, an error in the trailers. */
+static int
+stream(struct api *a, const char *path, bool fail, bool http)
+{
+    static const char prelude[] = "{\"statusCode\":201,\"headers\":{\"X-Streamed\":\"yes\"}}";
+    char head[512], *ack = NULL;
+    size_t ack_len = 0;
+    int n =
+        snprintf(head, sizeof(head),
+                 "POST %s HTTP/1.1\r\nHost: runtime\r\nTransfer-Encoding: chunked\r\n"
+                 "Lambda-Runtime-Function-Response-Mode: streaming\r\nContent-Type: %s\r\n"
+                 "Trailer: Lambda-Runtime-Function-Error-Type, "
+                 "Lambda-Runtime-Function-Error-Body\r\n\r\n",
+                 path, http ? "application/vnd.awslambda.http-integration-response" : "text/plain");
+    if (api_connect(a) < 0 || send_all(a->fd, head, (size_t)n) < 0)
+        return -1;
+    if (http &&
+        (send_chunk(a->fd, prelude) < 0 || send_all(a->fd, "8\r\n\0\0\0\0\0\0\0\0\r\n", 13) < 0))
+        return -1;
+    for (int i = 1; i <= 3; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "line %d\n", i);
+        if (send_chunk(a->fd, line) < 0)
+            return -1;
+        if (fail)
+            break;
+        if (i < 3)
+            usleep(300 * 1000);
+    }
+    /* base64 of {"errorMessage":"broke mid-stream","errorType":"Stream"} */
+    const char *end = fail ? "0\r\nLambda-Runtime-Function-Error-Type: Stream\r\n"
+                             "Lambda-Runtime-Function-Error-Body: eyJlcnJvck1lc3NhZ2UiOiJicm9rZS"
+                             "BtaWQtc3RyZWFtIiwiZXJyb3JUeXBlIjoiU3RyZWFtIn0=\r\n\r\n"
+                           : "0\r\n\r\n";
+    if (send_all(a->fd, end, strlen(end)) < 0 || read_response(a, &ack, &ack_len) < 0)
+        return -1;
+    free(ack);
+    return atoi(a->head + 9);
+}
+
 int
 main(void)
 {
@@ -137,6 +201,14 @@ main(void)
         const char *h = strcasestr(a.head, "\r\nLambda-Runtime-Aws-Request-Id:");
         if (h)
             sscanf(h + 32, " %127[^\r\n]", id);
+        snprintf(path, sizeof(path), "/2018-06-01/runtime/invocation/%s/response", id);
+        if (mode(event, "stream") || mode(event, "stream-fail") || mode(event, "stream-http")) {
+            int status = stream(&a, path, mode(event, "stream-fail"), mode(event, "stream-http"));
+            if (status != 202)
+                fprintf(stderr, "lambda-hello: streamed %s: HTTP %d\n", path, status);
+            free(event);
+            continue;
+        }
         bool fail = strcmp(event, "\"fail\"") == 0;
         int n = fail ? snprintf(out, sizeof(out),
                                 "{\"errorMessage\":\"asked to fail\",\"errorType\":\"Fail\"}")

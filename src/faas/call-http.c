@@ -73,9 +73,31 @@ build_request(struct faas_call *c)
                   xff ? ", " : "", peer);
     if (host)
         faas_buf_addf(b, "X-Forwarded-Host: %s\r\n", host);
-    faas_buf_addf(b, "X-Request-Id: %s\r\nX-Call-Id: %s\r\nContent-Length: %zu\r\n\r\n", c->rid,
-                  c->rid, r->body_len);
+    faas_buf_addf(b, "X-Request-Id: %s\r\nX-Call-Id: %s\r\n", c->rid, c->rid);
+    if (r->body_streams) { /* the body follows as it comes, chunked */
+        faas_buf_add(b, "Transfer-Encoding: chunked\r\n\r\n", 30);
+        return;
+    }
+    faas_buf_addf(b, "Content-Length: %zu\r\n\r\n", r->body_len);
     faas_buf_add(b, r->body, r->body_len);
+}
+
+/* What came of a streamed body goes to the server as chunks (trailers are not passed on). */
+static void
+body_chunks(struct faas_call *c)
+{
+    struct faas_buf *in = &c->body_in, *b = &c->up_out;
+    size_t n = faas_buf_pending(in);
+    if (n) {
+        faas_buf_addf(b, "%zx\r\n", n);
+        faas_buf_add(b, in->p + in->off, n);
+        faas_buf_add(b, "\r\n", 2);
+        in->off = in->len = 0;
+    }
+    if (!c->body_open && !c->body_ended) {
+        faas_buf_add(b, "0\r\n\r\n", 5);
+        c->body_ended = true;
+    }
 }
 
 static const char *const resp_hop_by_hop[] = {
@@ -277,7 +299,7 @@ up_open(struct faas_call *c, struct husk_error **err)
 static bool
 retry_fresh(struct faas_call *c)
 {
-    if (c->fresh_up || c->head_done || c->relayed || !idempotent(c))
+    if (c->fresh_up || c->head_done || c->relayed || !idempotent(c) || c->req.body_streams)
         return false;
     up_release(c, false);
     c->up_out.off = 0;
@@ -319,6 +341,7 @@ pump_out(struct faas_call *c)
         c->up_out.off += (size_t)n;
         u->writable = (size_t)n == want;
     }
+    faas_call_body_consumed(c);
     return true;
 }
 
@@ -374,6 +397,8 @@ static int
 http_start(struct faas_call *c, struct husk_error **err)
 {
     build_request(c);
+    if (c->req.body_streams)
+        body_chunks(c);
     c->resp = faas_resp_parser_new(&resp_ops, c);
     faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
     int r = up_open(c, err);
@@ -385,6 +410,14 @@ http_start(struct faas_call *c, struct husk_error **err)
 static void
 http_drained(struct faas_call *c)
 {
+    if (c->up)
+        pump(c);
+}
+
+static void
+http_body(struct faas_call *c)
+{
+    body_chunks(c);
     if (c->up)
         pump(c);
 }
@@ -426,4 +459,6 @@ const struct faas_contract_ops faas_contract_http = {
     .call_close = http_close,
     .call_detach = http_detach,
     .call_drained = http_drained,
+    .call_body = http_body,
+    .streams_body = true,
 };

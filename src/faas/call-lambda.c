@@ -154,23 +154,15 @@ http_event(struct faas_call *c)
     return ev;
 }
 
-/* The function's answer to an HTTP call: {statusCode, headers, cookies, body,
- * isBase64Encoded}, or any other JSON as a 200 application/json body. */
-static void
-http_answer(struct faas_call *c, const char *body, size_t len)
+/* The head an API Gateway answer asks for ({statusCode, headers, cookies}): its status, and
+ * its header lines (nothing a function says may split a header or set the framing). -1 when
+ * j has no valid statusCode. */
+int
+faas_lambda_http_head(const json_t *j, struct faas_buf *lines)
 {
-    json_error_t je;
-    cleanup_json json_t *j = json_loadb(body ? body : "", len, 0, &je);
     json_t *code = json_object_get(j, "statusCode");
-    struct faas_buf lines = {0};
-    if (!json_is_integer(code) || json_integer_value(code) < 100 ||
-        json_integer_value(code) > 599) {
-        faas_buf_add(&lines, "Content-Type: application/json\r\n", 32);
-        faas_reply_head(c, 200, NULL, lines.p, lines.len, (int64_t)len);
-        faas_reply_body(c, body, len);
-        faas_buf_free(&lines);
-        return;
-    }
+    if (!json_is_integer(code) || json_integer_value(code) < 100 || json_integer_value(code) > 599)
+        return -1;
     const char *key;
     json_t *v, *a;
     size_t i;
@@ -178,17 +170,35 @@ http_answer(struct faas_call *c, const char *body, size_t len)
     json_object_foreach(json_object_get(j, "headers"), key, v)
     {
         if (!json_is_string(v) || strpbrk(key, "\r\n:") || strpbrk(json_string_value(v), "\r\n"))
-            continue; /* nothing a function says may split a header */
+            continue;
         typed |= strcasecmp(key, "Content-Type") == 0;
         if (strcasecmp(key, "Content-Length") && strcasecmp(key, "Transfer-Encoding") &&
             strcasecmp(key, "Connection"))
-            faas_buf_addf(&lines, "%s: %s\r\n", key, json_string_value(v));
+            faas_buf_addf(lines, "%s: %s\r\n", key, json_string_value(v));
     }
     json_array_foreach(json_object_get(j, "cookies"), i,
                        a) if (json_is_string(a) && !strpbrk(json_string_value(a), "\r\n"))
-        faas_buf_addf(&lines, "Set-Cookie: %s\r\n", json_string_value(a));
+        faas_buf_addf(lines, "Set-Cookie: %s\r\n", json_string_value(a));
     if (!typed)
-        faas_buf_add(&lines, "Content-Type: text/plain\r\n", 26);
+        faas_buf_add(lines, "Content-Type: text/plain\r\n", 26);
+    return (int)json_integer_value(code);
+}
+
+/* The function's answer to an HTTP call: {statusCode, headers, cookies, body,
+ * isBase64Encoded}, or any other JSON as a 200 application/json body. */
+static void
+http_answer(struct faas_call *c, const char *body, size_t len)
+{
+    json_error_t je;
+    cleanup_json json_t *j = json_loadb(body ? body : "", len, 0, &je);
+    struct faas_buf lines = {0};
+    int status = faas_lambda_http_head(j, &lines);
+    if (status < 0) {
+        faas_reply_head(c, 200, NULL, "Content-Type: application/json\r\n", 32, (int64_t)len);
+        faas_reply_body(c, body, len);
+        faas_buf_free(&lines);
+        return;
+    }
     const char *text = json_string_value(json_object_get(j, "body"));
     cleanup_free char *raw = NULL;
     ssize_t n = text ? (ssize_t)strlen(text) : 0;
@@ -197,7 +207,7 @@ http_answer(struct faas_call *c, const char *body, size_t len)
         text = raw;
     if (n < 0)
         n = 0;
-    faas_reply_head(c, (int)json_integer_value(code), NULL, lines.p, lines.len, n);
+    faas_reply_head(c, status, NULL, lines.p, lines.len, n);
     faas_reply_body(c, text, (size_t)n);
     faas_buf_free(&lines);
 }
@@ -305,6 +315,13 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
         api_error(s, conn, 404, rid, "InvalidPath", "no such Runtime API path");
         return;
     }
+    const char *mode = faas_request_header(req, "Lambda-Runtime-Function-Response-Mode");
+    if (response && mode && strcasecmp(mode, "streaming") != 0 &&
+        strcasecmp(mode, "buffered") != 0) {
+        api_error(s, conn, 400, rid, "InvalidResponseModeHeader",
+                  "Lambda-Runtime-Function-Response-Mode: must be streaming or buffered");
+        return;
+    }
     struct faas_call *c = api_call(in, rest, (size_t)(slash - rest));
     if (c == NULL) {
         api_error(s, conn, 400, rid, "InvalidRequestID", "no invocation with this request id");
@@ -313,6 +330,10 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
     if (c->api_answered) {
         api_error(s, conn, 403, rid, "InvalidStateTransition",
                   "this invocation was answered already");
+        return;
+    }
+    if (req->body_streams && response) {
+        faas_lambda_stream(s, conn, c, req, rid);
         return;
     }
     if (req->too_large) {
@@ -368,12 +389,17 @@ api_request(struct faas_server *s, struct faas_conn *conn, struct faas_request *
     }
 }
 
-/* A response body is buffered up to the function's max_response (6 MB by default). */
-static uint64_t
-api_body_limit(const struct faas_request *r, void *data)
+/* A response body is buffered up to the function's max_response (6 MB by default); a
+ * streamed one goes to the caller as it comes, unbounded. */
+static void
+api_head(struct faas_request *r, void *data)
 {
     struct faas_instance *in = data;
-    return (uint64_t)in->fn->max_response;
+    const char *mode = faas_request_header(r, "Lambda-Runtime-Function-Response-Mode");
+    size_t plen = strcspn(r->url, "?");
+    r->may_stream = mode && strcasecmp(mode, "streaming") == 0 && plen > 9 &&
+                    strncmp(r->url + plen - 9, "/response", 9) == 0;
+    r->max_body = r->may_stream ? UINT64_MAX : (uint64_t)in->fn->max_response;
 }
 
 static void
@@ -384,7 +410,7 @@ on_api_accept(struct faas_server *s, struct faas_watch *w, uint32_t events)
         int fd = accept4(in->api_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        if (faas_conn_new_from(s, fd, in, api_body_limit) == NULL)
+        if (faas_conn_new_from(s, fd, in, api_head) == NULL)
             close(fd);
     }
 }
@@ -437,6 +463,7 @@ static void
 lambda_close(struct faas_call *c)
 {
     struct faas_instance *in = c->inst;
+    faas_lambda_stream_drop(c);
     if (c->api_delivered)
         return;
     struct faas_call *prev = NULL;
@@ -563,4 +590,5 @@ const struct faas_contract_ops faas_contract_lambda = {
     .call_start = lambda_start,
     .call_close = lambda_close,
     .call_detach = lambda_detach,
+    .call_drained = faas_lambda_stream_drained,
 };

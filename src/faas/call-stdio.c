@@ -3,125 +3,184 @@
  * The stdio contract (OpenFaaS classic watchdog: body on stdin, stdout is the response, exit
  * != 0 is a 500) and its CGI variant (RFC 3875 environment; stdout starts with a header block
  * that sets status and headers). The instance's agent forks the program per call with pipes
- * the daemon made; the daemon feeds stdin, collects stdout, logs stderr line by line.
+ * the daemon made; the daemon feeds stdin, reads stdout, logs stderr line by line.
+ *
+ * The answer is held back a little: a program that ends within 50 ms of its first output, or
+ * before writing 64 KiB, is answered whole, with a length and its exit status deciding 200 or
+ * 500 as the watchdog does. Past that the answer streams (chunked) as the program writes it,
+ * at the pace the client reads; a program that then fails cuts the body off (no last chunk),
+ * so the client never takes a broken answer for a whole one. Front doors that shape the
+ * answer themselves (the Lambda invoke API, asynchronous calls) take it whole, up to the
+ * function's max_response.
  */
 #define _GNU_SOURCE
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent-proto.h"
 #include "faas-internal.h"
 #include "util.h"
 
-static void env_add(struct faas_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void
-env_add(struct faas_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    cleanup_free char *s = NULL;
-    va_start(ap, fmt);
-    int n = vasprintf(&s, fmt, ap);
-    va_end(ap);
-    if (n >= 0 && strchr(s, '\n') == NULL) /* no header may smuggle a variable in */
-        faas_buf_add(b, s, (size_t)n + 1);
-}
-
-/* "content-type" -> "Content_Type" (Go's canonical names, '-' as '_'); CGI: "CONTENT_TYPE". */
-static char *
-header_var(const char *name, bool cgi)
-{
-    char *n = xstrdup(name);
-    bool up = true;
-    for (char *c = n; *c; c++) {
-        *c = up || cgi ? toupper((unsigned char)*c) : tolower((unsigned char)*c);
-        up = *c == '-';
-        if (*c == '-')
-            *c = '_';
-    }
-    return n;
-}
-
-static void
-stdio_env(struct faas_call *c, struct faas_buf *b)
-{
-    const struct faas_request *r = &c->req;
-    const char *q = strchr(r->url, '?');
-    const char *host = faas_request_header(r, "Host");
-    const char *cl = faas_request_header(r, "Content-Length");
-    const char *te = faas_request_header(r, "Transfer-Encoding");
-    for (size_t h = 0; h < r->n_headers; h++) {
-        cleanup_free char *n = header_var(r->headers[h].name, false);
-        env_add(b, "Http_%s=%s", n, r->headers[h].value);
-    }
-    env_add(b, "Http_Method=%s", r->method);
-    env_add(b, "Http_Query=%s", q ? q + 1 : "");
-    env_add(b, "Http_Path=%s", *c->subpath ? c->subpath : "/");
-    env_add(b, "Http_Host=%s", host ? host : "");
-    env_add(b, "Http_ContentLength=%s", cl ? cl : "-1");
-    if (cl == NULL)
-        env_add(b, "Http_Content_Length=-1");
-    if (te)
-        env_add(b, "Http_Transfer_Encoding=%s", te);
-}
-
-static void
-cgi_env(struct faas_call *c, struct faas_buf *b)
-{
-    const struct faas_request *r = &c->req;
-    const char *q = strchr(r->url, '?');
-    const char *host = faas_request_header(r, "Host");
-    const char *ct = faas_request_header(r, "Content-Type");
-    const char *port = host ? strrchr(host, ':') : NULL;
-    for (size_t h = 0; h < r->n_headers; h++) {
-        const char *name = r->headers[h].name;
-        /* Proxy: httpoxy; the two content headers have their own variables. */
-        if (strcasecmp(name, "Proxy") == 0 || strcasecmp(name, "Content-Type") == 0 ||
-            strcasecmp(name, "Content-Length") == 0)
-            continue;
-        cleanup_free char *n = header_var(name, true);
-        env_add(b, "HTTP_%s=%s", n, r->headers[h].value);
-    }
-    env_add(b, "GATEWAY_INTERFACE=CGI/1.1");
-    env_add(b, "SERVER_PROTOCOL=HTTP/1.1");
-    env_add(b, "SERVER_SOFTWARE=husk/%s", HUSK_VERSION);
-    env_add(b, "SERVER_NAME=%.*s", host ? (int)(port ? port - host : (long)strlen(host)) : 0,
-            host ? host : "");
-    env_add(b, "SERVER_PORT=%s", port ? port + 1 : "80");
-    env_add(b, "REQUEST_METHOD=%s", r->method);
-    env_add(b, "REQUEST_URI=%s", r->url);
-    env_add(b, "SCRIPT_NAME=/function/%s", c->fn->name);
-    env_add(b, "PATH_INFO=%s", c->subpath);
-    env_add(b, "QUERY_STRING=%s", q ? q + 1 : "");
-    env_add(b, "REMOTE_ADDR=%s", c->conn ? c->conn->peer : "");
-    env_add(b, "CONTENT_LENGTH=%zu", r->body_len);
-    if (ct)
-        env_add(b, "CONTENT_TYPE=%s", ct);
-}
+#define HOLD_BYTES (64u << 10)
+#define HOLD_NS    (50 * NS_PER_SEC / 1000)
 
 static void finish(struct faas_call *c);
 
 static void
+stdin_close(struct faas_call *c)
+{
+    faas_watch_del(c->s, c->in_fd);
+    close(c->in_fd);
+    c->in_fd = -1;
+}
+
+/* Feed the program's stdin what came of the body; EOF at its end. */
+static void
+feed_stdin(struct faas_call *c)
+{
+    struct faas_buf *b = &c->body_in;
+    while (c->in_fd >= 0 && faas_buf_pending(b)) {
+        ssize_t n = write(c->in_fd, b->p + b->off, faas_buf_pending(b));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) { /* the pipe is full: on when it has room */
+            faas_watch_mod(c->s, c->in_fd, EPOLLOUT, &c->w_in);
+            return;
+        }
+        if (n < 0) /* the program stopped reading: the rest goes nowhere */
+            stdin_close(c);
+        else
+            b->off += (size_t)n;
+    }
+    if (c->in_fd < 0)
+        b->off = b->len;
+    faas_call_body_consumed(c);
+    if (c->in_fd >= 0 && !c->body_open)
+        stdin_close(c);
+    else if (c->in_fd >= 0) /* all written; more comes with call_body */
+        faas_watch_mod(c->s, c->in_fd, 0, &c->w_in);
+}
+
+static void
 on_in(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
-    struct faas_call *c = container_of(w, struct faas_call, w_in);
-    ssize_t n = write(c->in_fd, c->req.body + c->in_off, c->req.body_len - c->in_off);
-    if (n > 0)
-        c->in_off += (size_t)n;
-    if ((n < 0 && errno != EAGAIN && errno != EINTR) || c->in_off == c->req.body_len) {
-        faas_watch_del(s, c->in_fd); /* EOF on the program's stdin (or it stopped reading) */
-        close(c->in_fd);
-        c->in_fd = -1;
+    feed_stdin(container_of(w, struct faas_call, w_in));
+}
+
+/* The client reads slower than the program writes: stop reading its output (the pipe fills,
+ * the program waits) until the client's socket drains. */
+static void
+hold_back(struct faas_call *c)
+{
+    if (c->conn && !faas_reply_room(c) && !c->out_paused && c->out_fd >= 0) {
+        c->out_paused = true;
+        faas_watch_mod(c->s, c->out_fd, 0, &c->w_out);
     }
+}
+
+static void
+stdio_drained(struct faas_call *c)
+{
+    if (c->out_paused && c->out_fd >= 0 && faas_reply_room(c)) {
+        c->out_paused = false;
+        faas_watch_mod(c->s, c->out_fd, EPOLLIN, &c->w_out);
+    }
+}
+
+/* The head of the answer: the CGI header block, or 200 and the Content-Type. 0 (*body: where
+ * the body starts in c->out), 1 when a CGI block is not complete yet, -1 when the call failed
+ * (answered). */
+static int
+answer_head(struct faas_call *c, bool complete, size_t *body)
+{
+    const char *ct = faas_request_header(&c->req, "Content-Type");
+    for (char **e = c->fn->env; e && *e; e++)
+        if (str_has_prefix(*e, "content_type="))
+            ct = *e + strlen("content_type=");
+    int status = 200, r = 0;
+    *body = 0;
+    cleanup_free char *ctype = NULL;
+    struct faas_buf lines = {0};
+    faas_buf_addf(&lines, "X-Duration-Seconds: %.6f\r\n", (now_ns() - c->received_ns) / 1e9);
+    if (c->fn->contract == &faas_contract_cgi)
+        r = faas_cgi_head(&c->out, &status, &ctype, &lines, body);
+    if (r == 1 && !complete && c->out.len < HOLD_BYTES) {
+        faas_buf_free(&lines);
+        return 1;
+    }
+    if (r != 0) {
+        cleanup_free char *msg = xasprintf(
+            "function '%s' wrote no CGI header block (\"Status: 200\", \"Content-Type: ...\", then "
+            "an empty line) before its body",
+            c->fn->name);
+        faas_buf_free(&lines);
+        faas_call_fail(c, 502, msg, NULL);
+        return -1;
+    }
+    faas_buf_addf(&lines, "Content-Type: %s\r\n", ctype ? ctype : ct ? ct : "text/plain");
+    faas_reply_head(c, status, NULL, lines.p, lines.len,
+                    complete ? (int64_t)(c->out.len - *body) : -1);
+    faas_buf_free(&lines);
+    return 0;
+}
+
+/* From here on the answer streams: what was held back goes first. */
+static void
+stream_start(struct faas_call *c)
+{
+    size_t body;
+    faas_timer_cancel(c->s, &c->t_hold);
+    if (answer_head(c, false, &body) != 0)
+        return;
+    c->streaming = true;
+    faas_reply_body(c, c->out.p + body, c->out.len - body);
+    faas_buf_free(&c->out);
+    if (c->conn)
+        faas_conn_flush(c->s, c->conn);
+    hold_back(c);
+}
+
+static void
+hold_expired(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_call *c = container_of(t, struct faas_call, t_hold);
+    c->hold_over = true;
+    stream_start(c);
+}
+
+static void
+take_output(struct faas_call *c, const char *p, size_t n)
+{
+    if (c->streaming) {
+        faas_reply_body(c, p, n);
+        if (c->conn)
+            faas_conn_flush(c->s, c->conn);
+        hold_back(c);
+        return;
+    }
+    if (c->front == NULL && c->conn == NULL)
+        return; /* the client left: the program runs on, its answer goes nowhere */
+    if (c->front && c->out.len + n > (uint64_t)c->fn->max_response) {
+        /* A captured answer is held whole: not more than the function may send. Closing the
+         * pipe ends the program with EPIPE. */
+        cleanup_free char *msg = xasprintf("function '%s' wrote a response over its max_response "
+                                           "of %lld bytes",
+                                           c->fn->name, (long long)c->fn->max_response);
+        c->reply_overflow = true;
+        faas_call_fail(c, 502, msg, NULL);
+        return;
+    }
+    faas_buf_add(&c->out, p, n);
+    if (c->front)
+        return;
+    if (c->hold_over || c->out.len >= HOLD_BYTES)
+        stream_start(c);
+    else if (c->t_hold.slot == 0)
+        faas_timer_set(c->s, &c->t_hold, now_ns() + HOLD_NS);
 }
 
 static void
@@ -130,17 +189,8 @@ on_out(struct faas_server *s, struct faas_watch *w, uint32_t events)
     struct faas_call *c = container_of(w, struct faas_call, w_out);
     char buf[65536];
     ssize_t n = read(c->out_fd, buf, sizeof(buf));
-    if (n > 0 && c->out.len + (size_t)n > (uint64_t)c->fn->max_response) {
-        /* The daemon holds a buffered response whole: not more than the function may send.
-         * Closing the pipe ends the program with EPIPE. */
-        cleanup_free char *msg = xasprintf("function '%s' wrote a response over its max_response "
-                                           "of %lld bytes",
-                                           c->fn->name, (long long)c->fn->max_response);
-        faas_call_fail(c, 502, msg, NULL);
-        return;
-    }
     if (n > 0) {
-        faas_buf_add(&c->out, buf, (size_t)n);
+        take_output(c, buf, (size_t)n);
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -201,9 +251,10 @@ stdio_start(struct faas_call *c, struct husk_error **err)
     for (char **e = c->fn->cfg->sbx->process.env; e && *e; e++)
         faas_buf_add(&env, *e, strlen(*e) + 1);
     if (c->fn->contract == &faas_contract_cgi)
-        cgi_env(c, &env);
+        faas_cgi_env(c, &env);
     else
-        stdio_env(c, &env);
+        faas_stdio_env(c, &env);
+    c->t_hold.fn = hold_expired;
     c->agent_id = ++s->next_agent_id;
     int fds[3] = {in[0], out[1], er[1]};
     int r = faas_instance_send_run(c->inst, c->agent_id, &env, fds, err);
@@ -223,16 +274,19 @@ stdio_start(struct faas_call *c, struct husk_error **err)
         return r;
     faas_watch_add(s, c->out_fd, EPOLLIN, &c->w_out);
     faas_watch_add(s, c->err_fd, EPOLLIN, &c->w_err);
-    if (c->req.body_len)
-        faas_watch_add(s, c->in_fd, EPOLLOUT, &c->w_in);
-    else
-        close(c->in_fd), c->in_fd = -1;
+    if (!c->req.body_streams) { /* the whole body, taken as the first piece */
+        c->body_in = (struct faas_buf){
+            .p = steal_ptr(&c->req.body), .len = c->req.body_len, .cap = c->req.body_len};
+    }
+    faas_watch_add(s, c->in_fd, 0, &c->w_in);
+    feed_stdin(c);
     return 0;
 }
 
 static void
 stdio_close(struct faas_call *c)
 {
+    faas_timer_cancel(c->s, &c->t_hold);
     char buf[16384];
     ssize_t n;
     while (c->err_fd >= 0 && c->inst && (n = read(c->err_fd, buf, sizeof(buf))) > 0)
@@ -248,78 +302,23 @@ stdio_close(struct faas_call *c)
         }
 }
 
-/* Split a CGI response's header block off. 0, or -1 when it has none. */
-static int
-cgi_head(struct faas_call *c, int *status, char **ctype, struct faas_buf *extra, size_t *body)
+/* Why the program failed, or NULL. */
+static char *
+failure(struct faas_call *c)
 {
-    char *p = c->out.p ? c->out.p : "", *end = p + c->out.len;
-    *status = 200;
-    bool any = false, location = false;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            return -1;
-        size_t n = (size_t)(nl - p) - (nl > p && nl[-1] == '\r');
-        if (n == 0) {
-            *body = (size_t)(nl + 1 - c->out.p);
-            if (location && *status == 200)
-                *status = 302;
-            return any ? 0 : -1;
-        }
-        char *colon = memchr(p, ':', n);
-        if (colon == NULL || colon == p)
-            return -1;
-        char *v = colon + 1;
-        while (v < p + n && (*v == ' ' || *v == '\t'))
-            v++;
-        size_t nl_len = (size_t)(colon - p), vl = (size_t)(p + n - v);
-        any = true;
-        if (nl_len == 6 && strncasecmp(p, "Status", 6) == 0) {
-            if (vl < 3 || sscanf(v, "%3d", status) != 1 || *status < 100 || *status > 599)
-                return -1;
-        } else if (nl_len == 12 && strncasecmp(p, "Content-Type", 12) == 0) {
-            free(*ctype);
-            *ctype = xstrndup(v, vl);
-        } else if (!(nl_len == 14 && strncasecmp(p, "Content-Length", 14) == 0) &&
-                   !(nl_len == 10 && strncasecmp(p, "Connection", 10) == 0) &&
-                   !(nl_len == 17 && strncasecmp(p, "Transfer-Encoding", 17) == 0)) {
-            location |= nl_len == 8 && strncasecmp(p, "Location", 8) == 0;
-            faas_buf_add(extra, p, (size_t)(v - p) + vl);
-            faas_buf_add(extra, "\r\n", 2);
-        }
-        p = nl + 1;
-    }
-    return -1;
-}
-
-static void
-respond_ok(struct faas_call *c, const char *duration)
-{
-    const char *ct = faas_request_header(&c->req, "Content-Type");
-    for (char **e = c->fn->env; e && *e; e++)
-        if (str_has_prefix(*e, "content_type="))
-            ct = *e + strlen("content_type=");
-    struct faas_buf lines = {0};
-    faas_buf_add(&lines, duration, strlen(duration));
-    int status = 200;
-    size_t body = 0;
-    cleanup_free char *ctype = NULL;
-    if (c->fn->contract == &faas_contract_cgi && cgi_head(c, &status, &ctype, &lines, &body) < 0) {
-        cleanup_free char *msg = xasprintf(
-            "function '%s' wrote no CGI header block (\"Status: 200\", \"Content-Type: ...\", then "
-            "an empty line) before its body",
-            c->fn->name);
-        faas_buf_free(&lines);
-        faas_call_fail(c, 502, msg, NULL);
-        return;
-    }
-    const char *type = ctype ? ctype : ct ? ct : "text/plain";
-    faas_buf_addf(&lines, "Content-Type: %s\r\n", type);
-    faas_reply_head(c, status, NULL, lines.p, lines.len, (int64_t)(c->out.len - body));
-    faas_reply_body(c, c->out.p + body, c->out.len - body);
-    faas_reply_end(c, true);
-    faas_buf_free(&lines);
-    faas_call_end(c);
+    int code = c->wait_status < 0 ? 127 : sbx_status_to_exit_code(c->wait_status);
+    if (c->oom)
+        return xasprintf("function '%s' ran out of memory: it exceeded its memory limit of %lld "
+                         "bytes",
+                         c->fn->name, (long long)c->fn->memory);
+    if (c->wait_status < 0)
+        return xasprintf("function '%s' could not be run: %s", c->fn->name,
+                         strerror(-c->wait_status));
+    if (code != 0)
+        return xasprintf("function '%s' exited with status %d%s%.*s", c->fn->name, code,
+                         c->streaming ? "" : "\n", c->streaming ? 0 : (int)c->out.len,
+                         c->out.p ? c->out.p : "");
+    return NULL;
 }
 
 static void
@@ -327,26 +326,23 @@ finish(struct faas_call *c)
 {
     if (!c->exited || !c->out_eof)
         return;
-    struct faas_instance *in = c->inst;
-    faas_instance_oom_check(c->s, in); /* an OOM kill during the call marked it */
-    cleanup_free char *duration =
-        xasprintf("X-Duration-Seconds: %.6f\r\n", (now_ns() - c->received_ns) / 1e9);
-    int code = c->wait_status < 0 ? 127 : sbx_status_to_exit_code(c->wait_status);
-    cleanup_free char *msg = NULL;
-    if (c->oom)
-        msg = xasprintf("function '%s' ran out of memory: it exceeded its memory limit of %lld "
-                        "bytes",
-                        c->fn->name, (long long)c->fn->memory);
-    else if (c->wait_status < 0)
-        msg =
-            xasprintf("function '%s' could not be run: %s", c->fn->name, strerror(-c->wait_status));
-    else if (code != 0)
-        msg = xasprintf("function '%s' exited with status %d\n%.*s", c->fn->name, code,
-                        (int)c->out.len, c->out.p ? c->out.p : "");
-    if (msg)
+    faas_instance_oom_check(c->s, c->inst); /* an OOM kill during the call marked it */
+    cleanup_free char *msg = failure(c);
+    size_t body;
+    if (c->streaming) {
+        if (msg) { /* the client has a 200 and part of a body: cut it off */
+            faas_log_call(c, "report", msg, strlen(msg));
+            c->function_error = true;
+        }
+        faas_reply_end(c, msg == NULL);
+        faas_call_end(c);
+    } else if (msg) {
         faas_call_fail(c, 500, msg, NULL);
-    else
-        respond_ok(c, duration);
+    } else if (answer_head(c, true, &body) == 0) {
+        faas_reply_body(c, c->out.p + body, c->out.len - body);
+        faas_reply_end(c, true);
+        faas_call_end(c);
+    }
 }
 
 void
@@ -380,6 +376,9 @@ const struct faas_contract_ops faas_contract_stdio = {
     .call_start = stdio_start,
     .call_close = stdio_close,
     .call_detach = stdio_detach,
+    .call_drained = stdio_drained,
+    .call_body = feed_stdin,
+    .streams_body = true,
 };
 
 const struct faas_contract_ops faas_contract_cgi = {
@@ -389,4 +388,5 @@ const struct faas_contract_ops faas_contract_cgi = {
     .call_start = stdio_start,
     .call_close = stdio_close,
     .call_detach = stdio_detach,
+    .call_drained = stdio_drained,
 };

@@ -187,6 +187,7 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->out);
     faas_buf_free(&c->err);
     faas_buf_free(&c->up_out);
+    faas_buf_free(&c->body_in);
     faas_buf_free(&c->reply_headers);
     faas_buf_free(&c->reply_body);
     faas_buf_free(&c->log_tail);
@@ -209,4 +210,62 @@ faas_call_drained(struct faas_call *c)
 {
     if (c->inst && c->fn->contract->call_drained)
         c->fn->contract->call_drained(c);
+}
+
+/* ---- a request body that streams in */
+
+#define BODY_ROOM (1u << 20) /* held for the function at most; the client waits for more room */
+
+static void
+body_data(void *sink, const char *p, size_t n)
+{
+    struct faas_call *c = sink;
+    faas_buf_add(&c->body_in, p, n);
+    if (c->inst && c->fn->contract->call_body)
+        c->fn->contract->call_body(c);
+}
+
+static void
+body_end(void *sink, int status, const struct faas_request *trailers)
+{
+    struct faas_call *c = sink;
+    c->body_open = false;
+    if (status == 0) {
+        if (c->inst && c->fn->contract->call_body)
+            c->fn->contract->call_body(c);
+        return;
+    }
+    cleanup_free char *msg =
+        status == 413 ? xasprintf("request body over the function's max_body of %lld bytes",
+                                  (long long)c->fn->max_body)
+                      : xstrdup("the client broke off the request body");
+    if (c->queued)
+        faas_pool_unqueue(c);
+    faas_call_fail(c, status, msg, NULL);
+}
+
+static bool
+body_room(void *sink)
+{
+    struct faas_call *c = sink;
+    return faas_buf_pending(&c->body_in) + faas_buf_pending(&c->up_out) < BODY_ROOM;
+}
+
+static const struct faas_body_sink_ops body_sink = {
+    .data = body_data, .end = body_end, .room = body_room};
+
+void
+faas_call_take_body(struct faas_call *c)
+{
+    if (!c->req.body_streams || c->conn == NULL)
+        return;
+    c->body_open = true;
+    faas_conn_body_take(c->conn, &body_sink, c);
+}
+
+void
+faas_call_body_consumed(struct faas_call *c)
+{
+    if (c->conn && c->body_open && body_room(c))
+        faas_conn_body_resume(c->s, c->conn);
 }

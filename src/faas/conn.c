@@ -57,11 +57,25 @@ faas_status_text(int status)
     return "Unknown";
 }
 
+/* The body broke off (the client went, or sent something malformed): its taker hears it. */
+static void
+body_broken(struct faas_conn *c)
+{
+    const struct faas_body_sink_ops *ops = c->sink_ops;
+    c->body_open = false;
+    c->sink_ops = NULL;
+    c->close_after = true;
+    if (ops)
+        ops->end(c->sink, 400, NULL);
+}
+
 static void
 conn_close(struct faas_server *s, struct faas_conn *c)
 {
     if (c->call)
         faas_call_detach(c->call);
+    if (c->body_open)
+        body_broken(c);
     if (c->waiter)
         *c->waiter = NULL;
     faas_watch_del(s, c->fd);
@@ -79,6 +93,7 @@ conn_close(struct faas_server *s, struct faas_conn *c)
     faas_buf_free(&c->in);
     faas_buf_free(&c->out);
     faas_timer_cancel(s, &c->deadline);
+    faas_timer_cancel(s, &c->t_resume);
     faas_client_release(s, c->client);
     c->w.dead = true;
     faas_server_bury(s, c);
@@ -151,6 +166,8 @@ faas_conn_flush(struct faas_server *s, struct faas_conn *c)
 void
 faas_conn_done(struct faas_server *s, struct faas_conn *c)
 {
+    if (c->body_open) /* answered before the body ended: the rest is not read */
+        faas_conn_body_drop(c);
     c->call = NULL;
     c->done = true;
     faas_conn_flush(s, c);
@@ -190,12 +207,75 @@ valid_request_id(const char *s)
                      "0123456789-_") == n;
 }
 
+void
+faas_conn_body_take(struct faas_conn *c, const struct faas_body_sink_ops *ops, void *sink)
+{
+    c->sink_ops = ops;
+    c->sink = sink;
+}
+
+void
+faas_conn_body_drop(struct faas_conn *c)
+{
+    c->sink_ops = NULL;
+    c->sink = NULL;
+    c->close_after = true;
+}
+
+static void
+body_resume_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_conn *c = container_of(t, struct faas_conn, t_resume);
+    c->body_paused = false;
+    conn_read(s, c);
+}
+
+/* On the next turn of the loop, not under the taker (which may be in the middle of its own
+ * work when it finds room). */
+void
+faas_conn_body_resume(struct faas_server *s, struct faas_conn *c)
+{
+    if (c->body_paused && c->t_resume.slot == 0)
+        faas_timer_set(s, &c->t_resume, 0);
+}
+
+/* The end of a streamed body: its trailers, and the parser ready for the next request. */
+static void
+body_end(struct faas_conn *c)
+{
+    struct faas_request tr;
+    faas_parser_take(c->parser, &tr);
+    const struct faas_body_sink_ops *ops = c->sink_ops;
+    c->body_open = c->body_paused = false;
+    c->sink_ops = NULL;
+    if (tr.too_large)
+        c->close_after = true; /* the rest was not read */
+    if (ops)
+        ops->end(c->sink, tr.too_large ? 413 : 0, &tr);
+    faas_request_reset(&tr);
+}
+
+/* Body bytes parsed: to the taker. false: stop reading (no room, or no taker any more). */
+static bool
+body_pass(struct faas_conn *c)
+{
+    size_t n;
+    const char *p = faas_parser_body(c->parser, &n);
+    if (n && c->sink_ops)
+        c->sink_ops->data(c->sink, p, n);
+    if (c->sink_ops == NULL || !c->body_open)
+        return false;
+    c->body_paused = !c->sink_ops->room(c->sink);
+    return !c->body_paused;
+}
+
 static void
 conn_request(struct faas_server *s, struct faas_conn *c)
 {
     struct faas_request req;
     char rid[72];
     faas_parser_take(c->parser, &req);
+    c->body_open = req.body_streams;
     c->busy = true;
     faas_timer_cancel(s, &c->deadline); /* answering: the call has its own deadline */
     c->keep_alive = req.keep_alive;
@@ -228,13 +308,20 @@ conn_malformed(struct faas_server *s, struct faas_conn *c, const char *why, bool
     faas_conn_respond(s, c, status, rid, "application/json", body, strlen(body), NULL);
 }
 
+/* Whether to read now: for the next request, or for the body of the current one. */
+static bool
+reading(const struct faas_conn *c)
+{
+    return !c->busy || (c->body_open && c->sink_ops && !c->body_paused && !c->w.dead);
+}
+
 /* Parse what is buffered in c->in (a pipelined request) and then what the socket has. */
 static void
 conn_read(struct faas_server *s, struct faas_conn *c)
 {
     char buf[65536];
     const char *why = NULL;
-    while (!c->busy) {
+    while (reading(c)) {
         const char *p = buf;
         ssize_t n;
         if (faas_buf_pending(&c->in)) {
@@ -254,10 +341,15 @@ conn_read(struct faas_server *s, struct faas_conn *c)
                 return;
             }
         }
+        bool body = c->body_open;
         if (n > 0 && !c->got_bytes) /* a request begins: it must be complete in time */
             faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS(s));
         c->got_bytes |= n > 0;
         int r = n < 0 ? -1 : faas_parser_feed(c->parser, p, (size_t)n, &why);
+        if (r < 0 && body) {
+            body_broken(c);
+            return;
+        }
         if (r < 0) {
             conn_malformed(s, c, why ? why : "read error", n > 0);
             return;
@@ -269,8 +361,13 @@ conn_read(struct faas_server *s, struct faas_conn *c)
         } else {
             c->in.off += used;
         }
-        if (r == 1)
+        bool more = body ? body_pass(c) : true;
+        if (body && r == 1 && c->body_open)
+            body_end(c);
+        else if (r == 1 && !body)
             conn_request(s, c);
+        if (!more)
+            return;
     }
 }
 
@@ -302,7 +399,7 @@ conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events)
         if (r == 0 && c->call)
             faas_call_drained(c->call);
     }
-    if (!c->busy && (c->readable || c->peer_closed))
+    if (reading(c) && (c->readable || c->peer_closed))
         conn_read(s, c);
 }
 
@@ -319,18 +416,19 @@ conn_expired(struct faas_server *s, struct faas_timer *t)
  * the front door, not counted, closed with the instance. */
 struct faas_conn *
 faas_conn_new_from(struct faas_server *s, int fd, struct faas_instance *in,
-                   uint64_t (*limit)(const struct faas_request *r, void *data))
+                   void (*head)(struct faas_request *r, void *data))
 {
     struct faas_conn *c = xcalloc(1, sizeof(*c));
     c->w.fn = conn_event;
     c->deadline.fn = conn_expired;
+    c->t_resume.fn = body_resume_now;
     c->fd = fd;
     c->from = in;
     c->writable = true;
     c->peer_uid = (uid_t)-1;
     snprintf(c->peer, sizeof(c->peer), "%s", in->id);
     c->parser = faas_parser_new();
-    faas_parser_set_limit_fn(c->parser, limit, in);
+    faas_parser_set_head_fn(c->parser, head, in);
     if (faas_watch_add(s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
         faas_parser_free(c->parser);
         free(c);
@@ -350,13 +448,14 @@ faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t
     struct faas_conn *c = xcalloc(1, sizeof(*c));
     c->w.fn = conn_event;
     c->deadline.fn = conn_expired;
+    c->t_resume.fn = body_resume_now;
     c->fd = fd;
     c->admin = admin;
     c->peer_uid = uid;
     c->writable = true;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->parser = faas_parser_new();
-    faas_parser_set_limit_fn(c->parser, faas_route_body_limit, s);
+    faas_parser_set_head_fn(c->parser, faas_route_head, s);
     /* Registered once, edge-triggered: no epoll_ctl per request. */
     if (faas_watch_add(s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
         faas_parser_free(c->parser);

@@ -43,6 +43,8 @@ struct faas_request {
     size_t body_len;
     uint64_t max_body; /* set when the headers are complete; over it: 413 */
     bool too_large;    /* the body was over max_body */
+    bool may_stream;   /* set with max_body: the route takes the body as it comes */
+    bool body_streams; /* handed over with its head: the body follows (faas_conn_body_take) */
     bool headers_done, complete;
     bool keep_alive; /* the client may send another request on the connection */
     bool http10;     /* an HTTP/1.0 client: no chunked responses */
@@ -51,17 +53,24 @@ struct faas_request {
 struct faas_parser;
 struct faas_parser *faas_parser_new(void);
 void faas_parser_free(struct faas_parser *p);
-/* The limit for a request's body, chosen from its method and path once headers are in. */
-void faas_parser_set_limit_fn(struct faas_parser *p,
-                              uint64_t (*fn)(const struct faas_request *r, void *data), void *data);
+/* Once a request's headers are in: fn sets its max_body and may_stream (from its method and
+ * path). */
+void faas_parser_set_head_fn(struct faas_parser *p, void (*fn)(struct faas_request *r, void *data),
+                             void *data);
 /* Feed bytes: 0 (need more), 1 (request complete), -1 (malformed: *why says what). */
 int faas_parser_feed(struct faas_parser *p, const char *buf, size_t len, const char **why);
 /* The status for a request feed refused: 400, 414 or 431. */
 int faas_parser_status(const struct faas_parser *p);
 /* Bytes of the last fed buffer the request used (the rest belongs to the next request). */
 size_t faas_parser_consumed(const struct faas_parser *p);
-/* Move the complete request out and get ready for the next one on the same connection. */
+/* Move the complete request out and get ready for the next one on the same connection. For a
+ * body that streams: first the head (body_streams set), then, at the end of the body, its
+ * trailers (complete set; too_large when it went over the limit). */
 void faas_parser_take(struct faas_parser *p, struct faas_request *out);
+/* A streamed body is being read (its head was taken). */
+bool faas_parser_streaming(const struct faas_parser *p);
+/* The streamed body bytes parsed since the last look (valid until the next feed). */
+const char *faas_parser_body(struct faas_parser *p, size_t *len);
 struct faas_request *faas_parser_request(struct faas_parser *p);
 const char *faas_request_header(const struct faas_request *r, const char *name);
 void faas_request_reset(struct faas_request *r);
@@ -264,12 +273,33 @@ struct faas_conn {
     struct faas_call *call;     /* the invocation answering the current request */
     struct faas_instance *from; /* a connection an instance's program made, or NULL */
     struct faas_conn **waiter;  /* admin work waiting to answer: cleared when the client goes */
+    /* the body of the request being answered, when it streams to whoever took it */
+    const struct faas_body_sink_ops *sink_ops;
+    void *sink;
+    bool body_open;   /* more of it to come */
+    bool body_paused; /* its taker has no room now: not reading */
+    struct faas_timer t_resume;
     struct faas_conn *prev, *next;
 };
 
+/* Where a request body that streams goes: pieces as they come, then the end (status 0: whole;
+ * 413 over the limit; 400 the client broke off; trailers: a chunked body's trailer fields, or
+ * NULL). room: whether more may come now; after a no, the taker calls faas_conn_body_resume. */
+struct faas_body_sink_ops {
+    void (*data)(void *sink, const char *p, size_t n);
+    void (*end)(void *sink, int status, const struct faas_request *trailers);
+    bool (*room)(void *sink);
+};
+/* Take the rest of the current request's body (req->body_streams). A body no one takes is
+ * not read: the connection closes after the answer. */
+void faas_conn_body_take(struct faas_conn *c, const struct faas_body_sink_ops *ops, void *sink);
+/* The taker goes away before the end: the rest is not read. */
+void faas_conn_body_drop(struct faas_conn *c);
+void faas_conn_body_resume(struct faas_server *s, struct faas_conn *c);
+
 /* A connection an instance's program made to the daemon (non-blocking fd). */
 struct faas_conn *faas_conn_new_from(struct faas_server *s, int fd, struct faas_instance *in,
-                                     uint64_t (*limit)(const struct faas_request *r, void *data));
+                                     void (*head)(struct faas_request *r, void *data));
 /* Close every connection the instance made. */
 void faas_conn_close_from(struct faas_server *s, struct faas_instance *in);
 /* A new client connection (fd non-blocking); NULL when it cannot be watched. */
@@ -333,6 +363,9 @@ struct faas_contract_ops {
     /* The client went away, or its socket has room again (backpressure). */
     void (*call_detach)(struct faas_call *c);
     void (*call_drained)(struct faas_call *c);
+    /* More of a streamed request body is in c->body_in, or it ended (c->body_open false). */
+    void (*call_body)(struct faas_call *c);
+    bool streams_body; /* request bodies may stream to it (faas_route_head) */
 };
 extern const struct faas_contract_ops faas_contract_stdio, faas_contract_cgi, faas_contract_http,
     faas_contract_lambda;
@@ -455,6 +488,12 @@ struct faas_call {
     uint32_t agent_id;
     bool exited, out_eof;
     int wait_status;
+    struct faas_timer t_hold; /* the answer streams from here on, unless the program ended */
+    bool hold_over, streaming, out_paused;
+    /* the request body as it comes, when it streams (faas_call_take_body); else the
+     * contract may move req.body here */
+    struct faas_buf body_in;
+    bool body_open; /* more of it to come */
     /* the reply, when a front door other than an HTTP client takes it (reply.c) */
     const struct faas_front_ops *front; /* NULL: the client on conn */
     struct faas_buf reply_headers, reply_body;
@@ -469,12 +508,15 @@ struct faas_call {
     /* http */
     struct faas_upstream *up;
     struct faas_buf up_out; /* the request for the instance */
+    bool body_ended;        /* a streamed body's last chunk is in up_out */
     /* lambda */
     char aws_id[40];              /* the Lambda request id (a UUID) */
     struct faas_call *api_next_q; /* in the instance's api_queue */
     bool api_delivered, api_answered;
+    struct faas_lambda_stream *api_stream; /* its response streaming in (lambda-stream.c) */
     struct faas_resp_parser *resp;
     bool head_done, chunked_out; /* the client's body is re-chunked (no length given) */
+    bool no_body;                /* HEAD, 204, 304: the head only */
     bool fresh_up;               /* the upstream connection is new: no retry on a closed one */
     uint64_t relayed;
 };
@@ -492,6 +534,11 @@ void faas_call_end(struct faas_call *c);
 void faas_call_detach(struct faas_call *c);
 /* The client's socket has room again (backpressure). */
 void faas_call_drained(struct faas_call *c);
+/* The request's body streams in (req.body_streams): the call takes it from the connection,
+ * into body_in; the contract hears of each piece and of the end (call_body). */
+void faas_call_take_body(struct faas_call *c);
+/* The contract took from body_in (the client may send more). */
+void faas_call_body_consumed(struct faas_call *c);
 /* The instance is going away under the call. */
 void faas_call_abort(struct faas_call *c, int status, const char *msg);
 
@@ -511,11 +558,26 @@ struct faas_front_ops {
 };
 
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
+/* The request as environment variables ("K=V\0" each): stdio's Http_*, CGI's RFC 3875 ones. */
+void faas_stdio_env(struct faas_call *c, struct faas_buf *b);
+void faas_cgi_env(struct faas_call *c, struct faas_buf *b);
+/* A CGI program's header block in out: 0 (the body starts at *body), 1 not complete yet, -1
+ * not a header block. Status and Content-Type come out; other headers go to extra as lines. */
+int faas_cgi_head(const struct faas_buf *out, int *status, char **ctype, struct faas_buf *extra,
+                  size_t *body);
 /* lambda (call-lambda.c): ids, names and base64 shared with the Lambda front door. */
 void faas_lambda_uuid(struct faas_server *s, char out[37]);
 const char *faas_lambda_env(const struct faas_function *f, const char *key, const char *dflt);
 char *faas_lambda_arn(const struct faas_function *f);
 char *faas_base64(const void *p, size_t n);
+/* An API Gateway answer's status and header lines; -1 when it has no valid statusCode. */
+int faas_lambda_http_head(const json_t *j, struct faas_buf *lines);
+/* A runtime's streamed response (lambda-stream.c): the rest of conn's request body goes to c's
+ * caller as it comes; drop: the call ended first; drained: the caller has room again. */
+void faas_lambda_stream(struct faas_server *s, struct faas_conn *conn, struct faas_call *c,
+                        const struct faas_request *req, const char *rid);
+void faas_lambda_stream_drop(struct faas_call *c);
+void faas_lambda_stream_drained(struct faas_call *c);
 ssize_t faas_unbase64(const char *s, char **out);
 
 /* An http instance's kept-alive connections are closed (it is going away). */
@@ -617,6 +679,7 @@ void faas_route_calls(struct faas_route_ctx *c);
 void faas_route(struct faas_server *s, struct faas_conn *c, struct faas_request *req,
                 const char *request_id);
 /* The body limit of a request, from its path (a function's max_body, or the admin limit). */
-uint64_t faas_route_body_limit(const struct faas_request *req, void *data);
+/* A request's head is in: its body limit, and whether its route takes the body as it comes. */
+void faas_route_head(struct faas_request *req, void *data);
 
 #endif

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* HTTP/1.1 requests through llhttp into a struct faas_request, with a body limit. */
+/*
+ * HTTP/1.1 requests through llhttp into a struct faas_request, with a body limit. A request
+ * whose route takes its body as it comes (a call of a function that reads a stream) is handed
+ * over once its head is in, when its body is chunked or large; the body then comes out piece
+ * by piece (faas_parser_body), its trailer fields at the end.
+ */
 #define _GNU_SOURCE
 #include <llhttp.h>
 #include <stdlib.h>
@@ -12,14 +17,18 @@
 #define FAAS_MAX_URL    8192
 #define FAAS_MAX_HEADER 16384
 #define FAAS_MAX_HEAD   (64u * 1024u) /* the request line and all headers */
+#define STREAM_FROM     (64u * 1024u) /* a body this long or chunked streams, if it may */
 
 struct faas_parser {
     llhttp_t http;
     llhttp_settings_t settings;
     struct faas_request req;
     bool in_value;
-    uint64_t (*limit)(const struct faas_request *r, void *data);
-    void *limit_data;
+    void (*head)(struct faas_request *r, void *data);
+    void *head_data;
+    bool streaming;    /* the head was handed over: the body comes out in pieces */
+    uint64_t streamed; /* body bytes so far, against the limit */
+    uint64_t max_streamed;
     size_t consumed;   /* of the last buffer fed */
     size_t head_bytes; /* of the request line and headers so far */
     bool bad_name;     /* a header name that is empty or not an RFC 9110 token */
@@ -73,7 +82,7 @@ on_header_field(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_parser *p = parser_of(h);
     struct faas_request *r = &p->req;
-    if (r->headers_done)
+    if (r->headers_done && !p->streaming)
         return 0; /* a trailer: the body limit and the headers were settled before the body */
     if (p->in_value || r->n_headers == 0) {
         if (r->n_headers == FAAS_MAX_HEADERS) {
@@ -98,7 +107,7 @@ static int
 on_header_value(llhttp_t *h, const char *at, size_t n)
 {
     struct faas_parser *p = parser_of(h);
-    if (p->req.headers_done)
+    if (p->req.headers_done && !p->streaming)
         return 0;
     struct faas_header *hd = &p->req.headers[p->req.n_headers - 1];
     size_t len = hd->value ? strlen(hd->value) : 0;
@@ -128,7 +137,9 @@ on_headers_complete(llhttp_t *h)
     snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(h->method));
     r->http10 = h->http_major == 1 && h->http_minor == 0;
     r->headers_done = true;
-    r->max_body = p->limit ? p->limit(r, p->limit_data) : FAAS_ADMIN_MAX_BODY;
+    r->max_body = FAAS_ADMIN_MAX_BODY;
+    if (p->head)
+        p->head(r, p->head_data);
     /* A declared length over the limit is answered (413) before any of the body is read; the
      * rest of the connection is not read again. */
     if ((h->flags & F_CONTENT_LENGTH) && h->content_length > r->max_body) {
@@ -137,13 +148,35 @@ on_headers_complete(llhttp_t *h)
         r->keep_alive = false;
         return HPE_PAUSED;
     }
+    bool chunked = h->flags & F_CHUNKED;
+    if (r->may_stream &&
+        (chunked || ((h->flags & F_CONTENT_LENGTH) && h->content_length >= STREAM_FROM))) {
+        r->body_streams = true;
+        r->keep_alive = llhttp_should_keep_alive(h);
+        p->streaming = true;
+        p->streamed = 0;
+        p->max_streamed = r->max_body;
+        return HPE_PAUSED; /* handed over now; the body follows */
+    }
     return 0;
 }
 
 static int
 on_body(llhttp_t *h, const char *at, size_t n)
 {
-    struct faas_request *r = &parser_of(h)->req;
+    struct faas_parser *p = parser_of(h);
+    struct faas_request *r = &p->req;
+    if (p->streaming) { /* r is what comes after the head: body pieces, trailers */
+        if ((p->streamed += n) > p->max_streamed) {
+            r->too_large = true;
+            r->complete = true;
+            return HPE_PAUSED;
+        }
+        size_t len = r->body_len;
+        append(&r->body, &len, at, n, SIZE_MAX);
+        r->body_len = len;
+        return 0;
+    }
     if (r->too_large || r->body_len + n > r->max_body) {
         r->too_large = true; /* a chunked body over the limit: answered now, not read on */
         r->complete = true;
@@ -202,11 +235,11 @@ faas_parser_free(struct faas_parser *p)
 }
 
 void
-faas_parser_set_limit_fn(struct faas_parser *p,
-                         uint64_t (*fn)(const struct faas_request *r, void *data), void *data)
+faas_parser_set_head_fn(struct faas_parser *p, void (*fn)(struct faas_request *r, void *data),
+                        void *data)
 {
-    p->limit = fn;
-    p->limit_data = data;
+    p->head = fn;
+    p->head_data = data;
 }
 
 int
@@ -259,7 +292,26 @@ faas_parser_take(struct faas_parser *p, struct faas_request *out)
     *out = p->req;
     memset(&p->req, 0, sizeof(p->req));
     p->in_value = false;
+    p->head_bytes = 0;
     llhttp_resume(&p->http);
+    if (p->streaming && out->complete) /* the end of a streamed body: a new request next */
+        p->streaming = false;
+    else if (p->streaming) /* the head: what follows is body */
+        p->req.headers_done = true;
+}
+
+bool
+faas_parser_streaming(const struct faas_parser *p)
+{
+    return p->streaming;
+}
+
+const char *
+faas_parser_body(struct faas_parser *p, size_t *len)
+{
+    *len = p->req.body_len;
+    p->req.body_len = 0; /* the buffer is kept for the next piece */
+    return p->req.body;
 }
 
 struct faas_request *

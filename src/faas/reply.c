@@ -31,7 +31,8 @@ faas_reply_head(struct faas_call *c, int status, const char *reason, const char 
     faas_buf_addf(out, "HTTP/1.1 %d %s\r\n", status,
                   reason && *reason ? reason : faas_status_text(status));
     faas_buf_add(out, headers, hlen);
-    bool no_body = status == 204 || status == 304 || strcmp(c->req.method, "HEAD") == 0;
+    bool no_body = c->no_body =
+        status == 204 || status == 304 || strcmp(c->req.method, "HEAD") == 0;
     if (length >= 0)
         faas_buf_addf(out, "Content-Length: %lld\r\n", (long long)length);
     else if (!no_body && !c->req.http10)
@@ -60,7 +61,7 @@ faas_reply_body(struct faas_call *c, const void *p, size_t n)
         faas_buf_add(&c->reply_body, p, n < room ? n : room);
         return;
     }
-    if (c->conn == NULL)
+    if (c->conn == NULL || c->no_body)
         return;
     struct faas_buf *out = &c->conn->out;
     if (c->chunked_out)

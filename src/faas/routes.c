@@ -357,6 +357,7 @@ invoke(struct faas_route_ctx *c)
     struct faas_call *call = faas_call_new(c->s, c->conn, f, c->rid, subpath);
     call->req = *c->req;
     memset(c->req, 0, sizeof(*c->req));
+    faas_call_take_body(call);
     faas_pool_submit(c->s, call);
 }
 
@@ -472,22 +473,27 @@ admin_allowed(struct faas_route_ctx *c)
     return true;
 }
 
-/* The body limit of a request, known from its head: a call's is its function's. */
-uint64_t
-faas_route_body_limit(const struct faas_request *req, void *data)
+/* The body limit of a request, known from its head: a call's is its function's, and its body
+ * streams to the function when its contract reads a stream. */
+void
+faas_route_head(struct faas_request *req, void *data)
 {
     struct faas_server *s = data;
     static const char *const call_prefixes[] = {"/function/", "/async-function/"};
+    req->max_body = FAAS_ADMIN_MAX_BODY;
     for (size_t i = 0; i < ARRAY_SIZE(call_prefixes); i++) {
         if (!str_has_prefix(req->url, call_prefixes[i]))
             continue;
         const char *p = req->url + strlen(call_prefixes[i]);
         struct faas_function *f = faas_server_find(s, p, strcspn(p, "/?"));
-        return f ? (uint64_t)f->max_body : FAAS_ADMIN_MAX_BODY;
+        if (f == NULL)
+            return;
+        req->max_body = (uint64_t)f->max_body;
+        req->may_stream = i == 0 && f->contract->streams_body && !prefers_async(req);
+        return;
     }
     if (str_has_prefix(req->url, "/2015-03-31/functions/"))
-        return faas_lambda_body_limit(s, req->url + strlen("/2015-03-31/functions/"));
-    return FAAS_ADMIN_MAX_BODY;
+        req->max_body = faas_lambda_body_limit(s, req->url + strlen("/2015-03-31/functions/"));
 }
 
 static void

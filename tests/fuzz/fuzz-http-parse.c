@@ -46,8 +46,8 @@ hash(const uint8_t *data, size_t size)
 }
 
 /* Called once the headers are in: the request line and headers must be whole by then. */
-static uint64_t
-limit_fn(const struct faas_request *r, void *data)
+static void
+limit_fn(struct faas_request *r, void *data)
 {
     struct limit *l = data;
     check(r->headers_done && !r->complete);
@@ -55,7 +55,7 @@ limit_fn(const struct faas_request *r, void *data)
     check(r->url != NULL && strlen(r->url) == r->url_len);
     l->calls++;
     l->n_head = r->n_headers;
-    return l->value;
+    r->max_body = l->value;
 }
 
 static void
@@ -182,7 +182,7 @@ run(const uint8_t *data, size_t size, enum split how, struct limit l, struct out
     struct faas_parser *p = faas_parser_new();
     bool mid = false;
     if (l.set)
-        faas_parser_set_limit_fn(p, limit_fn, &l);
+        faas_parser_set_head_fn(p, limit_fn, &l);
     *o = (struct outcome){0};
     for (size_t off = 0, k = 0; off < size; k++) {
         size_t n = piece(how, data, size, k);

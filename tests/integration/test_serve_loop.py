@@ -6,6 +6,7 @@ killed mid-call is a clean 502 and is replaced; nothing leaks."""
 import http.client
 import json
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import HUSK, pid_alive, wait_for
+from conftest import HUSK, wait_for
 from serve_harness import Daemon
 from test_serve import shell_bundle
 
@@ -93,6 +94,12 @@ def test_an_instance_killed_mid_call_is_a_502_and_is_replaced(ctx, daemon):
     wait_for(lambda: fn_get(daemon, "victim")["instances"]["busy"] == 1, 5, "the call")
     cgs = [p for p in __import__("glob").glob("/sys/fs/cgroup/*/husk/serve-*/victim-v1-*")]
     pids = {int(p) for cg in cgs for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
+    pidfds = []  # a pid number may be reused (by a kernel thread) once free: its pidfd is not
+    for pid in pids:
+        try:
+            pidfds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            pass
     for pid in pids:  # the whole instance dies, as an OOM kill or a crash would take it
         try:
             os.kill(pid, 9)
@@ -106,7 +113,13 @@ def test_an_instance_killed_mid_call_is_a_502_and_is_replaced(ctx, daemon):
     wait_for(lambda: fn_get(daemon, "victim")["instances"]["idle"] == 1, 10, "a new instance")
     metrics = daemon.request("GET", "/metrics")[2].decode()
     assert 'husk_invocations_total{function="victim",status="502"} 1' in metrics
-    assert not any(pid_alive(p) for p in pids)
+    def all_exited():  # a pidfd is readable once its process has exited
+        return all(select.select([fd], [], [], 0)[0] for fd in pidfds)
+    try:
+        wait_for(all_exited, 5, "the killed instance's processes to exit")
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
 def test_slow_and_half_closed_clients(ctx, daemon):

@@ -587,11 +587,16 @@ def test_an_error_quoting_a_non_utf8_path_is_still_json(ctx, daemon):
     assert json.loads(body)["error"] == "function '\ufffd\ufffdab' not found"
 
 
-def test_a_response_over_max_response_is_a_502(ctx, daemon):
+def test_max_response_bounds_what_the_daemon_holds(ctx, daemon):
+    """A client of /function/ gets the answer streamed (no limit, the daemon holds little);
+    a front door that takes the answer whole (the Lambda invoke API) stops at max_response."""
     b = shell_bundle(ctx, "head -c 3000000 /dev/zero")
     assert daemon.deploy(name="big", bundle=str(b.path), max_response=1 << 20)[0] == 201
-    status, _, body = daemon.request("GET", "/function/big")
-    assert status == 502 and b"over its max_response of 1048576 bytes" in body, body[:200]
+    status, headers, body = daemon.request("GET", "/function/big")
+    assert status == 200 and len(body) == 3000000 and headers["Transfer-Encoding"] == "chunked"
+    status, headers, body = daemon.request("POST", "/2015-03-31/functions/big/invocations", b"{}")
+    assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled", (status, headers)
+    assert json.loads(body)["errorType"] == "Function.ResponseSizeTooLarge", body[:200]
     rss = int(status_field(daemon.proc.pid, "VmHWM")[0])
     assert rss < 64 * 1024, f"the daemon's peak RSS is {rss} kB"
 

@@ -13,10 +13,10 @@
 #include "faas-internal.h"
 #include "util.h"
 
-static uint64_t
-limit_10(const struct faas_request *r, void *data)
+static void
+limit_10(struct faas_request *r, void *data)
 {
-    return 10;
+    r->max_body = 10;
 }
 
 static int
@@ -49,7 +49,7 @@ test_chunked_body_over_limit(void **state)
 {
     struct faas_parser *p = faas_parser_new();
     const char *why = NULL;
-    faas_parser_set_limit_fn(p, limit_10, NULL);
+    faas_parser_set_head_fn(p, limit_10, NULL);
     assert_int_equal(feed(p,
                           "POST /f HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                           "8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n",
@@ -64,7 +64,7 @@ test_declared_length_over_limit(void **state)
 {
     struct faas_parser *p = faas_parser_new();
     const char *why = NULL;
-    faas_parser_set_limit_fn(p, limit_10, NULL);
+    faas_parser_set_head_fn(p, limit_10, NULL);
     assert_int_equal(feed(p, "POST /f HTTP/1.1\r\nContent-Length: 11\r\n\r\n01234567890", &why), 1);
     assert_true(faas_parser_request(p)->too_large);
     assert_int_equal(faas_parser_request(p)->body_len, 0);

@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Every contract streams: an answer reaches the client as the function writes it, a request
+body reaches the function as the client sends it, at the pace of the slower side, and the
+daemon holds neither whole. A function that fails once its answer began cuts the body off."""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import HUSK
+from serve_harness import Daemon
+from test_serve import shell_bundle
+from test_serve_loop import READ_HEAD, http_bundle
+from test_serve_security import status_field
+
+EXAMPLES = Path(HUSK).resolve().parent / "examples" / "functions"
+
+
+@pytest.fixture
+def daemon(ctx):
+    d = Daemon(ctx, ctx.dir / "faas")
+    d.start()
+    yield d
+    assert d.stop() in (0, None), d.log.read_text()
+
+
+def stream_get(daemon, path, method="GET", body=None, headers=None):
+    """The response, its first line with when it came, and the rest with when it ended."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    r = conn.getresponse()
+    first = r.readline()
+    t_first = time.monotonic()
+    rest = r.read()
+    t_end = time.monotonic()
+    conn.close()
+    return r, first, rest, t_end - t_first
+
+
+def test_a_stdio_answer_streams_as_the_function_writes_it(ctx, daemon):
+    b = shell_bundle(ctx, "echo line1; sleep 1; echo line2")
+    assert daemon.deploy(name="lines", bundle=str(b.path))[0] == 201
+    r, first, rest, gap = stream_get(daemon, "/function/lines")
+    assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
+    assert (first, rest) == (b"line1\n", b"line2\n")
+    assert gap > 0.5, "the first line came only when the function ended"
+
+
+def test_a_quick_stdio_answer_is_whole_with_its_exit_status(ctx, daemon):
+    b = shell_bundle(ctx, "echo hi")
+    assert daemon.deploy(name="quick", bundle=str(b.path))[0] == 201
+    status, headers, body = daemon.request("GET", "/function/quick")
+    assert (status, body, headers["Content-Length"]) == (200, b"hi\n", "3")
+    b = shell_bundle(ctx, "echo partial; exit 3", name="fails")
+    assert daemon.deploy(name="fails", bundle=str(b.path))[0] == 201
+    status, _, body = daemon.request("GET", "/function/fails")
+    assert status == 500 and b"exited with status 3" in body and b"partial" in body
+
+
+def test_a_function_failing_mid_stream_cuts_the_body_off(ctx, daemon):
+    b = shell_bundle(ctx, "echo first; sleep 0.5; echo second; exit 3")
+    assert daemon.deploy(name="breaks", bundle=str(b.path))[0] == 201
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    conn.request("GET", "/function/breaks")
+    r = conn.getresponse()
+    assert r.status == 200 and r.readline() == b"first\n"
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()  # never a clean end: the client knows the answer is broken
+    conn.close()
+    log = daemon.fn("logs", "breaks").stdout.decode()
+    assert "exited with status 3" in log, log
+
+
+def test_cgi_streams_after_its_header_block(ctx, daemon):
+    b = shell_bundle(ctx, "printf 'Status: 201 Created\\r\\nContent-Type: text/x-lines\\r\\n"
+                          "X-Mine: 1\\r\\n\\r\\n'; echo a; sleep 1; echo b")
+    assert daemon.deploy(name="cgi", bundle=str(b.path), contract="cgi")[0] == 201
+    r, first, rest, gap = stream_get(daemon, "/function/cgi")
+    assert (r.status, r.getheader("Content-Type"), r.getheader("X-Mine")) == \
+        (201, "text/x-lines", "1")
+    assert (first, rest) == (b"a\n", b"b\n") and gap > 0.5
+
+
+def test_an_http_function_streams(ctx, daemon):
+    b = http_bundle(ctx, "chunks", READ_HEAD +
+                    "printf 'HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n"
+                    "6\\r\\nline1\\n\\r\\n'; sleep 1; printf '6\\r\\nline2\\n\\r\\n0\\r\\n\\r\\n'\n")
+    assert daemon.deploy(name="chunks", bundle=str(b.path), contract="http")[0] == 201
+    r, first, rest, gap = stream_get(daemon, "/function/chunks")
+    assert r.status == 200 and (first, rest) == (b"line1\n", b"line2\n") and gap > 0.5
+
+
+def read_until(sock, buf, want, what):
+    while want not in buf:
+        got = sock.recv(65536)
+        assert got, f"the connection closed before {what}: {buf!r}"
+        buf += got
+    return buf
+
+
+def duplex(daemon, path):
+    """Send a chunked body a line at a time; the function's answer to the first line must come
+    before the second is sent (a body held whole until its end never lets it)."""
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=15)
+    try:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "2\r\na\n\r\n".encode())
+        buf = read_until(s, b"", b"got a", "the answer to the first line")
+        s.sendall(b"2\r\nb\n\r\n0\r\n\r\n")
+        buf = read_until(s, buf, b"got b", "the answer to the second line")
+        assert buf.startswith(b"HTTP/1.1 200 "), buf
+    finally:
+        s.close()
+
+
+def test_a_request_body_streams_into_a_stdio_function(ctx, daemon):
+    b = shell_bundle(ctx, 'while read l; do echo "got $l"; done')
+    assert daemon.deploy(name="duplex", bundle=str(b.path))[0] == 201
+    duplex(daemon, "/function/duplex")
+
+
+def test_a_request_body_streams_into_an_http_function(ctx, daemon):
+    # the server answers at once, then echoes each chunk of the body as it comes
+    handler = READ_HEAD + (
+        "printf 'HTTP/1.1 200 OK\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n'\n"
+        "while IFS= read -r size; do size=$(printf %s \"$size\" | tr -d '\\r')\n"
+        "  [ -z \"$size\" ] && continue\n"  # the CRLF that ends a chunk of \"a\\n\"
+        "  [ \"$size\" = 0 ] && break\n"
+        "  IFS= read -r data\n"
+        "  out=\"got $data\"; printf '%x\\r\\n%s\\r\\n' ${#out} \"$out\"\n"
+        "done\nprintf '0\\r\\n\\r\\n'\n")
+    b = http_bundle(ctx, "echoer", handler)
+    assert daemon.deploy(name="echoer", bundle=str(b.path), contract="http")[0] == 201
+    duplex(daemon, "/function/echoer")
+
+
+def test_a_large_body_streams_through_in_bounded_memory(ctx, daemon):
+    b = shell_bundle(ctx, "wc -c")
+    assert daemon.deploy(name="count", bundle=str(b.path), max_body=64 << 20)[0] == 201
+    size = 48 << 20
+    piece = b"x" * (1 << 20)
+
+    def chunks():
+        for _ in range(size // len(piece)):
+            yield piece
+
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+    conn.request("POST", "/function/count", body=chunks(), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.read().strip() == str(size).encode()
+    conn.close()
+    rss = int(status_field(daemon.proc.pid, "VmHWM")[0])
+    assert rss < 40 * 1024, f"the daemon's peak RSS is {rss} kB for a {size >> 20} MiB body"
+
+
+def test_a_streamed_body_over_max_body_is_a_413(ctx, daemon):
+    b = shell_bundle(ctx, "wc -c")
+    assert daemon.deploy(name="small", bundle=str(b.path), max_body=1 << 20)[0] == 201
+    piece = b"x" * 65536
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    try:
+        conn.request("POST", "/function/small", body=iter([piece] * 40), encode_chunked=True,
+                     headers={"Transfer-Encoding": "chunked"})
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # refused while still sending
+    r = conn.getresponse()
+    assert r.status == 413 and b"max_body" in r.read()
+    conn.close()
+
+
+def test_a_slow_reader_holds_the_function_back_not_the_daemon(ctx, daemon):
+    b = shell_bundle(ctx, "head -c 48000000 /dev/zero")
+    assert daemon.deploy(name="flood", bundle=str(b.path))[0] == 201
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+    conn.request("GET", "/function/flood")
+    r = conn.getresponse()
+    time.sleep(1.5)  # the function writes on; the daemon must not take it all in meanwhile
+    total = 0
+    while chunk := r.read(1 << 20):
+        total += len(chunk)
+    conn.close()
+    assert total == 48000000
+    rss = int(status_field(daemon.proc.pid, "VmHWM")[0])
+    assert rss < 40 * 1024, f"the daemon's peak RSS is {rss} kB"
+
+
+def test_keep_alive_connections_serve_any_number_of_requests(ctx, daemon):
+    """The limit on a request's head is per request, not per connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    for i in range(1500):  # 1500 heads of ~150 bytes: over 64 KiB in all
+        conn.request("GET", "/_/health", headers={"X-Pad": "p" * 100})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200, f"request {i} on the connection: {r.status}"
+    conn.close()
+
+
+# ---- the lambda contract: streamed responses from the Runtime API
+
+@pytest.fixture
+def lambda_fn(ctx, daemon):
+    image = ctx.dir / "lambda.erofs"
+    prog = EXAMPLES / "lambda-hello"
+    r = subprocess.run([HUSK, "pack", "-f", "erofs", "-o", str(image), str(prog)],
+                       capture_output=True, text=True, env=ctx.env())
+    assert r.returncode == 0, r.stderr
+    status, body = daemon.deploy(name="lam", image=str(image), contract="lambda",
+                                 command=[str(prog)])
+    assert status == 201, body
+    return "lam"
+
+
+def test_a_lambda_streamed_response_reaches_an_http_caller_as_it_comes(daemon, lambda_fn):
+    r, first, rest, gap = stream_get(daemon, "/function/lam/stream")
+    assert r.status == 200 and r.getheader("Transfer-Encoding") == "chunked"
+    assert (first, rest) == (b"line 1\n", b"line 2\nline 3\n") and gap > 0.3
+
+
+def test_a_lambda_http_integration_prelude_sets_status_and_headers(daemon, lambda_fn):
+    r, first, rest, _ = stream_get(daemon, "/function/lam/stream-http")
+    assert (r.status, r.getheader("X-Streamed")) == (201, "yes")
+    assert first + rest == b"line 1\nline 2\nline 3\n"
+
+
+def test_a_lambda_stream_error_cuts_the_http_body_and_is_a_function_error(daemon, lambda_fn):
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    conn.request("GET", "/function/lam/stream-fail")
+    r = conn.getresponse()
+    assert r.status == 200 and r.readline() == b"line 1\n"
+    with pytest.raises(http.client.IncompleteRead):
+        r.read()
+    conn.close()
+    # the Lambda invoke API takes the answer whole: the error from the trailers
+    status, headers, body = daemon.request("POST", "/2015-03-31/functions/lam/invocations",
+                                           b'"stream-fail"')
+    assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled", headers
+    assert json.loads(body) == {"errorMessage": "broke mid-stream", "errorType": "Stream"}
+    status, headers, body = daemon.request("POST", "/2015-03-31/functions/lam/invocations",
+                                           b'"stream"')
+    assert status == 200 and "X-Amz-Function-Error" not in headers
+    assert body == b"line 1\nline 2\nline 3\n"
