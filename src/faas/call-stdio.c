@@ -162,9 +162,10 @@ take_output(struct faas_call *c, const char *p, size_t n)
         hold_back(c);
         return;
     }
-    if (c->front == NULL && c->conn == NULL)
+    bool captured = faas_reply_captured(c);
+    if (!captured && c->conn == NULL)
         return; /* the client left: the program runs on, its answer goes nowhere */
-    if (c->front && c->out.len + n > (uint64_t)c->fn->max_response) {
+    if (captured && c->out.len + n > (uint64_t)c->fn->max_response) {
         /* A captured answer is held whole: not more than the function may send. Closing the
          * pipe ends the program with EPIPE. */
         cleanup_free char *msg = xasprintf("function '%s' wrote a response over its max_response "
@@ -175,7 +176,7 @@ take_output(struct faas_call *c, const char *p, size_t n)
         return;
     }
     faas_buf_add(&c->out, p, n);
-    if (c->front)
+    if (captured)
         return;
     if (c->hold_over || c->out.len >= HOLD_BYTES)
         stream_start(c);

@@ -555,7 +555,13 @@ bool faas_reply_room(const struct faas_call *c);
  * logged), it shapes what was captured (reply_*, or fail_*) its way. */
 struct faas_front_ops {
     void (*finish)(struct faas_call *c);
+    /* A front door that streams instead of capturing: each piece, framed its way. */
+    void (*head)(struct faas_call *c, int status, const char *headers, size_t hlen);
+    void (*body)(struct faas_call *c, const void *p, size_t n);
 };
+/* The answer is taken whole (a front door without body): up to max_response. */
+bool faas_reply_captured(const struct faas_call *c);
+extern const struct faas_front_ops faas_eventstream_front;
 
 void faas_stdio_exited(struct faas_instance *in, uint32_t id, int status);
 /* The request as environment variables ("K=V\0" each): stdio's Http_*, CGI's RFC 3875 ones. */
@@ -659,6 +665,13 @@ void faas_respond_error_headers(struct faas_route_ctx *c, int status, const char
 json_t *faas_json_string_lossy(const char *msg);
 /* The Lambda Invoke API (front-lambda.c): POST /2015-03-31/functions/NAME/invocations. */
 void faas_route_lambda_invoke(struct faas_route_ctx *c);
+void faas_route_lambda_stream(struct faas_route_ctx *c);
+/* Shared by the Lambda fronts: a throttle or unavailability answered in Lambda's shape (true);
+ * whether the call is a function error (*error: the document when the function gave none);
+ * the last 4 KB of the call's log in base64. */
+bool faas_lambda_service_error(struct faas_call *c);
+bool faas_lambda_function_error(struct faas_call *c, char **error);
+char *faas_lambda_log_tail(const struct faas_call *c);
 /* The body limit of a Lambda Invoke: path is what follows "/2015-03-31/functions/". */
 uint64_t faas_lambda_body_limit(struct faas_server *s, const char *path);
 

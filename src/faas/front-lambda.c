@@ -4,7 +4,9 @@
  * against husk with --endpoint-url: POST /2015-03-31/functions/NAME/invocations, with
  * X-Amz-Invocation-Type RequestResponse (200), Event (202: an asynchronous call) or DryRun
  * (204), X-Amz-Log-Type Tail (the last 4 KB of the call's log in X-Amz-Log-Result), a
- * Qualifier, and errors in Lambda's shape. SigV4 headers are accepted and not verified: this
+ * Qualifier, and errors in Lambda's shape; and InvokeWithResponseStream, POST
+ * /2021-11-15/functions/NAME/response-streaming-invocations (eventstream.c). SigV4 headers are
+ * accepted and not verified: this
  * door gives what /function/NAME gives, nothing of the admin API. The payload is the body a
  * function gets; what it answers is the payload back, and a failure is a function error
  * (X-Amz-Function-Error), as Lambda reports one.
@@ -96,85 +98,101 @@ query_param(const char *url, const char *key)
     return NULL;
 }
 
+/* A failure that is the service's, not the function's (throttled, unavailable, too large):
+ * answered in Lambda's error shape. false: not one. */
+bool
+faas_lambda_service_error(struct faas_call *c)
+{
+    static const struct {
+        int status;
+        const char *type;
+    } types[] = {{429, "TooManyRequestsException"},
+                 {503, "ServiceException"},
+                 {413, "RequestTooLargeException"}};
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        if (types[i].status != c->fail_status)
+            continue;
+        struct faas_route_ctx rc = {.s = c->s, .conn = c->conn, .rid = c->rid};
+        aws_error(&rc, c->fail_status, types[i].type, c->fail_msg ? c->fail_msg : "");
+        c->conn = NULL; /* answered */
+        return true;
+    }
+    return false;
+}
+
+/* Whether the call is a function error (Lambda answers those 200 with
+ * X-Amz-Function-Error); *error: the error document when the function gave none. */
+bool
+faas_lambda_function_error(struct faas_call *c, char **error)
+{
+    bool fn_error = c->function_error || c->fail_status || c->reply_overflow || !c->reply_ok ||
+                    (c->fn->contract != &faas_contract_lambda && c->status >= 500);
+    *error = NULL;
+    if (!(c->fail_status || c->reply_overflow ||
+          (fn_error && !c->function_error && c->reply_body.len == 0)))
+        return fn_error;
+    const char *type = c->fail_status == 504   ? "Sandbox.Timedout"
+                       : c->reply_overflow     ? "Function.ResponseSizeTooLarge"
+                       : c->fail_status == 500 ? "Runtime.ExitError"
+                                               : "Runtime.Unknown";
+    cleanup_free char *msg =
+        c->fail_status == 504 ? xasprintf("%s Task timed out after %lld.00 seconds", c->aws_id,
+                                          (long long)c->fn->timeout)
+        : c->reply_overflow   ? xasprintf("Response payload size exceeded maximum allowed payload "
+                                            "size (%lld bytes).",
+                                          (long long)c->fn->max_response)
+                              : xstrdup(c->fail_msg ? c->fail_msg : "the function failed");
+    json_t *j =
+        json_pack("{s:o, s:s}", "errorMessage", faas_json_string_lossy(msg), "errorType", type);
+    *error = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return true;
+}
+
+/* The last 4 KB of the call's log, base64 (X-Amz-Log-Result, LogResult). */
+char *
+faas_lambda_log_tail(const struct faas_call *c)
+{
+    const struct faas_buf *t = &c->log_tail;
+    size_t n = faas_buf_pending(t) > 4096 ? 4096 : faas_buf_pending(t);
+    return faas_base64(t->p ? t->p + t->len - n : "", n);
+}
+
 static void
 invoke_finish(struct faas_call *c)
 {
-    struct faas_conn *conn = c->conn;
-    if (conn == NULL)
+    if (c->conn == NULL || faas_lambda_service_error(c))
         return;
     struct faas_buf h = {0};
     faas_buf_addf(&h, "X-Amz-Executed-Version: %lld\r\nX-Amzn-RequestId: %s\r\n",
                   (long long)c->fn->version, c->aws_id);
-    const char *body = c->reply_body.p ? c->reply_body.p : "";
-    size_t len = c->reply_body.len;
     cleanup_free char *error = NULL;
-    if (c->fail_status == 429 || c->fail_status == 503 || c->fail_status == 413) {
-        static const struct {
-            int status;
-            const char *type;
-        } types[] = {{429, "TooManyRequestsException"},
-                     {503, "ServiceException"},
-                     {413, "RequestTooLargeException"}};
-        for (size_t i = 0; i < ARRAY_SIZE(types); i++)
-            if (types[i].status == c->fail_status)
-                faas_buf_addf(&h, "X-Amzn-ErrorType: %s\r\n", types[i].type);
-        json_t *j = json_pack("{s:s, s:o}", "Type", c->fail_status == 503 ? "Service" : "User",
-                              "message", faas_json_string_lossy(c->fail_msg));
-        error = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        faas_buf_add(&h, "", 1);
-        faas_conn_respond(c->s, conn, c->fail_status, c->rid, "application/json", error,
-                          strlen(error), h.p);
-        c->conn = NULL; /* answered */
-        faas_buf_free(&h);
-        return;
-    }
-    /* Anything else that failed is the function's error: 200, as Lambda answers it. */
-    bool fn_error = c->function_error || c->fail_status || c->reply_overflow || !c->reply_ok ||
-                    (c->fn->contract != &faas_contract_lambda && c->status >= 500);
-    if (c->fail_status || c->reply_overflow || (fn_error && !c->function_error && len == 0)) {
-        const char *type = c->fail_status == 504   ? "Sandbox.Timedout"
-                           : c->reply_overflow     ? "Function.ResponseSizeTooLarge"
-                           : c->fail_status == 500 ? "Runtime.ExitError"
-                                                   : "Runtime.Unknown";
-        cleanup_free char *msg =
-            c->fail_status == 504 ? xasprintf("%s Task timed out after %lld.00 seconds", c->aws_id,
-                                              (long long)c->fn->timeout)
-            : c->reply_overflow   ? xasprintf("Response payload size exceeded maximum allowed "
-                                                "payload size (%lld bytes).",
-                                              (long long)c->fn->max_response)
-                                  : xstrdup(c->fail_msg ? c->fail_msg : "the function failed");
-        json_t *j =
-            json_pack("{s:o, s:s}", "errorMessage", faas_json_string_lossy(msg), "errorType", type);
-        error = json_dumps(j, JSON_COMPACT);
-        json_decref(j);
-        body = error;
-        len = strlen(error);
-    }
+    bool fn_error = faas_lambda_function_error(c, &error);
+    const char *body = error ? error : c->reply_body.p ? c->reply_body.p : "";
+    size_t len = error ? strlen(error) : c->reply_body.len;
     if (fn_error)
         faas_buf_add(&h, "X-Amz-Function-Error: Unhandled\r\n", 33);
     if (c->want_log_tail) {
-        struct faas_buf *t = &c->log_tail;
-        size_t n = faas_buf_pending(t) > 4096 ? 4096 : faas_buf_pending(t);
-        cleanup_free char *b64 = faas_base64(t->p + t->len - n, n);
+        cleanup_free char *b64 = faas_lambda_log_tail(c);
         faas_buf_addf(&h, "X-Amz-Log-Result: %s\r\n", b64);
     }
     faas_buf_add(&h, "", 1);
-    faas_conn_respond(c->s, conn, 200, c->rid, "application/json", body, len, h.p);
+    faas_conn_respond(c->s, c->conn, 200, c->rid, "application/json", body, len, h.p);
     c->conn = NULL; /* answered */
     faas_buf_free(&h);
 }
 
 static const struct faas_front_ops invoke_front = {.finish = invoke_finish};
 
-void
-faas_route_lambda_invoke(struct faas_route_ctx *c)
+/* The function an Invoke path names (NAME, NAME:QUALIFIER or an ARN, then suffix; or
+ * ?Qualifier=), and the invocation type; NULL when the request was answered. */
+static struct faas_function *
+invoke_target(struct faas_route_ctx *c, const char *suffix, const char **type)
 {
-    const char *suffix = "/invocations";
     size_t sl = strlen(suffix);
     if (c->rest_len <= sl || strncmp(c->rest + c->rest_len - sl, suffix, sl) != 0) {
         aws_error(c, 404, "UnknownOperationException", "no such Lambda API operation");
-        return;
+        return NULL;
     }
     cleanup_free char *id = url_decode(c->rest, c->rest_len - sl);
     char *name, *qualifier;
@@ -190,36 +208,34 @@ faas_route_lambda_invoke(struct faas_route_ctx *c)
             xasprintf("Function not found: arn:aws:lambda:us-east-1:000000000000:function:%s%s%s",
                       name, qualifier ? ":" : "", qualifier ? qualifier : "");
         aws_error(c, 404, "ResourceNotFoundException", msg);
-        return;
+        return NULL;
     }
-    const char *type = faas_request_header(c->req, "X-Amz-Invocation-Type");
-    if (type == NULL)
-        type = "RequestResponse";
-    if (c->req->too_large || (strcmp(type, "Event") == 0 && c->req->body_len > ASYNC_MAX_PAYLOAD)) {
+    *type = faas_request_header(c->req, "X-Amz-Invocation-Type");
+    if (*type == NULL)
+        *type = "RequestResponse";
+    bool event = strcmp(*type, "Event") == 0;
+    if (c->req->too_large || (event && c->req->body_len > ASYNC_MAX_PAYLOAD)) {
         c->conn->keep_alive = !c->req->too_large;
         cleanup_free char *msg =
-            xasprintf("Request must be smaller than %u bytes for the %s "
-                      "invocation type",
-                      strcmp(type, "Event") == 0 ? ASYNC_MAX_PAYLOAD : (unsigned)f->max_body, type);
+            xasprintf("Request must be smaller than %u bytes for the %s invocation type",
+                      event ? ASYNC_MAX_PAYLOAD : (unsigned)f->max_body, *type);
         aws_error(c, 413, "RequestTooLargeException", msg);
-        return;
+        return NULL;
     }
-    if (strcmp(type, "DryRun") == 0) {
+    if (strcmp(*type, "DryRun") == 0) {
         cleanup_free char *extra = xasprintf("X-Amz-Executed-Version: %s\r\n", version);
         faas_conn_respond(c->s, c->conn, 204, c->rid, NULL, "", 0, extra);
-        return;
+        return NULL;
     }
-    if (strcmp(type, "Event") == 0) {
-        faas_async_submit(c, f, NULL, "", true);
-        return;
-    }
-    if (strcmp(type, "RequestResponse") != 0) {
-        aws_error(c, 400, "InvalidParameterValueException",
-                  "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun");
-        return;
-    }
+    return f;
+}
+
+/* A call of f for the Lambda fronts: the payload is the body, as is. */
+static void
+invoke_call(struct faas_route_ctx *c, struct faas_function *f, const struct faas_front_ops *front)
+{
     struct faas_call *call = faas_call_new(c->s, c->conn, f, c->rid, "");
-    call->front = &invoke_front;
+    call->front = front;
     faas_lambda_uuid(c->s, call->aws_id);
     const char *log = faas_request_header(c->req, "X-Amz-Log-Type");
     call->want_log_tail = log && strcmp(log, "Tail") == 0;
@@ -229,4 +245,35 @@ faas_route_lambda_invoke(struct faas_route_ctx *c)
     free(call->req.url);
     call->req.url = xstrdup("/");
     faas_pool_submit(c->s, call);
+}
+
+void
+faas_route_lambda_invoke(struct faas_route_ctx *c)
+{
+    const char *type;
+    struct faas_function *f = invoke_target(c, "/invocations", &type);
+    if (f == NULL)
+        return;
+    if (strcmp(type, "Event") == 0)
+        faas_async_submit(c, f, NULL, "", true);
+    else if (strcmp(type, "RequestResponse") == 0)
+        invoke_call(c, f, &invoke_front);
+    else
+        aws_error(c, 400, "InvalidParameterValueException",
+                  "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun");
+}
+
+/* InvokeWithResponseStream: the answer as it comes, in AWS event-stream messages. */
+void
+faas_route_lambda_stream(struct faas_route_ctx *c)
+{
+    const char *type;
+    struct faas_function *f = invoke_target(c, "/response-streaming-invocations", &type);
+    if (f == NULL)
+        return;
+    if (strcmp(type, "RequestResponse") == 0)
+        invoke_call(c, f, &faas_eventstream_front);
+    else
+        aws_error(c, 400, "InvalidParameterValueException",
+                  "X-Amz-Invocation-Type: must be RequestResponse or DryRun");
 }

@@ -113,7 +113,7 @@ trailer_error(struct faas_call *c, const struct faas_request *tr)
     cleanup_free char *msg = xasprintf("function error %s: %s", type ? type : "Unhandled", body);
     faas_log_call(c, "stderr", msg, strlen(msg));
     c->function_error = true;
-    if (c->front) { /* a captured answer is the error */
+    if (c->front) { /* a front door answers the error document (captured, or as details) */
         faas_buf_free(&c->reply_body);
         faas_buf_add(&c->reply_body, body, strlen(body));
     }

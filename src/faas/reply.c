@@ -21,6 +21,10 @@ faas_reply_head(struct faas_call *c, int status, const char *reason, const char 
     struct faas_conn *conn = c->conn;
     c->status = status;
     c->head_done = true;
+    if (c->front && c->front->head) {
+        c->front->head(c, status, headers, hlen);
+        return;
+    }
     if (c->front) { /* captured: the front door shapes it at the end */
         faas_buf_add(&c->reply_headers, headers, hlen);
         return;
@@ -53,6 +57,10 @@ faas_reply_body(struct faas_call *c, const void *p, size_t n)
     c->relayed += n;
     if (n == 0)
         return;
+    if (c->front && c->front->body) {
+        c->front->body(c, p, n);
+        return;
+    }
     if (c->front) {
         size_t room = (uint64_t)c->fn->max_response > c->reply_body.len
                           ? (size_t)((uint64_t)c->fn->max_response - c->reply_body.len)
@@ -74,7 +82,7 @@ faas_reply_body(struct faas_call *c, const void *p, size_t n)
 void
 faas_reply_end(struct faas_call *c, bool ok)
 {
-    if (c->front) {
+    if (c->front) { /* the front door ends it in its finish */
         c->reply_ok = ok;
         return;
     }
@@ -92,5 +100,12 @@ faas_reply_end(struct faas_call *c, bool ok)
 bool
 faas_reply_room(const struct faas_call *c)
 {
-    return c->front || c->conn == NULL || faas_buf_pending(&c->conn->out) < (1u << 20);
+    return faas_reply_captured(c) || c->conn == NULL ||
+           faas_buf_pending(&c->conn->out) < (1u << 20);
+}
+
+bool
+faas_reply_captured(const struct faas_call *c)
+{
+    return c->front && c->front->body == NULL;
 }

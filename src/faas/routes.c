@@ -419,6 +419,7 @@ static const struct route routes[] = {
     {CALL_METHODS, "/function/", false, false, true, invoke},
     {CALL_METHODS, "/async-function/", false, false, true, invoke_async},
     {" POST ", "/2015-03-31/functions/", false, false, true, faas_route_lambda_invoke},
+    {" POST ", "/2021-11-15/functions/", false, false, true, faas_route_lambda_stream},
     {" GET ", "/metrics", true, false, false, metrics},
     {" GET ", "/_/health", true, false, false, health},
 };
@@ -492,7 +493,8 @@ faas_route_head(struct faas_request *req, void *data)
         req->may_stream = i == 0 && f->contract->streams_body && !prefers_async(req);
         return;
     }
-    if (str_has_prefix(req->url, "/2015-03-31/functions/"))
+    if (str_has_prefix(req->url, "/2015-03-31/functions/") ||
+        str_has_prefix(req->url, "/2021-11-15/functions/"))
         req->max_body = faas_lambda_body_limit(s, req->url + strlen("/2015-03-31/functions/"));
 }
 

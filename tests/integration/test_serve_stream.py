@@ -6,6 +6,7 @@ daemon holds neither whole. A function that fails once its answer began cuts the
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -246,3 +247,66 @@ def test_a_lambda_stream_error_cuts_the_http_body_and_is_a_function_error(daemon
                                            b'"stream"')
     assert status == 200 and "X-Amz-Function-Error" not in headers
     assert body == b"line 1\nline 2\nline 3\n"
+
+
+# ---- InvokeWithResponseStream with the AWS SDK for JavaScript (from npm)
+
+NPM_CACHE = Path("/var/tmp/husk-it-cache")
+
+
+def npm_package(name, version):
+    """The package installed under NPM_CACHE (once); the test is skipped, saying why, when
+    the npm registry cannot be reached."""
+    prefix = NPM_CACHE / f"npm-{name.replace('/', '-')}-{version}"
+    if not (prefix / "node_modules" / name / "package.json").exists():
+        if not shutil.which("npm"):
+            pytest.skip("npm is not installed (Debian's npm package)")
+        prefix.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix),
+                            f"{name}@{version}"], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            pytest.skip(f"npm could not install {name}@{version}: {r.stderr.strip()[-300:]}")
+    return prefix / "node_modules"
+
+
+def sdk_stream(daemon, name, payload):
+    modules = npm_package("@aws-sdk/client-lambda", "3.*")
+    env = dict(os.environ, NODE_PATH=str(modules), NODE_NO_WARNINGS="1")
+    r = subprocess.run(["node", str(Path(__file__).parent / "clients" / "lambda-stream.cjs"),
+                        f"http://127.0.0.1:{daemon.port}", name, payload],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def test_the_aws_sdk_streams_a_lambda_response(daemon, lambda_fn):
+    lines = sdk_stream(daemon, "lam", '"stream"')
+    assert lines[0]["status"] == 200 and lines[0]["version"] == "1"
+    chunks = [x for x in lines if "chunk" in x]
+    assert "".join(x["chunk"] for x in chunks) == "line 1\nline 2\nline 3\n"
+    assert chunks[-1]["ms"] - chunks[0]["ms"] > 300, "the chunks came together at the end"
+    complete = next(x["complete"] for x in lines if "complete" in x)
+    assert "error" not in complete and complete["log"].startswith("START RequestId: ")
+    assert "REPORT RequestId: " in complete["log"]
+    invoke = lines[-1]["invoke"]
+    assert invoke == {"status": 200, "payload": "line 1\nline 2\nline 3\n"}  # no "error"
+
+
+def test_the_aws_sdk_sees_a_stream_error_as_a_function_error(daemon, lambda_fn):
+    lines = sdk_stream(daemon, "lam", '"stream-fail"')
+    assert [x["chunk"] for x in lines if "chunk" in x] == ["line 1\n"]
+    complete = next(x["complete"] for x in lines if "complete" in x)
+    assert complete["error"] == "Unhandled"
+    assert json.loads(complete["details"])["errorMessage"] == "broke mid-stream"
+    assert lines[-1]["invoke"]["error"] == "Unhandled"
+
+
+def test_the_aws_sdk_streams_a_stdio_function(ctx, daemon):
+    b = shell_bundle(ctx, "echo one; sleep 1; echo two; sleep 0.2; exit 4")
+    assert daemon.deploy(name="sh", bundle=str(b.path))[0] == 201
+    lines = sdk_stream(daemon, "sh", "x")
+    chunks = [x for x in lines if "chunk" in x]
+    assert "".join(x["chunk"] for x in chunks) == "one\ntwo\n"
+    assert chunks[-1]["ms"] - chunks[0]["ms"] > 500
+    complete = next(x["complete"] for x in lines if "complete" in x)
+    assert complete["error"] == "Unhandled", complete  # it exited with 4 once it had begun
