@@ -120,6 +120,8 @@ bool faas_resp_keep_alive(const struct faas_resp_parser *p);
 
 /* ---- functions (spec.c) and their registry (registry.c) */
 
+#define FAAS_NAME_MAX 63
+
 struct faas_instance;
 struct faas_call;
 
@@ -166,6 +168,8 @@ struct faas_function {
     size_t n_dying;          /* stopped, their processes or cgroup not gone yet */
     bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
+    /* versions.c: on the latest, the older versions loaded for calls by version or alias */
+    struct faas_function *pinned, *pinned_next;
 };
 
 void faas_function_free(struct faas_function *f);
@@ -207,8 +211,30 @@ int faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc
 /* Insert or replace; sets f->version (1, or the previous version + 1) and, for a new function,
  * allocates its host id range (kept across versions, freed on delete). */
 int faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
-/* 1 removed, 0 not there. */
+/* 1 removed, 0 not there (its versions and aliases go with it). */
 int faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err);
+/* Versions (registry-versions.c): every deploy is kept. A version as a function (-ENOENT when
+ * there is none), its spec (NULL: none), and the list [{version, created_ms, spec}]. */
+int faas_registry_version_get(struct faas_registry *r, const char *name, int64_t version,
+                              const struct faas_deploy_ctx *dc, struct faas_function **out,
+                              struct husk_error **err);
+json_t *faas_registry_version_spec(struct faas_registry *r, const char *name, int64_t version);
+json_t *faas_registry_versions(struct faas_registry *r, const char *name);
+/* An alias: NAME@ALIAS calls `version`, or `version2` for a share `weight2` of the calls. */
+struct faas_alias {
+    char *fn, *name;
+    int64_t version, version2; /* version2 0: none */
+    double weight2;
+    struct faas_alias *next;
+};
+void faas_alias_free(struct faas_alias *a);
+int faas_registry_alias_put(struct faas_registry *r, const struct faas_alias *a,
+                            struct husk_error **err);
+/* 1 removed, 0 not there. */
+int faas_registry_alias_delete(struct faas_registry *r, const char *fn, const char *alias,
+                               struct husk_error **err);
+int faas_registry_aliases_load(struct faas_registry *r, struct faas_alias **list,
+                               struct husk_error **err);
 
 /* ---- the event loop's watches: epoll's data.ptr points to one */
 
@@ -616,6 +642,8 @@ struct faas_server {
     struct faas_registry *reg;
     struct faas_function **fns;
     size_t n_fns;
+    void *fn_index; /* tsearch(3) tree of fns by name */
+    struct faas_alias *aliases;
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
@@ -645,6 +673,9 @@ struct faas_server {
 /* Free p once the current batch of events is handled (its watches marked dead). */
 void faas_server_bury(struct faas_server *s, void *p);
 struct faas_function *faas_server_find(struct faas_server *s, const char *name, size_t len);
+void faas_server_add(struct faas_server *s, struct faas_function *f);
+void faas_server_remove(struct faas_server *s, struct faas_function *f);
+void faas_server_replace(struct faas_server *s, struct faas_function *old, struct faas_function *f);
 void faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -656,7 +687,47 @@ struct faas_route_ctx {
     const char *rid;
     const char *rest; /* the path after the route's prefix, without the query */
     size_t rest_len;
+    /* how this door says "no such function or version" (NULL: a JSON 404) */
+    void (*not_found)(struct faas_route_ctx *c, const char *msg);
 };
+/* Versions and aliases (versions.c). resolve: the version a call names (qualifier: NULL or
+ * "$LATEST", a number, an alias); cont gets it now, or once loaded from the registry (c->req
+ * and c->rest then live in a job); a name or version that does not exist is answered 404. */
+typedef void (*faas_resolved_fn)(struct faas_route_ctx *c, struct faas_function *f);
+void faas_versions_resolve(struct faas_route_ctx *c, const char *name, const char *qualifier,
+                           faas_resolved_fn cont);
+void faas_versions_carry(struct faas_function *old, struct faas_function *latest);
+void faas_versions_retire(struct faas_server *s, struct faas_function *latest);
+void faas_versions_list(struct faas_route_ctx *c, struct faas_function *latest);
+bool faas_alias_name_valid(const char *p);
+struct faas_alias *faas_alias_find(struct faas_server *s, const char *fn, const char *name);
+void faas_aliases_list(struct faas_route_ctx *c, struct faas_function *latest);
+void faas_alias_put(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
+void faas_alias_rm(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
+void faas_aliases_drop(struct faas_server *s, const char *fn);
+
+/* Admin work off the loop (routes.c): run on a work thread, done on the loop, where the
+ * request is answered if its client is still there (faas_admin_job_ctx). */
+struct faas_admin_job {
+    struct faas_work work;
+    struct faas_server *s;
+    struct faas_conn *conn; /* NULL once the client is gone */
+    char rid[72];
+    struct faas_request req; /* a request kept for later (moved in by the route) */
+    char *name, *body;
+    size_t len;
+    struct faas_deploy_ctx dc;
+    struct faas_function *f;
+    json_t *json;
+    int64_t version;
+    void *data;
+    struct husk_error *err;
+    int r, status;
+};
+struct faas_admin_job *faas_admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
+                                      void (*done)(struct faas_server *s, struct faas_work *w));
+bool faas_admin_job_ctx(struct faas_admin_job *j, struct faas_route_ctx *c);
+void faas_admin_job_free(struct faas_admin_job *j);
 void faas_respond_json(struct faas_route_ctx *c, int status, json_t *j); /* takes j */
 void faas_respond_error(struct faas_route_ctx *c, int status, const char *msg);
 void faas_respond_error_headers(struct faas_route_ctx *c, int status, const char *msg,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <search.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,13 +53,49 @@ free_graves(struct faas_server *s)
     s->n_graves = 0;
 }
 
+static int
+fn_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct faas_function *)a)->name, ((const struct faas_function *)b)->name);
+}
+
 struct faas_function *
 faas_server_find(struct faas_server *s, const char *name, size_t len)
 {
+    char key[FAAS_NAME_MAX + 1];
+    if (len > FAAS_NAME_MAX)
+        return NULL;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    struct faas_function probe = {.name = key};
+    void **hit = tfind(&probe, &s->fn_index, fn_cmp);
+    return hit ? *hit : NULL;
+}
+
+/* The functions in service: an array (to list them) and a tree by name (to find one without
+ * a scan); these keep the two together. */
+void
+faas_server_add(struct faas_server *s, struct faas_function *f)
+{
+    s->fns = xrealloc(s->fns, (s->n_fns + 1) * sizeof(*s->fns));
+    s->fns[s->n_fns++] = f;
+    tsearch(f, &s->fn_index, fn_cmp);
+}
+
+void
+faas_server_remove(struct faas_server *s, struct faas_function *f)
+{
     for (size_t i = 0; i < s->n_fns; i++)
-        if (strlen(s->fns[i]->name) == len && memcmp(s->fns[i]->name, name, len) == 0)
-            return s->fns[i];
-    return NULL;
+        if (s->fns[i] == f)
+            s->fns[i] = s->fns[--s->n_fns];
+    tdelete(f, &s->fn_index, fn_cmp);
+}
+
+void
+faas_server_replace(struct faas_server *s, struct faas_function *old, struct faas_function *f)
+{
+    faas_server_remove(s, old);
+    faas_server_add(s, f);
 }
 
 int
@@ -205,6 +242,10 @@ load_functions(struct faas_server *s, struct husk_error **err)
     int r = faas_registry_load(s->reg, &dc, &s->fns, &s->n_fns, &warn, err);
     if (r < 0)
         return r;
+    for (size_t i = 0; i < s->n_fns; i++)
+        tsearch(s->fns[i], &s->fn_index, fn_cmp);
+    if ((r = faas_registry_aliases_load(s->reg, &s->aliases, err)) < 0)
+        return r;
     if (warn)
         faas_server_log(s, "warning", "a function was not loaded: %s", warn);
     faas_server_log(s, "info", "%zu functions loaded", s->n_fns);
@@ -295,11 +336,25 @@ drain_instances(struct faas_server *s)
 }
 
 static void
+no_free(void *p)
+{
+}
+
+static void
 server_free(struct faas_server *s)
 {
     s->stopping = true;
-    for (size_t i = 0; i < s->n_fns; i++)
+    for (size_t i = 0; i < s->n_fns; i++) {
+        faas_versions_retire(s, s->fns[i]);
         faas_pool_retire(s, s->fns[i]);
+    }
+    tdestroy(s->fn_index, no_free);
+    while (s->aliases) {
+        struct faas_alias *a = s->aliases;
+        s->aliases = a->next;
+        faas_alias_free(a);
+    }
+    s->fn_index = NULL;
     free(s->fns);
     s->fns = NULL;
     s->n_fns = 0;

@@ -78,7 +78,7 @@ class Daemon:
         """Admin paths (/system/...) go to the admin socket, the rest to the front door."""
         via = via or ("unix" if path.startswith("/system/") else "tcp")
         headers = dict(headers or {})
-        if via == "unix" and method == "POST":
+        if via == "unix" and method in ("POST", "PUT", "PATCH"):
             headers.setdefault("Content-Type", "application/json")
         conn = self.connection(via, timeout)
         try:
