@@ -4,7 +4,7 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh awscli nodejs npm # and the real clients the tests drive
+scripts/deps.sh awscli nodejs npm chromium # and the real clients the tests drive
 PY=/usr/bin/python3 # Debian's python3, which has python3-pytest
 
 step() { printf '\n== %s\n' "$*"; }

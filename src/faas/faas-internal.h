@@ -526,7 +526,9 @@ struct faas_call {
     bool reply_overflow;           /* the body was over the function's max_response */
     bool reply_ok;                 /* the reply ended whole */
     struct faas_async_call *async; /* an asynchronous call's record (async.c) */
-    int fail_status;               /* the call failed before or instead of a reply: status, why */
+    int trigger;                   /* FAAS_TRIGGER_*: how the call came */
+    char trace_id[33], span_id[17], parent_span[17]; /* otel.c; parent "" for a root span */
+    int fail_status; /* the call failed before or instead of a reply: status, why */
     char *fail_msg;
     bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
     struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
@@ -636,6 +638,29 @@ void faas_metrics_free(struct faas_server *s);
 /* ---- the daemon (server.c), shared with the routes (routes.c) */
 
 struct faas_stats;
+/* Traces (otel.c): a span per call, exported over OTLP/HTTP JSON when the daemon has an
+ * endpoint. start: the call's trace context (from its traceparent); traceparent: what an http
+ * function gets; end: the span (and the cold start's) into the batch. */
+struct faas_tracer;
+int faas_trace_open(struct faas_server *s, const char *endpoint, struct husk_error **err);
+void faas_trace_start(struct faas_call *c);
+void faas_traceparent(const struct faas_call *c, char out[56]);
+void faas_trace_end(struct faas_call *c);
+void faas_trace_flush(struct faas_server *s);
+void faas_trace_close(struct faas_server *s);
+/* A libcurl write callback that drops what it is given. */
+size_t faas_curl_discard(char *p, size_t size, size_t n, void *data);
+
+/* The status page (status.c): GET /, and the latest calls it shows. */
+struct faas_recent;
+struct faas_route_ctx;
+void faas_status_record(struct faas_server *s, const struct faas_call *c, double secs);
+void faas_route_status(struct faas_route_ctx *c);
+void faas_metrics_init_counts(struct faas_server *s, uint64_t *counts, size_t n,
+                              const double **bounds, size_t *n_bounds);
+
+/* OpenTelemetry's faas.trigger: calls from HTTP clients, and the others (asynchronous). */
+enum { FAAS_TRIGGER_HTTP, FAAS_TRIGGER_OTHER, FAAS_N_TRIGGERS };
 struct faas_server {
     const struct faas_serve_opts *opts;
     struct faas_policy policy;
@@ -665,6 +690,10 @@ struct faas_server {
     uint64_t rng[4];
     struct faas_stats *stats;
     struct faas_stats *dirty_stats; /* with log lines to write before the loop sleeps */
+    void *stats_index;              /* tsearch(3) tree of stats by function name */
+    struct faas_tracer *tracer;     /* NULL: no traces exported */
+    struct faas_recent *recent;     /* the latest calls, a ring (status.c) */
+    size_t recent_next;
     void **graves; /* objects torn down during this batch of events, freed after it */
     size_t n_graves;
     bool stopping;

@@ -28,6 +28,7 @@ struct faas_serve_opts {
     unsigned max_async_queue; /* asynchronous calls accepted and not finished, at most */
     char **allow_callback;    /* CIDRs callbacks may reach though loopback or link-local */
     size_t n_allow_callback;
+    const char *otlp_endpoint; /* traces go here (OTLP/HTTP JSON); NULL: none */
     /* A signalfd for SIGTERM, SIGINT and SIGCHLD (blocked by the caller): SIGTERM and SIGINT stop
      * accepting, finish the requests in flight and return 0. */
     int signal_fd;

@@ -571,6 +571,7 @@ static const struct route routes[] = {
     {" POST ", "/2015-03-31/functions/", false, false, true, faas_route_lambda_invoke},
     {" POST ", "/2021-11-15/functions/", false, false, true, faas_route_lambda_stream},
     {" GET ", "/metrics", true, false, false, metrics},
+    {" GET ", "/", true, false, false, faas_route_status},
     {" GET ", "/_/health", true, false, false, health},
 };
 

@@ -305,6 +305,7 @@ server_init(struct faas_server *s, struct husk_error **err)
         return r;
     if ((r = load_functions(s, err)) < 0 ||
         (r = faas_async_open(s, s->opts->max_async_queue, err)) < 0 ||
+        (r = faas_trace_open(s, s->opts->otlp_endpoint, err)) < 0 ||
         (r = faas_listeners_open(s, err)) < 0 || (s->agent_fd = agent_memfd(err)) < 0)
         return r < 0 ? r : s->agent_fd;
     s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -362,7 +363,9 @@ server_free(struct faas_server *s)
     if (s->epoll_fd >= 0)
         drain_instances(s);
     faas_workq_stop(s, &s->work); /* runs the `done` of spawns still out: they undo themselves */
+    faas_trace_flush(s);
     faas_workq_stop(s, &s->net);
+    faas_trace_close(s);
     faas_async_close(s);
     while (s->retired) {
         struct faas_function *f = s->retired;
@@ -380,6 +383,7 @@ server_free(struct faas_server *s)
     free_graves(s);
     free(s->graves);
     faas_metrics_free(s);
+    free(s->recent);
     faas_registry_free(s->reg);
     free(s->log_dir);
     free(s->instance_dir);

@@ -23,7 +23,7 @@
 #define USERNS_RANGE         65536u
 
 struct serve_opts {
-    const char *listen, *state, *admin_socket, *admin_group, *token_file;
+    const char *listen, *state, *admin_socket, *admin_group, *token_file, *otlp;
     struct strlist allow_bind, allow_callback;
     int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async;
 };
@@ -51,6 +51,9 @@ static const struct flag serve_flags[] = {
     {"allow-callback", 0, FLAG_STRINGS, OPT(allow_callback),
      "a CIDR asynchronous calls' callbacks may reach though it is loopback or link-local "
      "(repeatable)"},
+    {"otlp-endpoint", 0, FLAG_STRING, OPT(otlp),
+     "export a span per call to this OTLP/HTTP collector URL (JSON, e.g. "
+     "http://127.0.0.1:4318/v1/traces)"},
     {"max-async-queue", 0, FLAG_INT, OPT(max_async),
      "asynchronous calls accepted and not yet finished, at most (default 10000)"},
     {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
@@ -175,6 +178,7 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .max_async_queue = (unsigned)o->max_async,
                                    .allow_callback = o->allow_callback.v,
                                    .n_allow_callback = o->allow_callback.n,
+                                   .otlp_endpoint = o->otlp,
                                    .log = serve_log,
                                    .log_data = cli};
     return 0;
