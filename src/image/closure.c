@@ -223,7 +223,10 @@ img_add_analysed(struct img_tree *t, const char *path, const char *reason, int d
             return r;
         /* For the executable, glibc's $ORIGIN is its real directory (/proc/self/exe). */
         cleanup_free char *origin = img_path_dirname(real);
-        return img_add_elf(t, e, origin, exe, depth, err);
+        r = img_add_elf(t, e, origin, exe, depth, err);
+        if (r == 0 && img_is_python(real))
+            r = img_add_python_runtime(t, real, err);
+        return r;
     }
     if (got >= 2 && head[0] == '#' && head[1] == '!') {
         e->analysed = true;

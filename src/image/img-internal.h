@@ -104,8 +104,15 @@ int img_add_script(struct img_tree *t, const struct img_entry *file, const char 
                    int depth, struct husk_error **err);
 /* Python: modules a source line (logical: continuations joined) imports, "." prefixes kept. */
 void img_py_line_imports(const char *line, char ***mods, size_t *n);
+/* script may be NULL: the interpreter's own implicit needs only. */
 int img_add_python(struct img_tree *t, const char *interp, const char *script,
                    struct husk_error **err);
+/* For a Python interpreter however it entered the image (ELF program, #!, trace, a shell
+ * command): its landmarks, startup modules, encodings, site and .pth files. */
+int img_add_python_runtime(struct img_tree *t, const char *interp, struct husk_error **err);
+/* Every NAME.TAG.pyc under __pycache__ gets its NAME.py, or (none on the host) a copy at
+ * NAME.pyc where Python loads sourceless files. */
+int img_py_bytecode_sources(struct img_tree *t, struct husk_error **err);
 /* Shell: command names a script runs (best effort: first words of simple commands). */
 void img_sh_commands(const char *text, char ***cmds, size_t *n);
 bool img_is_python(const char *interp_path);

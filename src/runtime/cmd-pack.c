@@ -79,18 +79,33 @@ add_extra(struct img_tree *t, const char *spec, struct husk_error **err)
     return r < 0 ? husk_err_prefix(err, "--add '%s': ", spec) : 0;
 }
 
+/* The traced run's environment: a default PATH and HOME, then each -e (documented in
+ * docs/packaging.md; the same -e the bundle's process gets). */
+static char **
+trace_env(const struct strlist *extra)
+{
+    char **env = xcalloc(extra->n + 3, sizeof(char *));
+    size_t n = 0;
+    env[n++] = xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env[n++] = xstrdup("HOME=/root");
+    for (size_t i = 0; i < extra->n; i++)
+        env[n++] = xstrdup(extra->v[i]);
+    return env;
+}
+
 /* The traced run of argv; its files join the tree. */
 static int
-trace(struct img_tree *t, char **argv, int timeout_s, const char *out, struct husk_error **err)
+trace(struct img_tree *t, char **argv, const struct pack_opts *po, struct husk_error **err)
 {
+    int timeout_s = po->trace_timeout > 0 ? po->trace_timeout : 10;
+    const char *out = po->output;
     char self[PATH_MAX], cwd[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0 || getcwd(cwd, sizeof(cwd)) == NULL)
         return husk_err(err, errno, "find the husk binary");
     self[n] = '\0';
     char *helper[] = {self, "pack", "--trace-helper", NULL};
-    char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "HOME=/root", NULL};
+    cleanup_strv char **env = trace_env(&po->env);
     cleanup_free char *work = NULL;
     int r = img_stage_dir(out, &work, err);
     if (r < 0)
@@ -130,7 +145,7 @@ collect(struct img_tree *t, const struct pack_opts *o, char **args, struct husk_
             r = img_add_argument(t, args[i], args[0], err);
     }
     if (r == 0 && o->trace)
-        r = trace(t, args, o->trace_timeout > 0 ? o->trace_timeout : 10, o->output, err);
+        r = trace(t, args, o, err);
     for (size_t i = 0; r == 0 && i < o->add.n; i++)
         r = add_extra(t, o->add.v[i], err);
     if (r == 0 && !o->bare)
@@ -228,6 +243,10 @@ pack(struct cli *cli, const struct pack_opts *o, char **args)
     }
     if (r < 0)
         return cli_fail(cli, err);
+    if (tmp_in_image(t))
+        fprintf(stderr, "husk pack: warning: the image has files under /tmp; `husk serve` mounts a "
+                        "fresh tmpfs there, which hides them, and refuses to deploy it: pack from "
+                        "another directory\n");
     char size[32];
     pack_format_bytes(img_tree_bytes(t), size, sizeof(size));
     printf("packed %s: %zu entries, %s -> %s (%s%s%s) in %.1f ms\n", args[0], img_tree_count(t),
@@ -256,6 +275,15 @@ cmd_pack(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "husk pack: an output is required (-o PATH)\n");
         return 2;
     }
+    /* Relative outputs are the cwd's (the staging directory and a bundle's paths need it). */
+    cleanup_free char *output = absolute(NULL, o.output, false);
+    cleanup_free char *manifest = o.manifest ? absolute(NULL, o.manifest, false) : NULL;
+    if (output == NULL || (o.manifest && manifest == NULL)) {
+        fprintf(stderr, "husk pack: the current directory is gone: cannot place '%s'\n", o.output);
+        return 1;
+    }
+    o.output = output;
+    o.manifest = manifest;
     cleanup_(img_tree_freep) struct img_tree *t = NULL;
     cleanup_strv char **args = NULL;
     if (img_tree_new("/", &t, &err) < 0 || resolve_args(t, argv + i, argc - i, &args, &err) < 0)
