@@ -113,8 +113,10 @@ int img_add_python_runtime(struct img_tree *t, const char *interp, struct husk_e
 /* Every NAME.TAG.pyc under __pycache__ gets its NAME.py, or (none on the host) a copy at
  * NAME.pyc where Python loads sourceless files. */
 int img_py_bytecode_sources(struct img_tree *t, struct husk_error **err);
-/* Shell: command names a script runs (best effort: first words of simple commands). */
-void img_sh_commands(const char *text, char ***cmds, size_t *n);
+/* Shell: command names a script runs: first words of simple commands, in $(...), backticks,
+ * double quotes and unquoted here-documents too. An unterminated $(, backtick, quote or
+ * here-document is an error naming its line. */
+int img_sh_commands(const char *text, char ***cmds, size_t *n, struct husk_error **err);
 bool img_is_python(const char *interp_path);
 bool img_is_shell(const char *interp_path);
 
