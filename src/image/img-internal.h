@@ -118,6 +118,12 @@ int img_py_bytecode_sources(struct img_tree *t, struct husk_error **err);
  * here-document is an error naming its line. */
 int img_sh_commands(const char *text, char ***cmds, size_t *n, struct husk_error **err);
 bool img_is_python(const char *interp_path);
+/* Node.js: what a script loads through require()/import, node_modules and package.json. */
+int img_add_node(struct img_tree *t, const char *interp, const char *script,
+                 struct husk_error **err);
+bool img_is_node(const char *interp_path);
+/* The module names a JavaScript source names literally (require, import, export from). */
+void img_js_specifiers(const char *text, char ***out, size_t *n);
 bool img_is_shell(const char *interp_path);
 
 /* ---- running a host tool (tool.c) ---- */
