@@ -260,6 +260,8 @@ img_add_argument(struct img_tree *t, const char *path, const char *interp, struc
         return img_add_python(t, interp, real, err);
     if (img_is_node(interp))
         return img_add_node(t, interp, real, err);
+    if (img_is_perl(interp))
+        return img_add_perl(t, interp, real, err);
     return 0;
 }
 

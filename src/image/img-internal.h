@@ -122,6 +122,12 @@ bool img_is_python(const char *interp_path);
 int img_add_node(struct img_tree *t, const char *interp, const char *script,
                  struct husk_error **err);
 bool img_is_node(const char *interp_path);
+/* Perl: the modules a script loads (use, no, require, use parent/base) on Debian's @INC. */
+int img_add_perl(struct img_tree *t, const char *interp, const char *script,
+                 struct husk_error **err);
+bool img_is_perl(const char *interp_path);
+/* The module files ("Foo/Bar.pm", "file.pl") one line of Perl loads. */
+void img_perl_line_modules(const char *line, char ***out, size_t *n);
 /* The module names a JavaScript source names literally (require, import, export from). */
 void img_js_specifiers(const char *text, char ***out, size_t *n);
 bool img_is_shell(const char *interp_path);

@@ -136,6 +136,8 @@ img_add_script(struct img_tree *t, const struct img_entry *file, const char *buf
         return img_add_python(t, run, path, err);
     if (img_is_node(run))
         return img_add_node(t, run, path, err);
+    if (img_is_perl(run))
+        return img_add_perl(t, run, path, err);
     if (img_is_shell(run))
         return add_shell_commands(t, file, depth, err);
     return 0;
