@@ -235,10 +235,44 @@ img_add_analysed(struct img_tree *t, const char *path, const char *reason, int d
     return -ENOEXEC;
 }
 
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+/* A program for another machine would only fail with ENOEXEC in the sandbox: say so now. */
+static int
+check_machine(struct img_tree *t, const char *path, struct husk_error **err)
+{
+#ifdef HOST_MACHINE
+    cleanup_fd int fd = img_host_open(t, path, O_RDONLY);
+    cleanup_(img_elf_freep) struct img_elf *e = NULL;
+    if (fd < 0 || !img_elf_is_elf(fd))
+        return 0;
+    int r = img_elf_read(fd, path, &e, err);
+    if (r < 0)
+        return r;
+    if (e->machine != HOST_MACHINE)
+        return husk_err(err, 0,
+                        "'%s' is an ELF program for another architecture (%s, e_machine %d): "
+                        "it cannot run on this machine",
+                        path, img_elf_triplet(e) ? img_elf_triplet(e) : "unknown", e->machine);
+#else
+    (void)t, (void)path, (void)err;
+#endif
+    return 0;
+}
+
 int
 img_add_program(struct img_tree *t, const char *path, const char *reason, struct husk_error **err)
 {
-    int r = img_add_analysed(t, path, reason, 0, err);
+    int r = check_machine(t, path, err);
+    if (r < 0)
+        return r;
+    r = img_add_analysed(t, path, reason, 0, err);
     if (r == -ENOEXEC && (err == NULL || *err == NULL))
         return husk_err(err, 0, "'%s' is not a program: neither an ELF file nor a script (#!)",
                         path);

@@ -79,6 +79,17 @@ int img_add_extras(struct img_tree *t, struct husk_error **err);
 /* Look a command name up in the default PATH, under the tree's sysroot. Caller frees. */
 char *img_which(const struct img_tree *t, const char *name);
 
+/* ---- checks of a root before it runs (check.c) ---- */
+
+/* The program (looked up in env's PATH, or the default, inside the root) exists, is
+ * executable, and so are its "#!" interpreters (through /usr/bin/env too) and its ELF loader,
+ * as the kernel would follow them. The message names the missing file. */
+int img_check_program(int root_fd, const char *prog, char *const *env, struct husk_error **err);
+/* No file under mount_point, which the sandbox's own mount (`by`: "the function's tmpfs")
+ * would hide; the message names one. */
+int img_check_not_hidden(int root_fd, const char *mount_point, const char *by,
+                         struct husk_error **err);
+
 /* ---- trace: what a program opens when it runs (trace.c, trace-notify.c) ---- */
 
 struct img_trace_opts {
