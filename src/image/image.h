@@ -76,6 +76,9 @@ int img_add_argument(struct img_tree *t, const char *path, const char *interp,
  * holds a TLS library, resolv.conf, hosts and nsswitch.conf when it holds resolver or socket
  * code. Only what exists on this machine. */
 int img_add_extras(struct img_tree *t, struct husk_error **err);
+/* Libraries glibc itself loads with dlopen (libgcc_s.so.1, for thread exit and cancellation)
+ * when the tree holds glibc. Not run-time files: --bare keeps them. */
+int img_add_implicit_libs(struct img_tree *t, struct husk_error **err);
 /* Look a command name up in the default PATH, under the tree's sysroot. Caller frees. */
 char *img_which(const struct img_tree *t, const char *name);
 

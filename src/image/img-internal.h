@@ -96,6 +96,10 @@ int img_host_realpath(struct img_tree *t, const char *path, char **out, struct h
 
 int img_add_elf(struct img_tree *t, const struct img_entry *file, const char *origin,
                 const struct img_elf *exe, int depth, struct husk_error **err);
+/* A library by soname as ld.so would find it for `like` (an ELF in the tree), with its closure;
+ * nothing when it is not on this machine. */
+int img_add_library(struct img_tree *t, const char *soname, const char *like, const char *reason,
+                    struct husk_error **err);
 int img_add_analysed(struct img_tree *t, const char *path, const char *reason, int depth,
                      struct husk_error **err);
 /* "#!" line of buf: *interp and *arg (NULL when none). -ENOEXEC when buf has none. */

@@ -451,6 +451,30 @@ add_whole_package(struct py *py, const char *package, const char *reason, struct
     return 0;
 }
 
+/* Directories of the site directory that an executed .pth line names in a string literal:
+ * setuptools' *-nspkg.pth files look their namespace package up there
+ * (PathFinder.find_spec('ruamel', [sitedir])) and fail the interpreter's start without it. */
+static int
+add_pth_dirs(struct py *py, const char *dir, const char *line, struct husk_error **err)
+{
+    for (const char *p = line; (p = strpbrk(p, "'\"")) != NULL;) {
+        const char *e = strchr(p + 1, *p);
+        if (e == NULL)
+            return 0;
+        cleanup_free char *word = xstrndup(p + 1, (size_t)(e - p - 1));
+        p = e + 1;
+        if (word[0] == '\0' || word[0] == '.' || strpbrk(word, "/ \\"))
+            continue;
+        cleanup_free char *sub = img_path_join(dir, word);
+        if (!host_is(py, sub, S_IFDIR))
+            continue;
+        int r = img_tree_add_host(py->t, sub, "namespace package named by a .pth file", NULL, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 /* One .pth file: site.py executes its "import" lines and appends its other lines to sys.path. */
 static int
 add_pth(struct py *py, const char *dir, const char *name, struct husk_error **err)
@@ -471,6 +495,8 @@ add_pth(struct py *py, const char *dir, const char *name, struct husk_error **er
             img_py_line_imports(line, &mods, &n);
             for (size_t i = 0; r == 0 && i < n; i++)
                 r = import_name(py, mods[i], file, err);
+            if (r == 0)
+                r = add_pth_dirs(py, dir, line, err);
             if (r < 0)
                 return r;
         } else if (line[0] != '#' && line[0] != '\0') {

@@ -150,6 +150,8 @@ collect(struct img_tree *t, const struct pack_opts *o, char **args, struct husk_
         r = trace(t, args, o, err);
     for (size_t i = 0; r == 0 && i < o->add.n; i++)
         r = add_extra(t, o->add.v[i], err);
+    if (r == 0)
+        r = img_add_implicit_libs(t, err);
     if (r == 0 && !o->bare)
         r = img_add_extras(t, err);
     cleanup_strv char **mps = pack_mount_points();
