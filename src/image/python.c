@@ -47,7 +47,8 @@ struct py {
     char *stdlib;
     char **path;
     size_t n_path, n_user; /* n_user: 1 when path[0] is the script's directory */
-    struct img_map seen;   /* module names looked up */
+    struct img_map seen;   /* module names looked up -> the lazy depth they were found at */
+    int depth;             /* lazy depth of what is imported now (see scan_file) */
     char **queue;          /* files to scan, as "module\0path" pairs (module "" for scripts) */
     size_t n_queue;
 };
@@ -145,13 +146,9 @@ add_source(struct py *py, const char *file, const char *module, bool scan, const
     if (host_is(py, pyc, S_IFREG) &&
         (r = img_tree_add_host(py->t, pyc, "bytecode cache", NULL, err)) < 0)
         return r;
-    if (scan) {
-        size_t ml = strlen(module), fl = strlen(file);
-        char *pair = xmalloc(ml + fl + 2);
-        memcpy(pair, module, ml + 1);
-        memcpy(pair + ml + 1, file, fl + 1);
-        img_strv_push(&py->queue, &py->n_queue, pair);
-    }
+    if (scan) /* "D module\0file": D the lazy depth */
+        img_strv_push(&py->queue, &py->n_queue,
+                      xasprintf("%c%s%c%s", '0' + py->depth, module, '\0', file));
     return 0;
 }
 
@@ -228,17 +225,70 @@ add_sysconfigdata(struct py *py, struct husk_error **err)
     return 0;
 }
 
-/* A name and each of its parents: importing a.b.c imports a and a.b first. */
+/* six.moves.NAME (six, or a copy vendored as PKG.six) is the Python 3 module six maps it to,
+ * imported under a computed name. The names six 1.16 moves, where they differ. */
+static char *
+six_moved(const char *name)
+{
+    static const char *const map[][2] = {
+        {"http_client", "http.client"},
+        {"http_cookiejar", "http.cookiejar"},
+        {"http_cookies", "http.cookies"},
+        {"html_parser", "html.parser"},
+        {"html_entities", "html.entities"},
+        {"urllib_parse", "urllib.parse"},
+        {"urllib_error", "urllib.error"},
+        {"urllib_robotparser", "urllib.robotparser"},
+        {"cPickle", "pickle"},
+        {"StringIO", "io"},
+        {"UserDict", "collections"},
+        {"UserList", "collections"},
+        {"UserString", "collections"},
+        {"email_mime_text", "email.mime.text"},
+        {"email_mime_multipart", "email.mime.multipart"},
+        {"email_mime_base", "email.mime.base"},
+        {"xmlrpc_client", "xmlrpc.client"},
+        {"_dummy_thread", "_thread"},
+        {"tkinter", "tkinter"},
+    };
+    const char *moves = strstr(name, "six.moves.");
+    if (moves == NULL || (moves != name && moves[-1] != '.'))
+        return NULL;
+    const char *rest = moves + strlen("six.moves.");
+    for (size_t i = 0; i < ARRAY_SIZE(map); i++) {
+        size_t l = strlen(map[i][0]);
+        if (strncmp(rest, map[i][0], l) == 0 && (rest[l] == '\0' || rest[l] == '.'))
+            return xasprintf("%s%s", map[i][1], rest + l);
+    }
+    return xstrdup(rest); /* queue, urllib.request, configparser, ...: the same name */
+}
+
+static int import_one(struct py *py, const char *name, const char *importer,
+                      struct husk_error **err);
+
 static int
 import_name(struct py *py, const char *name, const char *importer, struct husk_error **err)
+{
+    cleanup_free char *moved = six_moved(name);
+    int r = import_one(py, name, importer, err);
+    if (r == 0 && moved)
+        r = import_one(py, moved, importer, err);
+    return r;
+}
+
+/* A name and each of its parents: importing a.b.c imports a and a.b first. */
+static int
+import_one(struct py *py, const char *name, const char *importer, struct husk_error **err)
 {
     cleanup_free char *copy = xstrdup(name);
     for (char *dot = copy;; dot++) {
         dot = strchr(dot, '.');
         if (dot)
             *dot = '\0';
-        if (!img_map_get(&py->seen, copy, NULL)) {
-            img_map_put(&py->seen, copy, 0);
+        size_t was;
+        /* Again when reached less lazily than before: its own lazy imports may count now. */
+        if (!img_map_get(&py->seen, copy, &was) || was > (size_t)py->depth) {
+            img_map_put(&py->seen, copy, (size_t)py->depth);
             cleanup_free char *why = xasprintf("Python module %s (imported by %s)", copy, importer);
             bool found;
             int r = find_module(py, copy, why, &found, err);
@@ -378,8 +428,49 @@ opens_lazy_block(const char *line, bool user)
  * imported count (not those inside functions or a __main__ block): the standard library
  * imports lazily in many places, and following all of it would pull in most of it.
  */
+/* The string literals of a file that name modules on the path: the names a computed
+ * __import__(name) or import_module(name) may be given ("for p in ('urllib3', 'idna')"). */
 static int
-scan_file(struct py *py, const char *module, const char *file, struct husk_error **err)
+import_literals(struct py *py, const char *text, const char *who, struct husk_error **err)
+{
+    for (const char *p = text; (p = strpbrk(p, "'\"")) != NULL;) {
+        char q = *p++;
+        const char *s = p;
+        while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == '.'))
+            p++;
+        if (*p != q || p == s || isdigit((unsigned char)*s) || *s == '.' || p - s > 64)
+            continue;
+        cleanup_free char *name = xstrndup(s, (size_t)(p - s));
+        p++;
+        int r = import_name(py, name, who, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+static bool
+computed_import(const char *line)
+{
+    static const char *const calls[] = {"__import__(", "import_module("};
+    for (size_t i = 0; i < ARRAY_SIZE(calls); i++) {
+        const char *p = strstr(line, calls[i]);
+        if (p && (p += strlen(calls[i]), p += strspn(p, " "), *p != '\'' && *p != '"'))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Imports of one file. In the script and the modules beside it every import counts: their
+ * functions are the program. In library modules the imports that run when the module is
+ * imported count, and those inside functions (or a __main__ block) one level deep: a module
+ * found that way has its own lazy imports left out, or the standard library's lazy imports
+ * would pull in most of it (gettext imports locale lazily, argparse calls gettext: kept;
+ * what locale imports lazily is not). depth: how lazily this file was reached.
+ */
+static int
+scan_file(struct py *py, int depth, const char *module, const char *file, struct husk_error **err)
 {
     cleanup_fd int fd = img_host_open(py->t, file, O_RDONLY);
     cleanup_free char *text = NULL;
@@ -395,16 +486,19 @@ scan_file(struct py *py, const char *module, const char *file, struct husk_error
     else if (!is_pkg)
         package[0] = '\0';
     cleanup_free char *script_dir = py->user_dir ? xasprintf("%s/", py->user_dir) : NULL;
-    bool user = script_dir && str_has_prefix(file, script_dir);
+    bool user = script_dir && str_has_prefix(file, script_dir), computed = false;
     const char *who = module[0] ? module : file;
     const char *cursor = text;
     int indent, lazy = -1; /* indentation of the line that opened the lazy block */
-    for (char *line; (line = next_logical_line(&cursor, &indent)) != NULL; free(line)) {
+    for (char *line; r == 0 && (line = next_logical_line(&cursor, &indent)) != NULL; free(line)) {
         if (line[strspn(line, " \t")] == '\0')
             continue;
         if (lazy >= 0 && indent <= lazy)
             lazy = -1;
-        if (lazy < 0 || user) {
+        bool now = lazy < 0 || user;
+        if (now || depth < 1) {
+            py->depth = now ? depth : depth + 1;
+            computed |= now && computed_import(line);
             cleanup_strv char **mods = NULL;
             size_t n = 0;
             img_py_line_imports(line, &mods, &n);
@@ -413,15 +507,14 @@ scan_file(struct py *py, const char *module, const char *file, struct husk_error
                 if (abs)
                     r = import_name(py, abs, who, err);
             }
-            if (r < 0) {
-                free(line);
-                return r;
-            }
         }
         if (lazy < 0 && opens_lazy_block(line, user))
             lazy = indent;
     }
-    return 0;
+    py->depth = depth;
+    if (r == 0 && computed)
+        r = import_literals(py, text, who, err);
+    return r;
 }
 
 /* Every module of a package directory (the encodings package: codecs are looked up by a name
@@ -554,8 +647,8 @@ scan_queue(struct py *py, struct husk_error **err)
 {
     /* The queue grows while it is scanned. */
     for (size_t i = 0; i < py->n_queue; i++) {
-        const char *mod = py->queue[i];
-        int r = scan_file(py, mod, mod + strlen(mod) + 1, err);
+        const char *mod = py->queue[i] + 1;
+        int r = scan_file(py, py->queue[i][0] - '0', mod, mod + strlen(mod) + 1, err);
         if (r < 0)
             return r;
     }
