@@ -29,6 +29,9 @@ meson test -C build --suite unit --print-errorlogs
 step "integration tests"
 $PY -m pytest -q -p no:cacheprovider tests/integration
 
+step "corpus: real programs packed, run and served (tests/corpus; once, not under ASan)"
+HUSK_CORPUS_REPORT="$PWD/build/corpus.md" $PY -m pytest -q -p no:cacheprovider tests/corpus
+
 step "sanitizers: build (ASan + UBSan)"
 [ -d build-asan ] || meson setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \
     -Db_lundef=false
