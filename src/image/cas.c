@@ -207,8 +207,13 @@ dedup_file(struct cas_add *a, int dirfd, const char *name, const char *path,
     return 0;
 }
 
+/* Each entry under a directory (depth first); visit() is called for every non-directory. */
+typedef int (*visit_fn)(void *arg, int dirfd, const char *name, const char *path,
+                        const struct stat *st, struct husk_error **err);
+
 static int
-dedup_dir(struct cas_add *a, int dirfd, const char *path, int depth, struct husk_error **err)
+walk_tree(int dirfd, const char *path, int depth, visit_fn visit, void *arg,
+          struct husk_error **err)
 {
     if (depth > 256)
         return husk_err(err, ELOOP, "'%s': too deep", path);
@@ -226,19 +231,26 @@ dedup_dir(struct cas_add *a, int dirfd, const char *path, int depth, struct husk
         struct stat st;
         if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             return husk_err(err, errno, "stat '%s'", sub);
-        int r = 0;
-        if (S_ISREG(st.st_mode)) {
-            r = dedup_file(a, dirfd, de->d_name, sub, err);
-        } else if (S_ISDIR(st.st_mode)) {
+        int r;
+        if (S_ISDIR(st.st_mode)) {
             cleanup_fd int child =
                 openat(dirfd, de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             r = child < 0 ? husk_err(err, errno, "open '%s'", sub)
-                          : dedup_dir(a, child, sub, depth + 1, err);
+                          : walk_tree(child, sub, depth + 1, visit, arg, err);
+        } else {
+            r = visit(arg, dirfd, de->d_name, sub, &st, err);
         }
         if (r < 0)
             return r;
     }
     return 0;
+}
+
+static int
+dedup_visit(void *arg, int dirfd, const char *name, const char *path, const struct stat *st,
+            struct husk_error **err)
+{
+    return S_ISREG(st->st_mode) ? dedup_file(arg, dirfd, name, path, err) : 0;
 }
 
 int
@@ -253,7 +265,7 @@ img_cas_add(struct img_cas *c, const char *name, const char *staged, json_t *man
     cleanup_free char *holder = NULL;
     if (root < 0)
         return husk_err(err, errno, "open '%s'", staged);
-    r = dedup_dir(&a, root, "/", 0, err);
+    r = walk_tree(root, "/", 0, dedup_visit, &a, err);
     if (r == 0)
         r = img_cas_stage(c, &holder, err);
     /* holder/rootfs + holder/image.json, renamed to images/NAME in one step. */
@@ -308,34 +320,17 @@ img_cas_remove(struct img_cas *c, const char *name, struct husk_error **err)
 
 /* Files, bytes and bytes in objects another image links too, of one image's tree. */
 static int
-tree_stats(int dirfd, const char *path, struct img_cas_stats *s, int depth, struct husk_error **err)
+stats_visit(void *arg, int dirfd, const char *name, const char *path, const struct stat *st,
+            struct husk_error **err)
 {
-    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    cleanup_dir DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return husk_err(err, errno, "read directory '%s'", path);
-    }
-    for (struct dirent *de; (de = readdir(d)) != NULL;) {
-        struct stat st;
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (S_ISREG(st.st_mode)) {
-            s->files++;
-            s->bytes += (uint64_t)st.st_size;
-            if (st.st_nlink > 2) /* the store's link, ours, and another image's */
-                s->shared_bytes += (uint64_t)st.st_size;
-        } else if (S_ISDIR(st.st_mode) && depth < 256) {
-            cleanup_fd int child =
-                openat(dirfd, de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            cleanup_free char *sub = img_path_join(path, de->d_name);
-            int r = child < 0 ? 0 : tree_stats(child, sub, s, depth + 1, err);
-            if (r < 0)
-                return r;
-        }
-    }
+    struct img_cas_stats *s = arg;
+    (void)dirfd, (void)name, (void)path, (void)err;
+    if (!S_ISREG(st->st_mode))
+        return 0;
+    s->files++;
+    s->bytes += (uint64_t)st->st_size;
+    if (st->st_nlink > 2) /* the store's link, ours, and another image's */
+        s->shared_bytes += (uint64_t)st->st_size;
     return 0;
 }
 
@@ -355,7 +350,7 @@ image_json(struct img_cas *c, const char *name, bool with_manifest, struct husk_
         json_object_del(doc, "manifest");
     struct img_cas_stats s = {0};
     cleanup_fd int fd = open(rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || tree_stats(fd, "/", &s, 0, err) < 0) {
+    if (fd < 0 || walk_tree(fd, "/", 0, stats_visit, &s, err) < 0) {
         if (fd < 0)
             husk_err(err, errno, "image '%s': open '%s'", name, rootfs);
         json_decref(doc);
@@ -374,16 +369,16 @@ img_cas_inspect(struct img_cas *c, const char *name, struct husk_error **err)
     return image_json(c, name, true, err);
 }
 
-/* Bytes of every object (what the store holds), and how many. */
-static void
-objects_usage(struct img_cas *c, uint64_t *bytes, uint64_t *count, uint64_t *unreferenced)
+/* Every object: visit(arg, dirfd, name, st); a negative return stops. */
+static int
+for_each_object(struct img_cas *c, int (*visit)(void *, int, const char *, const struct stat *),
+                void *arg)
 {
     cleanup_free char *objects = xasprintf("%s/objects", c->dir);
     cleanup_dir DIR *top = opendir(objects);
-    *bytes = *count = 0;
-    if (unreferenced)
-        *unreferenced = 0;
-    for (struct dirent *de; top && (de = readdir(top)) != NULL;) {
+    if (top == NULL)
+        return -errno;
+    for (struct dirent *de; (de = readdir(top)) != NULL;) {
         if (de->d_name[0] == '.')
             continue;
         cleanup_free char *sub = img_path_join(objects, de->d_name);
@@ -392,12 +387,28 @@ objects_usage(struct img_cas *c, uint64_t *bytes, uint64_t *count, uint64_t *unr
             struct stat st;
             if (o->d_name[0] == '.' || fstatat(dirfd(d), o->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
                 continue;
-            *bytes += (uint64_t)st.st_size;
-            *count += 1;
-            if (unreferenced && st.st_nlink == 1)
-                *unreferenced += 1;
+            int r = visit(arg, dirfd(d), o->d_name, &st);
+            if (r < 0)
+                return r;
         }
+        unlinkat(dirfd(top), de->d_name, AT_REMOVEDIR); /* only when gc emptied it */
     }
+    return 0;
+}
+
+struct usage {
+    uint64_t bytes, count, unreferenced;
+};
+
+static int
+usage_visit(void *arg, int dirfd, const char *name, const struct stat *st)
+{
+    struct usage *u = arg;
+    (void)dirfd, (void)name;
+    u->bytes += (uint64_t)st->st_size;
+    u->count++;
+    u->unreferenced += st->st_nlink == 1;
+    return 0;
 }
 
 json_t *
@@ -429,12 +440,14 @@ img_cas_usage(struct img_cas *c, struct husk_error **err)
     cleanup_json json_t *list = img_cas_list(c, err);
     if (list == NULL)
         return NULL;
-    uint64_t logical = 0, stored, objects, unreferenced;
+    uint64_t logical = 0;
     size_t i;
     json_t *v;
     json_array_foreach(list, i, v) logical +=
         (uint64_t)json_integer_value(json_object_get(v, "bytes"));
-    objects_usage(c, &stored, &objects, &unreferenced);
+    struct usage u = {0};
+    for_each_object(c, usage_visit, &u);
+    uint64_t stored = u.bytes, objects = u.count, unreferenced = u.unreferenced;
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:f}", "images", (json_int_t)json_array_size(list),
                      "image_bytes", (json_int_t)logical, "stored_bytes", (json_int_t)stored,
                      "objects", (json_int_t)objects, "unreferenced_objects",
@@ -442,38 +455,39 @@ img_cas_usage(struct img_cas *c, struct husk_error **err)
                      stored ? (double)logical / (double)stored : 1.0);
 }
 
+struct gc {
+    uint64_t bytes, objects;
+    struct husk_error **err;
+};
+
+static int
+gc_visit(void *arg, int dirfd, const char *name, const struct stat *st)
+{
+    struct gc *g = arg;
+    if (st->st_nlink != 1) /* an image links it */
+        return 0;
+    if (unlinkat(dirfd, name, 0) < 0)
+        return husk_err(g->err, errno, "remove object '%s'", name);
+    g->bytes += (uint64_t)st->st_size;
+    g->objects++;
+    return 0;
+}
+
 int
 img_cas_gc(struct img_cas *c, uint64_t *freed_bytes, uint64_t *freed_objects,
            struct husk_error **err)
 {
-    *freed_bytes = *freed_objects = 0;
     /* Stagings of packs that died: we hold the lock, so no live one exists. */
     cleanup_free char *tmp = xasprintf("%s/tmp", c->dir);
     cleanup_dir DIR *td = opendir(tmp);
     for (struct dirent *de; td && (de = readdir(td)) != NULL;)
         if (de->d_name[0] != '.')
             rm_rf_at(dirfd(td), de->d_name);
-    cleanup_free char *objects = xasprintf("%s/objects", c->dir);
-    cleanup_dir DIR *top = opendir(objects);
-    if (top == NULL)
-        return husk_err(err, errno, "read '%s'", objects);
-    for (struct dirent *de; (de = readdir(top)) != NULL;) {
-        if (de->d_name[0] == '.')
-            continue;
-        cleanup_free char *sub = img_path_join(objects, de->d_name);
-        cleanup_dir DIR *d = opendir(sub);
-        for (struct dirent *o; d && (o = readdir(d)) != NULL;) {
-            struct stat st;
-            if (o->d_name[0] == '.' || fstatat(dirfd(d), o->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                continue;
-            if (st.st_nlink != 1) /* an image links it */
-                continue;
-            if (unlinkat(dirfd(d), o->d_name, 0) < 0)
-                return husk_err(err, errno, "remove object '%s/%s'", sub, o->d_name);
-            *freed_bytes += (uint64_t)st.st_size;
-            *freed_objects += 1;
-        }
-        unlinkat(dirfd(top), de->d_name, AT_REMOVEDIR); /* fails while not empty */
-    }
-    return 0;
+    struct gc g = {.err = err};
+    int r = for_each_object(c, gc_visit, &g);
+    *freed_bytes = g.bytes;
+    *freed_objects = g.objects;
+    if (r < 0 && (err == NULL || *err == NULL))
+        return husk_err(err, -r, "read '%s/objects'", c->dir);
+    return r;
 }

@@ -89,6 +89,9 @@ const struct img_ldcache *img_tree_ldcache(struct img_tree *t, struct husk_error
 int img_host_open(const struct img_tree *t, const char *path, int flags);
 /* fstatat on a host path, following symlinks only inside the sysroot when follow. */
 int img_host_stat(const struct img_tree *t, const char *path, bool follow, struct stat *st);
+/* An interpreter's real path and its prefix ("/usr" for /usr/bin/python3.11). */
+int img_interp_prefix(struct img_tree *t, const char *interp, char **real, char **prefix,
+                      struct husk_error **err);
 /* The path a host path leads to, following symlinks under the sysroot; nothing recorded. */
 int img_host_realpath(struct img_tree *t, const char *path, char **out, struct husk_error **err);
 

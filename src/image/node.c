@@ -469,10 +469,8 @@ img_add_node(struct img_tree *t, const char *interp, const char *script, struct 
 {
     struct node n = {.t = t};
     cleanup_free char *real = NULL;
-    int r = img_host_realpath(t, interp, &real, err);
+    int r = img_interp_prefix(t, interp, &real, &n.prefix, err);
     if (r == 0) {
-        cleanup_free char *bindir = img_path_dirname(real);
-        n.prefix = img_path_dirname(bindir);
         r = add_file(&n, script, "Node script", err);
     }
     free(n.prefix);

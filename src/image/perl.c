@@ -59,11 +59,10 @@ static int
 perl_setup(struct perl *pl, const char *interp, struct husk_error **err)
 {
     cleanup_free char *real = NULL;
-    int r = img_host_realpath(pl->t, interp, &real, err);
+    cleanup_free char *prefix = NULL;
+    int r = img_interp_prefix(pl->t, interp, &real, &prefix, err);
     if (r < 0)
         return r;
-    cleanup_free char *bindir = img_path_dirname(real);
-    cleanup_free char *prefix = img_path_dirname(bindir);
     cleanup_fd int fd = img_host_open(pl->t, real, O_RDONLY);
     cleanup_(img_elf_freep) struct img_elf *elf = NULL;
     const char *triplet = NULL;

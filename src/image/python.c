@@ -93,11 +93,10 @@ static int
 py_setup(struct py *py, const char *interp, const char *script, struct husk_error **err)
 {
     cleanup_free char *real = NULL;
-    int r = img_host_realpath(py->t, interp, &real, err);
+    cleanup_free char *prefix = NULL;
+    int r = img_interp_prefix(py->t, interp, &real, &prefix, err);
     if (r < 0)
         return r;
-    cleanup_free char *bindir = img_path_dirname(real);
-    cleanup_free char *prefix = img_path_dirname(bindir);
     py->version = find_version(py, real, prefix);
     if (py->version == NULL)
         return husk_err(err, 0, "%s: no lib/python3.N/os.py under '%s'", real, prefix);
@@ -674,11 +673,10 @@ int
 img_add_python_runtime(struct img_tree *t, const char *interp, struct husk_error **err)
 {
     cleanup_free char *real = NULL;
-    int r = img_host_realpath(t, interp, &real, err);
+    cleanup_free char *prefix = NULL;
+    int r = img_interp_prefix(t, interp, &real, &prefix, err);
     if (r < 0)
         return r;
-    cleanup_free char *bindir = img_path_dirname(real);
-    cleanup_free char *prefix = img_path_dirname(bindir);
     struct py probe = {.t = t};
     cleanup_free char *version = find_version(&probe, real, prefix);
     if (version == NULL)

@@ -234,6 +234,20 @@ img_tree_add_host(struct img_tree *t, const char *path, const char *reason, char
 }
 
 int
+img_interp_prefix(struct img_tree *t, const char *interp, char **real, char **prefix,
+                  struct husk_error **err)
+{
+    cleanup_free char *r = NULL;
+    int ret = img_host_realpath(t, interp, &r, err);
+    if (ret < 0)
+        return ret;
+    cleanup_free char *bindir = img_path_dirname(r);
+    *prefix = img_path_dirname(bindir);
+    *real = steal_ptr(&r);
+    return 0;
+}
+
+int
 img_host_realpath(struct img_tree *t, const char *path, char **out, struct husk_error **err)
 {
     if (path[0] != '/')

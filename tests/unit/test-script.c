@@ -103,6 +103,8 @@ test_shell_commands(void **state)
         assert_string_equal(cmds[i], want[i]);
 }
 
+static char *joined(char **v, size_t n);
+
 static char *
 sh_commands(const char *script)
 {
@@ -114,15 +116,7 @@ sh_commands(const char *script)
         husk_error_free(err);
         return s;
     }
-    size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(cmds[i]) + 1;
-    char *out = calloc(1, len);
-    for (size_t i = 0; i < n; i++) {
-        strcat(out, i ? " " : "");
-        strcat(out, cmds[i]);
-    }
-    return out;
+    return joined(cmds, n);
 }
 
 /* Commands inside substitutions, quotes, pipes and here-documents run too. */
@@ -152,14 +146,75 @@ test_shell_substitutions(void **state)
     }
 }
 
+static char *
+joined(char **v, size_t n)
+{
+    size_t len = 1;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(v[i]) + 1;
+    char *out = calloc(1, len);
+    for (size_t i = 0; i < n; i++) {
+        strcat(out, i ? " " : "");
+        strcat(out, v[i]);
+    }
+    return out;
+}
+
+/* Literal module names of require/import/export-from, never those in comments or strings. */
+static void
+test_js_specifiers(void **state)
+{
+    const char *js = "const a = require('a');\n"
+                     "// require('commented')\n"
+                     "/* import x from 'block' */\n"
+                     "import def, { b } from \"./b.js\";\n"
+                     "import './side-effect.mjs';\n"
+                     "export * from '@scope/pkg/sub';\n"
+                     "const c = await import('c');\n"
+                     "const s = \"require('in-a-string')\";\n"
+                     "const d = require(name);\n"
+                     "obj.require('method-call');\n";
+    cleanup_strv char **specs = NULL;
+    size_t n = 0;
+    img_js_specifiers(js, &specs, &n);
+    cleanup_free char *got = joined(specs, n);
+    assert_string_equal(got, "a ./b.js ./side-effect.mjs @scope/pkg/sub c");
+}
+
+static void
+test_perl_modules(void **state)
+{
+    static const struct {
+        const char *line, *mods;
+    } cases[] = {
+        {"use strict;", "strict.pm"},
+        {"  use JSON::PP qw(encode_json);", "JSON/PP.pm"},
+        {"use 5.010;", ""},
+        {"use v5.36;", ""},
+        {"no warnings 'once';", "warnings.pm"},
+        {"require File::Temp;", "File/Temp.pm"},
+        {"require \"config.pl\";", "config.pl"},
+        {"require \"$dir/x.pl\";", ""},
+        {"use parent -norequire, 'Foo::Bar';", "parent.pm Foo/Bar.pm"},
+        {"use base qw(Exporter Base::Class);", "base.pm Exporter.pm Base/Class.pm"},
+        {"my $use = 1;", ""},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        cleanup_strv char **mods = NULL;
+        size_t n = 0;
+        img_perl_line_modules(cases[i].line, &mods, &n);
+        cleanup_free char *got = joined(mods, n);
+        assert_string_equal(got, cases[i].mods);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shebang),
-        cmocka_unit_test(test_python_imports),
-        cmocka_unit_test(test_shell_commands),
-        cmocka_unit_test(test_shell_substitutions),
+        cmocka_unit_test(test_shebang),        cmocka_unit_test(test_python_imports),
+        cmocka_unit_test(test_shell_commands), cmocka_unit_test(test_shell_substitutions),
+        cmocka_unit_test(test_js_specifiers),  cmocka_unit_test(test_perl_modules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
