@@ -166,6 +166,10 @@ img_js_specifiers(const char *text, char ***out, size_t *n)
             q = skip_space_comments(p + 4);
         }
         char *spec = q ? literal(&q) : NULL;
+        if (spec && spec[0] == '\0') {
+            free(spec);
+            spec = NULL;
+        }
         if (spec) {
             img_strv_push(out, n, spec);
             p = q;

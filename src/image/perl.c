@@ -158,8 +158,9 @@ parent_names(const char *p, char ***out, size_t *n)
                 const char *s = p;
                 while (*p && (isalnum((unsigned char)*p) || *p == '_' || *p == ':'))
                     p++;
-                if (p > s)
-                    img_strv_push(out, n, module_file(s, (size_t)(p - s)));
+                char *file = p > s ? module_file(s, (size_t)(p - s)) : NULL;
+                if (file)
+                    img_strv_push(out, n, file);
                 if (p == s && *p && *p != close)
                     p++;
             }

@@ -346,6 +346,7 @@ sh_heredoc_bodies(struct sh_scan *s, int depth)
                 sub.heredocs = NULL;
                 sub.n_heredocs = 0;
                 int r = sh_expansions(&sub, '\0', depth);
+                strv_freep(&sub.heredocs); /* a here-document begun inside one: not followed */
                 if (r < 0)
                     return r;
             }
