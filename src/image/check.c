@@ -22,7 +22,9 @@
 static int
 open_in_root(int root_fd, const char *path, int flags)
 {
-    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+    /* O_NONBLOCK: a FIFO named as the program must not hang the caller. */
+    struct open_how how = {.flags =
+                               (uint64_t)(flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NONBLOCK)),
                            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
     while (*path == '/')
         path++;

@@ -135,8 +135,10 @@ put(struct img_tree *t, enum img_kind kind, const char *path, const struct stat 
 int
 img_host_open(const struct img_tree *t, const char *path, int flags)
 {
+    /* O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer;
+     * it changes nothing for regular files, the only ones read. */
     struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .flags = (uint64_t)(flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NONBLOCK)),
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
     while (*path == '/')

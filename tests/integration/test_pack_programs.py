@@ -203,7 +203,7 @@ def foreign_elf(path):
 
 
 @pytest.mark.parametrize("case", ["foreign", "not-a-program", "directory", "interp-missing",
-                                  "interp-loop", "symlink-loop"])
+                                  "interp-loop", "symlink-loop", "unreadable"])
 def test_bad_programs_are_named_and_leave_nothing(ctx, app, case):
     if case == "foreign":
         prog, want = foreign_elf(app / "arm"), "for another architecture (aarch64"
@@ -217,10 +217,13 @@ def test_bad_programs_are_named_and_leave_nothing(ctx, app, case):
     elif case == "interp-loop":
         write(app / "b", f"#!{app}/a\n", 0o755)
         prog, want = write(app / "a", f"#!{app}/b\n", 0o755), "nest deeper than the kernel"
-    else:
+    elif case == "symlink-loop":
         os.symlink("l2", app / "l1")
         os.symlink("l1", app / "l2")
         prog, want = app / "l1", "Too many levels of symbolic links"
+    else:  # a FIFO: nothing to read a program from
+        os.mkfifo(app / "fifo", 0o755)
+        prog, want = app / "fifo", "is not a regular file, directory or symlink"
     out = ctx.dir / "out"
     r = pack(ctx, "-o", out, prog)
     assert r.rc != 0 and want in r.err, str(r)
