@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "image.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -255,35 +256,26 @@ plan_seccomp(struct oci_config *oc, const char *state_dir, const char *field,
     return r < 0 ? husk_err_prefix(err, "field '%s': ", field) : 0;
 }
 
-/* A missing program is the deployer's mistake, found now for a directory root (an image's
- * content is checked when its first instance starts). */
+/* What would fail every call is the deployer's mistake, found now (image/check.c): a missing
+ * program, "#!" interpreter or loader, and files under /tmp, which the function's tmpfs hides.
+ * An image is mounted (detached, read-only) to look. */
 static int
 check_entrypoint(const struct faas_function *f, const char *field, struct husk_error **err)
 {
     const struct sbx_config *c = f->cfg->sbx;
     const char *prog = c->process.args ? c->process.args[0] : NULL;
-    if (prog == NULL || f->root_is_image)
-        return 0;
-    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (char **e = c->process.env; e && *e; e++)
-        if (str_has_prefix(*e, "PATH="))
-            path = *e + 5;
-    cleanup_free char *dirs = xstrdup(strchr(prog, '/') ? "" : path);
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save);; d = strtok_r(NULL, ":", &save)) {
-        if (d == NULL && !strchr(prog, '/'))
-            break;
-        /* Resolved as inside the sandbox: absolute links stay in the root. */
-        cleanup_free char *full = xasprintf("%s%s%s", d ? d : "", d ? "/" : "", prog);
-        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
-        cleanup_fd int fd = sys_openat2(f->root_fd, full, &how);
-        struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-            return 0;
-        if (d == NULL)
-            break;
-    }
-    return husk_err(err, 0, "field '%s': the program '%s' is not in the root filesystem", field,
-                    prog);
+    const char *root_field = !str_has_prefix(field, "command") ? field
+                             : f->root_is_image                ? "image"
+                                                               : "dir";
+    cleanup_fd int image = f->root_is_image ? sbx_rootfs_image_mount(c, err) : -1;
+    if (f->root_is_image && image < 0)
+        return husk_err_prefix(err, "field '%s': ", root_field);
+    int root = f->root_is_image ? image : f->root_fd;
+    if (img_check_not_hidden(root, "/tmp", "the function's tmpfs on /tmp", err) < 0)
+        return husk_err_prefix(err, "field '%s': ", root_field);
+    if (prog && img_check_program(root, prog, c->process.env, err) < 0)
+        return husk_err_prefix(err, "field '%s': ", field);
+    return 0;
 }
 
 /* The sandbox plan: the bundle's config.json, or the defaults for an image or a directory,
