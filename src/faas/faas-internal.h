@@ -129,8 +129,9 @@ struct faas_call;
 struct faas_policy {
     char **allow_bind; /* directories (canonical) whose subtrees a bundle may bind */
     size_t n_allow_bind;
-    uint32_t userns_base;  /* the first host uid/gid of the functions' ranges */
-    uint32_t userns_slots; /* ranges of FAAS_USERNS_SIZE ids from there */
+    uint32_t userns_base;                   /* the first host uid/gid of the functions' ranges */
+    uint32_t userns_slots;                  /* ranges of FAAS_USERNS_SIZE ids from there */
+    struct faas_fn_limits defaults, maxima; /* the operator's, for every function */
 };
 
 /* Who deploys, and under which rules. */
@@ -262,6 +263,7 @@ struct faas_listener {
 };
 int faas_listeners_open(struct faas_server *s, struct husk_error **err);
 void faas_listeners_close(struct faas_server *s);
+int faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err);
 /* A connection closed: resume a listener paused for want of fds. */
 void faas_listeners_wake(struct faas_server *s);
 /* One connection of this client address fewer (NULL: none counted). */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "husk/net.h"
 #include "util.h"
 
 extern const unsigned char faas_agent_bin[], faas_agent_end[];
@@ -286,7 +287,9 @@ server_init(struct faas_server *s, struct husk_error **err)
     s->policy = (struct faas_policy){.allow_bind = s->opts->allow_bind,
                                      .n_allow_bind = s->opts->n_allow_bind,
                                      .userns_base = s->opts->userns_base,
-                                     .userns_slots = s->opts->userns_slots};
+                                     .userns_slots = s->opts->userns_slots,
+                                     .defaults = s->opts->fn_defaults,
+                                     .maxima = s->opts->fn_maxima};
     s->log_dir = xasprintf("%s/logs", s->opts->state_dir);
     s->instance_dir = xasprintf("%s/instances", s->opts->state_dir);
     raise_nofile(s);
@@ -415,6 +418,22 @@ loop(struct faas_server *s, struct husk_error **err)
 }
 
 int
+faas_serve_check(const struct faas_serve_opts *opts, struct husk_error **err)
+{
+    struct faas_server s = {.opts = opts};
+    int r = faas_listen_check(opts, err);
+    if (r == 0)
+        r = faas_trace_open(&s, opts->otlp_endpoint, err);
+    faas_trace_close(&s);
+    for (size_t i = 0; r == 0 && i < opts->n_allow_callback; i++) {
+        struct sbx_cidr c;
+        if ((r = sbx_cidr_parse(opts->allow_callback[i], &c, err)) < 0)
+            husk_err_prefix(err, "--allow-callback '%s'", opts->allow_callback[i]);
+    }
+    return r;
+}
+
+int
 faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
 {
     struct faas_server s = {.opts = opts, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
@@ -423,9 +442,13 @@ faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
         for (size_t i = 0; i < s.n_fns; i++)
             faas_pool_activate(&s, s.fns[i]);
         faas_async_start(&s);
-        if (opts->listen)
+        if (opts->listen_fd >= 0)
+            faas_server_log(&s, "info", "front door on fd %d (socket activation)", opts->listen_fd);
+        else if (opts->listen)
             faas_server_log(&s, "info", "front door on http://%s", opts->listen);
-        if (opts->admin_socket)
+        if (opts->admin_fd >= 0)
+            faas_server_log(&s, "info", "admin API on fd %d (socket activation)", opts->admin_fd);
+        else if (opts->admin_socket)
             faas_server_log(&s, "info", "admin API on unix:%s", opts->admin_socket);
         r = loop(&s, err);
         faas_server_log(&s, "info", "stopped");
