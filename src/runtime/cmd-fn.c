@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fn-table.h"
 #include "pack-bundle.h"
 #include "oci.h"
 #include "util.h"
@@ -26,9 +27,12 @@ struct fn_opts {
     int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
         init_timeout;
     bool follow, no_landlock, async;
-    const char *version, *weight; /* invoke --version, alias --weight */
-    int to;                       /* rollback --to */
-    const char *pos[3];           /* NAME and what follows it */
+    const char *version, *weight;         /* invoke --version, alias --weight */
+    const char *format;                   /* table (default) or json */
+    const char *method, *subpath, *query; /* invoke */
+    struct strlist headers;
+    int to;             /* rollback --to */
+    const char *pos[3]; /* NAME and what follows it */
     size_t n_pos;
     struct strlist env;
     char *token; /* read from token_file */
@@ -81,14 +85,24 @@ static const struct flag fn_flags[] = {
     {"weight", 0, FLAG_STRING, offsetof(struct fn_opts, weight),
      "alias: VERSION=SHARE, another version for a share of the calls (a canary: 4=0.1)"},
     INT_FLAG("to", to, "rollback: the version to go back to (default: the one before)"),
+    {"method", 'X', FLAG_STRING, offsetof(struct fn_opts, method),
+     "invoke: the HTTP method (default POST; GET and HEAD send no body)"},
+    {"path", 0, FLAG_STRING, offsetof(struct fn_opts, subpath),
+     "invoke: the path after /function/NAME (/items/7)"},
+    {"query", 0, FLAG_STRING, offsetof(struct fn_opts, query), "invoke: the query (a=1&b=2)"},
+    {"header", 'H', FLAG_STRINGS, offsetof(struct fn_opts, headers),
+     "invoke: a request header 'K: V' (repeatable)"},
+    {"format", 0, FLAG_STRING, offsetof(struct fn_opts, format),
+     "table (default: aligned columns) or json (the admin API's answer as it is)"},
 };
 
 struct fn_call {
     const char *method, *path, *body;
     size_t len;
-    const char *extra; /* a request header line, or NULL */
-    bool stream;       /* a 2xx body goes to stdout as it comes */
-    char *out;         /* the response body (owned), unless streamed */
+    const char *extra;             /* a request header line, or NULL */
+    const struct strlist *headers; /* more, or NULL */
+    bool stream;                   /* a 2xx body goes to stdout as it comes */
+    char *out;                     /* the response body (owned), unless streamed */
     size_t out_len;
     char *log_offset; /* X-Log-Offset (owned), for logs */
     CURL *h;
@@ -145,6 +159,8 @@ http_call(const struct fn_opts *o, struct fn_call *call, struct husk_error **err
         headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
     if (call->extra)
         headers = curl_slist_append(headers, call->extra);
+    for (size_t i = 0; call->headers && i < call->headers->n; i++)
+        headers = curl_slist_append(headers, call->headers->v[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *h = call->h = curl_easy_init();
     if (h == NULL)
@@ -269,10 +285,13 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
     return json_dumps(j, JSON_COMPACT);
 }
 
+static bool json_out; /* --format json */
+
 static int
 report(struct cli *cli, const char *sub, struct fn_call *call, int status, struct husk_error *err)
 {
-    if (status >= 0)
+    if (status >= 300 || (status >= 0 && (json_out || call->stream ||
+                                          !fn_table_render(sub, call->out, call->out_len, stdout))))
         fwrite(call->out, 1, call->out_len, status < 300 ? stdout : stderr);
     free(call->out);
     free(call->log_offset);
@@ -352,29 +371,52 @@ fn_deploy(struct cli *cli, struct fn_opts *o, const char *name, char **command)
     return fn_simple(cli, o, "deploy", "POST", "/system/functions", body, strlen(body));
 }
 
+/* The call's path: /function/NAME[@VERSION][/PATH][?QUERY], or /async-function/... */
+static char *
+invoke_path(const struct fn_opts *o, const char *name)
+{
+    const char *sub = o->subpath ? o->subpath : "";
+    return xasprintf("/%sfunction/%s%s%s%s%s%s%s", o->async ? "async-" : "", name,
+                     o->version ? "@" : "", o->version ? o->version : "",
+                     *sub && *sub != '/' ? "/" : "", sub, o->query ? "?" : "",
+                     o->query ? o->query : "");
+}
+
 /* `husk fn invoke NAME`: stdin is the body, the answer is printed as it comes; with --async,
  * the call is queued and its id printed. */
 static int
 fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
     struct husk_error *err = NULL;
+    const char *method = o->method ? o->method : "POST";
     if (o->callback && !o->async)
         return husk_err(&err, 0, "fn invoke: --callback needs --async"), cli_fail(cli, err);
-    cleanup_free char *path = xasprintf("/%sfunction/%s%s%s", o->async ? "async-" : "", name,
-                                        o->version ? "@" : "", o->version ? o->version : "");
+    for (size_t i = 0; i < o->headers.n; i++)
+        if (strchr(o->headers.v[i], ':') == NULL || strpbrk(o->headers.v[i], "\r\n"))
+            return husk_err(&err, 0, "fn invoke: --header '%s': expected 'Name: value'",
+                            o->headers.v[i]),
+                   cli_fail(cli, err);
+    if (strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method) || !*method)
+        return husk_err(&err, 0, "fn invoke: --method '%s': expected GET, POST, ...", method),
+               cli_fail(cli, err);
+    cleanup_free char *path = invoke_path(o, name);
     cleanup_free char *body = NULL;
     cleanup_free char *extra = o->callback ? xasprintf("X-Callback-Url: %s", o->callback) : NULL;
     size_t len = 0;
-    int r = read_fd_all(0, SIZE_MAX, &body, &len);
+    bool bodyless = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    int r = bodyless ? 0 : read_fd_all(0, SIZE_MAX, &body, &len);
     if (r < 0) {
         husk_err(&err, -r, "read the request body from stdin");
         return cli_fail(cli, err);
     }
-    struct fn_call call = {.method = "POST",
+    struct fn_call call = {.method = method,
                            .path = path,
-                           .body = body ? body : "",
+                           .body = bodyless ? NULL
+                                   : body   ? body
+                                            : "",
                            .len = len,
                            .extra = extra,
+                           .headers = &o->headers,
                            .stream = !o->async};
     int status = http_call(o, &call, &err);
     return report(cli, "invoke", &call, status, err);
@@ -486,7 +528,8 @@ static const struct fn_sub {
     {"get", 1, 1, "get NAME: one function", fn_get},
     {"rm", 1, 1, "rm NAME: remove a function, its versions and aliases", fn_rm},
     {"invoke", 1, 1,
-     "invoke NAME [--version V|ALIAS] [--async [--callback URL]]: call it, stdin the body",
+     "invoke NAME [-X METHOD] [--path P] [--query Q] [-H 'K: V'] [--version V|ALIAS] "
+     "[--async [--callback URL]]: call it, stdin the body",
      fn_invoke},
     {"logs", 1, 1, "logs NAME [-f]: its log", fn_logs},
     {"calls", 1, 1, "calls NAME: its latest asynchronous calls", fn_calls},
@@ -594,11 +637,17 @@ cmd_fn(struct cli *cli, int argc, char **argv)
         return 2;
     }
     name = o.n_pos ? o.pos[0] : NULL;
+    if (o.format && strcmp(o.format, "json") && strcmp(o.format, "table")) {
+        fprintf(stderr, "husk fn %s: --format '%s': expected table or json\n", sub->name, o.format);
+        return 2;
+    }
+    json_out = o.format && strcmp(o.format, "json") == 0;
     if (load_token(&o, &err) < 0)
         r = cli_fail(cli, err);
     else
         r = sub->run(cli, &o, name, command);
     free(o.env.v);
+    free(o.headers.v);
     free(o.token);
     return r;
 }

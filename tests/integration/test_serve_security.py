@@ -197,7 +197,8 @@ def test_admin_over_tcp_needs_the_token(ctx):
                                              "Content-Type": "application/json"})
         assert status == 201, body
         # the CLI with the token file
-        r = subprocess.run([HUSK, "fn", "ls", "--url", d.url, "--token-file", str(tf)],
+        r = subprocess.run([HUSK, "fn", "ls", "--url", d.url, "--token-file", str(tf),
+                            "--format", "json"],
                            capture_output=True, timeout=30)
         assert r.returncode == 0 and json.loads(r.stdout)[0]["name"] == "f", r
     finally:

@@ -161,3 +161,35 @@ def test_the_lambda_qualifier_calls_a_version_or_an_alias(ctx, daemon):
     assert r.returncode != 0 and "InvalidParameterValue" in r.stderr, r.stderr
     status, _ = call(daemon, "/async-function/q@1")
     assert status == 400
+
+
+def test_tables_for_people_json_for_programs(ctx, daemon):
+    deploy_versions(ctx, daemon, "tbl", 2)
+    assert daemon.fn("alias", "tbl", "live", "1", "--weight", "2=0.25").returncode == 0
+    r = daemon.fn("ls", table=True)
+    lines = r.stdout.decode().splitlines()
+    assert lines[0].split() == ["NAME", "CONTRACT", "VERSION", "STARTING", "IDLE", "BUSY",
+                                "QUEUED", "ROOT"], lines
+    row = lines[1].split()
+    assert row[:3] == ["tbl", "stdio", "2"] and row[-1].endswith("tbl-b2"), lines
+    assert lines[0].index("VERSION") == lines[1].index("2 ")  # aligned
+    r = daemon.fn("versions", "tbl", table=True)
+    assert [ln.split()[0] for ln in r.stdout.decode().splitlines()] == ["VERSION", "1", "2"]
+    r = daemon.fn("aliases", "tbl", table=True)
+    assert "live   1        version 2 for 25% of calls" in r.stdout.decode(), r.stdout
+    r = daemon.fn("get", "tbl", table=True)
+    assert any(ln.split() == ["version", "2"] for ln in r.stdout.decode().splitlines())
+    r = daemon.fn("ls", "--format", "yaml", table=True)
+    assert r.returncode == 2 and b"--format 'yaml'" in r.stderr
+
+
+def test_invoke_takes_a_method_path_query_and_headers(ctx, daemon):
+    b = shell_bundle(ctx, 'echo "$Http_Method $Http_Path $Http_Query $Http_X_Mine"; cat')
+    assert daemon.deploy(name="echo", bundle=str(b.path))[0] == 201
+    r = daemon.fn("invoke", "echo", "-X", "PUT", "--path", "/a/b", "--query", "x=1&y=2",
+                  "-H", "X-Mine: yes", stdin=b"body")
+    assert r.returncode == 0 and r.stdout == b"PUT /a/b x=1&y=2 yes\nbody", r
+    r = daemon.fn("invoke", "echo", "-X", "GET", stdin=b"ignored")
+    assert r.stdout == b"GET /  \n", r
+    r = daemon.fn("invoke", "echo", "-H", "no colon")
+    assert r.returncode != 0 and b"expected 'Name: value'" in r.stderr
