@@ -1299,9 +1299,9 @@ def main():
                 pass
     new = sorted(husk_cgroups() - cgroups0)
     if new:
-        # Not ours for certain: other sessions' husk tests create such cgroups too.
+        # Not ours for certain: other users' husk tests create such cgroups too.
         res.notes.append("cgroups named for husk that appeared during the run (this run's "
-                         "daemon, or another session's): " + ", ".join(new[:10]))
+                         "daemon, or another user's): " + ", ".join(new[:10]))
     if interrupted:
         print(f"\ninterrupted by {interrupted}: the numbers below cover what ran so far")
     report(args, res, load, env_note)
