@@ -48,6 +48,10 @@ struct verb {
 int cli_parse_flags(const struct verb *verb, const struct flag *flags, size_t n_flags, void *opts,
                     int argc, char **argv);
 
+/* Set one flag's value in opts (value NULL: a bool flag given bare). -EINVAL when it does not
+ * parse as the flag's type. */
+int cli_set_flag(const struct flag *f, void *opts, const char *value);
+
 /* Log an error at the CLI boundary: stderr, and the --log file in the chosen format. */
 void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
