@@ -450,16 +450,12 @@ def find_examples(args, tmp):
     return out
 
 
-def husk_pack(husk, fmt, out, program, at=None):
-    """`husk pack -f FMT -o OUT PROGRAM`; returns the program's argv inside the image. With at,
-    the program is also packed at that path (-a PROGRAM:AT) and run from there."""
-    extra = ["-a", f"{program}:{at}"] if at else []
-    r = subprocess.run([husk, "pack", "-f", fmt, "-o", out, *extra, program],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+def husk_pack(husk, fmt, out, program):
+    """`husk pack -f FMT -o OUT PROGRAM`; returns the program's argv inside the image."""
+    r = subprocess.run([husk, "pack", "-f", fmt, "-o", out, program], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         raise RuntimeError(f"husk pack -f {fmt} failed: {last_line(r.stderr)}")
-    if at:
-        return [at]
     with open(out + ".manifest.json") as f:
         return json.load(f).get("args") or [program]
 
@@ -788,10 +784,13 @@ class Husk:
         for contract, (prog, _conc, _max) in CONTRACTS.items():
             img = os.path.join(self.dir, prog + ".erofs")
             path = self.progs[prog]
-            # An instance's /tmp is a tmpfs of its own, which hides a program compiled into our
-            # temp dir: that one also goes to /opt in the image, and runs from there.
-            at = f"/opt/{prog}" if path.startswith(tempfile.gettempdir() + os.sep) else None
-            self.images[contract] = (img, husk_pack(self.args.husk, "erofs", img, path, at))
+            if path.startswith(tempfile.gettempdir() + os.sep):
+                # An image packs a program at its host path, and `husk serve` refuses images
+                # with files under /tmp (each instance has a tmpfs there).
+                raise RuntimeError(f"{prog} is not built in {self.args.examples} and the copy "
+                                   f"compiled under /tmp cannot be deployed: build the examples "
+                                   f"(ninja -C build) or give --examples")
+            self.images[contract] = (img, husk_pack(self.args.husk, "erofs", img, path))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = "unix:" + os.path.join(self.dir, "admin.sock")
@@ -904,7 +903,7 @@ class Husk:
             self.warm(f"/function/hs-{contract}", contract)
             if contract == "lambda":
                 self.invoke()
-        r = self.cli("fn", "ls", "--url", self.admin_url)
+        r = self.cli("fn", "ls", "--format", "json", "--url", self.admin_url)
         try:
             fns = json.loads(r.stdout)
             names = [str(f.get("name", f)) if isinstance(f, dict) else str(f) for f in fns]
