@@ -517,8 +517,11 @@ class Cleaner:
             except FileNotFoundError:
                 pass
             except OSError:
+                # Kept for cgroups of other runs is no leftover of ours; kept for one of ours is.
                 rest = [e for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))]
-                problems.append(f"{parent} kept: holds {rest}")
+                ours = [e for e in rest if e.startswith(self.prefix)]
+                if ours or not rest:
+                    problems.append(f"{parent} kept: holds {ours}")
         problems += undo_cgroup_trick(self.moved)
         self.moved = []
         shutil.rmtree(self.tmp, ignore_errors=True)
