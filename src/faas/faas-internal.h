@@ -628,8 +628,10 @@ void faas_log_call(struct faas_call *c, const char *stream, const char *text, si
 void faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,
                    const char *stream, const char *text, size_t len);
 /* Bytes of NAME's log from offset `since`; *next is where the next read starts. */
-char *faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
-                    uint64_t *next);
+/* The function's log file (what is pending written first), and a piece of it from an offset
+ * (a file read: for a work thread). */
+char *faas_log_path(struct faas_server *s, const char *fn);
+char *faas_log_read(const char *path, uint64_t since, size_t max, size_t *len, uint64_t *next);
 void faas_log_remove(struct faas_server *s, const char *fn);
 void faas_logs_flush(struct faas_server *s);
 void faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs);
@@ -671,6 +673,7 @@ struct faas_server {
     size_t n_fns;
     void *fn_index; /* tsearch(3) tree of fns by name */
     struct faas_alias *aliases;
+    void *alias_index;             /* tsearch(3) tree of aliases by function and name */
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
@@ -736,6 +739,8 @@ void faas_aliases_list(struct faas_route_ctx *c, struct faas_function *latest);
 void faas_alias_put(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
 void faas_alias_rm(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
 void faas_aliases_drop(struct faas_server *s, const char *fn);
+void faas_aliases_index(struct faas_server *s);
+void faas_aliases_free(struct faas_server *s);
 
 /* Admin work off the loop (routes.c): run on a work thread, done on the loop, where the
  * request is answered if its client is still there (faas_admin_job_ctx). */

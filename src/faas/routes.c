@@ -431,14 +431,37 @@ invoke(struct faas_route_ctx *c)
     call_target(c, invoke_resolved);
 }
 
-/* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. */
+/* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. The
+ * file is read on a work thread. */
+static void
+logs_run(struct faas_work *w)
+{
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
+    uint64_t since = (uint64_t)j->version, next;
+    j->body = faas_log_read(j->name, since, 1 << 20, &j->len, &next);
+    j->version = (int64_t)next;
+}
+
+static void
+logs_done(struct faas_server *s, struct faas_work *w)
+{
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
+    struct faas_route_ctx c;
+    if (faas_admin_job_ctx(j, &c)) {
+        cleanup_free char *extra =
+            xasprintf("X-Log-Offset: %llu\r\n", (unsigned long long)j->version);
+        faas_conn_respond(s, c.conn, 200, c.rid, "text/plain", j->body, j->len, extra);
+    }
+    faas_admin_job_free(j);
+}
+
 static void
 logs(struct faas_route_ctx *c)
 {
     cleanup_free char *name = xstrndup(c->rest, c->rest_len);
     const char *q = strstr(c->req->url, "since=");
     uint64_t since = 0;
-    if (q && parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0) {
+    if (q && (parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0 || since > INT64_MAX)) {
         faas_respond_error(c, 400, "query 'since': must be a byte offset");
         return;
     }
@@ -446,11 +469,10 @@ logs(struct faas_route_ctx *c)
         faas_respond_error(c, 404, "no such function");
         return;
     }
-    size_t len;
-    uint64_t next;
-    cleanup_free char *text = faas_log_read(c->s, name, since, 1 << 20, &len, &next);
-    cleanup_free char *extra = xasprintf("X-Log-Offset: %llu\r\n", (unsigned long long)next);
-    faas_conn_respond(c->s, c->conn, 200, c->rid, "text/plain", text, len, extra);
+    struct faas_admin_job *j = faas_admin_job(c, logs_run, logs_done);
+    j->name = faas_log_path(c->s, name);
+    j->version = (int64_t)since;
+    faas_work_submit(c->s, &j->work);
 }
 
 static void

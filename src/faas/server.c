@@ -247,6 +247,7 @@ load_functions(struct faas_server *s, struct husk_error **err)
         tsearch(s->fns[i], &s->fn_index, fn_cmp);
     if ((r = faas_registry_aliases_load(s->reg, &s->aliases, err)) < 0)
         return r;
+    faas_aliases_index(s);
     if (warn)
         faas_server_log(s, "warning", "a function was not loaded: %s", warn);
     faas_server_log(s, "info", "%zu functions loaded", s->n_fns);
@@ -353,11 +354,7 @@ server_free(struct faas_server *s)
         faas_pool_retire(s, s->fns[i]);
     }
     tdestroy(s->fn_index, no_free);
-    while (s->aliases) {
-        struct faas_alias *a = s->aliases;
-        s->aliases = a->next;
-        faas_alias_free(a);
-    }
+    faas_aliases_free(s);
     s->fn_index = NULL;
     free(s->fns);
     s->fns = NULL;

@@ -159,11 +159,15 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
 }
 
 char *
-faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
-              uint64_t *next)
+faas_log_path(struct faas_server *s, const char *fn)
 {
-    faas_logs_flush(s);
-    cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
+    faas_logs_flush(s); /* what this turn logged is in the file */
+    return xasprintf("%s/%s.log", s->log_dir, fn);
+}
+
+char *
+faas_log_read(const char *path, uint64_t since, size_t max, size_t *len, uint64_t *next)
+{
     cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     *len = 0;

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +31,55 @@ faas_alias_name_valid(const char *p)
            strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
 }
 
+static int
+alias_cmp(const void *x, const void *y)
+{
+    const struct faas_alias *a = x, *b = y;
+    int r = strcmp(a->fn, b->fn);
+    return r ? r : strcmp(a->name, b->name);
+}
+
+/* The aliases: a list (to show them) and a tree by function and name (to call through one
+ * without a scan). */
 struct faas_alias *
 faas_alias_find(struct faas_server *s, const char *fn, const char *name)
 {
+    struct faas_alias probe = {.fn = (char *)fn, .name = (char *)name};
+    void **hit = tfind(&probe, &s->alias_index, alias_cmp);
+    return hit ? *hit : NULL;
+}
+
+void
+faas_aliases_index(struct faas_server *s)
+{
     for (struct faas_alias *a = s->aliases; a; a = a->next)
-        if (strcmp(a->fn, fn) == 0 && strcmp(a->name, name) == 0)
-            return a;
-    return NULL;
+        tsearch(a, &s->alias_index, alias_cmp);
+}
+
+static void
+no_free(void *p)
+{
+}
+
+void
+faas_aliases_free(struct faas_server *s)
+{
+    tdestroy(s->alias_index, no_free);
+    s->alias_index = NULL;
+    while (s->aliases) {
+        struct faas_alias *a = s->aliases;
+        s->aliases = a->next;
+        faas_alias_free(a);
+    }
+}
+
+static void
+alias_unlink(struct faas_server *s, struct faas_alias **p)
+{
+    struct faas_alias *gone = *p;
+    *p = gone->next;
+    tdelete(gone, &s->alias_index, alias_cmp);
+    faas_alias_free(gone);
 }
 
 /* The version an alias sends this call to. */
@@ -307,6 +350,7 @@ alias_put_done(struct faas_server *s, struct faas_work *w)
         } else {
             a->next = s->aliases;
             s->aliases = a;
+            tsearch(a, &s->alias_index, alias_cmp);
         }
         faas_server_log(s, "info", "alias '%s' of '%s' now calls version %lld", a->name, a->fn,
                         (long long)a->version);
@@ -357,9 +401,7 @@ alias_rm_done(struct faas_server *s, struct faas_work *w)
     bool answer = faas_admin_job_ctx(j, &c);
     for (struct faas_alias **p = &s->aliases; j->r >= 0 && *p; p = &(*p)->next)
         if (strcmp((*p)->fn, a->fn) == 0 && strcmp((*p)->name, a->name) == 0) {
-            struct faas_alias *gone = *p;
-            *p = gone->next;
-            faas_alias_free(gone);
+            alias_unlink(s, p);
             break;
         }
     if (answer && j->r < 0) {
@@ -393,12 +435,9 @@ void
 faas_aliases_drop(struct faas_server *s, const char *fn)
 {
     for (struct faas_alias **p = &s->aliases; *p;) {
-        struct faas_alias *a = *p;
-        if (strcmp(a->fn, fn) == 0) {
-            *p = a->next;
-            faas_alias_free(a);
-        } else {
-            p = &a->next;
-        }
+        if (strcmp((*p)->fn, fn) == 0)
+            alias_unlink(s, p);
+        else
+            p = &(*p)->next;
     }
 }
