@@ -58,10 +58,6 @@ void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
 /* Report an error object (and free it); returns the exit code 1. */
 int cli_fail(struct cli *cli, struct husk_error *err);
 
-/* Re-execute from a sealed memfd copy of the binary unless already running from one
- * (selfclone.c); returns only on failure. */
-int cli_reexec_sealed(char **argv, struct husk_error **err);
-
 /* The time now as RFC 3339 with nanoseconds, UTC. */
 void cli_rfc3339_now(char *buf, size_t len);
 

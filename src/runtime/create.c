@@ -101,11 +101,11 @@ check_supported(const struct oci_config *cfg, const struct create_opts *o, enum 
     return 0;
 }
 
-/* What the parent does between clone and the child's setup: join v1 cgroups, then run the
- * prestart, createRuntime and createContainer hooks (in the runtime's namespaces, with the
- * container's namespaces already made; a failure fails the create). */
+/* What the parent does between clone and the child's setup, once sbx_spawn placed it in its
+ * cgroups: attach its network, then run the prestart, createRuntime and createContainer hooks
+ * (in the runtime's namespaces, with the container's namespaces already made; a failure fails
+ * the create). */
 struct created_ctx {
-    struct sbx_cgroup *cg;
     struct ctr_net *net;
     const struct oci_config *cfg;
     struct oci_state *st;
@@ -117,8 +117,6 @@ on_created(pid_t pid, void *data, struct husk_error **err)
     struct created_ctx *c = data;
     static const enum oci_hook_kind kinds[] = {OCI_HOOK_PRESTART, OCI_HOOK_CREATE_RUNTIME,
                                                OCI_HOOK_CREATE_CONTAINER};
-    if (c->cg && sbx_cgroup_on_created(pid, c->cg, err) < 0)
-        return -EINVAL;
     if (ctr_net_on_created(c->net, pid, err) < 0)
         return -EINVAL;
     c->st->pid = pid;
@@ -186,32 +184,19 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
                            .owner = "",
                            .annotations = cfg->annotations};
     hooks_prepare_start(cfg, &st);
-    struct created_ctx cc = {.cg = cg, .net = net, .cfg = cfg, .st = &st};
-    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
-                                .start_listen_fd = listen_fd,
-                                /* cgroup2: born in its cgroup; v1: joined before setup */
-                                .cgroup_fd = sbx_cgroup_spawn_fd(cg),
-                                .on_created = on_created,
-                                .data = &cc,
-                                .console_fd = console_fd,
-                                .seccomp_listener_fd = -1};
+    struct created_ctx cc = {.net = net, .cfg = cfg, .st = &st};
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.preserve_fds = o->preserve_fds;
+    so.start_listen_fd = listen_fd;
+    so.console_fd = console_fd;
+    so.cgroup = cg; /* born in it */
+    so.on_created = on_created;
+    so.data = &cc;
     cleanup_fd int listener_fd = seccomp_listener(cfg, &st, err);
     if (listener_fd == -EINVAL)
         return -EINVAL;
     so.seccomp_listener_fd = listener_fd;
-    /* A rootfs image is mounted before we step into the cgroups: their device rules would
-     * refuse its loop device. */
-    cleanup_fd int image_fd = cfg->sbx->rootfs_image ? sbx_rootfs_image_mount(cfg->sbx, err) : -1;
-    if (cfg->sbx->rootfs_image && image_fd < 0)
-        return -EINVAL;
-    so.rootfs_image_fd = image_fd;
-    /* v1: the child is born in its cgroups (see sbx_cgroup_enter_self); we step out in
-     * on_created, or here if the clone failed first. */
-    if (cg)
-        sbx_cgroup_enter_self(cg);
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
-    if (cg)
-        sbx_cgroup_leave_self(cg, NULL);
     if (spawned < 0) {
         ctr_cgroup_report_oom(cli, id, cg, cfg); /* a memory limit too small to set up in */
         return -EINVAL;

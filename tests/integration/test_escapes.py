@@ -174,6 +174,49 @@ def test_cve_2019_5736_program_cannot_rerun_the_runtime(ctx):
         f"{after_exec}, then {reopen}")
 
 
+def rerun_script(ctx, bundle):
+    """A program of the image whose interpreter is /proc/self/exe, asking for `--version`, with
+    the libraries a dynamically linked husk needs: if the runtime's binary ran it, it would
+    print its version. Returns its path in the container."""
+    for lib in shared_libraries(conftest.HUSK):
+        dst = bundle.rootfs / lib.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dst)
+    (bundle.rootfs / "rerun").write_text("#!/proc/self/exe --version\n")
+    os.chmod(bundle.rootfs / "rerun", 0o755)
+    return "/rerun"
+
+
+def test_cve_2019_5736_program_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    """The process's program is executed through the exec stub (a sealed memfd of a few
+    kilobytes), so /proc/self/exe is never husk while the kernel resolves an interpreter."""
+    bundle.args(rerun_script(ctx, bundle))
+    r = ctx.run(bundle)
+    assert "husk version" not in r.out, str(r)
+    assert r.rc != 0, str(r)
+
+
+def test_cve_2019_5736_exec_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    rerun = rerun_script(ctx, bundle)
+    c = ctx.run_detached(bundle)
+    r = exec_or_skip(ctx, c.id, rerun)
+    assert "husk version" not in r.out, str(r)
+    assert r.rc != 0, str(r)
+
+
+def test_cve_2019_5736_start_hook_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    """startContainer hooks run inside the container, from a file of the image: through the
+    stub as well. The hook fails (the stub refuses to be an interpreter), so start does."""
+    bundle.config["hooks"] = {"startContainer": [{"path": rerun_script(ctx, bundle)}]}
+    bundle.probe("exit", "0")
+    c = ctx.create(bundle)
+    assert c.create_result.rc == 0, str(c.create_result)
+    r = c.start()
+    assert r.rc != 0 and "startContainer hook 0" in r.err, str(r)
+    ctx.wait_status(c.id, "stopped")
+    assert "husk version" not in Path(c.create_result.out_path).read_text()
+
+
 # ---------------------------------------------------------------------------------------------
 # CVE-2024-21626: the runtime's own fds to host directories, open in its process until execve,
 # reached through /proc/self/fd/N.

@@ -79,12 +79,8 @@ spawn_readlink(int pidfd, struct husk_error **err)
     char *env[] = {"PATH=/usr/bin:/bin", NULL};
     struct sbx_config cfg = {.process = {.args = args, .env = env, .umask = -1}};
     cfg.ns[SBX_NS_NET] = (struct sbx_ns){.enabled = true, .path = "/proc/self/ns/net"};
-    struct sbx_spawn_opts so = {.start_listen_fd = -1,
-                                .console_fd = -1,
-                                .seccomp_listener_fd = -1,
-                                .cgroup_fd = -1,
-                                .rootfs_image_fd = -1,
-                                .join_pidfd = pidfd};
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.join_pidfd = pidfd;
     struct sbx_child *c = NULL;
     int out[2], saved = dup(1), status;
     assert_int_equal(pipe2(out, 0), 0);
