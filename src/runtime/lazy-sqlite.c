@@ -25,6 +25,12 @@ LAZY_FWD(sqlite, int, sqlite3_bind_int64, (sqlite3_stmt * st, int i, sqlite3_int
 LAZY_FWD(sqlite, int, sqlite3_bind_text,
          (sqlite3_stmt * st, int i, const char *v, int n, void (*free_fn)(void *)),
          (st, i, v, n, free_fn))
+LAZY_FWD(sqlite, int, sqlite3_bind_blob,
+         (sqlite3_stmt * st, int i, const void *v, int n, void (*free_fn)(void *)),
+         (st, i, v, n, free_fn))
+LAZY_FWD(sqlite, int, sqlite3_column_int, (sqlite3_stmt * st, int i), (st, i))
+LAZY_FWD(sqlite, int, sqlite3_column_bytes, (sqlite3_stmt * st, int i), (st, i))
+LAZY_FWD(sqlite, const void *, sqlite3_column_blob, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, sqlite3_int64, sqlite3_column_int64, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, const unsigned char *, sqlite3_column_text, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, int, sqlite3_column_type, (sqlite3_stmt * st, int i), (st, i))
