@@ -267,7 +267,10 @@ cmd_exec(struct cli *cli, int argc, char **argv)
         free(o.env.v), free(o.caps.v), free(o.gids.v);
         return 2;
     }
-    int r = ctr_open(cli, argv[i], &c, &err);
+    /* The process enters the container's pid namespace, in its processes' sight. */
+    int r = cli_run_from_readonly_exe(cli, &err);
+    if (r == 0)
+        r = ctr_open(cli, argv[i], &c, &err);
     if (r == 0) {
         enum ctr_status st = ctr_status(c);
         if (st != CTR_RUNNING && st != CTR_CREATED)

@@ -241,15 +241,22 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
         return -EINVAL;
     if (oci_config_load(o->bundle ? o->bundle : ".", &cfg, err) < 0)
         return -EINVAL;
-    if (check_supported(cfg, o, mode, err) < 0 || ctr_net_plan(cli, id, cfg, o, &net, err) < 0)
+    if (check_supported(cfg, o, mode, err) < 0)
+        return -EINVAL;
+    /* Joining another container's pid namespace puts the sandbox process in its processes'
+     * sight while it sets up. */
+    const struct sbx_ns *pidns = &cfg->sbx->ns[SBX_NS_PID];
+    int r = pidns->enabled && pidns->path ? cli_run_from_readonly_exe(cli, err) : 0;
+    if (r < 0)
+        return r;
+    if (ctr_net_plan(cli, id, cfg, o, &net, err) < 0)
         return -EINVAL;
     for (size_t i = 0; cfg->warnings && cfg->warnings[i]; i++)
         cli_log(cli, "warning", "%s", cfg->warnings[i]);
     cfg->sbx->no_pivot = o->no_pivot;
     if (cfg->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
-        int r = mkdir_p(cli->root, 0700);
-        if (r < 0)
+        if ((r = mkdir_p(cli->root, 0700)) < 0)
             return husk_err(err, -r, "create state directory '%s'", cli->root);
         if (oci_seccomp_compile(cfg->seccomp, cfg->path, cache, &cfg->sbx->process.seccomp, err) <
             0)
@@ -265,7 +272,7 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     dir_fd = openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* No flock here: the sandbox process would inherit it and hold it until `start`.
      * mkdirat above already made us the only creator of this id. */
-    int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
+    r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
     /* First: should we be killed before the state is recorded, `delete --force` finds the
      * cgroup path in it (ctr_remove_incomplete). */
     if (r == 0)

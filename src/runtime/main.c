@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,7 +132,10 @@ main(int argc, char **argv)
 {
     static const struct verb global = {"", "COMMAND", "", NULL};
     struct global_opts g = {0};
-    struct cli cli = {.log_fd = -1};
+    struct cli cli = {.log_fd = -1, .argv = argv};
+
+    /* After a re-execution through an fd (readonly-exe.c) the kernel names us after the fd. */
+    prctl(PR_SET_NAME, "husk");
 
     int i =
         cli_parse_flags(&global, global_flags, ARRAY_SIZE(global_flags), &g, argc - 1, argv + 1);

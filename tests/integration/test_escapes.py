@@ -106,9 +106,8 @@ def run_exe_attack(ctx, copy, attacker_edit=None, victim_edit=None, release=None
 
 def test_cve_2019_5736_waiting_runtime_process_is_out_of_reach(ctx):
     """Not dumpable: nothing in the container may look at the waiting husk process, not even
-    read its exe link. (With CAP_SYS_PTRACE the container could, but all it would reach is the
-    sealed memfd copy husk runs from, which refuses writes: see
-    test_cve_2019_5736_program_cannot_rerun_the_runtime.)"""
+    read its exe link. (With CAP_SYS_PTRACE the container could, but all it would reach is a
+    read-only bind mount of the binary: see the next test.)"""
     copy = husk_copy(ctx)
     before = sha256(copy)
     (found, after_exec, reopen), started = run_exe_attack(ctx, copy)
@@ -118,6 +117,23 @@ def test_cve_2019_5736_waiting_runtime_process_is_out_of_reach(ctx):
         assert found[key] == {**found[key], "ok": False, "errno": errno.EACCES}, found
     assert not found["grabbed"] and not after_exec["grabbed"], (found, after_exec)
     assert "reopen_write" not in reopen, reopen
+    assert sha256(copy) == before
+
+
+def test_cve_2019_5736_ptrace_capable_container_reaches_only_a_read_only_binary(ctx):
+    """A process with CAP_SYS_PTRACE may open the exe of a process that is not dumpable. A husk
+    whose sandbox process joins a pid namespace with processes in it therefore runs from a
+    read-only bind mount of its binary: every open for writing fails with EROFS, before the
+    exec and after it, once no husk runs the file any more (ETXTBSY until then)."""
+    copy = husk_copy(ctx)
+    before = sha256(copy)
+    (found, after_exec, reopen), started = run_exe_attack(
+        ctx, copy, attacker_edit=lambda a: add_caps(a, "SYS_PTRACE"))
+    assert started.rc == 0, str(started)
+    assert found["comm"] == "husk" and found["open_path"]["ok"], found
+    assert found["open_write"]["errno"] in (errno.EROFS, errno.ETXTBSY), found
+    assert found["grabbed"] or after_exec["grabbed"], (found, after_exec)
+    assert reopen["reopen_write"] == {"ok": False, "errno": errno.EROFS}, reopen
     assert sha256(copy) == before
 
 
