@@ -28,7 +28,9 @@ LAZY_FWD(sqlite, int, sqlite3_bind_text,
 LAZY_FWD(sqlite, int, sqlite3_bind_blob,
          (sqlite3_stmt * st, int i, const void *v, int n, void (*free_fn)(void *)),
          (st, i, v, n, free_fn))
+LAZY_FWD(sqlite, int, sqlite3_bind_double, (sqlite3_stmt * st, int i, double v), (st, i, v))
 LAZY_FWD(sqlite, int, sqlite3_column_int, (sqlite3_stmt * st, int i), (st, i))
+LAZY_FWD(sqlite, double, sqlite3_column_double, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, int, sqlite3_column_bytes, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, const void *, sqlite3_column_blob, (sqlite3_stmt * st, int i), (st, i))
 LAZY_FWD(sqlite, sqlite3_int64, sqlite3_column_int64, (sqlite3_stmt * st, int i), (st, i))
