@@ -17,6 +17,7 @@ struct cli {
     int log_fd;              /* -1: stderr only */
     char *default_root;      /* owned, when root was computed */
     const char *cgroup_root; /* $HUSK_CGROUP_ROOT (tests); NULL: /sys/fs/cgroup */
+    char **argv;             /* main's, for cli_run_from_readonly_exe */
 };
 
 enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT, FLAG_STRINGS };
@@ -58,9 +59,10 @@ void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
 /* Report an error object (and free it); returns the exit code 1. */
 int cli_fail(struct cli *cli, struct husk_error *err);
 
-/* Re-execute from a sealed memfd copy of the binary unless already running from one
- * (selfclone.c); returns only on failure. */
-int cli_reexec_sealed(char **argv, struct husk_error **err);
+/* Unless the husk binary is on a read-only mount already, re-execute it (same argv) from a
+ * read-only bind mount of itself; returns 0 (nothing to do, or not privileged to) or an error
+ * (readonly-exe.c). For verbs whose sandbox process enters a pid namespace with processes. */
+int cli_run_from_readonly_exe(struct cli *cli, struct husk_error **err);
 
 /* The time now as RFC 3339 with nanoseconds, UTC. */
 void cli_rfc3339_now(char *buf, size_t len);
