@@ -11,6 +11,7 @@
 #include "husk/cgroup.h"
 #include "husk/error.h"
 #include "faas.h"
+#include "husk/net.h"
 #include "oci.h"
 
 #define FAAS_ADMIN_MAX_BODY       (1u << 20)
@@ -132,6 +133,7 @@ struct faas_policy {
     uint32_t userns_base;                   /* the first host uid/gid of the functions' ranges */
     uint32_t userns_slots;                  /* ranges of FAAS_USERNS_SIZE ids from there */
     struct faas_fn_limits defaults, maxima; /* the operator's, for every function */
+    const char *runtime_dir; /* /run/husk-functions/serve-HASH: files functions read */
 };
 
 /* Who deploys, and under which rules. */
@@ -169,6 +171,11 @@ struct faas_function {
     size_t n_dying;          /* stopped, their processes or cgroup not gone yet */
     bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
+    /* egress.c: "network": "egress", its allow-list and resolver */
+    bool egress_on;
+    struct sbx_egress_rule *egress;
+    size_t n_egress;
+    char *egress_dns;
     /* versions.c: on the latest, the older versions loaded for calls by version or alias */
     struct faas_function *pinned, *pinned_next;
 };
@@ -430,6 +437,7 @@ struct faas_instance {
     struct sbx_child *child;
     struct sbx_cgroup *cg;
     int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd, oom_fd;
+    bool leased; /* holds an address on the bridge (egress.c) */
     int spawn_r; /* the spawn's result, and its error */
     struct husk_error *spawn_err;
     struct faas_buf log;          /* a partial line */
@@ -642,6 +650,17 @@ void faas_metrics_free(struct faas_server *s);
 /* ---- the daemon (server.c), shared with the routes (routes.c) */
 
 struct faas_stats;
+/* Functions on the network (egress.c): the deploy fields; on a work thread, the allow-list on
+ * the instance's cgroup before its spawn and its address after; the lease's release. */
+struct faas_egress;
+int faas_egress_parse(json_t *root, struct faas_function *f, const struct faas_deploy_ctx *dc,
+                      struct husk_error **err);
+int faas_egress_attach(struct faas_server *s, struct faas_instance *in, struct husk_error **err);
+int faas_egress_connect(struct faas_server *s, struct faas_instance *in, struct husk_error **err);
+void faas_egress_release(struct faas_server *s, struct faas_instance *in);
+void faas_egress_open(struct faas_server *s);
+void faas_egress_close(struct faas_server *s);
+
 /* Traces (otel.c): a span per call, exported over OTLP/HTTP JSON when the daemon has an
  * endpoint. start: the call's trace context (from its traceparent); traceparent: what an http
  * function gets; end: the span (and the cold start's) into the batch. */
@@ -676,7 +695,8 @@ struct faas_server {
     void *alias_index;             /* tsearch(3) tree of aliases by function and name */
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
-    char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
+    char cgroup_parent[64];
+    char *runtime_dir; /* "/husk/serve-HASH": instances are cgroups below it */
     int epoll_fd, agent_fd, self_netns;
     struct faas_workq *work;           /* threads for slow work (work.c) */
     struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
@@ -697,6 +717,7 @@ struct faas_server {
     struct faas_stats *dirty_stats; /* with log lines to write before the loop sleeps */
     void *stats_index;              /* tsearch(3) tree of stats by function name */
     struct faas_tracer *tracer;     /* NULL: no traces exported */
+    struct faas_egress *egress;     /* the bridge for functions on the network (egress.c) */
     struct faas_recent *recent;     /* the latest calls, a ring (status.c) */
     size_t recent_next;
     void **graves; /* objects torn down during this batch of events, freed after it */

@@ -182,6 +182,7 @@ release(struct faas_server *s, struct faas_instance *in)
         cleanup_free char *record = xasprintf("%s/%s", s->instance_dir, in->id);
         unlink(record);
     }
+    faas_egress_release(s, in);
     sbx_child_free(in->child);
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
@@ -529,6 +530,8 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
     if (r == 0)
         r = make_cgroup(s, f, in, err);
     if (r == 0)
+        r = faas_egress_attach(s, in, err);
+    if (r == 0)
         r = wire(in, stdio, err);
     if (r == 0)
         r = spawn_wired(s, f, in, stdio, err);
@@ -539,8 +542,12 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
         return r;
     cleanup_free char *ns = xasprintf("/proc/%d/ns/net", in->child->pid);
     in->netns_fd = open(ns, O_RDONLY | O_CLOEXEC);
-    if (in->netns_fd < 0 || (r = loopback_up(s, in)) < 0)
-        return husk_err(err, in->netns_fd < 0 ? errno : -r, "bring up the instance's loopback");
+    if (in->netns_fd < 0)
+        return husk_err(err, errno, "open the instance's network namespace");
+    if (f->egress_on && (r = faas_egress_connect(s, in, err)) < 0) /* lo too */
+        return r;
+    if (!f->egress_on && (r = loopback_up(s, in)) < 0)
+        return husk_err(err, -r, "bring up the instance's loopback");
     if (f->contract->prepare && (r = f->contract->prepare(in, err)) < 0)
         return r;
     if ((r = sbx_child_start(in->child, f->cfg->sbx, err)) < 0)

@@ -299,10 +299,14 @@ server_init(struct faas_server *s, struct husk_error **err)
     if (mkdir_p(s->log_dir, 0700) < 0 || mkdir_p(s->instance_dir, 0700) < 0)
         return husk_err(err, errno, "create '%s'", s->instance_dir);
     cgroup_parent(s);
+    /* not under /run/husk, which is root's alone (0700): functions' users read these files */
+    s->runtime_dir = xasprintf("/run/husk-functions%s", strrchr(s->cgroup_parent, '/'));
+    s->policy.runtime_dir = s->runtime_dir;
     remove_leftovers(s);
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epoll_fd < 0)
         return husk_err(err, errno, "set up the event loop");
+    faas_egress_open(s);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if ((r = faas_workq_new(s, cores > 1 ? (unsigned)cores : 2, &s->work, err)) < 0 ||
         (r = faas_workq_new(s, 2, &s->net, err)) < 0)
@@ -345,6 +349,24 @@ no_free(void *p)
 {
 }
 
+/* What the daemon made for functions to read (their resolv.conf files) goes when it stops. */
+static void
+remove_runtime_dir(struct faas_server *s)
+{
+    cleanup_free char *net = s->runtime_dir ? xasprintf("%s/net", s->runtime_dir) : NULL;
+    DIR *d = net ? opendir(net) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    if (d)
+        closedir(d);
+    if (net) {
+        rmdir(net);
+        rmdir(s->runtime_dir);
+        rmdir("/run/husk-functions"); /* when no other daemon uses it */
+    }
+}
+
 static void
 server_free(struct faas_server *s)
 {
@@ -366,6 +388,7 @@ server_free(struct faas_server *s)
     faas_trace_flush(s);
     faas_workq_stop(s, &s->net);
     faas_trace_close(s);
+    faas_egress_close(s);
     faas_async_close(s);
     while (s->retired) {
         struct faas_function *f = s->retired;
@@ -387,6 +410,8 @@ server_free(struct faas_server *s)
     faas_registry_free(s->reg);
     free(s->log_dir);
     free(s->instance_dir);
+    remove_runtime_dir(s);
+    free(s->runtime_dir);
     int fds[] = {s->epoll_fd, s->agent_fd, s->self_netns};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)

@@ -40,6 +40,8 @@ faas_function_free(struct faas_function *f)
     free(f->name);
     free(f->handler);
     free(f->root_path);
+    free(f->egress);
+    free(f->egress_dns);
     if (f->root_fd >= 0)
         close(f->root_fd);
     json_decref(f->spec);
@@ -394,10 +396,10 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",  "contract",     "bundle",      "image",        "dir",       "command",
-    "env",   "timeout",      "max_body",    "max_response", "memory",    "cpus",
-    "pids",  "port",         "concurrency", "min",          "max",       "idle",
-    "queue", "init_timeout", "landlock",    "handler",      "on_failure"};
+    "name",        "contract",   "bundle",       "image",  "dir",       "command",      "env",
+    "timeout",     "max_body",   "max_response", "memory", "cpus",      "pids",         "port",
+    "concurrency", "min",        "max",          "idle",   "queue",     "init_timeout", "landlock",
+    "handler",     "on_failure", "network",      "egress", "egress_dns"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
@@ -458,7 +460,8 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
     if ((r = known_fields(root, err)) < 0 || (r = contract_field(root, f, err)) < 0 ||
         (r = limits(root, f, dc->policy, err)) < 0 ||
         (r = strings_field(root, "env", true, &f->env, err)) < 0 ||
-        (r = url_field(root, "on_failure", err)) < 0 || (r = load_config(root, f, dc, err)) < 0)
+        (r = url_field(root, "on_failure", err)) < 0 || (r = load_config(root, f, dc, err)) < 0 ||
+        (r = faas_egress_parse(root, f, dc, err)) < 0)
         return r;
     json_object_del(root, "version");
     json_object_del(root, "instances");

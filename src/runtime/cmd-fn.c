@@ -30,6 +30,8 @@ struct fn_opts {
     const char *version, *weight;         /* invoke --version, alias --weight */
     const char *format;                   /* table (default) or json */
     const char *method, *subpath, *query; /* invoke */
+    const char *network, *egress_dns;     /* deploy */
+    struct strlist egress;
     struct strlist headers;
     int to;             /* rollback --to */
     const char *pos[3]; /* NAME and what follows it */
@@ -63,6 +65,12 @@ static const struct flag fn_flags[] = {
     INT_FLAG("max-body", max_body, "deploy: request body limit in bytes (default 6 MiB)"),
     INT_FLAG("max-response", max_response,
              "deploy: buffered response limit in bytes (default 6 MiB)"),
+    {"network", 0, FLAG_STRING, offsetof(struct fn_opts, network),
+     "deploy: none (loopback only, the default) or egress (the bridge, with --egress rules)"},
+    {"egress", 0, FLAG_STRINGS, offsetof(struct fn_opts, egress),
+     "deploy: a destination the function may reach, CIDR[:PORT][/tcp|/udp] (repeatable)"},
+    {"egress-dns", 0, FLAG_STRING, offsetof(struct fn_opts, egress_dns),
+     "deploy: a resolver the function may use for names (its port 53)"},
     {"no-landlock", 0, FLAG_BOOL, offsetof(struct fn_opts, no_landlock),
      "deploy: no landlock rules (the function's own root stays its only file system anyway)"},
     INT_FLAG("concurrency", concurrency,
@@ -251,12 +259,22 @@ deploy_extras(json_t *j, const struct fn_opts *o, char **command)
 {
     const struct {
         const char *key, *value;
-    } strs[] = {{"contract", o->contract}, {"handler", o->handler}, {"on_failure", o->on_failure}};
+    } strs[] = {{"contract", o->contract},
+                {"handler", o->handler},
+                {"on_failure", o->on_failure},
+                {"network", o->network},
+                {"egress_dns", o->egress_dns}};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         if (strs[i].value)
             json_object_set_new(j, strs[i].key, json_string(strs[i].value));
     if (o->no_landlock)
         json_object_set_new(j, "landlock", json_false());
+    if (o->egress.n) {
+        json_t *rules = json_array();
+        for (size_t i = 0; i < o->egress.n; i++)
+            json_array_append_new(rules, json_string(o->egress.v[i]));
+        json_object_set_new(j, "egress", rules);
+    }
     if (o->env.n) {
         json_t *env = json_array();
         for (size_t i = 0; i < o->env.n; i++)
@@ -649,6 +667,7 @@ cmd_fn(struct cli *cli, int argc, char **argv)
         r = sub->run(cli, &o, name, command);
     free(o.env.v);
     free(o.headers.v);
+    free(o.egress.v);
     free(o.token);
     return r;
 }

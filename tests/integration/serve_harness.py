@@ -31,8 +31,10 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 
 
 class Daemon:
-    def __init__(self, ctx, state, args=()):
-        self.ctx, self.state, self.args = ctx, state, list(args)
+    def __init__(self, ctx, state, args=(), wrap=()):
+        """wrap: a command the daemon runs under (nsenter into a test's network namespace);
+        its front door is then out of reach, and calls go through the admin socket."""
+        self.ctx, self.state, self.args, self.wrap = ctx, state, list(args), list(wrap)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket = str(ctx.dir / f"admin-{self.port}.sock")
@@ -43,7 +45,7 @@ class Daemon:
     def start(self):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [HUSK, "--root", str(self.ctx.state), "serve", "--listen",
+                [*self.wrap, HUSK, "--root", str(self.ctx.state), "serve", "--listen",
                  f"127.0.0.1:{self.port}", "--state", str(self.state), "--admin-socket",
                  self.socket, *self.args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.ctx.env())
@@ -51,7 +53,8 @@ class Daemon:
         def up():
             assert self.proc.poll() is None, self.log.read_text()
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                if not self.wrap:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 s = socket.socket(socket.AF_UNIX)
                 s.connect(self.socket)
                 s.close()
@@ -76,7 +79,7 @@ class Daemon:
 
     def request(self, method, path, body=None, headers=None, timeout=30, via=None):
         """Admin paths (/system/...) go to the admin socket, the rest to the front door."""
-        via = via or ("unix" if path.startswith("/system/") else "tcp")
+        via = via or ("unix" if path.startswith("/system/") or self.wrap else "tcp")
         headers = dict(headers or {})
         if via == "unix" and method in ("POST", "PUT", "PATCH"):
             headers.setdefault("Content-Type", "application/json")
