@@ -187,7 +187,7 @@ release(struct faas_server *s, struct faas_instance *in)
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
     in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = in->w_oom.dead = true;
-    in->w_api.dead = true;
+    in->w_api.dead = in->w_notify.dead = true;
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
@@ -272,6 +272,7 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
     unlink_instance(in);
     in->state = INST_DYING;
     in->fn->n_dying++;
+    faas_publish_instance_gone(s, in);
     for (struct faas_call *c = in->calls, *next; c; c = next) {
         next = c->next;
         faas_call_abort(c, 502, "the function's instance was stopped");
@@ -354,6 +355,8 @@ probe_now(struct faas_server *s, struct faas_timer *t)
 void
 faas_instance_probe_start(struct faas_server *s, struct faas_instance *in)
 {
+    if (faas_publish_await(s, in)) /* its server listens on the published socket */
+        return;
     in->probe_delay = PROBE_FIRST_NS;
     probe_now(s, &in->t_probe);
 }
@@ -373,6 +376,10 @@ static void
 idle_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_idle);
+    if (faas_publish_busy(s, in)) { /* its function's connections still need it */
+        faas_instance_idle_check(s, in);
+        return;
+    }
     faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
     faas_instance_destroy(s, in);
 }
@@ -408,25 +415,62 @@ on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
         faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
 }
 
-int
-faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
-                       const int fds[3], struct husk_error **err)
+/* A run with 3 fds (stdin, stdout, stderr), or 4: a listening socket the program gets as fd 3
+ * (LISTEN_FDS). hold: seconds the agent keeps the run going once the daemon is gone. */
+static int
+send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env, const int *fds,
+         size_t n_fds, int32_t hold, struct husk_error **err)
 {
-    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .status = hold, .len = (uint32_t)env->len};
+    char cbuf[CMSG_SPACE(4 * sizeof(int))] = {0};
     struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {.msg_iov = iov,
+                        .msg_iovlen = 2,
+                        .msg_control = cbuf,
+                        .msg_controllen = CMSG_SPACE(n_fds * sizeof(int))};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
     if (env->len > AGENT_MSG_MAX)
         return husk_err(err, E2BIG, "the request's headers are too large for the environment");
     if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
         return husk_err(err, errno, "hand the run to instance %s", in->id);
     return 0;
+}
+
+int
+faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
+                       const int fds[3], struct husk_error **err)
+{
+    return send_run(in, id, env, fds, 3, 0, err);
+}
+
+int
+faas_instance_connect(struct faas_server *s, struct faas_instance *in, int *fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(struct sockaddr_in);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    bool published = faas_publish_dial(in->fn, &ss, &sl);
+    if (!published)
+        *sin = (struct sockaddr_in){.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)in->fn->port),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* The published socket is in the daemon's own network; $PORT in the instance's. */
+    *fd = published ? socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                    : faas_instance_socket(s, in);
+    if (*fd < 0)
+        return published ? -errno : *fd;
+    if (connect(*fd, (struct sockaddr *)&ss, sl) == 0)
+        return 0;
+    int e = errno;
+    if (e == EINPROGRESS)
+        return 1;
+    close(*fd);
+    *fd = -1;
+    return -e;
 }
 
 /* ---- making one: on a work thread, touching only the instance and the (read-only) plan */
@@ -502,6 +546,7 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
     so.exec_fd = s->agent_fd;
     so.rootfs_fd = f->root_is_image ? -1 : f->root_fd;
     so.stdio = stdio;
+    so.notify_filter = faas_publish_filter(s, f);
     return sbx_spawn(f->cfg->sbx, &so, &in->child, err);
 }
 
@@ -514,9 +559,12 @@ start_server(struct faas_instance *in, int log_w, struct husk_error **err)
     for (char **e = in->fn->cfg->sbx->process.env; e && *e; e++)
         faas_buf_add(&env, *e, strlen(*e) + 1);
     cleanup_fd int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int fds[3] = {null, log_w, log_w};
+    int fds[4] = {null, log_w, log_w, faas_publish_listen_fd(in->fn)};
+    /* A published function's connections do not go through the daemon: its instances serve
+     * on if it dies, for at most the function's timeout (until a restart removes them). */
+    int32_t hold = in->fn->pub ? (int32_t)in->fn->timeout : 0;
     int r = null < 0 ? husk_err(err, errno, "open /dev/null")
-                     : faas_instance_send_run(in, in->server_run, &env, fds, err);
+                     : send_run(in, in->server_run, &env, fds, fds[3] >= 0 ? 4 : 3, hold, err);
     faas_buf_free(&env);
     return r;
 }
@@ -584,6 +632,7 @@ spawn_done(struct faas_server *s, struct faas_work *w)
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else
             faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
+        faas_publish_spawned(s, in);
     }
     if (in->doomed) {
         faas_instance_destroy(s, in);
@@ -599,7 +648,7 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     in->s = s;
     in->fn = f;
     in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = in->oom_fd = -1;
-    in->api_fd = -1;
+    in->api_fd = in->notify_fd = -1;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
     in->t_init.fn = init_expired;
@@ -617,5 +666,6 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     f->n_starting++;
     f->n_spawning++;
     s->n_instances++;
+    faas_publish_starting(s, f);
     faas_work_submit(s, &in->work);
 }

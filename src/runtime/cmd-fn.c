@@ -31,6 +31,7 @@ struct fn_opts {
     const char *format;                   /* table (default) or json */
     const char *method, *subpath, *query; /* invoke */
     const char *network, *egress_dns;     /* deploy */
+    const char *publish, *publish_mode;   /* deploy */
     struct strlist egress;
     struct strlist headers;
     int to;             /* rollback --to */
@@ -71,6 +72,12 @@ static const struct flag fn_flags[] = {
      "deploy: a destination the function may reach, CIDR[:PORT][/tcp|/udp] (repeatable)"},
     {"egress-dns", 0, FLAG_STRING, offsetof(struct fn_opts, egress_dns),
      "deploy: a resolver the function may use for names (its port 53)"},
+    {"publish", 0, FLAG_STRING, offsetof(struct fn_opts, publish),
+     "deploy (http): [HOSTIP:]PORT, a socket on the host its instances' server accepts from "
+     "(default host 127.0.0.1)"},
+    {"publish-mode", 0, FLAG_STRING, offsetof(struct fn_opts, publish_mode),
+     "deploy --publish: bind (its bind() on $PORT gets the socket, the default) or listen_fds "
+     "(fd 3, LISTEN_FDS)"},
     {"no-landlock", 0, FLAG_BOOL, offsetof(struct fn_opts, no_landlock),
      "deploy: no landlock rules (the function's own root stays its only file system anyway)"},
     INT_FLAG("concurrency", concurrency,
@@ -259,11 +266,10 @@ deploy_extras(json_t *j, const struct fn_opts *o, char **command)
 {
     const struct {
         const char *key, *value;
-    } strs[] = {{"contract", o->contract},
-                {"handler", o->handler},
-                {"on_failure", o->on_failure},
-                {"network", o->network},
-                {"egress_dns", o->egress_dns}};
+    } strs[] = {{"contract", o->contract},        {"handler", o->handler},
+                {"on_failure", o->on_failure},    {"network", o->network},
+                {"egress_dns", o->egress_dns},    {"publish", o->publish},
+                {"publish_mode", o->publish_mode}};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         if (strs[i].value)
             json_object_set_new(j, strs[i].key, json_string(strs[i].value));
