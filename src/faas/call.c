@@ -57,7 +57,8 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
     /* Cold: the call came before its instance was ready (not one kept warm for it). */
     c->cold =
         in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
-    in->in_flight++;
+    if (in->in_flight++ == 0)
+        faas_instance_busy(c->s, in, true);
     faas_instance_idle_check(c->s, in);
     if (c->aws_id[0] == '\0' && c->fn->contract == &faas_contract_lambda)
         faas_lambda_uuid(c->s, c->aws_id);

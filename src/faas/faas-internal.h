@@ -427,8 +427,8 @@ struct faas_upstream {
 
 struct faas_instance {
     struct faas_work work; /* the spawn */
-    struct faas_watch w_pid, w_log, w_ctl, w_probe, w_oom;
-    struct faas_timer t_init, t_idle, t_probe, t_remove;
+    struct faas_watch w_pid, w_log, w_ctl, w_probe;
+    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim;
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];
@@ -436,7 +436,7 @@ struct faas_instance {
     bool doomed; /* destroyed while spawning: ended when the spawn returns */
     struct sbx_child *child;
     struct sbx_cgroup *cg;
-    int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd, oom_fd;
+    int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd;
     bool leased; /* holds an address on the bridge (egress.c) */
     int spawn_r; /* the spawn's result, and its error */
     struct husk_error *spawn_err;
@@ -471,9 +471,14 @@ void faas_instance_destroy(struct faas_server *s, struct faas_instance *in);
 void faas_instance_ready(struct faas_server *s, struct faas_instance *in);
 /* A socket created in the instance's network namespace (CLOEXEC, non-blocking). */
 int faas_instance_socket(struct faas_server *s, struct faas_instance *in);
-/* Whether the kernel OOM-killed anything in the instance since the last look (an event on its
- * watch fd: a read that fails with EAGAIN when nothing happened). Calls in flight are marked. */
-void faas_instance_oom_check(struct faas_server *s, struct faas_instance *in);
+/* Whether the kernel OOM-killed anything in the instance since the last look (asked when
+ * something failed); calls in flight are marked. */
+bool faas_instance_oom_check(struct faas_server *s, struct faas_instance *in);
+/* The instance's memory peak is within 1 MiB of its limit (an OOM kill may have happened). */
+bool faas_instance_near_limit(struct faas_instance *in);
+/* Calls begin to run on the instance (busy), or none is left: the memory peak's fd is held
+ * only meanwhile. */
+void faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy);
 /* Peak memory of the instance so far (bytes; one pread), 0 when unknown. */
 uint64_t faas_instance_max_memory(struct faas_instance *in);
 /* Calls in flight changed: the idle timer starts or stops. */
@@ -695,10 +700,11 @@ struct faas_server {
     void *alias_index;             /* tsearch(3) tree of aliases by function and name */
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
-    char cgroup_parent[64];
-    char *runtime_dir; /* "/husk/serve-HASH": instances are cgroups below it */
+    char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
+    char *runtime_dir;      /* /run/husk-functions/serve-HASH (egress.c) */
     int epoll_fd, agent_fd, self_netns;
     struct faas_workq *work;           /* threads for slow work (work.c) */
+    struct faas_workq *spawns;         /* threads that start instances (--parallel-starts) */
     struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
     struct faas_asyncq *async;         /* asynchronous calls (async.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */

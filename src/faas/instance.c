@@ -86,24 +86,68 @@ faas_instance_max_memory(struct faas_instance *in)
     return in->peak;
 }
 
-void
+/* Asked when something in the instance failed: did the kernel OOM-kill it? The calls in flight
+ * then ran out of memory. The cgroup is parked (no fds) between looks. */
+bool
 faas_instance_oom_check(struct faas_server *s, struct faas_instance *in)
 {
-    uint64_t n;
-    if (in->oom_fd < 0 || read(in->oom_fd, &n, sizeof(n)) < 0) /* EAGAIN: nothing new */
-        return;
-    /* The memory controller told of an OOM in the instance: the calls in flight ran out of
-     * memory (the kill counter may not count it yet when the notification arrives). */
-    sbx_cgroup_oom_watch_ack(in->oom_fd);
-    in->oom_kills = sbx_cgroup_oom_kills(in->cg);
+    if (in->cg == NULL || sbx_cgroup_unpark(in->cg, NULL) < 0)
+        return false;
+    uint64_t n = sbx_cgroup_oom_kills(in->cg);
+    sbx_cgroup_park(in->cg);
+    if (n <= in->oom_kills)
+        return false;
+    in->oom_kills = n;
     for (struct faas_call *c = in->calls; c; c = c->next)
         c->oom = true;
+    return true;
 }
 
-static void
-on_oom(struct faas_server *s, struct faas_watch *w, uint32_t events)
+bool
+faas_instance_near_limit(struct faas_instance *in)
 {
-    faas_instance_oom_check(s, container_of(w, struct faas_instance, w_oom));
+    int64_t limit = in->fn->memory;
+    return limit > 0 && faas_instance_max_memory(in) + (1u << 20) >= (uint64_t)limit;
+}
+
+/* An idle instance holds three fds of the daemon's: its pidfd, control socket and log. The
+ * memory peak is opened while calls run (faas_instance_busy). */
+static void
+slim(struct faas_instance *in)
+{
+    int *fds[] = {&in->peak_fd, in->fn->contract->server ? NULL : &in->netns_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] && *fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    sbx_cgroup_park(in->cg);
+}
+
+/* Idle for a second: the peak's fd goes (calls in a row keep it, and pay no open each). */
+static void
+slim_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_slim);
+    if (in->peak_fd >= 0)
+        close(in->peak_fd);
+    in->peak_fd = -1;
+}
+
+void
+faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy)
+{
+    if (!busy) {
+        in->t_slim.fn = slim_now;
+        faas_timer_set(s, &in->t_slim, now_ns() + NS_PER_SEC);
+        return;
+    }
+    faas_timer_cancel(s, &in->t_slim);
+    if (in->peak_fd < 0 && in->cg) {
+        in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
+        if (in->peak_fd < 0)
+            in->peak_fd = -1;
+    }
 }
 
 static void
@@ -155,9 +199,7 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 static void
 instance_ended(struct faas_server *s, struct faas_instance *in, int status)
 {
-    uint64_t before = in->oom_kills;
-    faas_instance_oom_check(s, in);
-    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > before;
+    bool oom = faas_instance_oom_check(s, in);
     cleanup_free char *why =
         oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
         : status < 0
@@ -186,7 +228,7 @@ release(struct faas_server *s, struct faas_instance *in)
     sbx_child_free(in->child);
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
-    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = in->w_oom.dead = true;
+    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = true;
     in->w_api.dead = true;
     struct faas_function *f = in->fn;
     f->n_dying--;
@@ -229,6 +271,10 @@ reaped(struct faas_server *s, struct faas_instance *in)
         in->child->pidfd = -1;
     }
     in->t_remove.fn = try_remove;
+    if (in->cg && sbx_cgroup_unpark(in->cg, NULL) < 0) { /* its directories went already */
+        sbx_cgroup_free(in->cg);
+        in->cg = NULL;
+    }
     try_remove(s, &in->t_remove);
 }
 
@@ -277,17 +323,17 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         faas_call_abort(c, 502, "the function's instance was stopped");
     }
     faas_http_drop_idle(s, in);
-    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe};
+    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim};
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
     faas_conn_close_from(s, in);
-    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->oom_fd, in->api_fd};
+    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0) {
             faas_watch_del(s, fds[i]);
             close(fds[i]);
         }
-    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->oom_fd = in->api_fd = -1;
+    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->api_fd = -1;
     close_log(s, in);
     if (in->child && in->child->pidfd >= 0) {
         /* pid 1 of its namespace: the kernel kills everything else in it too. */
@@ -459,14 +505,6 @@ make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance
         unlink(record);
         return husk_err_prefix(err, "create the instance's cgroup: ");
     }
-    in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
-    if (in->peak_fd < 0)
-        in->peak_fd = -1;
-    in->oom_fd = sbx_cgroup_oom_watch(in->cg, NULL);
-    if (in->oom_fd < 0)
-        in->oom_fd = -1;
-    else
-        fcntl(in->oom_fd, F_SETFL, O_NONBLOCK);
     in->oom_kills = sbx_cgroup_oom_kills(in->cg);
     return 0;
 }
@@ -554,6 +592,7 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
         return r;
     if (f->contract->server && (r = start_server(in, log_w, err)) < 0)
         return r;
+    slim(in);
     return 0;
 }
 
@@ -576,11 +615,9 @@ spawn_done(struct faas_server *s, struct faas_work *w)
         in->w_log.fn = on_log;
         in->w_probe.fn = on_probe;
         in->w_ctl.fn = on_ctl;
-        in->w_oom.fn = on_oom;
         if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
             faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
-            faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0 ||
-            (in->oom_fd >= 0 && faas_watch_add(s, in->oom_fd, EPOLLIN, &in->w_oom) < 0))
+            faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0)
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else
             faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
@@ -598,7 +635,7 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     struct faas_instance *in = xcalloc(1, sizeof(*in));
     in->s = s;
     in->fn = f;
-    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = in->oom_fd = -1;
+    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = -1;
     in->api_fd = -1;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
@@ -617,5 +654,5 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     f->n_starting++;
     f->n_spawning++;
     s->n_instances++;
-    faas_work_submit(s, &in->work);
+    faas_workq_submit(s->spawns, &in->work); /* --parallel-starts at once */
 }

@@ -200,7 +200,8 @@ faas_pool_call_ended(struct faas_server *s, struct faas_call *c)
 {
     struct faas_instance *in = c->inst;
     struct faas_function *f = in->fn;
-    in->in_flight--;
+    if (--in->in_flight == 0)
+        faas_instance_busy(s, in, false);
     in->served++;
     if (f->retired) {
         if (in->in_flight == 0)
