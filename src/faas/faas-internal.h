@@ -428,7 +428,9 @@ struct faas_upstream {
 struct faas_instance {
     struct faas_work work; /* the spawn */
     struct faas_watch w_pid, w_log, w_ctl, w_probe;
-    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim;
+    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap;
+    uint64_t reap_delay;
+    bool agent_reaped; /* waited for by pid (an instance without a pidfd) */
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];

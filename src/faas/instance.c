@@ -110,8 +110,9 @@ faas_instance_near_limit(struct faas_instance *in)
     return limit > 0 && faas_instance_max_memory(in) + (1u << 20) >= (uint64_t)limit;
 }
 
-/* An idle instance holds three fds of the daemon's: its pidfd, control socket and log. The
- * memory peak is opened while calls run (faas_instance_busy). */
+/* An idle stdio or CGI instance holds one fd of the daemon's, its control socket (an http
+ * instance: its pidfd and log too). The memory peak is opened while calls run
+ * (faas_instance_busy). */
 static void
 slim(struct faas_instance *in)
 {
@@ -263,6 +264,12 @@ try_remove(struct faas_server *s, struct faas_timer *t)
 static void
 reaped(struct faas_server *s, struct faas_instance *in)
 {
+    faas_timer_cancel(s, &in->t_reap);
+    if (in->ctl_fd >= 0) { /* kept to hear the end of an instance without a pidfd */
+        faas_watch_del(s, in->ctl_fd);
+        close(in->ctl_fd);
+        in->ctl_fd = -1;
+    }
     if (in->child && in->child->pidfd >= 0) {
         siginfo_t si;
         faas_watch_del(s, in->child->pidfd);
@@ -278,6 +285,12 @@ reaped(struct faas_server *s, struct faas_instance *in)
     try_remove(s, &in->t_remove);
 }
 
+static int
+wait_status(const siginfo_t *si)
+{
+    return si->si_code == CLD_EXITED ? W_EXITCODE(si->si_status, 0) : si->si_status & 0x7f;
+}
+
 static void
 on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
@@ -288,8 +301,35 @@ on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
     siginfo_t si = {0};
     waitid(P_PIDFD, (id_t)in->child->pidfd, &si, WEXITED | WNOHANG | __WALL);
-    int status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
-    instance_ended(s, in, status);
+    instance_ended(s, in, wait_status(&si));
+}
+
+static void agent_gone(struct faas_server *s, struct faas_instance *in);
+
+static void
+reap_again(struct faas_server *s, struct faas_timer *t)
+{
+    agent_gone(s, container_of(t, struct faas_instance, t_reap));
+}
+
+/* An instance without a pidfd: its agent's control socket closed. The agent is our child and
+ * not reaped, so its pid is still its own; it may take a moment to become a zombie. */
+static void
+agent_gone(struct faas_server *s, struct faas_instance *in)
+{
+    siginfo_t si = {0};
+    int r = waitid(P_PID, (id_t)in->child->pid, &si, WEXITED | WNOHANG | __WALL);
+    if (r == 0 && si.si_pid == 0) { /* not yet: again in 1, 2, 4 ... ms */
+        in->reap_delay = in->reap_delay ? in->reap_delay * 2 : NS_PER_SEC / 1000;
+        in->t_reap.fn = reap_again;
+        faas_timer_set(s, &in->t_reap, now_ns() + in->reap_delay);
+        return;
+    }
+    in->agent_reaped = true;
+    if (in->state == INST_DYING)
+        reaped(s, in);
+    else
+        instance_ended(s, in, r == 0 ? wait_status(&si) : 0);
 }
 
 static void
@@ -327,19 +367,23 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
     faas_conn_close_from(s, in);
-    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
+    bool by_pid = in->child && in->child->pidfd < 0 && !in->agent_reaped;
+    int fds[] = {by_pid ? -1 : in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0) {
             faas_watch_del(s, fds[i]);
             close(fds[i]);
         }
-    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->api_fd = -1;
+    if (!by_pid)
+        in->ctl_fd = -1;
+    in->probe_fd = in->netns_fd = in->peak_fd = in->api_fd = -1;
     close_log(s, in);
-    if (in->child && in->child->pidfd >= 0) {
-        /* pid 1 of its namespace: the kernel kills everything else in it too. */
-        if (syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
-            return; /* on_exit_ hears when it is gone */
-    }
+    /* pid 1 of its namespace: the kernel kills everything else in it too. */
+    if (in->child && in->child->pidfd >= 0 &&
+        syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
+        return; /* on_exit_ hears when it is gone */
+    if (by_pid && kill(in->child->pid, SIGKILL) == 0)
+        return; /* our unreaped child: its pid is its own; its control socket closing says when */
     reaped(s, in);
 }
 
@@ -450,8 +494,11 @@ on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
             faas_stdio_exited(in, m.id, m.status);
         return;
     }
-    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
         faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
+        if (in->child && in->child->pidfd < 0 && !in->agent_reaped)
+            agent_gone(s, in);
+    }
 }
 
 int
@@ -509,15 +556,24 @@ make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance
     return 0;
 }
 
-/* The agent's stdio: its control socket, then the instance's log for its own messages. */
+/* The agent's stdio: its control socket, then the instance's log for its server's output. An
+ * agent that only forks programs (stdio, CGI: each run has pipes of its own) writes nothing
+ * there: /dev/null, and one fd less for the daemon. */
 static int
 wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
 {
     int logp[2], ctl[2];
-    if (pipe2(logp, O_CLOEXEC) < 0)
+    if (!in->fn->contract->server) {
+        logp[0] = -1;
+        logp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    } else if (pipe2(logp, O_CLOEXEC) < 0) {
+        logp[1] = -1;
+    }
+    if (logp[1] < 0)
         return husk_err(err, errno, "create the instance's log pipe");
     in->log_fd = logp[0];
-    fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
+    if (in->log_fd >= 0)
+        fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
     stdio[1] = logp[1];
     stdio[2] = logp[1];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
@@ -615,8 +671,13 @@ spawn_done(struct faas_server *s, struct faas_work *w)
         in->w_log.fn = on_log;
         in->w_probe.fn = on_probe;
         in->w_ctl.fn = on_ctl;
-        if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
-            faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
+        if (!in->fn->contract->server) { /* its control socket closing says it is gone */
+            close(in->child->pidfd);
+            in->child->pidfd = -1;
+        }
+        if ((in->child->pidfd >= 0 &&
+             faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0) ||
+            (in->log_fd >= 0 && faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0) ||
             faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0)
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else

@@ -184,8 +184,8 @@ sbx_cgroup_memory_peak_fd(struct sbx_cgroup *cg)
     if (h == NULL || (h->fd < 0 && !h->parked))
         return -ENOTSUP;
     const char *file = h->v2 ? "memory.peak" : "memory.max_usage_in_bytes";
-    cleanup_free char *path = h->parked ? xasprintf("%s/%s%s/%s", cg->root, h->dir, cg->path, file)
-                                        : NULL;
+    cleanup_free char *path =
+        h->parked ? xasprintf("%s/%s%s/%s", cg->root, h->dir, cg->path, file) : NULL;
     /* parked: one open by path, no directory fd needed */
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : openat(h->fd, file, O_RDONLY | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
