@@ -19,7 +19,8 @@ import pytest
 from conftest import HUSK, wait_for
 from serve_harness import Daemon
 from test_serve import shell_bundle
-from test_serve_lambda import LAMBDA_HELLO, fn_get, pack_root
+from test_serve_lambda import LAMBDA_HELLO, pack_root
+from test_serve_pools import fn_get
 
 CALL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
@@ -200,23 +201,28 @@ def test_unknown_function_is_a_404(ctx, daemon):
 # durable: a 202 is a promise that outlives the daemon
 
 
-def test_a_call_accepted_before_kill9_runs_after_the_restart(ctx, listener):
+def test_calls_accepted_before_kill9_run_after_the_restart(ctx, listener):
+    """One call is running when the daemon is killed, another was answered 202 just before:
+    the next start runs each, and each calls back once."""
     d = start_daemon(ctx, "--allow-callback", "127.0.0.1/32")
     try:
         deploy(d, "durable", "sleep 1; echo \"ran with $(cat)\"")
-        call_id = accepted(*submit(d, "/async-function/durable", b"payload",
-                                      headers={"X-Callback-Url": listener.url("/cb")}))
+        cb = {"X-Callback-Url": listener.url("/cb")}
+        running = accepted(*submit(d, "/async-function/durable", b"first", headers=cb))
+        wait_state(d, running, "running")
+        queued = accepted(*submit(d, "/async-function/durable", b"second", headers=cb))
         assert d.stop(signal.SIGKILL) == -signal.SIGKILL
         assert listener.posts("/cb") == []
         d.start()  # the same state directory
-        (_, headers, body), = listener.wait("/cb")
-        assert body == b"ran with payload\n"
-        assert headers["x-call-id"] == call_id and headers["x-function-status"] == "200"
-        rec = wait_state(d, call_id, "succeeded")
-        assert rec["result"] == "ran with payload\n", rec
-        assert "asynchronous calls to run from an earlier run" in d.log.read_text()
+        got = {h["x-call-id"]: (h["x-function-status"], body) for _, h, body in
+               listener.wait("/cb", 2)}
+        assert got == {running: ("200", b"ran with first\n"),
+                       queued: ("200", b"ran with second\n")}, got
+        assert wait_state(d, running, "succeeded")["result"] == "ran with first\n"
+        assert wait_state(d, queued, "succeeded")["result"] == "ran with second\n"
+        assert "2 asynchronous calls to run from an earlier run" in d.log.read_text()
         time.sleep(1.5)  # long enough for a second run to call back: there is none
-        assert len(listener.posts("/cb")) == 1
+        assert len(listener.posts("/cb")) == 2
     finally:
         assert d.stop() in (0, None), d.log.read_text()
 
