@@ -10,13 +10,12 @@ import http.server
 import json
 import re
 import signal
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import HUSK, wait_for
+from conftest import wait_for
 from serve_harness import Daemon
 from test_serve import shell_bundle
 from test_serve_lambda import LAMBDA_HELLO, pack_root

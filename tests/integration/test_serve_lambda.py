@@ -54,7 +54,7 @@ def pack_root(ctx, name, program, *files, add=()):
 
 
 def shared_root(session, name, make):
-    """A root packed once per test session (under its temp dir), for every test that reads it."""
+    """A root packed once per run, in the run's temp dir, for every test that reads it."""
     out = session.base / name
     if not out.exists():
         make(out)
@@ -243,7 +243,7 @@ def node_root(session, ric):
 def test_the_node_runtime_interface_client(ctx, daemon, node_root):
     node = shutil.which("node")
     deploy_ok(daemon, "nodefn", node_root, "--timeout", 20, "--memory", "256M", "--", node,
-                   "node_modules/aws-lambda-ric/bin/index.mjs", "index.handler")
+              "node_modules/aws-lambda-ric/bin/index.mjs", "index.handler")
     start = time.time()
     status, headers, body = invoke(daemon, "nodefn", b'{"k":["v",1]}')
     assert status == 200, body
