@@ -8,7 +8,6 @@ import concurrent.futures
 import http.client
 import http.server
 import json
-import os
 import re
 import signal
 import threading
@@ -16,14 +15,12 @@ import time
 
 import pytest
 
-import serve_harness
-from conftest import HUSK, wait_for
+from conftest import wait_for
+from serve_harness import Daemon
 from test_serve import shell_bundle
 from test_serve_lambda import LAMBDA_HELLO, pack_root
 from test_serve_pools import fn_get
 
-# A sanitizer build of husk (scripts/test.sh's second pass) checks for leaks at exit.
-ASAN = b"__asan_init" in open(HUSK, "rb").read()
 CALL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -83,33 +80,6 @@ def listener():
     lis = Listener()
     yield lis
     lis.close()
-
-
-class Daemon(serve_harness.Daemon):
-    """A daemon whose exit, under ASan, skips the leak check when it was given --allow-callback:
-    cmd-serve.c leaks that list (test_allow_callback_list_is_freed_at_exit says so once) and
-    would fail every test here at its stop."""
-
-    def start(self):
-        if not (ASAN and "--allow-callback" in self.args):
-            return super().start()
-        old = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = (old + ":" if old else "") + "detect_leaks=0"
-        try:
-            return super().start()
-        finally:
-            if old is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = old
-
-
-@pytest.mark.xfail(ASAN, strict=True, reason="cmd-serve.c frees the --allow-bind list at exit "
-                   "but not the --allow-callback one: LeakSanitizer fails the daemon's exit")
-def test_allow_callback_list_is_freed_at_exit(ctx):
-    d = serve_harness.Daemon(ctx, ctx.dir / "faas", ["--allow-callback", "127.0.0.1/32"])
-    d.start()
-    assert d.stop() == 0, d.log.read_text()
 
 
 def start_daemon(ctx, *args, state=None):
