@@ -144,7 +144,7 @@ report(struct faas_call *c, double secs)
                  "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %.0f ms\tMemory "
                  "Size: %lld MB\tMax Memory Used: %llu MB%s\tStatus: %d%s",
                  id, secs * 1e3, secs * 1e3 + 0.5 > 1 ? secs * 1e3 + 0.5 : 1,
-                 (long long)(c->fn->memory >> 20),
+                 (long long)faas_function_memory_mb(c->fn),
                  (unsigned long long)((mem + (1 << 20) - 1) >> 20), init, c->status,
                  c->oom ? "\tError: out of memory" : "");
     faas_log_call(c, "report", line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);

@@ -182,6 +182,7 @@ struct faas_function {
 
 void faas_function_free(struct faas_function *f);
 void faas_function_freep(struct faas_function **f);
+int64_t faas_function_memory_mb(const struct faas_function *f);
 json_t *faas_function_json(const struct faas_function *f);
 /* Validate a deploy request and build the function's sandbox under the deploy policy. A
  * user's mistake or a refusal is -EINVAL/-EPERM/-errno with a message naming the field. */
@@ -382,6 +383,8 @@ struct faas_contract_ops {
     /* On the work thread, once the sandbox exists and before its program starts (lambda: the
      * Runtime API's socket in the instance's network). May be NULL. */
     int (*prepare)(struct faas_instance *in, struct husk_error **err);
+    /* What an instance that is not ready within init_timeout failed to do (owned). */
+    char *(*not_ready)(const struct faas_function *f);
     /* Ready when spawned, or told so (http: a connect to $PORT succeeds). */
     void (*await_ready)(struct faas_server *s, struct faas_instance *in);
     /* A request the instance's program made to the daemon (lambda: the Runtime API). */
@@ -430,7 +433,10 @@ struct faas_instance {
     struct faas_watch w_pid, w_log, w_ctl, w_probe;
     struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap;
     uint64_t reap_delay;
-    bool agent_reaped; /* waited for by pid (an instance without a pidfd) */
+    bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
+    bool program_exited;  /* its program (the agent, the server) ended by itself */
+    char answered[8][40]; /* lambda: the last request ids answered (a second answer: 403) */
+    unsigned n_answered;
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];
@@ -548,6 +554,7 @@ struct faas_call {
     int fail_status; /* the call failed before or instead of a reply: status, why */
     char *fail_msg;
     bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
+    bool runtime_exited;      /* it failed because the instance's program exited */
     struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
     bool want_log_tail;
     /* http */

@@ -207,9 +207,11 @@ instance_ended(struct faas_server *s, struct faas_instance *in, int status)
             ? xasprintf("its program could not be run: %s", strerror(-status))
             : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
     faas_server_log(s, "info", "instance %s ended: %s", in->id, why);
+    in->program_exited = true;
     for (struct faas_call *c = in->calls, *next; c; c = next) {
         next = c->next;
         c->oom = oom;
+        c->runtime_exited = true;
         faas_call_abort(c, 502, why);
     }
     faas_pool_instance_gone(s, in, why);
@@ -452,9 +454,10 @@ static void
 init_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_init);
+    cleanup_free char *what = in->fn->contract->not_ready ? in->fn->contract->not_ready(in->fn)
+                                                          : xstrdup("it was not ready");
     cleanup_free char *why =
-        xasprintf("its server did not accept connections on port %lld within %lld seconds",
-                  (long long)in->fn->port, (long long)in->fn->init_timeout);
+        xasprintf("%s within %lld seconds", what, (long long)in->fn->init_timeout);
     faas_server_log(s, "error", "instance %s: %s", in->id, why);
     faas_pool_instance_gone(s, in, why);
 }

@@ -50,6 +50,14 @@ faas_function_free(struct faas_function *f)
     free(f);
 }
 
+/* The memory size Lambda's environment and REPORT lines name: the limit, or Lambda's default
+ * of 128 MB for a function without one. */
+int64_t
+faas_function_memory_mb(const struct faas_function *f)
+{
+    return f->memory ? f->memory >> 20 : 128;
+}
+
 void
 faas_function_freep(struct faas_function **f)
 {

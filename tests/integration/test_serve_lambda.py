@@ -27,7 +27,9 @@ from test_serve_pools import fn_get
 FUNCTIONS = Path(__file__).resolve().parent / "functions"
 TUTORIAL = FUNCTIONS / "lambda-shell"  # the tutorial's bootstrap and function.sh
 FAULTY = FUNCTIONS / "lambda-faulty" / "bootstrap"
-EXAMPLES = Path(os.environ.get("HUSK_EXAMPLES", REPO / "build" / "examples" / "functions"))
+# the examples built beside the husk under test
+EXAMPLES = Path(os.environ.get("HUSK_EXAMPLES", Path(HUSK).resolve().parent / "examples" /
+                               "functions"))
 LAMBDA_HELLO = str(EXAMPLES / "lambda-hello")
 AWS = "/usr/bin/aws"  # Debian's awscli (scripts/deps.sh awscli), not another `aws` on PATH
 RIC_VERSION = "3.3.0"  # the last aws-lambda-ric for Node.js 20 (4.x needs 22)
@@ -330,8 +332,6 @@ def test_aws_cli_invoke_request_response_and_log_tail(ctx, daemon, hello):
     assert rc == 0 and json.loads(out.read_text())["eventLength"] == 8, err
 
 
-@pytest.mark.xfail(strict=True, reason="with no --memory, REPORT says 'Memory Size: 0 MB' while "
-                   "call-lambda.c tells the runtime AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128")
 def test_report_memory_size_is_the_one_the_runtime_is_told(ctx, daemon):
     root = pack_root(ctx, "hello", LAMBDA_HELLO)
     deploy_ok(daemon, "nomem", root, "--timeout", 10, "--", LAMBDA_HELLO)
@@ -470,9 +470,6 @@ def test_runtime_api_refuses_bad_responses(ctx, daemon, faulty_root):
     assert fn_get(daemon, "faulty")["instances"] == {"starting": 0, "idle": 1, "busy": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="call-lambda.c forgets a call once it is answered, so a "
-                   "second response for its id is 'no invocation with this request id' (400), "
-                   "not the Runtime API's 403 InvalidStateTransition")
 def test_a_second_response_for_one_id_is_403(ctx, daemon, faulty_root):
     deploy_ok(daemon, "twice", faulty_root, "--timeout", 10)
     status, headers, body = invoke(daemon, "twice", b'"twice"')
@@ -482,10 +479,6 @@ def test_a_second_response_for_one_id_is_403(ctx, daemon, faulty_root):
     assert "responses: 202 then 403" in function_log(daemon, "twice")
 
 
-@pytest.mark.xfail(strict=True, reason="call-lambda.c fails a response over max_response with "
-                   "a plain 502 (errorType Runtime.Unknown, no size in the message) instead of "
-                   "marking the reply as overflowed, which front-lambda.c reports as Lambda's "
-                   "Function.ResponseSizeTooLarge")
 def test_a_response_over_max_response_is_lambdas_size_error(ctx, daemon, faulty_root):
     deploy_ok(daemon, "big", faulty_root, "--timeout", 10, "--max-response", 4096)
     status, headers, body = invoke(daemon, "big", b'"big"')
@@ -510,9 +503,6 @@ def test_a_bootstrap_that_exits_before_next(ctx, daemon, faulty_root):
     assert_instances_gone(daemon, "quits")
 
 
-@pytest.mark.xfail(strict=True, reason="a runtime that exits is reported by pool.c as a 502 "
-                   "'could not start', which front-lambda.c types Runtime.Unknown; Lambda says "
-                   "Runtime.ExitError")
 def test_a_bootstrap_that_exits_is_a_runtime_exit_error(ctx, daemon, faulty_root):
     deploy_ok(daemon, "quits", faulty_root, "-e", "MODE=exit", "--timeout", 10)
     status, headers, body = invoke(daemon, "quits", b"{}")
@@ -544,9 +534,6 @@ def test_an_init_that_never_asks_for_an_event(ctx, daemon, faulty_root):
     assert_instances_gone(daemon, "stuck")
 
 
-@pytest.mark.xfail(strict=True, reason="instance.c's init_expired words every contract's init "
-                   "timeout as the http contract's: 'its server did not accept connections on "
-                   "port 8080', though a lambda runtime never listens")
 def test_an_init_timeout_names_the_runtime_api(ctx, daemon, faulty_root):
     deploy_ok(daemon, "stuck", faulty_root, "-e", "MODE=hang", "--init-timeout", 1,
               "--timeout", 10)
