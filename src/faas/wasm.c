@@ -361,12 +361,16 @@ check_fields(struct faas_function *f, json_t *spec, const struct faas_wasm_info 
 static char **
 wasm_args(const char *engine, int64_t memory)
 {
-    char **v = xcalloc(8, sizeof(char *));
+    char **v = xcalloc(9, sizeof(char *));
     size_t n = 0;
     v[n++] = xstrdup("/husk/wasm-run");
     v[n++] = xstrdup(engine);
     v[n++] = xstrdup("--no-warnings");
     v[n++] = xstrdup("--disallow-code-generation-from-strings");
+    /* Node 20's node:wasi calls may allocate from V8's fast API calls, where a garbage
+     * collection (likely once a module's memory has grown) aborts the engine: the slow calls
+     * allow it. */
+    v[n++] = xstrdup("--no-turbo-fast-api-calls");
     if (memory) /* the engine's own cap on each linear memory, in pages */
         v[n++] = xasprintf("--wasm-max-mem-pages=%lld",
                            (long long)((memory - WASM_ENGINE_RESERVE) / WASM_PAGE));
