@@ -219,14 +219,13 @@ link_tree(int src, int dst, const char *at, struct husk_error **err)
 
 /* STATE/wasm/root-DIGEST-KEY: the engine's root with the module in it, made once. */
 static int
-module_root(const char *engine_dir, const char *buf, size_t len, char **out,
+module_root(const char *state_dir, const char *engine_dir, const char *buf, size_t len, char **out,
             struct husk_error **err)
 {
     cleanup_free char *digest = img_digest_buf(buf, len);
-    const char *key = strrchr(engine_dir, '-') + 1;
+    const char *key = strrchr(engine_dir, '-') + 1; /* engine-KEY */
     cleanup_free char *root =
-        xasprintf("%.*s/root-%.32s-%s", (int)(strrchr(engine_dir, '/') - engine_dir), engine_dir,
-                  digest + strlen("sha256:"), key);
+        xasprintf("%s/wasm/root-%.32s-%s", state_dir, digest + strlen("sha256:"), key);
     cleanup_free char *staged = NULL;
     if (access(root, F_OK) == 0) {
         *out = steal_ptr(&root);
@@ -270,7 +269,7 @@ add_bind(struct sbx_config *c, const char *source, const char *dst, bool ro)
 
 /* "HOST:GUEST[:ro]": HOST an allowed directory, GUEST the absolute path the module sees. */
 static int
-one_dir(const struct faas_policy *p, const char *spec, size_t i, struct sbx_config *c,
+one_dir(const struct faas_policy *p, const char *spec, size_t i, struct sbx_config *grants,
         json_t *preopens, struct husk_error **err)
 {
     cleanup_free char *field = xasprintf("wasm_dirs[%zu]", i);
@@ -297,13 +296,14 @@ one_dir(const struct faas_policy *p, const char *spec, size_t i, struct sbx_conf
                         copy);
     char dst[32];
     snprintf(dst, sizeof(dst), "/wasm/dir%zu", i);
-    add_bind(c, copy, dst, mode != NULL);
+    add_bind(grants, copy, dst, mode != NULL);
     json_object_set_new(preopens, guest, json_string(dst));
     return 0;
 }
 
+/* The directories granted: binds collected in grants, guest paths in preopens. */
 static int
-dirs_field(json_t *spec, const struct faas_policy *p, struct sbx_config *c, json_t *preopens,
+dirs_field(json_t *spec, const struct faas_policy *p, struct sbx_config *grants, json_t *preopens,
            struct husk_error **err)
 {
     json_t *a = json_object_get(spec, "wasm_dirs"), *e;
@@ -317,7 +317,7 @@ dirs_field(json_t *spec, const struct faas_policy *p, struct sbx_config *c, json
     {
         if (!json_is_string(e))
             return husk_err(err, 0, "field 'wasm_dirs[%zu]': must be a string", i);
-        int r = one_dir(p, json_string_value(e), i, c, preopens, err);
+        int r = one_dir(p, json_string_value(e), i, grants, preopens, err);
         if (r < 0)
             return r;
     }
@@ -387,6 +387,23 @@ env_add(struct sbx_process *p, char *kv)
     p->env[n + 1] = NULL;
 }
 
+static void
+grants_freep(struct sbx_config **c)
+{
+    sbx_config_free(*c);
+}
+
+/* After the tmpfs on /tmp: the grants' binds, moved into the plan. */
+static void
+add_grants(struct sbx_config *c, struct sbx_config *grants)
+{
+    faas_add_tmp(c); /* the engine's socket lives there */
+    c->mounts = xrealloc(c->mounts, (c->n_mounts + grants->n_mounts) * sizeof(*c->mounts));
+    memcpy(c->mounts + c->n_mounts, grants->mounts, grants->n_mounts * sizeof(*c->mounts));
+    c->n_mounts += grants->n_mounts;
+    grants->n_mounts = 0;
+}
+
 int
 faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_ctx *dc,
                struct husk_error **err)
@@ -395,15 +412,20 @@ faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_c
     cleanup_free char *buf = NULL, *engine = NULL, *engine_dir = NULL, *root = NULL;
     size_t len = 0;
     struct faas_wasm_info info;
+    cleanup_(grants_freep) struct sbx_config *grants = xcalloc(1, sizeof(*grants));
+    cleanup_json json_t *preopens = json_object();
+    /* Everything the deployer may get wrong first: a refusal builds nothing. */
     int r = read_module(path, dc->owner, &buf, &len, &info, err);
     if (r == 0)
         r = check_fields(f, spec, &info, err);
+    if (r == 0)
+        r = dirs_field(spec, dc->policy, grants, preopens, err);
     if (r == 0)
         r = find_engine(&engine, err);
     if (r == 0)
         r = engine_root(dc->state_dir, engine, &engine_dir, err);
     if (r == 0)
-        r = module_root(engine_dir, buf, len, &root, err);
+        r = module_root(dc->state_dir, engine_dir, buf, len, &root, err);
     if (r == 0)
         r = faas_open_trusted(root, dc->owner, true, "wasm", &f->root_fd, err);
     if (r == 0)
@@ -412,10 +434,7 @@ faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_c
         return r;
     f->root_path = steal_ptr(&root);
     struct sbx_config *c = f->cfg->sbx;
-    faas_add_tmp(c); /* the engine's socket lives there */
-    cleanup_json json_t *preopens = json_object();
-    if ((r = dirs_field(spec, dc->policy, c, preopens, err)) < 0)
-        return r;
+    add_grants(c, grants);
     strv_freep(&c->process.args);
     c->process.args = wasm_args(engine, f->memory);
     cleanup_json json_t *config =
