@@ -16,6 +16,7 @@ import pytest
 
 from conftest import REPO, wait_for
 from serve_harness import Daemon
+from test_serve import daemon  # noqa: F401  (the fixture: a daemon of the test's own)
 
 CACHE = Path("/var/tmp/husk-wasm-tests")
 # What the toolchain needs on Debian 12 (clang's wasm32 target, wasm-ld, WASI's libc and
@@ -152,14 +153,6 @@ def modules():
         pytest.skip(f"no wasm32-wasi toolchain ({' '.join(TOOLCHAIN)}) could be installed: "
                     f"{built.strip()[-300:]}")
     return built
-
-
-@pytest.fixture
-def daemon(ctx):
-    d = Daemon(ctx, ctx.dir / "faas")
-    d.start()
-    yield d
-    assert d.stop() in (0, None), d.log.read_text()
 
 
 def wasm_roots(daemon):
