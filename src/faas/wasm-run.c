@@ -74,9 +74,9 @@ static _Noreturn void
 exec_engine(char **argv, int ready)
 {
     char *config = NULL;
-    for (char **e = environ; *e; e++)
+    for (char **e = environ; *e && config == NULL; e++)
         if (strncmp(*e, CONFIG_VAR, strlen(CONFIG_VAR)) == 0)
-            config = *e;
+            config = *e; /* the plan's (the deploy may not set HUSK_WASM_*) */
     char *env[] = {config, NULL};
     int null = open("/dev/null", O_RDWR | O_CLOEXEC), log = log_fd();
     if (null < 0 || log < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log, 2) < 0 ||

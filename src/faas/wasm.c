@@ -339,6 +339,9 @@ check_fields(struct faas_function *f, json_t *spec, const struct faas_wasm_info 
         return husk_err(err, 0,
                         "field 'command': not used with 'wasm' (the module is the "
                         "program; the query gives its arguments)");
+    for (size_t i = 0; f->env && f->env[i]; i++)
+        if (str_has_prefix(f->env[i], "HUSK_WASM_"))
+            return husk_err(err, 0, "field 'env[%zu]': HUSK_WASM_* variables are the engine's", i);
     if (f->concurrency != 1)
         return husk_err(err, 0,
                         "field 'concurrency': a wasm function's instance runs one call "

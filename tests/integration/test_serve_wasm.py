@@ -287,7 +287,8 @@ def test_wasm_deploys_refuse_what_does_not_apply(ctx, daemon, modules):
     wasm = str(modules / "hello.wasm")
     for extra, field in [({"contract": "http"}, b"contract"),
                          ({"command": ["/x"]}, b"command"),
-                         ({"concurrency": 4}, b"concurrency")]:
+                         ({"concurrency": 4}, b"concurrency"),
+                         ({"env": ["HUSK_WASM_CONFIG={}"]}, b"env[0]")]:
         status, body = daemon.deploy(name="w", wasm=wasm, **extra)
         assert status == 400 and b"field '" + field + b"'" in body, body
     status, body = daemon.deploy(name="w", wasm=wasm, wasm_dirs=["/etc:/etc"])
