@@ -396,11 +396,14 @@ grants_freep(struct sbx_config **c)
     sbx_config_free(*c);
 }
 
-/* After the tmpfs on /tmp: the grants' binds, moved into the plan. */
+/* The tmpfs on /tmp (the engine's socket lives there) and the grants' binds, moved into the
+ * plan. */
 static void
 add_grants(struct sbx_config *c, struct sbx_config *grants)
 {
-    faas_add_tmp(c); /* the engine's socket lives there */
+    faas_add_tmp(c);
+    if (grants->n_mounts == 0)
+        return;
     c->mounts = xrealloc(c->mounts, (c->n_mounts + grants->n_mounts) * sizeof(*c->mounts));
     memcpy(c->mounts + c->n_mounts, grants->mounts, grants->n_mounts * sizeof(*c->mounts));
     c->n_mounts += grants->n_mounts;
