@@ -72,12 +72,9 @@ run_true(const char *netns_path, struct attach_ctx *a, struct husk_error **err)
     struct sbx_config cfg = {.process = {.args = args, .env = env, .umask = -1}};
     cfg.ns[SBX_NS_NET].enabled = true;
     cfg.ns[SBX_NS_NET].path = (char *)netns_path;
-    struct sbx_spawn_opts o = {.start_listen_fd = -1,
-                               .console_fd = -1,
-                               .seccomp_listener_fd = -1,
-                               .cgroup_fd = -1,
-                               .on_created = a ? attach_on_created : NULL,
-                               .data = a};
+    struct sbx_spawn_opts o = sbx_spawn_opts_init();
+    o.on_created = a ? attach_on_created : NULL;
+    o.data = a;
     cleanup_(sbx_child_freep) struct sbx_child *c = NULL;
     int status = 0;
     int r = sbx_spawn(&cfg, &o, &c, err);

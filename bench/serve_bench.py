@@ -8,10 +8,14 @@ In one run, on this machine:
   cold start   deploy a function, then time from sending its first request to the first byte
                of the response (p50 over --cycles deploy/first-request cycles; each deploy is a
                new version, so each first request is cold), for the stdio contract
-               (examples/functions/hello-stdio from a packed erofs image) and the http contract
-               (examples/functions/http-hello, also from an erofs image);
+               (examples/functions/hello-stdio from a packed erofs image), the http contract
+               (examples/functions/http-hello) and the lambda contract
+               (examples/functions/lambda-hello, a Runtime API client), each from an erofs image;
   warm         p50/p99 latency and throughput at concurrency 1, 16 and 64 with wrk (or hey, or
-               a Python thread-pool client if neither can be installed; the output says which);
+               a Python thread-pool client if neither can be installed; the output says which),
+               and the lambda function at concurrency 1 through the Lambda Invoke API too; with
+               the CPU time per call of the `husk serve` process and of the function's
+               instances (their cgroups), and of the direct server;
   references   direct: http-hello run on the host on a free loopback port, measured the same
                way (the floor); naive: `crun run` and `runc run` of a bundle whose process is
                hello-stdio with the body on stdin, one container per request, sequentially.
@@ -47,8 +51,20 @@ BODY = b"bench"
 WANT_STDIO = b"hello, bench (POST)"
 PARTS = ("husk", "direct", "crun", "runc")
 LEVELS = (1, 16, 64)
+# The functions husk serves, by contract: (program, --concurrency, --max). The concurrency is
+# each contract's default and the max the daemon's; given explicitly so that the output can say.
+CONTRACTS = {"stdio": ("hello-stdio", 1, 10), "http": ("http-hello", 100, 10),
+             "lambda": ("lambda-hello", 1, 10)}
+INVOKE = "/2015-03-31/functions/hs-lambda/invocations"  # the Lambda Invoke API of hs-lambda
+# Warm metric families and their concurrency levels: one per contract on /function/NAME, and
+# "invoke", the lambda function through INVOKE.
+FAMILIES = {"http": LEVELS, "stdio": LEVELS, "lambda": LEVELS, "invoke": (1,)}
+# Per warm level: latency, throughput, and CPU time per call of the husk serve process ("cpu")
+# and of the function ("fcpu": its instances' cgroups, or the direct server process).
+WARM = ("p50", "p99", "rps", "cpu", "fcpu")
 # Names of everything this run creates: containers and cgroups /husk-bench/hs<pid>-..., and
-# functions hs-stdio / hs-http in a daemon of our own with its own --state and --root.
+# functions hs-stdio / hs-http / hs-lambda in a daemon of our own with its own --state and
+# --root.
 PREFIX = f"hs{os.getpid()}-"
 EXIT_OK, EXIT_SETUP, EXIT_PARTIAL, EXIT_LEFTOVERS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -183,15 +199,29 @@ def timed_request(port, path, t0=None, connect_until=None, timeout=30.0):
     return r
 
 
+def lambda_answer_ok(body, event_length=None):
+    """lambda-hello's answer: a JSON object with "hello": "world" and the event's length (the
+    payload's own through the Invoke API; an API Gateway event on /function/NAME is longer)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(doc, dict) or doc.get("hello") != "world":
+        return False
+    n = doc.get("eventLength")
+    return isinstance(n, int) and (n == event_length if event_length else n > len(BODY))
+
+
 def check_reply(r, contract):
-    """None if the response is what the function answers, else what is wrong."""
+    """None if the response is what the function answers, else what is wrong. contract is
+    also "invoke": the lambda function through the Lambda Invoke API, payload BODY as is."""
     if r.status != 200:
         return f"HTTP {r.status}: {last_line(r.body) or 'no body'}"
-    if contract == "stdio" and not r.body.startswith(WANT_STDIO):
-        return f"unexpected body {r.body[:80]!r}"
-    if contract == "http" and b"body-length: 5" not in r.body:
-        return f"unexpected body {r.body[:80]!r}"
-    return None
+    ok = {"stdio": lambda b: b.startswith(WANT_STDIO),
+          "http": lambda b: b"body-length: 5" in b,
+          "lambda": lambda_answer_ok,
+          "invoke": lambda b: lambda_answer_ok(b, len(BODY))}[contract]
+    return None if ok(r.body) else f"unexpected body {r.body[:80]!r}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,13 +410,21 @@ class Results:
                 self.put(m, part, f"n/a ({reason})")
 
 
+def warm_metrics(fam, c, what=WARM):
+    return [f"warm.{fam}.c{c}.{w}" for w in what]
+
+
 def metrics_for(part):
-    """The metrics a part can fill."""
-    warm = [f"warm.{k}.c{c}.{w}" for k in ("http", "stdio") for c in LEVELS
-            for w in ("p50", "p99", "rps")]
-    if part in ("husk", "direct"):
-        return ["cold.stdio", "cold.http"] + warm
-    return ["cold.stdio", "warm.stdio.c1.p50", "warm.stdio.c1.p99", "warm.stdio.c1.rps"]
+    """The metrics a part can fill: husk all; direct (one server, the floor of every contract)
+    no cold lambda and no husk serve CPU; crun and runc the stdio rows they can."""
+    if part == "husk":
+        return [f"cold.{k}" for k in CONTRACTS] + [
+            m for fam, levels in FAMILIES.items() for c in levels for m in warm_metrics(fam, c)]
+    if part == "direct":
+        return ["cold.stdio", "cold.http"] + [
+            m for fam, levels in FAMILIES.items() for c in levels
+            for m in warm_metrics(fam, c, ("p50", "p99", "rps", "fcpu"))]
+    return ["cold.stdio"] + warm_metrics("stdio", 1, ("p50", "p99", "rps"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,9 +432,9 @@ def metrics_for(part):
 
 
 def find_examples(args, tmp):
-    """Paths of hello-stdio and http-hello: the build's, else compiled here with cc."""
+    """Paths of the example functions: the build's, else compiled here with cc."""
     out = {}
-    for name in ("hello-stdio", "http-hello"):
+    for name, _conc, _max in CONTRACTS.values():
         built = os.path.join(args.examples, name)
         if os.path.isfile(built) and os.access(built, os.X_OK):
             out[name] = built
@@ -507,41 +545,106 @@ def run_direct(args, res, progs, load):
     try:
         if not wait_port(port, p, 10):
             raise RuntimeError(f"http-hello did not listen on 127.0.0.1:{port}")
-        warm_levels(args, res, load, "direct", port, "/function/hs-http", ("http", "stdio"))
+        warm_levels(args, res, load, "direct", port, "/function/hs-http", tuple(FAMILIES),
+                    meter=lambda: {"fcpu": proc_cpu(p.pid)})
     finally:
         stop_pid(p)
 
 
-def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None):
-    """Warm up, then each concurrency level; the numbers go to every metric family given.
-    dead() returns why the server is gone, or None."""
+# ---------------------------------------------------------------------------------------------
+# CPU time of a server: a sample is (ns, key, coarse ns) or "n/a (why)"
+
+
+def proc_cpu(pid):
+    """The CPU time a process used so far. ns sums its threads' /proc/PID/task/T/schedstat
+    (nanoseconds), key is the set of those threads; coarse is utime + stime of /proc/PID/stat
+    (clock ticks), which also holds the time of threads that ended."""
     try:
-        load.run(port, path, max(LEVELS), seconds=1)
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        tids = frozenset(os.listdir(f"/proc/{pid}/task"))
+    except OSError as e:
+        return f"n/a (/proc/{pid}: {e.strerror})"
+    coarse = (int(fields[11]) + int(fields[12])) * 1e9 / os.sysconf("SC_CLK_TCK")
+    ns = 0
+    try:
+        for t in tids:
+            with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                ns += int(f.read().split()[0])
+    except OSError:  # no schedstat in this kernel, or a thread ended meanwhile
+        return coarse, None, coarse
+    return ns, tids, coarse
+
+
+def cgroup_cpu(rel):
+    """The CPU time the processes of cgroup /rel and its descendants used so far: usage_usec of
+    cgroup2's cpu.stat (there without the cpu controller), else a v1 cpuacct.usage."""
+    mounts = sb.mountinfo()
+    for m, t, _src in mounts:
+        path = os.path.join(m, rel, "cpu.stat")
+        if t == "cgroup2" and os.path.exists(path):
+            with open(path) as f:
+                ns = 1e3 * int(dict(ln.split() for ln in f)["usage_usec"])
+            return ns, None, ns
+    for m, t, _src in mounts:
+        path = os.path.join(m, rel, "cpuacct.usage")
+        if t == "cgroup" and "cpuacct" in os.path.basename(m) and os.path.exists(path):
+            with open(path) as f:
+                ns = float(f.read())
+            return ns, None, ns
+    return f"n/a (no cpu.stat or cpuacct.usage for /{rel})"
+
+
+def cpu_per_call(before, after, calls):
+    """µs of CPU per call between two samples: the fine count if the same threads ran at both,
+    else the coarse one; "n/a (why)" if a sample is one."""
+    for s in (before, after):
+        if isinstance(s, str):
+            return s
+    used = after[0] - before[0] if before[1] == after[1] else after[2] - before[2]
+    return used / 1e3 / calls
+
+
+def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None, meter=dict):
+    """Warm up at the highest level, then each level of the metric families given (FAMILIES);
+    the numbers go to each family that has the level. dead() returns why the server is gone, or
+    None; meter() samples CPU time as {"cpu" or "fcpu": sample}, taken around each level."""
+    levels = sorted({c for fam in metrics for c in FAMILIES[fam]})
+    try:
+        load.run(port, path, max(levels), seconds=1)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         res.fail(col, f"warm-up of {path}: {e}")
-    for c in LEVELS:
+    for c in levels:
+        fams = [fam for fam in metrics if c in FAMILIES[fam]]
         why = dead()
         if why:
-            for fam in metrics:
-                for w in ("p50", "p99", "rps"):
-                    res.put(f"warm.{fam}.c{c}.{w}", col, f"n/a ({why})")
+            for m in (m for fam in fams for m in warm_metrics(fam, c)):
+                res.put(m, col, f"n/a ({why})")
             continue
+        before = meter()
         try:
             m = load.run(port, path, c)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
             res.fail(col, f"{path} at concurrency {c}: {e}")
             continue
+        after = meter()
+        cpu = {k: cpu_per_call(v, after[k], m["requests"]) for k, v in before.items()
+               if m["requests"]}
         log(f"  {col} {path} c={c}: p50 {m['p50_us']:.0f} us, p99 {m['p99_us']:.0f} us, "
-            f"{m['rps']:.0f} req/s, {m['requests']} ok, {m['errors']} errors")
+            f"{m['rps']:.0f} req/s, {m['requests']} ok, {m['errors']} errors; CPU per call "
+            + (", ".join(f"{k} {v:.1f} us" if isinstance(v, float) else f"{k} {v}"
+                         for k, v in cpu.items()) or "not measured"))
         if m["errors"]:
             res.fail(col, f"{path} at concurrency {c}: {m['errors']} request(s) failed, "
                           f"{m['requests']} succeeded {m.get('detail', '')}")
         if m["requests"] == 0:
             continue
-        for fam in metrics:
+        for fam in fams:
             res.put(f"warm.{fam}.c{c}.p50", col, m["p50_us"])
             res.put(f"warm.{fam}.c{c}.p99", col, m["p99_us"])
             res.put(f"warm.{fam}.c{c}.rps", col, m["rps"])
+            for k, v in cpu.items():
+                res.put(f"warm.{fam}.c{c}.{k}", col, v)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -678,10 +781,16 @@ class Husk:
 
     def start(self):
         os.makedirs(os.path.join(self.dir, "state"))
-        for contract, prog in (("stdio", "hello-stdio"), ("http", "http-hello")):
+        for contract, (prog, _conc, _max) in CONTRACTS.items():
             img = os.path.join(self.dir, prog + ".erofs")
-            self.images[contract] = (img, husk_pack(self.args.husk, "erofs", img,
-                                                    self.progs[prog]))
+            path = self.progs[prog]
+            if path.startswith(tempfile.gettempdir() + os.sep):
+                # An image packs a program at its host path, and `husk serve` refuses images
+                # with files under /tmp (each instance has a tmpfs there).
+                raise RuntimeError(f"{prog} is not built in {self.args.examples} and the copy "
+                                   f"compiled under /tmp cannot be deployed: build the examples "
+                                   f"(ninja -C build) or give --examples")
+            self.images[contract] = (img, husk_pack(self.args.husk, "erofs", img, path))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = "unix:" + os.path.join(self.dir, "admin.sock")
@@ -706,8 +815,10 @@ class Husk:
         if self.dead():
             raise RuntimeError(self.dead())
         img, cmd = self.images[contract]
+        _prog, conc, most = CONTRACTS[contract]
         argv = ["fn", "deploy", name, "--image", img, "--contract", contract, "--min", "0",
-                "--url", self.admin_url, "--", *cmd]
+                "--concurrency", str(conc), "--max", str(most), "--url", self.admin_url, "--",
+                *cmd]
         t0 = time.perf_counter_ns()
         r = self.cli(*argv)
         took = time.perf_counter_ns() - t0
@@ -751,23 +862,48 @@ class Husk:
             self.res.extra[f"`husk fn deploy` wall time, {contract}, p50"] = \
                 f"{pct(deploys, 50) / 1e6:.2f} ms"
 
+    def meter(self):
+        """CPU time so far of the daemon and of its instances (all of them: those of the
+        function under load do the work, the others sit idle)."""
+        return {"cpu": proc_cpu(self.proc.pid), "fcpu": cgroup_cpu(self.cgroup_parent())}
+
+    def warm(self, path, fam):
+        warm_levels(self.args, self.res, self.load, "husk", self.port, path, (fam,),
+                    self.dead, self.meter)
+
+    def invoke(self):
+        """The lambda function through the Lambda Invoke API: one checked call, then warm."""
+        try:
+            r = timed_request(self.port, INVOKE, timeout=self.args.timeout)
+            bad = check_reply(r, "invoke")
+        except OSError as e:
+            bad = str(e)
+        if bad:
+            self.res.fail("husk", f"{INVOKE}: {bad}")
+            for m in warm_metrics("invoke", 1):
+                self.res.put(m, "husk", f"n/a ({INVOKE}: {bad})")
+            return
+        self.warm(INVOKE, "invoke")
+
     def run(self):
         self.version = head_line(subprocess.run([self.args.husk, "--version"],
                                                 capture_output=True, text=True).stdout)
         self.start()
-        for contract in ("stdio", "http"):
+        for contract in CONTRACTS:
+            fams = (contract, "invoke") if contract == "lambda" else (contract,)
             try:
                 self.cold(contract)
             except RuntimeError as e:
                 self.res.fail("husk", str(e))
                 self.res.could_not_run[f"husk, {contract} contract"] = str(e)
                 for m in metrics_for("husk"):
-                    if m.startswith(f"cold.{contract}") or m.startswith(f"warm.{contract}."):
+                    if m.split(".")[1] in fams:
                         self.res.put(m, "husk", f"n/a ({e})")
                 continue
-            warm_levels(self.args, self.res, self.load, "husk", self.port,
-                        f"/function/hs-{contract}", (contract,), self.dead)
-        r = self.cli("fn", "ls", "--url", self.admin_url)
+            self.warm(f"/function/hs-{contract}", contract)
+            if contract == "lambda":
+                self.invoke()
+        r = self.cli("fn", "ls", "--format", "json", "--url", self.admin_url)
         try:
             fns = json.loads(r.stdout)
             names = [str(f.get("name", f)) if isinstance(f, dict) else str(f) for f in fns]
@@ -883,13 +1019,17 @@ def leftovers(tmp):
 # report
 
 
-ROWS = [("cold.stdio", "cold start, stdio contract (erofs): first byte, p50", "lat"),
-        ("cold.http", "cold start, http contract (erofs): first byte, p50", "lat")]
-for _k in ("http", "stdio"):
-    for _c in LEVELS:
-        ROWS += [(f"warm.{_k}.c{_c}.p50", f"warm {_k}, concurrency {_c}: latency p50", "lat"),
-                 (f"warm.{_k}.c{_c}.p99", f"warm {_k}, concurrency {_c}: latency p99", "lat"),
-                 (f"warm.{_k}.c{_c}.rps", f"warm {_k}, concurrency {_c}: requests/s", "rps")]
+ROWS = [(f"cold.{_k}", f"cold start, {_k} contract (erofs): first byte, p50", "lat")
+        for _k in CONTRACTS]
+WARM_LABELS = {"p50": ("latency p50", "lat"), "p99": ("latency p99", "lat"),
+               "rps": ("requests/s", "rps"), "cpu": ("husk serve CPU per call", "cpu"),
+               "fcpu": ("function CPU per call", "cpu")}
+FAMILY_LABELS = {"http": "warm http", "stdio": "warm stdio", "lambda": "warm lambda",
+                 "invoke": "warm lambda, Invoke API"}
+for _k, _levels in FAMILIES.items():
+    for _c in _levels:
+        ROWS += [(f"warm.{_k}.c{_c}.{_w}", f"{FAMILY_LABELS[_k]}, concurrency {_c}: {_l}", _kind)
+                 for _w, (_l, _kind) in WARM_LABELS.items()]
 
 
 def fmt(v, kind, reasons):
@@ -904,6 +1044,8 @@ def fmt(v, kind, reasons):
         return f"n/a [{reasons.index(why) + 1}]"
     if kind == "rps":
         return f"{v:,.0f}"
+    if kind == "cpu":
+        return f"{v:,.1f} µs"
     return f"{v:,.0f} µs" if v < 1000 else f"{v / 1000:,.2f} ms"
 
 
@@ -914,6 +1056,12 @@ def ratio(a, b):
     return "-"
 
 
+def minus(res, metric, col_a, col_b, metric_b=None):
+    """"+N µs": a cell minus another (of the same metric in another column, or another metric)."""
+    a, b = res.get(metric, col_a), res.get(metric_b or metric, col_b)
+    return f"{a - b:+,.0f} µs" if isinstance(a, float) and isinstance(b, float) else "n/a"
+
+
 def report(args, res, load, env_note):
     print(f"\n## husk serve benchmark ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
     for ln in env_note:
@@ -922,7 +1070,10 @@ def report(args, res, load, env_note):
         print(f"- load generator: {load.describe()}; it runs on the same {os.cpu_count()} cpus "
               f"as the servers")
     print(f"- cold start: p50 of {args.cycles} cycles after {args.warmup} untimed; naive "
-          f"crun/runc: {args.naive} sequential runs after {args.warmup} untimed\n")
+          f"crun/runc: {args.naive} sequential runs after {args.warmup} untimed")
+    print("- husk functions deployed with --min 0 and: " + ", ".join(
+        f"{k} --concurrency {conc} --max {most}" for k, (_p, conc, most) in CONTRACTS.items())
+        + "\n")
     print("| metric | husk | direct | crun | runc | husk/direct | husk/crun | husk/runc |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     reasons = []
@@ -937,19 +1088,22 @@ def report(args, res, load, env_note):
     if reasons:
         print()
     print("direct: http-hello on the host at a free loopback port (the floor; the same server "
-          "for the http and stdio rows); in the cold rows, the host spawn of hello-stdio "
-          "(stdio) and of http-hello until it answers (http). crun/runc: one `run` of a bundle "
-          "per request (hello-stdio, body on stdin), sequential, so they fill only the cold "
-          "and concurrency-1 stdio rows; their latency is the whole `run`, exit included. "
-          "Ratios: latency below 1 and requests/s above 1 mean husk is faster.")
+          "for the http, stdio, lambda and Invoke API rows); in the cold rows, the host spawn of "
+          "hello-stdio (stdio) and of http-hello until it answers (http), none for lambda. "
+          "crun/runc: one `run` of a bundle per request (hello-stdio, body on stdin), "
+          "sequential, so they fill only the cold and concurrency-1 stdio rows; their latency "
+          "is the whole `run`, exit included. CPU per call: CPU time used during the level over "
+          "the calls answered; husk serve is the daemon process (all its threads, the Lambda "
+          "Runtime API included), the function its instances' cgroups (agent and program) or, "
+          "for direct, the http-hello process. Ratios: latency and CPU below 1 and requests/s "
+          "above 1 mean husk is faster.")
     print()
-    for k in ("http", "stdio"):
-        parts = []
-        for c in LEVELS:
-            h, d = res.get(f"warm.{k}.c{c}.p50", "husk"), res.get(f"warm.{k}.c{c}.p50", "direct")
-            parts.append(f"c={c} {h - d:+,.0f} µs" if isinstance(h, float) and isinstance(d, float)
-                         else f"c={c} n/a")
-        print(f"husk overhead over the direct call at p50, {k} contract: " + ", ".join(parts))
+    for k, levels in FAMILIES.items():
+        parts = [f"c={c} {minus(res, f'warm.{k}.c{c}.p50', 'husk', 'direct')}" for c in levels]
+        what = "lambda contract, Invoke API" if k == "invoke" else f"{k} contract"
+        print(f"husk overhead over the direct call at p50, {what}: " + ", ".join(parts))
+    print("warm lambda p50 minus warm http p50 at concurrency 1 (target <= 100 µs): "
+          + minus(res, "warm.lambda.c1.p50", "husk", "husk", "warm.http.c1.p50"))
     for k, v in res.extra.items():
         print(f"{k}: {v}")
     for n in res.notes:
@@ -973,7 +1127,8 @@ def parse_args():
     p.add_argument("--husk", default=os.environ.get("HUSK") or
                    os.path.join(REPO, "build", "husk"),
                    help="husk binary (default: $HUSK, else build/husk)")
-    p.add_argument("--examples", help="directory with hello-stdio and http-hello (default: "
+    p.add_argument("--examples", help="directory with hello-stdio, http-hello and "
+                   "lambda-hello (default: "
                    "examples/functions/ beside the husk binary; compiled with cc if missing)")
     p.add_argument("--requests", type=int, default=5000,
                    help="requests per concurrency level with hey or the Python client (5000)")
@@ -1143,9 +1298,9 @@ def main():
                 pass
     new = sorted(husk_cgroups() - cgroups0)
     if new:
-        # Not ours for certain: other sessions' husk tests create such cgroups too.
+        # Not ours for certain: other users' husk tests create such cgroups too.
         res.notes.append("cgroups named for husk that appeared during the run (this run's "
-                         "daemon, or another session's): " + ", ".join(new[:10]))
+                         "daemon, or another user's): " + ", ".join(new[:10]))
     if interrupted:
         print(f"\ninterrupted by {interrupted}: the numbers below cover what ran so far")
     report(args, res, load, env_note)

@@ -6,9 +6,10 @@ Run as root: /usr/bin/python3 bench/start_bench.py [--scenario all] [-n N] [--hu
 Scenarios: plain (no policy), limits (memory/cpu/pids resources), seccomp (the profile of
 `husk spec`), landlock (husk only), bridge (a bridge network and a published port: husk against
 `podman run --network bridge -p` with crun and runc, from an image `podman import`ed from the
-same rootfs). The bridge scenario runs every runtime in a network namespace of the benchmark's
-own: the host's interfaces, rules and sysctls are never touched. Each is timed on its own, rows interleaved, and printed as
-its own table. See bench/README.md for what each row means. Timing never makes this script
+same rootfs), parallel (the plain bundle started by two workers at once: starts per second).
+The bridge scenario runs every runtime in a network namespace of the benchmark's own: the
+host's interfaces, rules and sysctls are never touched. Each is timed on its own, rows
+interleaved, and printed as its own table. See bench/README.md for what each row means. Timing never makes this script
 fail: a runtime that cannot run is reported as "n/a (reason)" and the others carry on.
 """
 
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -42,7 +44,11 @@ PROBE_ARGS = ["/bin/sh", "-c", "cat /proc/self/cgroup; echo --; cat /proc/self/s
               "exit 42"]
 PROBE_STATUS = 42
 
-SCENARIOS = ("plain", "limits", "seccomp", "landlock", "bridge")
+SCENARIOS = ("plain", "limits", "seccomp", "landlock", "bridge", "parallel")
+# What issue 13 asks of husk: `run` of /bin/true at most 0.40x crun's and 2x the floor's median;
+# two parallel workers at least 2.5x crun's starts per second. Printed, never enforced.
+TARGET_VS_CRUN, TARGET_VS_FLOOR, TARGET_PARALLEL = 0.40, 2.0, 2.5
+WORKERS = 2  # the parallel scenario's workers
 PUBLISH = "18080:80"  # the published port of the bridge scenario
 PODMAN_IMAGE = "localhost/husk-bench-busybox:latest"
 NETWORK_STORE = ".network"  # husk's lease store in its --root: the pool's leases live there
@@ -372,6 +378,7 @@ class Row:
         self.na = None  # why the row has no numbers
         self.version = ""
         self.probe_note = ""
+        self.rates = []  # parallel scenario: starts per second of each round
 
 
 class Scenario:
@@ -445,6 +452,14 @@ def make_scenarios(args):
                     f"the config joins a namespace net-bench --pool prepared (veth, address) "
                     f"beforehand, untimed; podman: run --rm --network bridge -p {PUBLISH} of the "
                     f"same rootfs as an image; husk (plain bundle): a new netns, loopback only")
+        elif scen == "parallel":
+            rows = [oci("husk", args.husk, scen, "plain", "husk"),
+                    oci("crun", args.crun, scen, "plain", "crun"),
+                    oci("runc", args.runc, scen, "plain", "runc")] + tail(scen)[:1]
+            title = f"parallel: {WORKERS} workers starting containers at once"
+            note = (f"the plain bundle; each round, every row runs {args.batch} starts in each of "
+                    f"{WORKERS} workers, back to back; starts per second = "
+                    f"{WORKERS * args.batch} / the round's wall time")
         else:
             rows = [oci("husk", args.husk, scen, "landlock", "husk (landlock)"),
                     ref(scen),
@@ -517,8 +532,11 @@ class Cleaner:
             except FileNotFoundError:
                 pass
             except OSError:
+                # Kept for cgroups of other runs is no leftover of ours; kept for one of ours is.
                 rest = [e for e in os.listdir(parent) if os.path.isdir(os.path.join(parent, e))]
-                problems.append(f"{parent} kept: holds {rest}")
+                ours = [e for e in rest if e.startswith(self.prefix)]
+                if ours or not rest:
+                    problems.append(f"{parent} kept: holds {ours}")
         problems += undo_cgroup_trick(self.moved)
         self.moved = []
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -782,6 +800,74 @@ class Bench:
         finally:
             gc.enable()
 
+    def parallel_bundles(self):
+        """One bundle per worker (its own config.json), all on the one rootfs."""
+        out = []
+        for w in range(WORKERS):
+            b = os.path.join(self.tmp, f"bundle-w{w}")
+            os.makedirs(b, exist_ok=True)
+            out.append(b)
+        return out
+
+    def parallel_batch(self, row, bundles, round_tag):
+        """One round of a row: WORKERS threads, each `run`ning args.batch containers in turn.
+        (wall ns, [errors]). Each worker has a cgroup of its own, reused run after run."""
+        errors = []
+
+        def worker(w):
+            cg = f"{self.prefix}{row.name}-{round_tag}-w{w}"
+            if row.kind == "oci":
+                cfg = make_config(f"/{CGROUP_PARENT}/{cg}", TRUE_ARGS)
+                cfg["root"]["path"] = self.rootfs
+                write_config(bundles[w], cfg)
+            for k in range(self.args.batch):
+                if row.kind == "oci":
+                    argv = [row.exe, "--root", row.state, "run", "--bundle", bundles[w],
+                            f"{cg}-{k}"]
+                else:
+                    argv = self.argv(row, None)
+                try:
+                    rc = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        timeout=self.args.timeout).returncode
+                except (subprocess.TimeoutExpired, OSError) as e:
+                    rc = str(e)
+                if rc != 0:
+                    errors.append(f"worker {w} run {k}: exit {rc}")
+
+        threads = [threading.Thread(target=worker, args=(w,)) for w in range(WORKERS)]
+        t0 = time.perf_counter_ns()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter_ns() - t0
+        if row.kind == "oci":  # untimed: nothing of the round may stay
+            for w in range(WORKERS):
+                self.reap(row, f"{self.prefix}{row.name}-{round_tag}-w{w}")
+        return elapsed, errors
+
+    def measure_parallel(self, rows, what):
+        live = [r for r in rows if not r.na]
+        bundles = self.parallel_bundles()
+        rounds = max(1, self.args.iterations // (WORKERS * self.args.batch))
+        warm = 1 if self.args.warmup else 0
+        rng = random.Random(self.args.seed)
+        for i in range(warm + rounds):
+            order = list(live)
+            if self.args.order == "shuffle":
+                rng.shuffle(order)
+            for row in order:
+                tag = f"w{i}" if i < warm else f"p{i - warm}"
+                ns, errors = self.parallel_batch(row, bundles, tag)
+                if i < warm:
+                    continue
+                if errors:
+                    row.failures += [(i - warm, e) for e in errors]
+                else:
+                    row.rates.append(WORKERS * self.args.batch / (ns / 1e9))
+            log(f"  {what}: round {i + 1}/{warm + rounds}")
+
 
 # ---------------------------------------------------------------------------------------------
 # report
@@ -863,6 +949,8 @@ def report_scenario(sc, plain_st):
 
     husks = [r for r in rows if r.role == "husk"]
     ref = next((r for r in rows if r.role == "husk-ref"), None)
+    if sc.name == "plain":
+        report_targets(rows, med)
     for h in husks or [None]:
         for fam in ("crun", "runc"):
             o = next((r for r in rows if r.role == fam), None)
@@ -905,6 +993,60 @@ def report_scenario(sc, plain_st):
     return st
 
 
+def report_targets(rows, med):
+    """The plain scenario's figures against issue 13's targets (printed, never enforced)."""
+    h = next((r for r in rows if r.role == "husk"), None)
+    for fam, target, word in (("crun", TARGET_VS_CRUN, "crun"),
+                              ("floor", TARGET_VS_FLOOR, "the floor")):
+        o = next((r for r in rows if r.family == fam), None)
+        if med(h) is None or med(o) is None:
+            continue
+        ratio = med(h) / med(o)
+        verdict = "met" if ratio <= target else "NOT met"
+        print(f"target: husk at most {target:.2f}x {word}: {ratio:.2f}, {verdict}")
+
+
+def report_parallel(sc):
+    """The parallel scenario: starts per second of each row, over its rounds."""
+    print(f"\n=== {sc.title} ===")
+    if sc.na or not sc.ran or not sc.rows:
+        print(f"n/a ({sc.na})" if sc.na else "not run" if not sc.ran else "no rows (see --only)")
+        return {}
+    print(f"bundle: {sc.bundle_note}")
+    if sc.load:
+        print(f"{sc.elapsed:.0f} s; load average {sc.load[0]:.2f} -> {sc.load[1]:.2f}")
+    print()
+    st = {r.name: {"median": statistics.median(r.rates), "min": min(r.rates),
+                   "max": max(r.rates), "rounds": len(r.rates)} for r in sc.rows if r.rates}
+    w = max(len(r.label) for r in sc.rows)
+    hdr = f"{'row':<{w}}  {'starts/s':>8} {'min':>7} {'max':>7}  rounds ok/fail"
+    print(hdr)
+    print("-" * len(hdr))
+    for r in sc.rows:
+        if r.name not in st:
+            print(f"{r.label:<{w}}  n/a ({r.na or 'every round failed'})")
+            continue
+        s = st[r.name]
+        leaks = f"  ({r.leaks} runs left state behind)" if r.leaks else ""
+        print(f"{r.label:<{w}}  {s['median']:8.1f} {s['min']:7.1f} {s['max']:7.1f}  "
+              f"{s['rounds']}/{len({i for i, _ in r.failures})}{leaks}")
+    print()
+    h = next((r for r in sc.rows if r.role == "husk"), None)
+    for o in sc.rows:
+        if o is h or h is None or h.name not in st or o.name not in st:
+            continue
+        ratio = st[h.name]["median"] / st[o.name]["median"]
+        line = f"husk/{o.label} starts per second: {ratio:.2f}"
+        if o.family == "crun":
+            line += (f"  (target at least {TARGET_PARALLEL:.1f}: "
+                     f"{'met' if ratio >= TARGET_PARALLEL else 'NOT met'})")
+        print(line)
+    for r in sc.rows:
+        for i, msg in r.failures[:3]:
+            print(f"{r.label}: round {i}: {msg}")
+    return st
+
+
 def report_summary(scenarios, all_st):
     """One line per husk row of each scenario: the numbers a reader compares."""
     print("\n=== summary: medians in ms ===")
@@ -920,6 +1062,8 @@ def report_summary(scenarios, all_st):
 
     for sc in scenarios:
         st = all_st.get(sc.name, {})
+        if sc.name == "parallel":
+            continue
 
         def med(role):
             return [(r, st[r.name]["median"] if r.name in st else None)
@@ -951,6 +1095,7 @@ def write_json(path, args, cgroup_note, scenarios, all_st):
                               "exe": r.exe, "version": r.version, "na": r.na,
                               "probe": r.probe_note, "stats_ms": st.get(r.name),
                               "samples_ns": r.samples, "failures": r.failures,
+                              "starts_per_s": r.rates,
                               "leaks": r.leaks}
                      for r in sc.rows}}
     with open(path, "w") as f:
@@ -962,6 +1107,9 @@ def report(scenarios, args, cgroup_note):
     all_st = {}
     plain_st = {}
     for sc in scenarios:
+        if sc.name == "parallel":
+            all_st[sc.name] = report_parallel(sc)
+            continue
         all_st[sc.name] = report_scenario(sc, plain_st)
         if sc.name == "plain":
             plain_st = {r.family: all_st["plain"][r.name]["median"]
@@ -1005,10 +1153,13 @@ def parse_args():
                    help="leave hybrid cgroups as they are (crun is then n/a)")
     p.add_argument("--timeout", type=float, default=20.0, help="seconds before a run is killed")
     p.add_argument("--json", help="also write raw samples to this file")
+    p.add_argument("--batch", type=int, default=10,
+                   help="parallel scenario: starts per worker and round (10); rounds = -n / "
+                        f"({WORKERS} x batch)")
     a = p.parse_args()
     if a.iterations is None:
         a.iterations = 150 if a.scenario == "all" else 200
-    if a.iterations < 1 or a.warmup < 0:
+    if a.iterations < 1 or a.warmup < 0 or a.batch < 1:
         p.error("-n must be >= 1 and -w >= 0")
     if a.only and not set(a.only.split(",")) <= {"husk", "crun", "runc", "floor", "harness"}:
         p.error("--only takes husk,crun,runc,floor,harness")
@@ -1097,7 +1248,10 @@ def main():
                     + (f"\n    probe: {row.probe_note}" if row.probe_note else ""))
             load0, t0 = os.getloadavg()[0], time.monotonic()
             try:
-                bench.measure(sc.rows, sc.name)
+                if sc.name == "parallel":
+                    bench.measure_parallel(sc.rows, sc.name)
+                else:
+                    bench.measure(sc.rows, sc.name)
             finally:
                 sc.elapsed = time.monotonic() - t0
                 sc.load = (load0, os.getloadavg()[0])

@@ -5,7 +5,14 @@ set -euo pipefail
 pkgs=(meson ninja-build pkg-config gcc libc6-dev libjansson-dev libcmocka-dev libseccomp-dev
       libcap-dev libssl-dev python3-pytest busybox-static clang-format util-linux iproute2
       libelf-dev libarchive-dev libzstd-dev zstd erofs-utils squashfs-tools umoci
-      node-llhttp libsqlite3-dev curl libcurl4-openssl-dev zlib1g-dev libmnl-dev libnftables-dev nftables)
+      node-llhttp libmd-dev libsqlite3-dev curl libcurl4-openssl-dev zlib1g-dev libmnl-dev
+      libnftables-dev nftables)
+# The corpus (tests/corpus): the programs it packs, and what builds its Node addon.
+pkgs+=(python3-yaml python3-requests python3-jinja2 imagemagick file jq sqlite3 git perl gzip
+       xz-utils bc mawk openssl ca-certificates)
+# Node: Debian's nodejs and npm unless a node (with npm, as NodeSource's) is installed already.
+command -v node >/dev/null || pkgs+=(nodejs libnode-dev)
+command -v npm >/dev/null || pkgs+=(npm)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do

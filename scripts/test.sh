@@ -4,7 +4,7 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh awscli nodejs npm # and the real clients the tests drive
+scripts/deps.sh awscli chromium # and the real clients the tests drive
 PY=/usr/bin/python3 # Debian's python3, which has python3-pytest
 
 step() { printf '\n== %s\n' "$*"; }
@@ -28,6 +28,9 @@ meson test -C build --suite unit --print-errorlogs
 
 step "integration tests"
 $PY -m pytest -q -p no:cacheprovider tests/integration
+
+step "corpus: real programs packed, run and served (tests/corpus; once, not under ASan)"
+HUSK_CORPUS_REPORT="$PWD/build/corpus.md" $PY -m pytest -q -p no:cacheprovider tests/corpus
 
 step "sanitizers: build (ASan + UBSan)"
 [ -d build-asan ] || meson setup build-asan -Dbuildtype=debug -Db_sanitize=address,undefined \

@@ -178,7 +178,8 @@ enum sbx_cgroup_mode sbx_cgroup_get_mode(const struct sbx_cgroup *cg);
 char *sbx_cgroup_describe(const struct sbx_cgroup *cg);
 
 /*
- * Joining, in three steps around sbx_spawn():
+ * Joining: set sbx_spawn_opts.cgroup and sbx_spawn() does it all. What it does, in the steps a
+ * caller of the first options layout (abi 0) still takes itself around sbx_spawn():
  *
  *   sbx_cgroup_enter_self(cg);              the caller's thread moves into the v1 hierarchies
  *   opts.cgroup_fd = sbx_cgroup_spawn_fd(cg);   cgroup2: CLONE_INTO_CGROUP

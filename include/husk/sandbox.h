@@ -169,8 +169,19 @@ int sbx_rootfs_image_mount(const struct sbx_config *cfg, struct husk_error **err
 /* The kernel's landlock ABI version (0: none), for planning and warnings. */
 int sbx_landlock_abi(void);
 
-/* How the spawned child waits before exec. */
+struct sbx_cgroup; /* husk/cgroup.h */
+
+/* sbx_spawn_opts.abi as sbx_spawn_opts_init() sets it. */
+#define SBX_SPAWN_ABI 2
+
+/*
+ * How the sandbox is spawned and how the child waits before exec. Start from
+ * sbx_spawn_opts_init(): every fd field is -1 ("none") and every pointer NULL.
+ */
 struct sbx_spawn_opts {
+    /* SBX_SPAWN_ABI. 0 (a zero-initialised struct): the first layout, where 0 also meant "none"
+     * for rootfs_image_fd, join_pidfd, exec_fd and rootfs_fd; sbx_spawn still reads it so. */
+    unsigned abi;
     int preserve_fds; /* fds 3 .. 3+N-1 pass to the process */
     /*
      * -1: the caller releases the process with sbx_child_start().
@@ -183,29 +194,41 @@ struct sbx_spawn_opts {
     int console_fd;
     /* A connected unix socket for the seccomp notify fd (see sbx_seccomp.listener_msg), or -1. */
     int seccomp_listener_fd;
-    /* A cgroup v2 directory fd to start the child in (CLONE_INTO_CGROUP), or -1. */
+    /*
+     * The cgroup the process is born in (borrowed), or NULL. sbx_spawn joins it the cheapest
+     * way the host allows (see sbx_cgroup_enter_self): cgroup2 with CLONE_INTO_CGROUP, v1
+     * hierarchies by the spawning thread stepping in for the clone, the rest by pid before the
+     * child sets anything up. The spawning thread must be the only one using `cgroup`.
+     */
+    struct sbx_cgroup *cgroup;
+    /* Without `cgroup`: a cgroup v2 directory fd to start the child in (CLONE_INTO_CGROUP),
+     * or -1. */
     int cgroup_fd;
-    /* Called in the parent after the child exists, before it sets anything up
-     * (v1 cgroups are joined here, before the child unshares its cgroup namespace). */
+    /* Called in the parent after the child exists (and joined `cgroup`), before it sets
+     * anything up: the caller's own work on the new process (networking, hooks). */
     int (*on_created)(pid_t pid, void *data, struct husk_error **err);
     void *data;
-    /* cfg->rootfs_image as sbx_rootfs_image_mount() made it (borrowed), or 0: sbx_spawn mounts
+    /* cfg->rootfs_image as sbx_rootfs_image_mount() made it (borrowed), or -1: sbx_spawn mounts
      * it itself. A caller that joins the container's v1 cgroups before spawning mounts it first:
      * their device rules refuse the loop device a squashfs image needs. */
     int rootfs_image_fd;
-    /* > 0: a pidfd of the process whose namespaces to join (setns on a pidfd, Linux 5.8): every
-     * namespace with a path in the config is joined from it instead, all in one call, so a
-     * pid reused after the caller checked it cannot send us elsewhere (cfg->ns[].path names
-     * them in messages only). 0: join by path. */
+    /* A pidfd of the process whose namespaces to join (setns on a pidfd, Linux 5.8), or -1:
+     * every namespace with a path in the config is joined from it instead, all in one call, so
+     * a pid reused after the caller checked it cannot send us elsewhere (cfg->ns[].path names
+     * them in messages only). -1: join by path. */
     int join_pidfd;
-    /* A program to execute instead of process.args[0] (execveat AT_EMPTY_PATH), e.g. a sealed
-     * memfd holding a static helper that runs the process's program itself; 0: none. The
-     * program named by process.args must still exist in the rootfs: it is looked up as usual. */
+    /*
+     * A program to execute instead of process.args[0] (execveat AT_EMPTY_PATH), e.g. a sealed
+     * memfd holding a static helper that runs the process's program itself, or -1. The program
+     * named by process.args must still exist in the rootfs: it is looked up as usual. With -1
+     * the process's program is executed by the exec stub (exec-stub.c), never by the husk
+     * binary itself (CVE-2019-5736).
+     */
     int exec_fd;
     /* An O_PATH fd of the rootfs directory to use instead of cfg->rootfs's path (which then
-     * only names it in messages), or 0: none. It is cloned as a detached tree with its
-     * submounts (open_tree), so a caller that checked the directory and kept it open is not
-     * exposed to the path being swapped since, and the container's user needs no access to the
+     * only names it in messages), or -1. It is cloned as a detached tree with its submounts
+     * (open_tree), so a caller that checked the directory and kept it open is not exposed to
+     * the path being swapped since, and the container's user needs no access to the
      * directory's parents (a user namespace's root). Ignored with cfg->rootfs_image. */
     int rootfs_fd;
     /* Three fds that become the process's 0, 1 and 2 (dup2'd in the child, so the caller's own
@@ -213,6 +236,9 @@ struct sbx_spawn_opts {
      * caller's 0, 1, 2. */
     const int *stdio;
 };
+
+/* Options that ask for nothing: abi SBX_SPAWN_ABI, every fd -1, every pointer NULL. */
+struct sbx_spawn_opts sbx_spawn_opts_init(void);
 
 struct sbx_child {
     pid_t pid;

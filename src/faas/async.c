@@ -335,6 +335,7 @@ dispatch(struct faas_server *s)
         struct faas_call *c = faas_call_new(s, NULL, f, a->id, a->subpath);
         c->front = &async_front;
         c->async = a;
+        c->trigger = FAAS_TRIGGER_OTHER;
         snprintf(c->aws_id, sizeof(c->aws_id), "%s", a->id);
         /* Each attempt gets a copy: the original stays for a retry. */
         c->req = a->req;
@@ -384,8 +385,8 @@ async_finish(struct faas_call *c)
 
 /* ---- outcomes: written, and sent to the callback (and the failure destination) */
 
-static size_t
-discard(char *p, size_t size, size_t n, void *data)
+size_t
+faas_curl_discard(char *p, size_t size, size_t n, void *data)
 {
     return size * n;
 }
@@ -467,7 +468,7 @@ post(struct faas_asyncq *q, const char *url, const char *const *headers, size_t 
         curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, faas_curl_discard);
         curl_easy_setopt(h, CURLOPT_PROXY, ""); /* straight to the address checked */
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &ctx);

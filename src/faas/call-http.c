@@ -36,14 +36,6 @@ is_hop_by_hop(const char *name, size_t len)
 }
 
 static void
-traceparent(struct faas_server *s, char out[64])
-{
-    char hex[49];
-    faas_random_hex(s, hex, 24);
-    snprintf(out, 64, "00-%.32s-%.16s-01", hex, hex + 32);
-}
-
-static void
 build_request(struct faas_call *c)
 {
     const struct faas_request *r = &c->req;
@@ -57,15 +49,14 @@ build_request(struct faas_call *c)
     for (size_t i = 0; i < r->n_headers; i++) {
         const char *n = r->headers[i].name;
         if (is_hop_by_hop(n, strlen(n)) || strcasecmp(n, "X-Forwarded-For") == 0 ||
-            strcasecmp(n, "Forwarded") == 0 || strcasecmp(n, "X-Call-Id") == 0)
+            strcasecmp(n, "Forwarded") == 0 || strcasecmp(n, "X-Call-Id") == 0 ||
+            strcasecmp(n, "traceparent") == 0)
             continue;
         faas_buf_addf(b, "%s: %s\r\n", n, r->headers[i].value);
     }
-    if (faas_request_header(r, "traceparent") == NULL) {
-        char tp[64];
-        traceparent(c->s, tp);
-        faas_buf_addf(b, "traceparent: %s\r\n", tp);
-    }
+    char tp[56]; /* the caller's trace, with the call's span as the parent */
+    faas_traceparent(c, tp);
+    faas_buf_addf(b, "traceparent: %s\r\n", tp);
     faas_buf_addf(b,
                   "Forwarded: for=%s;proto=http%s%s%s\r\nX-Forwarded-For: %s%s%s\r\n"
                   "X-Forwarded-Proto: http\r\n",

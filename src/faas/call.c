@@ -70,6 +70,8 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
     if (in->calls)
         in->calls->prev = c;
     in->calls = c;
+    if (c->trace_id[0] == '\0')
+        faas_trace_start(c);
     if (c->fn->contract->call_start(c, &err) < 0) {
         cleanup_free char *msg = husk_error_string(err);
         husk_error_free(err);
@@ -175,6 +177,9 @@ faas_call_end(struct faas_call *c)
     if (c->front)
         c->front->finish(c); /* after END and REPORT: a log tail has them */
     faas_metrics_call(s, c, secs);
+    if (s->tracer && c->trace_id[0] == '\0')
+        faas_trace_start(c);
+    faas_trace_end(c);
     if (c->conn) {
         struct faas_conn *conn = c->conn;
         c->conn = NULL;

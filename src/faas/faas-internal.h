@@ -120,6 +120,8 @@ bool faas_resp_keep_alive(const struct faas_resp_parser *p);
 
 /* ---- functions (spec.c) and their registry (registry.c) */
 
+#define FAAS_NAME_MAX 63
+
 struct faas_instance;
 struct faas_call;
 
@@ -127,8 +129,9 @@ struct faas_call;
 struct faas_policy {
     char **allow_bind; /* directories (canonical) whose subtrees a bundle may bind */
     size_t n_allow_bind;
-    uint32_t userns_base;  /* the first host uid/gid of the functions' ranges */
-    uint32_t userns_slots; /* ranges of FAAS_USERNS_SIZE ids from there */
+    uint32_t userns_base;                   /* the first host uid/gid of the functions' ranges */
+    uint32_t userns_slots;                  /* ranges of FAAS_USERNS_SIZE ids from there */
+    struct faas_fn_limits defaults, maxima; /* the operator's, for every function */
 };
 
 /* Who deploys, and under which rules. */
@@ -166,6 +169,8 @@ struct faas_function {
     size_t n_dying;          /* stopped, their processes or cgroup not gone yet */
     bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
+    /* versions.c: on the latest, the older versions loaded for calls by version or alias */
+    struct faas_function *pinned, *pinned_next;
 };
 
 void faas_function_free(struct faas_function *f);
@@ -229,8 +234,30 @@ int faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc
 /* Insert or replace; sets f->version (1, or the previous version + 1) and, for a new function,
  * allocates its host id range (kept across versions, freed on delete). */
 int faas_registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
-/* 1 removed, 0 not there. */
+/* 1 removed, 0 not there (its versions and aliases go with it). */
 int faas_registry_delete(struct faas_registry *r, const char *name, struct husk_error **err);
+/* Versions (registry-versions.c): every deploy is kept. A version as a function (-ENOENT when
+ * there is none), its spec (NULL: none), and the list [{version, created_ms, spec}]. */
+int faas_registry_version_get(struct faas_registry *r, const char *name, int64_t version,
+                              const struct faas_deploy_ctx *dc, struct faas_function **out,
+                              struct husk_error **err);
+json_t *faas_registry_version_spec(struct faas_registry *r, const char *name, int64_t version);
+json_t *faas_registry_versions(struct faas_registry *r, const char *name);
+/* An alias: NAME@ALIAS calls `version`, or `version2` for a share `weight2` of the calls. */
+struct faas_alias {
+    char *fn, *name;
+    int64_t version, version2; /* version2 0: none */
+    double weight2;
+    struct faas_alias *next;
+};
+void faas_alias_free(struct faas_alias *a);
+int faas_registry_alias_put(struct faas_registry *r, const struct faas_alias *a,
+                            struct husk_error **err);
+/* 1 removed, 0 not there. */
+int faas_registry_alias_delete(struct faas_registry *r, const char *fn, const char *alias,
+                               struct husk_error **err);
+int faas_registry_aliases_load(struct faas_registry *r, struct faas_alias **list,
+                               struct husk_error **err);
 
 /* ---- the event loop's watches: epoll's data.ptr points to one */
 
@@ -258,6 +285,7 @@ struct faas_listener {
 };
 int faas_listeners_open(struct faas_server *s, struct husk_error **err);
 void faas_listeners_close(struct faas_server *s);
+int faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err);
 /* A connection closed: resume a listener paused for want of fds. */
 void faas_listeners_wake(struct faas_server *s);
 /* One connection of this client address fewer (NULL: none counted). */
@@ -522,7 +550,9 @@ struct faas_call {
     bool reply_overflow;           /* the body was over the function's max_response */
     bool reply_ok;                 /* the reply ended whole */
     struct faas_async_call *async; /* an asynchronous call's record (async.c) */
-    int fail_status;               /* the call failed before or instead of a reply: status, why */
+    int trigger;                   /* FAAS_TRIGGER_*: how the call came */
+    char trace_id[33], span_id[17], parent_span[17]; /* otel.c; parent "" for a root span */
+    int fail_status; /* the call failed before or instead of a reply: status, why */
     char *fail_msg;
     bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
     struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
@@ -620,8 +650,10 @@ void faas_log_call(struct faas_call *c, const char *stream, const char *text, si
 void faas_log_line(struct faas_server *s, const char *fn, const char *instance, const char *rid,
                    const char *stream, const char *text, size_t len);
 /* Bytes of NAME's log from offset `since`; *next is where the next read starts. */
-char *faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
-                    uint64_t *next);
+/* The function's log file (what is pending written first), and a piece of it from an offset
+ * (a file read: for a work thread). */
+char *faas_log_path(struct faas_server *s, const char *fn);
+char *faas_log_read(const char *path, uint64_t since, size_t max, size_t *len, uint64_t *next);
 void faas_log_remove(struct faas_server *s, const char *fn);
 void faas_logs_flush(struct faas_server *s);
 void faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs);
@@ -632,12 +664,38 @@ void faas_metrics_free(struct faas_server *s);
 /* ---- the daemon (server.c), shared with the routes (routes.c) */
 
 struct faas_stats;
+/* Traces (otel.c): a span per call, exported over OTLP/HTTP JSON when the daemon has an
+ * endpoint. start: the call's trace context (from its traceparent); traceparent: what an http
+ * function gets; end: the span (and the cold start's) into the batch. */
+struct faas_tracer;
+int faas_trace_open(struct faas_server *s, const char *endpoint, struct husk_error **err);
+void faas_trace_start(struct faas_call *c);
+void faas_traceparent(const struct faas_call *c, char out[56]);
+void faas_trace_end(struct faas_call *c);
+void faas_trace_flush(struct faas_server *s);
+void faas_trace_close(struct faas_server *s);
+/* A libcurl write callback that drops what it is given. */
+size_t faas_curl_discard(char *p, size_t size, size_t n, void *data);
+
+/* The status page (status.c): GET /, and the latest calls it shows. */
+struct faas_recent;
+struct faas_route_ctx;
+void faas_status_record(struct faas_server *s, const struct faas_call *c, double secs);
+void faas_route_status(struct faas_route_ctx *c);
+void faas_metrics_init_counts(struct faas_server *s, uint64_t *counts, size_t n,
+                              const double **bounds, size_t *n_bounds);
+
+/* OpenTelemetry's faas.trigger: calls from HTTP clients, and the others (asynchronous). */
+enum { FAAS_TRIGGER_HTTP, FAAS_TRIGGER_OTHER, FAAS_N_TRIGGERS };
 struct faas_server {
     const struct faas_serve_opts *opts;
     struct faas_policy policy;
     struct faas_registry *reg;
     struct faas_function **fns;
     size_t n_fns;
+    void *fn_index; /* tsearch(3) tree of fns by name */
+    struct faas_alias *aliases;
+    void *alias_index;             /* tsearch(3) tree of aliases by function and name */
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
@@ -659,6 +717,10 @@ struct faas_server {
     uint64_t rng[4];
     struct faas_stats *stats;
     struct faas_stats *dirty_stats; /* with log lines to write before the loop sleeps */
+    void *stats_index;              /* tsearch(3) tree of stats by function name */
+    struct faas_tracer *tracer;     /* NULL: no traces exported */
+    struct faas_recent *recent;     /* the latest calls, a ring (status.c) */
+    size_t recent_next;
     void **graves; /* objects torn down during this batch of events, freed after it */
     size_t n_graves;
     bool stopping;
@@ -667,6 +729,9 @@ struct faas_server {
 /* Free p once the current batch of events is handled (its watches marked dead). */
 void faas_server_bury(struct faas_server *s, void *p);
 struct faas_function *faas_server_find(struct faas_server *s, const char *name, size_t len);
+void faas_server_add(struct faas_server *s, struct faas_function *f);
+void faas_server_remove(struct faas_server *s, struct faas_function *f);
+void faas_server_replace(struct faas_server *s, struct faas_function *old, struct faas_function *f);
 void faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -678,7 +743,49 @@ struct faas_route_ctx {
     const char *rid;
     const char *rest; /* the path after the route's prefix, without the query */
     size_t rest_len;
+    /* how this door says "no such function or version" (NULL: a JSON 404) */
+    void (*not_found)(struct faas_route_ctx *c, const char *msg);
 };
+/* Versions and aliases (versions.c). resolve: the version a call names (qualifier: NULL or
+ * "$LATEST", a number, an alias); cont gets it now, or once loaded from the registry (c->req
+ * and c->rest then live in a job); a name or version that does not exist is answered 404. */
+typedef void (*faas_resolved_fn)(struct faas_route_ctx *c, struct faas_function *f);
+void faas_versions_resolve(struct faas_route_ctx *c, const char *name, const char *qualifier,
+                           faas_resolved_fn cont);
+void faas_versions_carry(struct faas_function *old, struct faas_function *latest);
+void faas_versions_retire(struct faas_server *s, struct faas_function *latest);
+void faas_versions_list(struct faas_route_ctx *c, struct faas_function *latest);
+bool faas_alias_name_valid(const char *p);
+struct faas_alias *faas_alias_find(struct faas_server *s, const char *fn, const char *name);
+void faas_aliases_list(struct faas_route_ctx *c, struct faas_function *latest);
+void faas_alias_put(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
+void faas_alias_rm(struct faas_route_ctx *c, struct faas_function *latest, const char *alias);
+void faas_aliases_drop(struct faas_server *s, const char *fn);
+void faas_aliases_index(struct faas_server *s);
+void faas_aliases_free(struct faas_server *s);
+
+/* Admin work off the loop (routes.c): run on a work thread, done on the loop, where the
+ * request is answered if its client is still there (faas_admin_job_ctx). */
+struct faas_admin_job {
+    struct faas_work work;
+    struct faas_server *s;
+    struct faas_conn *conn; /* NULL once the client is gone */
+    char rid[72];
+    struct faas_request req; /* a request kept for later (moved in by the route) */
+    char *name, *body;
+    size_t len;
+    struct faas_deploy_ctx dc;
+    struct faas_function *f;
+    json_t *json;
+    int64_t version;
+    void *data;
+    struct husk_error *err;
+    int r, status;
+};
+struct faas_admin_job *faas_admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
+                                      void (*done)(struct faas_server *s, struct faas_work *w));
+bool faas_admin_job_ctx(struct faas_admin_job *j, struct faas_route_ctx *c);
+void faas_admin_job_free(struct faas_admin_job *j);
 void faas_respond_json(struct faas_route_ctx *c, int status, json_t *j); /* takes j */
 void faas_respond_error(struct faas_route_ctx *c, int status, const char *msg);
 void faas_respond_error_headers(struct faas_route_ctx *c, int status, const char *msg,

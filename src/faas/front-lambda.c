@@ -184,15 +184,21 @@ invoke_finish(struct faas_call *c)
 
 static const struct faas_front_ops invoke_front = {.finish = invoke_finish};
 
+static void
+lambda_not_found(struct faas_route_ctx *c, const char *msg)
+{
+    aws_error(c, 404, "ResourceNotFoundException", msg);
+}
+
 /* The function an Invoke path names (NAME, NAME:QUALIFIER or an ARN, then suffix; or
- * ?Qualifier=), and the invocation type; NULL when the request was answered. */
-static struct faas_function *
-invoke_target(struct faas_route_ctx *c, const char *suffix, const char **type)
+ * ?Qualifier=): the version (or alias) is resolved, then cont runs. */
+static void
+invoke_target(struct faas_route_ctx *c, const char *suffix, faas_resolved_fn cont)
 {
     size_t sl = strlen(suffix);
     if (c->rest_len <= sl || strncmp(c->rest + c->rest_len - sl, suffix, sl) != 0) {
         aws_error(c, 404, "UnknownOperationException", "no such Lambda API operation");
-        return NULL;
+        return;
     }
     cleanup_free char *id = url_decode(c->rest, c->rest_len - sl);
     char *name, *qualifier;
@@ -200,34 +206,35 @@ invoke_target(struct faas_route_ctx *c, const char *suffix, const char **type)
     cleanup_free char *q_param = query_param(c->req->url, "Qualifier");
     if (q_param)
         qualifier = q_param;
-    struct faas_function *f = faas_server_find(c->s, name, strlen(name));
-    cleanup_free char *version = f ? xasprintf("%lld", (long long)f->version) : NULL;
-    if (f == NULL ||
-        (qualifier && strcmp(qualifier, "$LATEST") != 0 && strcmp(qualifier, version) != 0)) {
-        cleanup_free char *msg =
-            xasprintf("Function not found: arn:aws:lambda:us-east-1:000000000000:function:%s%s%s",
-                      name, qualifier ? ":" : "", qualifier ? qualifier : "");
-        aws_error(c, 404, "ResourceNotFoundException", msg);
-        return NULL;
-    }
-    *type = faas_request_header(c->req, "X-Amz-Invocation-Type");
-    if (*type == NULL)
-        *type = "RequestResponse";
-    bool event = strcmp(*type, "Event") == 0;
+    c->rest += c->rest_len; /* the function gets "/" */
+    c->rest_len = 0;
+    c->not_found = lambda_not_found;
+    faas_versions_resolve(c, name, qualifier, cont);
+}
+
+/* The invocation type; NULL when the request was answered (a body too large, a dry run). */
+static const char *
+invocation_type(struct faas_route_ctx *c, struct faas_function *f)
+{
+    const char *type = faas_request_header(c->req, "X-Amz-Invocation-Type");
+    if (type == NULL)
+        type = "RequestResponse";
+    bool event = strcmp(type, "Event") == 0;
     if (c->req->too_large || (event && c->req->body_len > ASYNC_MAX_PAYLOAD)) {
         c->conn->keep_alive = !c->req->too_large;
         cleanup_free char *msg =
             xasprintf("Request must be smaller than %u bytes for the %s invocation type",
-                      event ? ASYNC_MAX_PAYLOAD : (unsigned)f->max_body, *type);
+                      event ? ASYNC_MAX_PAYLOAD : (unsigned)f->max_body, type);
         aws_error(c, 413, "RequestTooLargeException", msg);
         return NULL;
     }
-    if (strcmp(*type, "DryRun") == 0) {
-        cleanup_free char *extra = xasprintf("X-Amz-Executed-Version: %s\r\n", version);
+    if (strcmp(type, "DryRun") == 0) {
+        cleanup_free char *extra =
+            xasprintf("X-Amz-Executed-Version: %lld\r\n", (long long)f->version);
         faas_conn_respond(c->s, c->conn, 204, c->rid, NULL, "", 0, extra);
         return NULL;
     }
-    return f;
+    return type;
 }
 
 /* A call of f for the Lambda fronts: the payload is the body, as is. */
@@ -247,14 +254,16 @@ invoke_call(struct faas_route_ctx *c, struct faas_function *f, const struct faas
     faas_pool_submit(c->s, call);
 }
 
-void
-faas_route_lambda_invoke(struct faas_route_ctx *c)
+static void
+invoke_resolved(struct faas_route_ctx *c, struct faas_function *f)
 {
-    const char *type;
-    struct faas_function *f = invoke_target(c, "/invocations", &type);
-    if (f == NULL)
+    const char *type = invocation_type(c, f);
+    if (type == NULL)
         return;
-    if (strcmp(type, "Event") == 0)
+    if (strcmp(type, "Event") == 0 && f != faas_server_find(c->s, f->name, strlen(f->name)))
+        aws_error(c, 400, "InvalidParameterValueException",
+                  "Event invocations run the latest version ($LATEST)");
+    else if (strcmp(type, "Event") == 0)
         faas_async_submit(c, f, NULL, "", true);
     else if (strcmp(type, "RequestResponse") == 0)
         invoke_call(c, f, &invoke_front);
@@ -263,17 +272,26 @@ faas_route_lambda_invoke(struct faas_route_ctx *c)
                   "X-Amz-Invocation-Type: must be RequestResponse, Event or DryRun");
 }
 
+void
+faas_route_lambda_invoke(struct faas_route_ctx *c)
+{
+    invoke_target(c, "/invocations", invoke_resolved);
+}
+
+static void
+stream_resolved(struct faas_route_ctx *c, struct faas_function *f)
+{
+    const char *type = invocation_type(c, f);
+    if (type && strcmp(type, "RequestResponse") == 0)
+        invoke_call(c, f, &faas_eventstream_front);
+    else if (type)
+        aws_error(c, 400, "InvalidParameterValueException",
+                  "X-Amz-Invocation-Type: must be RequestResponse or DryRun");
+}
+
 /* InvokeWithResponseStream: the answer as it comes, in AWS event-stream messages. */
 void
 faas_route_lambda_stream(struct faas_route_ctx *c)
 {
-    const char *type;
-    struct faas_function *f = invoke_target(c, "/response-streaming-invocations", &type);
-    if (f == NULL)
-        return;
-    if (strcmp(type, "RequestResponse") == 0)
-        invoke_call(c, f, &faas_eventstream_front);
-    else
-        aws_error(c, 400, "InvalidParameterValueException",
-                  "X-Amz-Invocation-Type: must be RequestResponse or DryRun");
+    invoke_target(c, "/response-streaming-invocations", stream_resolved);
 }

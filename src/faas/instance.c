@@ -496,19 +496,12 @@ static int
 spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
             const int stdio[3], struct husk_error **err)
 {
-    struct sbx_spawn_opts so = {.start_listen_fd = -1,
-                                .console_fd = -1,
-                                .seccomp_listener_fd = -1,
-                                .cgroup_fd = sbx_cgroup_spawn_fd(in->cg),
-                                .on_created = sbx_cgroup_on_created,
-                                .data = in->cg,
-                                .exec_fd = s->agent_fd,
-                                .rootfs_fd = f->root_is_image ? 0 : f->root_fd,
-                                .stdio = stdio};
-    sbx_cgroup_enter_self(in->cg); /* this thread only: v1 `tasks` */
-    int r = sbx_spawn(f->cfg->sbx, &so, &in->child, err);
-    sbx_cgroup_leave_self(in->cg, NULL);
-    return r;
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.cgroup = in->cg; /* born in it; v1 through this thread's own `tasks` */
+    so.exec_fd = s->agent_fd;
+    so.rootfs_fd = f->root_is_image ? -1 : f->root_fd;
+    so.stdio = stdio;
+    return sbx_spawn(f->cfg->sbx, &so, &in->child, err);
 }
 
 /* An http instance's server is the agent's one long run: stdin /dev/null, output to the log.

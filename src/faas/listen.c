@@ -301,6 +301,56 @@ open_unix(struct faas_server *s, struct faas_listener *l, const char *path, stru
     return steal_fd(&fd);
 }
 
+/* A socket a service manager handed over: a listening stream socket of the family wanted. An
+ * admin socket must be a unix socket no one but root (and its group) may connect to. */
+static int
+adopt(struct faas_server *s, int fd, bool admin, struct husk_error **err)
+{
+    const char *what = admin ? "the admin socket" : "the front door";
+    int listening = 0, type = 0;
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof(int), m = sizeof(int), sl = sizeof(ss);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &n) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &m) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return husk_err(err, errno, "socket activation: fd %d for %s", fd, what);
+    bool unix_socket = ss.ss_family == AF_UNIX;
+    if (!listening || type != SOCK_STREAM ||
+        (admin ? !unix_socket : ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+        return husk_err(err, 0,
+                        "socket activation: fd %d for %s is not a listening %s stream socket", fd,
+                        what, admin ? "unix" : "TCP");
+    struct stat st;
+    const char *path = ((struct sockaddr_un *)&ss)->sun_path;
+    if (admin && (stat(path, &st) < 0 || st.st_uid != 0 || (st.st_mode & 0007)))
+        return husk_err(err, 0,
+                        "socket activation: the admin socket '%s' must be owned by root and "
+                        "closed to others (SocketMode=0600, or 0660 with a group)",
+                        path);
+    if (!admin && !is_loopback(&ss))
+        faas_server_log(s, "warning",
+                        "the front door (socket activation) listens beyond this machine, without "
+                        "TLS: put a TLS proxy in front of it");
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* What faas_listeners_open would refuse, found without opening anything. */
+int
+faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int r = o->listen && o->listen_fd < 0 ? parse_listen(o->listen, &ss, &sl, err) : 0;
+    if (r == 0 && o->admin_socket && o->admin_fd < 0 &&
+        (o->admin_socket[0] != '/' ||
+         strlen(o->admin_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
+        r = husk_err(err, 0, "--admin-socket '%s': expected an absolute path under %zu bytes",
+                     o->admin_socket, sizeof(((struct sockaddr_un *)0)->sun_path));
+    return r;
+}
+
 int
 faas_listeners_open(struct faas_server *s, struct husk_error **err)
 {
@@ -312,9 +362,15 @@ faas_listeners_open(struct faas_server *s, struct husk_error **err)
     }
     admin->admin = true;
     /* The admin socket first: once the front door answers, both do. */
-    if (s->opts->admin_socket && (admin->fd = open_unix(s, admin, s->opts->admin_socket, err)) < 0)
+    if (s->opts->admin_fd >= 0 && (admin->fd = adopt(s, s->opts->admin_fd, true, err)) < 0)
         return admin->fd;
-    if (s->opts->listen && (front->fd = open_tcp(s, s->opts->listen, err)) < 0)
+    if (s->opts->admin_fd < 0 && s->opts->admin_socket &&
+        (admin->fd = open_unix(s, admin, s->opts->admin_socket, err)) < 0)
+        return admin->fd;
+    if (s->opts->listen_fd >= 0 && (front->fd = adopt(s, s->opts->listen_fd, false, err)) < 0)
+        return front->fd;
+    if (s->opts->listen_fd < 0 && s->opts->listen &&
+        (front->fd = open_tcp(s, s->opts->listen, err)) < 0)
         return front->fd;
     for (size_t i = 0; i < ARRAY_SIZE(s->listeners); i++)
         if (s->listeners[i].fd >= 0 &&

@@ -8,17 +8,11 @@
 #include <string.h>
 
 #include "faas-internal.h"
+#include "registry.h"
 #include "util.h"
 
-/* Used from the work threads (deploys, removals) one operation at a time. */
-struct faas_registry {
-    sqlite3 *db;
-    const struct faas_policy *policy;
-    pthread_mutex_t lock;
-};
-
-static int
-db_err(struct faas_registry *r, int rc, const char *what, struct husk_error **err)
+int
+faas_registry_err(struct faas_registry *r, int rc, const char *what, struct husk_error **err)
 {
     return husk_err(err, EIO, "registry: %s: %s", what,
                     r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
@@ -30,7 +24,13 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS functions (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
     "version INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS owners (name TEXT PRIMARY KEY, uid INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS userns (name TEXT PRIMARY KEY, slot INTEGER UNIQUE NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS userns (name TEXT PRIMARY KEY, slot INTEGER UNIQUE NOT NULL);"
+    /* every version ever deployed (immutable), and named pointers to them */
+    "CREATE TABLE IF NOT EXISTS versions (name TEXT NOT NULL, version INTEGER NOT NULL, spec "
+    "TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (name, version));"
+    "INSERT OR IGNORE INTO versions SELECT name, version, spec, 0 FROM functions;"
+    "CREATE TABLE IF NOT EXISTS aliases (name TEXT NOT NULL, alias TEXT NOT NULL, version "
+    "INTEGER NOT NULL, version2 INTEGER, weight2 REAL, PRIMARY KEY (name, alias));";
 
 int
 faas_registry_open(const char *state_dir, const struct faas_policy *p, struct faas_registry **out,
@@ -47,7 +47,7 @@ faas_registry_open(const char *state_dir, const struct faas_policy *p, struct fa
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(reg->db, schema, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
-        r = db_err(reg, rc, path, err);
+        r = faas_registry_err(reg, rc, path, err);
         faas_registry_free(reg);
         return r;
     }
@@ -77,22 +77,22 @@ userns_slot(struct faas_registry *r, const char *name, int64_t *slot, struct hus
         "ON CONFLICT(name) DO UPDATE SET slot = slot RETURNING slot",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_err(r, rc, "allocate a host id range", err);
+        return faas_registry_err(r, rc, "allocate a host id range", err);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *slot = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW)
-        return db_err(r, rc, "allocate a host id range", err);
+        return faas_registry_err(r, rc, "allocate a host id range", err);
     if (*slot >= (int64_t)r->policy->userns_slots)
         return husk_err(err, ENOSPC, "registry: every host id range is taken (%u functions)",
                         r->policy->userns_slots);
     return 0;
 }
 
-static uint32_t
-slot_base(const struct faas_registry *r, int64_t slot)
+uint32_t
+faas_registry_slot_base(const struct faas_registry *r, int64_t slot)
 {
     return r->policy->userns_base + (uint32_t)slot * FAAS_USERNS_SIZE;
 }
@@ -108,7 +108,7 @@ faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc,
                                 "USING (name) ORDER BY f.name",
                                 -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_err(r, rc, "list functions", err);
+        return faas_registry_err(r, rc, "list functions", err);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *spec = (const char *)sqlite3_column_text(st, 0);
         struct husk_error *e = NULL;
@@ -123,12 +123,12 @@ faas_registry_load(struct faas_registry *r, const struct faas_deploy_ctx *dc,
             continue;
         }
         f->version = sqlite3_column_int64(st, 1);
-        faas_function_set_userns(f, slot_base(r, sqlite3_column_int64(st, 3)));
+        faas_function_set_userns(f, faas_registry_slot_base(r, sqlite3_column_int64(st, 3)));
         *out = xrealloc(*out, (*n + 1) * sizeof(**out));
         (*out)[(*n)++] = f;
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_err(r, rc, "list functions", err);
+    return rc == SQLITE_DONE ? 0 : faas_registry_err(r, rc, "list functions", err);
 }
 
 static int
@@ -138,12 +138,12 @@ exec_bound(struct faas_registry *r, const char *sql, const char *name, int64_t v
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(r->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_err(r, rc, what, err);
+        return faas_registry_err(r, rc, what, err);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : db_err(r, rc, what, err);
+    return rc == SQLITE_DONE ? 0 : faas_registry_err(r, rc, what, err);
 }
 
 static int
@@ -156,7 +156,7 @@ put_spec(struct faas_registry *r, struct faas_function *f, struct husk_error **e
         "UPDATE SET spec = excluded.spec, version = version + 1 RETURNING version",
         -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_err(r, rc, "save function", err);
+        return faas_registry_err(r, rc, "save function", err);
     f->version = 0;
     cleanup_free char *spec = json_dumps(f->spec, JSON_COMPACT);
     sqlite3_bind_text(st, 1, f->name, -1, SQLITE_STATIC);
@@ -165,7 +165,9 @@ put_spec(struct faas_registry *r, struct faas_function *f, struct husk_error **e
     if (rc == SQLITE_ROW)
         f->version = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return f->version > 0 ? 0 : db_err(r, rc, "save function", err);
+    if (f->version <= 0)
+        return faas_registry_err(r, rc, "save function", err);
+    return faas_registry_version_put(r, f->name, f->version, spec, err);
 }
 
 static int registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error **err);
@@ -185,7 +187,7 @@ registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error
     int64_t slot = 0;
     int ret = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK
                   ? 0
-                  : db_err(r, 0, "save function", err);
+                  : faas_registry_err(r, 0, "save function", err);
     if (ret == 0)
         ret = userns_slot(r, f->name, &slot, err);
     if (ret == 0)
@@ -196,12 +198,12 @@ registry_put(struct faas_registry *r, struct faas_function *f, struct husk_error
                          "UPDATE SET uid = excluded.uid",
                          f->name, (int64_t)f->owner, "save function", err);
     if (ret == 0 && sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        ret = db_err(r, 0, "save function", err);
+        ret = faas_registry_err(r, 0, "save function", err);
     if (ret < 0) {
         sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
         return ret;
     }
-    faas_function_set_userns(f, slot_base(r, slot));
+    faas_function_set_userns(f, faas_registry_slot_base(r, slot));
     return 0;
 }
 
@@ -222,17 +224,23 @@ registry_delete(struct faas_registry *r, const char *name, struct husk_error **e
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(r->db, "DELETE FROM functions WHERE name = ?1", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return db_err(r, rc, "delete function", err);
+        return faas_registry_err(r, rc, "delete function", err);
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
-        return db_err(r, rc, "delete function", err);
+        return faas_registry_err(r, rc, "delete function", err);
     int removed = sqlite3_changes(r->db) > 0;
     int ret = exec_bound(r, "DELETE FROM owners WHERE name = ?1 AND ?2 = ?2", name, 0,
                          "delete function", err);
     if (ret == 0)
         ret = exec_bound(r, "DELETE FROM userns WHERE name = ?1 AND ?2 = ?2", name, 0,
                          "free the function's host id range", err);
+    if (ret == 0)
+        ret = exec_bound(r, "DELETE FROM versions WHERE name = ?1 AND ?2 = ?2", name, 0,
+                         "delete the function's versions", err);
+    if (ret == 0)
+        ret = exec_bound(r, "DELETE FROM aliases WHERE name = ?1 AND ?2 = ?2", name, 0,
+                         "delete the function's aliases", err);
     return ret < 0 ? ret : removed;
 }

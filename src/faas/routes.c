@@ -14,7 +14,8 @@ void
 faas_respond_json(struct faas_route_ctx *c, int status, json_t *j)
 {
     cleanup_json json_t *owned = j;
-    cleanup_free char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    cleanup_free char *text =
+        json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(12));
     cleanup_free char *body = xasprintf("%s\n", text);
     faas_conn_respond(c->s, c->conn, status, c->rid, "application/json", body, strlen(body), NULL);
 }
@@ -88,24 +89,11 @@ deploy_allowed(struct faas_server *s)
 
 /* Admin work that may take a while (a seccomp compile, a registry write) runs on a work
  * thread; the request's connection waits, and may go away meanwhile (conn becomes NULL). */
-struct admin_job {
-    struct faas_work work;
-    struct faas_server *s;
-    struct faas_conn *conn;
-    char rid[72];
-    char *name, *body;
-    size_t len;
-    struct faas_deploy_ctx dc;
-    struct faas_function *f;
-    struct husk_error *err;
-    int r, status;
-};
-
-static struct admin_job *
-admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
-          void (*done)(struct faas_server *s, struct faas_work *w))
+struct faas_admin_job *
+faas_admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
+               void (*done)(struct faas_server *s, struct faas_work *w))
 {
-    struct admin_job *j = xcalloc(1, sizeof(*j));
+    struct faas_admin_job *j = xcalloc(1, sizeof(*j));
     j->work.run = run;
     j->work.done = done;
     j->s = c->s;
@@ -115,22 +103,24 @@ admin_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w),
     return j;
 }
 
-static void
-admin_job_free(struct admin_job *j)
+void
+faas_admin_job_free(struct faas_admin_job *j)
 {
     if (j->conn)
         j->conn->waiter = NULL;
     husk_error_free(j->err);
+    json_decref(j->json);
+    faas_request_reset(&j->req);
     free(j->name);
     free(j->body);
     free(j);
 }
 
 /* A route context again, to answer a job's request (when its client is still there). */
-static bool
-job_ctx(struct admin_job *j, struct faas_route_ctx *c)
+bool
+faas_admin_job_ctx(struct faas_admin_job *j, struct faas_route_ctx *c)
 {
-    *c = (struct faas_route_ctx){.s = j->s, .conn = j->conn, .rid = j->rid};
+    *c = (struct faas_route_ctx){.s = j->s, .conn = j->conn, .rid = j->rid, .req = &j->req};
     if (j->conn)
         j->conn->waiter = NULL;
     return j->conn != NULL;
@@ -139,7 +129,7 @@ job_ctx(struct admin_job *j, struct faas_route_ctx *c)
 static void
 deploy_run(struct faas_work *w)
 {
-    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
     /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
     j->status = 400;
     j->r = faas_function_parse(j->body, j->len, &j->dc, &j->f, &j->err);
@@ -160,12 +150,10 @@ install(struct faas_server *s, struct faas_function *f)
         return;
     }
     if (old) {
-        for (size_t i = 0; i < s->n_fns; i++)
-            if (s->fns[i] == old)
-                s->fns[i] = f;
+        faas_server_replace(s, old, f);
+        faas_versions_carry(old, f);
     } else {
-        s->fns = xrealloc(s->fns, (s->n_fns + 1) * sizeof(*s->fns));
-        s->fns[s->n_fns++] = f;
+        faas_server_add(s, f);
     }
     faas_server_log(s, "info", "deployed function '%s' version %lld", f->name,
                     (long long)f->version);
@@ -184,9 +172,9 @@ install(struct faas_server *s, struct faas_function *f)
 static void
 deploy_done(struct faas_server *s, struct faas_work *w)
 {
-    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
     struct faas_route_ctx c;
-    bool answer = job_ctx(j, &c);
+    bool answer = faas_admin_job_ctx(j, &c);
     if (j->r < 0) {
         cleanup_free char *msg = husk_error_string(j->err);
         if (answer)
@@ -200,27 +188,109 @@ deploy_done(struct faas_server *s, struct faas_work *w)
         else
             json_decref(shown);
     }
-    admin_job_free(j);
+    faas_admin_job_free(j);
 }
 
-static void
-deploy(struct faas_route_ctx *c)
+/* A deploy job, or NULL when the rate limit answered. */
+static struct faas_admin_job *
+deploy_job(struct faas_route_ctx *c, void (*run)(struct faas_work *w))
 {
     if (!deploy_allowed(c->s)) {
         faas_respond_error_headers(c, 429,
                                    "too many deploys: the limit is --max-deploys-per-minute",
                                    "Retry-After: 60\r\n");
-        return;
+        return NULL;
     }
-    struct admin_job *j = admin_job(c, deploy_run, deploy_done);
+    struct faas_admin_job *j = faas_admin_job(c, run, deploy_done);
     /* Files a group member deploys may be theirs; everything else must be root's. */
     j->dc = (struct faas_deploy_ctx){.state_dir = c->s->opts->state_dir,
                                      .policy = &c->s->policy,
                                      .owner = c->conn->admin ? c->conn->peer_uid : 0};
-    j->body = c->req->body;
+    return j;
+}
+
+static void
+deploy(struct faas_route_ctx *c)
+{
+    struct faas_admin_job *j = deploy_job(c, deploy_run);
+    if (j == NULL)
+        return;
+    j->body = steal_ptr(&c->req->body);
     j->len = c->req->body_len;
-    c->req->body = NULL;
     c->req->body_len = 0;
+    faas_work_submit(c->s, &j->work);
+}
+
+/* A new version from an old one's spec: the previous (or a named) version for a rollback, the
+ * latest with some fields changed for an update. */
+static void
+redeploy_run(struct faas_work *w)
+{
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
+    cleanup_json json_t *spec = faas_registry_version_spec(j->s->reg, j->name, j->version);
+    if (spec == NULL) {
+        j->status = 404;
+        j->r = husk_err(&j->err, 0, "function '%s' has no version %lld", j->name,
+                        (long long)j->version);
+        return;
+    }
+    if (j->json)
+        json_object_update(spec, j->json);
+    json_object_set_new(spec, "name", json_string(j->name));
+    j->body = json_dumps(spec, JSON_COMPACT);
+    j->len = strlen(j->body);
+    deploy_run(w);
+}
+
+/* PATCH /system/functions/NAME {"memory": ...}: the latest's spec with these fields changed. */
+static void
+update(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    json_error_t je;
+    json_t *patch = json_loadb(c->req->body ? c->req->body : "", c->req->body_len, 0, &je);
+    if (!json_is_object(patch) || json_object_get(patch, "name")) {
+        json_decref(patch);
+        faas_respond_error(c, 400, "body: a JSON object of the fields to change (not 'name')");
+        return;
+    }
+    struct faas_admin_job *j = deploy_job(c, redeploy_run);
+    if (j == NULL) {
+        json_decref(patch);
+        return;
+    }
+    j->name = xstrdup(f->name);
+    j->version = f->version;
+    j->json = patch;
+    faas_work_submit(c->s, &j->work);
+}
+
+/* POST /system/functions/NAME/rollback [{"version": N}]: version N (the one before the latest
+ * by default) again, as a new version. */
+static void
+rollback(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    json_error_t je;
+    cleanup_json json_t *body =
+        c->req->body_len ? json_loadb(c->req->body, c->req->body_len, 0, &je) : json_object();
+    json_t *v = json_object_get(body, "version");
+    int64_t version = v ? json_integer_value(v) : f->version - 1;
+    if (f->version == 1 && v == NULL) {
+        faas_respond_error(c, 409, "there is no earlier version to roll back to");
+        return;
+    }
+    if (!json_is_object(body) || (v && !json_is_integer(v)) || version < 1 ||
+        version >= f->version) {
+        cleanup_free char *msg =
+            xasprintf("field 'version': a version of '%s' before the latest (%lld)", f->name,
+                      (long long)f->version);
+        faas_respond_error(c, 400, msg);
+        return;
+    }
+    struct faas_admin_job *j = deploy_job(c, redeploy_run);
+    if (j == NULL)
+        return;
+    j->name = xstrdup(f->name);
+    j->version = version;
     faas_work_submit(c->s, &j->work);
 }
 
@@ -233,105 +303,101 @@ list(struct faas_route_ctx *c)
     faas_respond_json(c, 200, a);
 }
 
-static struct faas_function *
-named(struct faas_route_ctx *c)
-{
-    struct faas_function *f = faas_server_find(c->s, c->rest, c->rest_len);
-    if (f == NULL) {
-        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)c->rest_len, c->rest);
-        faas_respond_error(c, 404, msg);
-    }
-    return f;
-}
-
 static void
-get(struct faas_route_ctx *c)
+get(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
 {
-    struct faas_function *f = named(c);
-    if (f)
-        faas_respond_json(c, 200, faas_function_json(f));
+    faas_respond_json(c, 200, faas_function_json(f));
 }
 
 static void
 rm_run(struct faas_work *w)
 {
-    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
     j->r = faas_registry_delete(j->s->reg, j->name, &j->err);
 }
 
 static void
 rm_done(struct faas_server *s, struct faas_work *w)
 {
-    struct admin_job *j = container_of(w, struct admin_job, work);
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
     struct faas_route_ctx c;
-    bool answer = job_ctx(j, &c);
+    bool answer = faas_admin_job_ctx(j, &c);
     struct faas_function *f = faas_server_find(s, j->name, strlen(j->name));
     if (j->r < 0) {
         cleanup_free char *msg = husk_error_string(j->err);
         if (answer)
             faas_respond_error(&c, 500, msg);
     } else {
-        for (size_t i = 0; f && i < s->n_fns; i++)
-            if (s->fns[i] == f)
-                s->fns[i] = s->fns[--s->n_fns];
+        if (f)
+            faas_server_remove(s, f);
         faas_server_log(s, "info", "removed function '%s'", j->name);
         faas_log_remove(s, j->name);
-        if (f)
+        faas_aliases_drop(s, j->name);
+        if (f) {
+            faas_versions_retire(s, f);
             faas_pool_retire(s, f);
+        }
         if (answer)
             faas_conn_respond(s, c.conn, 204, c.rid, NULL, "", 0, NULL);
     }
-    admin_job_free(j);
+    faas_admin_job_free(j);
 }
 
 static void
-rm(struct faas_route_ctx *c)
+rm(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
 {
-    struct faas_function *f = named(c);
-    if (f == NULL)
-        return;
-    struct admin_job *j = admin_job(c, rm_run, rm_done);
+    struct faas_admin_job *j = faas_admin_job(c, rm_run, rm_done);
     j->name = xstrdup(f->name);
     faas_work_submit(c->s, &j->work);
 }
 
-/* The function a call path names (NAME or NAME/SUBPATH), or NULL when answered 404 or 413. */
-static struct faas_function *
-call_target(struct faas_route_ctx *c, size_t *name_len)
+/* A call path: NAME[@VERSION|@ALIAS][/SUBPATH]. The version is resolved, then cont runs with
+ * c->rest at the subpath. */
+static void
+call_target(struct faas_route_ctx *c, faas_resolved_fn cont)
 {
     const char *slash = memchr(c->rest, '/', c->rest_len);
-    *name_len = slash ? (size_t)(slash - c->rest) : c->rest_len;
-    struct faas_function *f = faas_server_find(c->s, c->rest, *name_len);
-    if (f == NULL) {
-        cleanup_free char *msg = xasprintf("function '%.*s' not found", (int)*name_len, c->rest);
-        faas_respond_error(c, 404, msg);
-        return NULL;
-    }
-    if (c->req->too_large) {
-        cleanup_free char *msg = xasprintf(
-            "request body over the function's max_body of %lld bytes", (long long)f->max_body);
-        c->conn->keep_alive = false; /* the rest of the body was not read */
-        faas_respond_error(c, 413, msg);
-        return NULL;
-    }
-    return f;
+    size_t seg = slash ? (size_t)(slash - c->rest) : c->rest_len;
+    const char *at = memchr(c->rest, '@', seg);
+    cleanup_free char *name = xstrndup(c->rest, at ? (size_t)(at - c->rest) : seg);
+    cleanup_free char *qualifier = at ? xstrndup(at + 1, seg - (size_t)(at + 1 - c->rest)) : NULL;
+    c->rest += seg;
+    c->rest_len -= seg;
+    faas_versions_resolve(c, name, qualifier, cont);
 }
 
-/* An asynchronous call: 202 once recorded; X-Callback-Url gets the outcome. */
-static void
-submit_async(struct faas_route_ctx *c, struct faas_function *f, size_t name_len)
+/* A body over the function's limit (known once the version is): 413. */
+static bool
+body_too_large(struct faas_route_ctx *c, struct faas_function *f)
 {
-    cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
+    if (!c->req->too_large)
+        return false;
+    cleanup_free char *msg = xasprintf("request body over the function's max_body of %lld bytes",
+                                       (long long)f->max_body);
+    c->conn->keep_alive = false; /* the rest of the body was not read */
+    faas_respond_error(c, 413, msg);
+    return true;
+}
+
+/* An asynchronous call: 202 once recorded; X-Callback-Url gets the outcome. Such calls run
+ * the latest version. */
+static void
+submit_async(struct faas_route_ctx *c, struct faas_function *f)
+{
+    if (body_too_large(c, f))
+        return;
+    if (f->pinned_next || f != faas_server_find(c->s, f->name, strlen(f->name))) {
+        faas_respond_error(c, 400, "asynchronous calls run the latest version: call NAME");
+        return;
+    }
+    cleanup_free char *subpath = xstrndup(c->rest, c->rest_len);
     faas_async_submit(c, f, faas_request_header(c->req, "X-Callback-Url"), subpath, false);
 }
 
 static void
 invoke_async(struct faas_route_ctx *c)
 {
-    size_t name_len;
-    struct faas_function *f = call_target(c, &name_len);
-    if (f)
-        submit_async(c, f, name_len);
+    call_target(c, submit_async);
 }
 
 /* RFC 7240: "Prefer: respond-async" asks for a 202 now and the work later. */
@@ -343,17 +409,15 @@ prefers_async(const struct faas_request *req)
 }
 
 static void
-invoke(struct faas_route_ctx *c)
+invoke_resolved(struct faas_route_ctx *c, struct faas_function *f)
 {
-    size_t name_len;
-    struct faas_function *f = call_target(c, &name_len);
-    if (f == NULL)
-        return;
     if (prefers_async(c->req)) {
-        submit_async(c, f, name_len);
+        submit_async(c, f);
         return;
     }
-    cleanup_free char *subpath = xstrndup(c->rest + name_len, c->rest_len - name_len);
+    if (body_too_large(c, f))
+        return;
+    cleanup_free char *subpath = xstrndup(c->rest, c->rest_len);
     struct faas_call *call = faas_call_new(c->s, c->conn, f, c->rid, subpath);
     call->req = *c->req;
     memset(c->req, 0, sizeof(*c->req));
@@ -361,14 +425,43 @@ invoke(struct faas_route_ctx *c)
     faas_pool_submit(c->s, call);
 }
 
-/* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. */
+static void
+invoke(struct faas_route_ctx *c)
+{
+    call_target(c, invoke_resolved);
+}
+
+/* GET /system/logs/NAME?since=OFFSET: the log from an offset; X-Log-Offset is the next. The
+ * file is read on a work thread. */
+static void
+logs_run(struct faas_work *w)
+{
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
+    uint64_t since = (uint64_t)j->version, next;
+    j->body = faas_log_read(j->name, since, 1 << 20, &j->len, &next);
+    j->version = (int64_t)next;
+}
+
+static void
+logs_done(struct faas_server *s, struct faas_work *w)
+{
+    struct faas_admin_job *j = container_of(w, struct faas_admin_job, work);
+    struct faas_route_ctx c;
+    if (faas_admin_job_ctx(j, &c)) {
+        cleanup_free char *extra =
+            xasprintf("X-Log-Offset: %llu\r\n", (unsigned long long)j->version);
+        faas_conn_respond(s, c.conn, 200, c.rid, "text/plain", j->body, j->len, extra);
+    }
+    faas_admin_job_free(j);
+}
+
 static void
 logs(struct faas_route_ctx *c)
 {
     cleanup_free char *name = xstrndup(c->rest, c->rest_len);
     const char *q = strstr(c->req->url, "since=");
     uint64_t since = 0;
-    if (q && parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0) {
+    if (q && (parse_u64(strndupa(q + 6, strcspn(q + 6, "&")), &since) < 0 || since > INT64_MAX)) {
         faas_respond_error(c, 400, "query 'since': must be a byte offset");
         return;
     }
@@ -376,11 +469,10 @@ logs(struct faas_route_ctx *c)
         faas_respond_error(c, 404, "no such function");
         return;
     }
-    size_t len;
-    uint64_t next;
-    cleanup_free char *text = faas_log_read(c->s, name, since, 1 << 20, &len, &next);
-    cleanup_free char *extra = xasprintf("X-Log-Offset: %llu\r\n", (unsigned long long)next);
-    faas_conn_respond(c->s, c->conn, 200, c->rid, "text/plain", text, len, extra);
+    struct faas_admin_job *j = faas_admin_job(c, logs_run, logs_done);
+    j->name = faas_log_path(c->s, name);
+    j->version = (int64_t)since;
+    faas_work_submit(c->s, &j->work);
 }
 
 static void
@@ -397,6 +489,87 @@ health(struct faas_route_ctx *c)
     faas_conn_respond(c->s, c->conn, c->s->stopping ? 503 : 200, c->rid, NULL, "OK\n", 3, NULL);
 }
 
+static void
+versions(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    faas_versions_list(c, f);
+}
+
+static void
+aliases(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    faas_aliases_list(c, f);
+}
+
+static void
+alias_put(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    faas_alias_put(c, f, arg);
+}
+
+static void
+alias_rm(struct faas_route_ctx *c, struct faas_function *f, const char *arg)
+{
+    faas_alias_rm(c, f, arg);
+}
+
+/* /system/functions/NAME[/SUB[/ARG]]: what one function has. */
+static const struct {
+    const char *method, *sub; /* sub ending in '/': an argument follows */
+    void (*handler)(struct faas_route_ctx *c, struct faas_function *f, const char *arg);
+} function_routes[] = {
+    {"GET", "", get},
+    {"DELETE", "", rm},
+    {"PATCH", "", update},
+    {"GET", "versions", versions},
+    {"GET", "aliases", aliases},
+    {"PUT", "aliases/", alias_put},
+    {"DELETE", "aliases/", alias_rm},
+    {"POST", "rollback", rollback},
+};
+
+/* Whether a sub-path matches a route's: exactly, or "PREFIX/ARG" with one segment of ARG. */
+static bool
+sub_matches(const char *have, const char *want, const char **arg)
+{
+    size_t wl = strlen(want);
+    *arg = NULL;
+    if (wl == 0 || want[wl - 1] != '/')
+        return strcmp(have, want) == 0;
+    if (strncmp(have, want, wl) != 0 || have[wl] == '\0' || strchr(have + wl, '/'))
+        return false;
+    *arg = have + wl;
+    return true;
+}
+
+static void
+function_admin(struct faas_route_ctx *c)
+{
+    cleanup_free char *path = xstrndup(c->rest, c->rest_len);
+    char *sub = strchr(path, '/');
+    if (sub)
+        *sub++ = '\0';
+    struct faas_function *f = faas_server_find(c->s, path, strlen(path));
+    bool known = false;
+    for (size_t i = 0; i < ARRAY_SIZE(function_routes); i++) {
+        const char *arg;
+        if (!sub_matches(sub ? sub : "", function_routes[i].sub, &arg))
+            continue;
+        known = true;
+        if (strcmp(c->req->method, function_routes[i].method) != 0)
+            continue;
+        if (f == NULL) {
+            cleanup_free char *msg = xasprintf("function '%s' not found", path);
+            faas_respond_error(c, 404, msg);
+            return;
+        }
+        function_routes[i].handler(c, f, arg);
+        return;
+    }
+    faas_respond_error(c, known ? 405 : 404,
+                       known ? "method not allowed" : "no route for this path");
+}
+
 struct route {
     const char *methods; /* space-separated, with spaces around */
     const char *prefix;
@@ -411,8 +584,7 @@ struct route {
 static const struct route routes[] = {
     {" POST ", "/system/functions", true, true, false, deploy},
     {" GET ", "/system/functions", true, true, false, list},
-    {" GET ", "/system/functions/", false, true, false, get},
-    {" DELETE ", "/system/functions/", false, true, false, rm},
+    {" GET PUT POST PATCH DELETE ", "/system/functions/", false, true, false, function_admin},
     {" GET ", "/system/logs/", false, true, false, logs},
     {" GET ", "/system/calls", true, true, false, faas_route_calls},
     {" GET ", "/system/calls/", false, true, false, faas_route_calls},
@@ -421,6 +593,7 @@ static const struct route routes[] = {
     {" POST ", "/2015-03-31/functions/", false, false, true, faas_route_lambda_invoke},
     {" POST ", "/2021-11-15/functions/", false, false, true, faas_route_lambda_stream},
     {" GET ", "/metrics", true, false, false, metrics},
+    {" GET ", "/", true, false, false, faas_route_status},
     {" GET ", "/_/health", true, false, false, health},
 };
 
@@ -466,8 +639,9 @@ admin_allowed(struct faas_route_ctx *c)
             return false;
         }
     }
-    if (strcmp(req->method, "POST") == 0 &&
-        (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
+    bool has_body = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0 ||
+                    strcmp(req->method, "PATCH") == 0;
+    if (has_body && (ct == NULL || strncasecmp(ct, "application/json", 16) != 0)) {
         faas_respond_error(c, 415, "the admin API takes 'Content-Type: application/json'");
         return false;
     }
@@ -486,11 +660,13 @@ faas_route_head(struct faas_request *req, void *data)
         if (!str_has_prefix(req->url, call_prefixes[i]))
             continue;
         const char *p = req->url + strlen(call_prefixes[i]);
-        struct faas_function *f = faas_server_find(s, p, strcspn(p, "/?"));
+        size_t n = strcspn(p, "/?@");
+        struct faas_function *f = faas_server_find(s, p, n);
         if (f == NULL)
             return;
+        /* a version not in memory yet is loaded first: its call takes the body whole */
         req->max_body = (uint64_t)f->max_body;
-        req->may_stream = i == 0 && f->contract->streams_body && !prefers_async(req);
+        req->may_stream = i == 0 && p[n] != '@' && f->contract->streams_body && !prefers_async(req);
         return;
     }
     if (str_has_prefix(req->url, "/2015-03-31/functions/") ||

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <search.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "husk/net.h"
 #include "util.h"
 
 extern const unsigned char faas_agent_bin[], faas_agent_end[];
@@ -52,13 +54,49 @@ free_graves(struct faas_server *s)
     s->n_graves = 0;
 }
 
+static int
+fn_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct faas_function *)a)->name, ((const struct faas_function *)b)->name);
+}
+
 struct faas_function *
 faas_server_find(struct faas_server *s, const char *name, size_t len)
 {
+    char key[FAAS_NAME_MAX + 1];
+    if (len > FAAS_NAME_MAX)
+        return NULL;
+    memcpy(key, name, len);
+    key[len] = '\0';
+    struct faas_function probe = {.name = key};
+    void **hit = tfind(&probe, &s->fn_index, fn_cmp);
+    return hit ? *hit : NULL;
+}
+
+/* The functions in service: an array (to list them) and a tree by name (to find one without
+ * a scan); these keep the two together. */
+void
+faas_server_add(struct faas_server *s, struct faas_function *f)
+{
+    s->fns = xrealloc(s->fns, (s->n_fns + 1) * sizeof(*s->fns));
+    s->fns[s->n_fns++] = f;
+    tsearch(f, &s->fn_index, fn_cmp);
+}
+
+void
+faas_server_remove(struct faas_server *s, struct faas_function *f)
+{
     for (size_t i = 0; i < s->n_fns; i++)
-        if (strlen(s->fns[i]->name) == len && memcmp(s->fns[i]->name, name, len) == 0)
-            return s->fns[i];
-    return NULL;
+        if (s->fns[i] == f)
+            s->fns[i] = s->fns[--s->n_fns];
+    tdelete(f, &s->fn_index, fn_cmp);
+}
+
+void
+faas_server_replace(struct faas_server *s, struct faas_function *old, struct faas_function *f)
+{
+    faas_server_remove(s, old);
+    faas_server_add(s, f);
 }
 
 int
@@ -205,6 +243,11 @@ load_functions(struct faas_server *s, struct husk_error **err)
     int r = faas_registry_load(s->reg, &dc, &s->fns, &s->n_fns, &warn, err);
     if (r < 0)
         return r;
+    for (size_t i = 0; i < s->n_fns; i++)
+        tsearch(s->fns[i], &s->fn_index, fn_cmp);
+    if ((r = faas_registry_aliases_load(s->reg, &s->aliases, err)) < 0)
+        return r;
+    faas_aliases_index(s);
     if (warn)
         faas_server_log(s, "warning", "a function was not loaded: %s", warn);
     faas_server_log(s, "info", "%zu functions loaded", s->n_fns);
@@ -245,7 +288,9 @@ server_init(struct faas_server *s, struct husk_error **err)
     s->policy = (struct faas_policy){.allow_bind = s->opts->allow_bind,
                                      .n_allow_bind = s->opts->n_allow_bind,
                                      .userns_base = s->opts->userns_base,
-                                     .userns_slots = s->opts->userns_slots};
+                                     .userns_slots = s->opts->userns_slots,
+                                     .defaults = s->opts->fn_defaults,
+                                     .maxima = s->opts->fn_maxima};
     s->log_dir = xasprintf("%s/logs", s->opts->state_dir);
     s->instance_dir = xasprintf("%s/instances", s->opts->state_dir);
     raise_nofile(s);
@@ -264,6 +309,7 @@ server_init(struct faas_server *s, struct husk_error **err)
         return r;
     if ((r = load_functions(s, err)) < 0 ||
         (r = faas_async_open(s, s->opts->max_async_queue, err)) < 0 ||
+        (r = faas_trace_open(s, s->opts->otlp_endpoint, err)) < 0 ||
         (r = faas_listeners_open(s, err)) < 0 || (s->agent_fd = agent_memfd(err)) < 0)
         return r < 0 ? r : s->agent_fd;
     s->self_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -295,11 +341,21 @@ drain_instances(struct faas_server *s)
 }
 
 static void
+no_free(void *p)
+{
+}
+
+static void
 server_free(struct faas_server *s)
 {
     s->stopping = true;
-    for (size_t i = 0; i < s->n_fns; i++)
+    for (size_t i = 0; i < s->n_fns; i++) {
+        faas_versions_retire(s, s->fns[i]);
         faas_pool_retire(s, s->fns[i]);
+    }
+    tdestroy(s->fn_index, no_free);
+    faas_aliases_free(s);
+    s->fn_index = NULL;
     free(s->fns);
     s->fns = NULL;
     s->n_fns = 0;
@@ -307,7 +363,9 @@ server_free(struct faas_server *s)
     if (s->epoll_fd >= 0)
         drain_instances(s);
     faas_workq_stop(s, &s->work); /* runs the `done` of spawns still out: they undo themselves */
+    faas_trace_flush(s);
     faas_workq_stop(s, &s->net);
+    faas_trace_close(s);
     faas_async_close(s);
     while (s->retired) {
         struct faas_function *f = s->retired;
@@ -325,6 +383,7 @@ server_free(struct faas_server *s)
     free_graves(s);
     free(s->graves);
     faas_metrics_free(s);
+    free(s->recent);
     faas_registry_free(s->reg);
     free(s->log_dir);
     free(s->instance_dir);
@@ -356,6 +415,22 @@ loop(struct faas_server *s, struct husk_error **err)
 }
 
 int
+faas_serve_check(const struct faas_serve_opts *opts, struct husk_error **err)
+{
+    struct faas_server s = {.opts = opts};
+    int r = faas_listen_check(opts, err);
+    if (r == 0)
+        r = faas_trace_open(&s, opts->otlp_endpoint, err);
+    faas_trace_close(&s);
+    for (size_t i = 0; r == 0 && i < opts->n_allow_callback; i++) {
+        struct sbx_cidr c;
+        if ((r = sbx_cidr_parse(opts->allow_callback[i], &c, err)) < 0)
+            husk_err_prefix(err, "--allow-callback '%s'", opts->allow_callback[i]);
+    }
+    return r;
+}
+
+int
 faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
 {
     struct faas_server s = {.opts = opts, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
@@ -364,9 +439,13 @@ faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
         for (size_t i = 0; i < s.n_fns; i++)
             faas_pool_activate(&s, s.fns[i]);
         faas_async_start(&s);
-        if (opts->listen)
+        if (opts->listen_fd >= 0)
+            faas_server_log(&s, "info", "front door on fd %d (socket activation)", opts->listen_fd);
+        else if (opts->listen)
             faas_server_log(&s, "info", "front door on http://%s", opts->listen);
-        if (opts->admin_socket)
+        if (opts->admin_fd >= 0)
+            faas_server_log(&s, "info", "admin API on fd %d (socket activation)", opts->admin_fd);
+        else if (opts->admin_socket)
             faas_server_log(&s, "info", "admin API on unix:%s", opts->admin_socket);
         r = loop(&s, err);
         faas_server_log(&s, "info", "stopped");

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "faas-internal.h"
+#include "image.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -115,8 +116,55 @@ strings_field(json_t *root, const char *key, bool kv, char ***out, struct husk_e
     return 0;
 }
 
+/* The operator's defaults (or maxima, where no default is set) over husk's own. */
+static void
+operator_defaults(struct faas_function *f, const struct faas_policy *p)
+{
+    const struct faas_fn_limits *d = &p->defaults, *m = &p->maxima;
+    const struct {
+        int64_t def, max, *out;
+    } ints[] = {{d->timeout, m->timeout, &f->timeout},
+                {d->memory, m->memory, &f->memory},
+                {d->max_body, m->max_body, &f->max_body},
+                {d->max_response, m->max_response, &f->max_response},
+                {d->pids, m->pids, &f->pids},
+                {d->max, m->max, &f->max}};
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
+        if (ints[i].def || ints[i].max)
+            *ints[i].out = ints[i].def ? ints[i].def : ints[i].max;
+    f->cpus = d->cpus ? d->cpus : m->cpus;
+}
+
+/* What a deploy may not ask for beyond the operator's maxima (0, "no limit", is beyond any). */
 static int
-limits(json_t *root, struct faas_function *f, struct husk_error **err)
+operator_maxima(const struct faas_function *f, const struct faas_policy *p, struct husk_error **err)
+{
+    const struct faas_fn_limits *m = &p->maxima;
+    const struct {
+        const char *key, *flag;
+        int64_t max, v;
+        bool zero_is_unlimited;
+    } ints[] = {{"timeout", "--max-fn-timeout", m->timeout, f->timeout, false},
+                {"memory", "--max-fn-memory", m->memory, f->memory, true},
+                {"max_body", "--max-fn-max-body", m->max_body, f->max_body, false},
+                {"max_response", "--max-fn-max-response", m->max_response, f->max_response, false},
+                {"pids", "--max-fn-pids", m->pids, f->pids, true},
+                {"max", "--max-fn-instances", m->max, f->max, false}};
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
+        if (ints[i].max && (ints[i].v > ints[i].max || (ints[i].zero_is_unlimited && !ints[i].v)))
+            return husk_err(err, 0, "field '%s': %lld is over the daemon's maximum of %lld (%s)",
+                            ints[i].key, (long long)ints[i].v, (long long)ints[i].max,
+                            ints[i].flag);
+    if (m->cpus && (f->cpus > m->cpus || f->cpus == 0))
+        return husk_err(err, 0,
+                        "field 'cpus': %g is over the daemon's maximum of %g "
+                        "(--max-fn-cpus)",
+                        f->cpus, m->cpus);
+    return 0;
+}
+
+static int
+limits(json_t *root, struct faas_function *f, const struct faas_policy *p, struct husk_error **err)
 {
     json_t *cpus = json_object_get(root, "cpus");
     f->timeout = FAAS_DEFAULT_TIMEOUT;
@@ -127,6 +175,7 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
     f->max = FAAS_DEFAULT_MAX;
     f->idle = FAAS_DEFAULT_IDLE;
     f->init_timeout = FAAS_DEFAULT_INIT;
+    operator_defaults(f, p);
     const struct {
         const char *key;
         int64_t lo, hi;
@@ -161,8 +210,9 @@ limits(json_t *root, struct faas_function *f, struct husk_error **err)
                  (json_number_value(cpus) > 0 && json_number_value(cpus) < 0.01) ||
                  json_number_value(cpus) > 1024))
         return husk_err(err, 0, "field 'cpus': must be 0 (no limit) or a number from 0.01 to 1024");
-    f->cpus = cpus ? json_number_value(cpus) : 0;
-    return 0;
+    if (cpus)
+        f->cpus = json_number_value(cpus);
+    return operator_maxima(f, p, err);
 }
 
 void
@@ -255,35 +305,26 @@ plan_seccomp(struct oci_config *oc, const char *state_dir, const char *field,
     return r < 0 ? husk_err_prefix(err, "field '%s': ", field) : 0;
 }
 
-/* A missing program is the deployer's mistake, found now for a directory root (an image's
- * content is checked when its first instance starts). */
+/* What would fail every call is the deployer's mistake, found now (image/check.c): a missing
+ * program, "#!" interpreter or loader, and files under /tmp, which the function's tmpfs hides.
+ * An image is mounted (detached, read-only) to look. */
 static int
 check_entrypoint(const struct faas_function *f, const char *field, struct husk_error **err)
 {
     const struct sbx_config *c = f->cfg->sbx;
     const char *prog = c->process.args ? c->process.args[0] : NULL;
-    if (prog == NULL || f->root_is_image)
-        return 0;
-    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-    for (char **e = c->process.env; e && *e; e++)
-        if (str_has_prefix(*e, "PATH="))
-            path = *e + 5;
-    cleanup_free char *dirs = xstrdup(strchr(prog, '/') ? "" : path);
-    for (char *save = NULL, *d = strtok_r(dirs, ":", &save);; d = strtok_r(NULL, ":", &save)) {
-        if (d == NULL && !strchr(prog, '/'))
-            break;
-        /* Resolved as inside the sandbox: absolute links stay in the root. */
-        cleanup_free char *full = xasprintf("%s%s%s", d ? d : "", d ? "/" : "", prog);
-        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
-        cleanup_fd int fd = sys_openat2(f->root_fd, full, &how);
-        struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-            return 0;
-        if (d == NULL)
-            break;
-    }
-    return husk_err(err, 0, "field '%s': the program '%s' is not in the root filesystem", field,
-                    prog);
+    const char *root_field = !str_has_prefix(field, "command") ? field
+                             : f->root_is_image                ? "image"
+                                                               : "dir";
+    cleanup_fd int image = f->root_is_image ? sbx_rootfs_image_mount(c, err) : -1;
+    if (f->root_is_image && image < 0)
+        return husk_err_prefix(err, "field '%s': ", root_field);
+    int root = f->root_is_image ? image : f->root_fd;
+    if (img_check_not_hidden(root, "/tmp", "the function's tmpfs on /tmp", err) < 0)
+        return husk_err_prefix(err, "field '%s': ", root_field);
+    if (prog && img_check_program(root, prog, c->process.env, err) < 0)
+        return husk_err_prefix(err, "field '%s': ", field);
+    return 0;
 }
 
 /* The sandbox plan: the bundle's config.json, or the defaults for an image or a directory,
@@ -420,7 +461,7 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
         return husk_err(err, 0, "field 'name': must be 1 to 63 of [A-Za-z0-9_.-]");
     f->name = xstrdup(name);
     if ((r = known_fields(root, err)) < 0 || (r = contract_field(root, f, err)) < 0 ||
-        (r = limits(root, f, err)) < 0 ||
+        (r = limits(root, f, dc->policy, err)) < 0 ||
         (r = strings_field(root, "env", true, &f->env, err)) < 0 ||
         (r = url_field(root, "on_failure", err)) < 0 || (r = load_config(root, f, dc, err)) < 0)
         return r;

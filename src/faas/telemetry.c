@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,25 @@
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                  0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 #define N_BUCKETS ARRAY_SIZE(buckets)
+/* faas.mem_usage, bytes: 1 MiB to 4 GiB (the same number of buckets) */
+static const double mem_buckets[N_BUCKETS] = {1 << 20,
+                                              2 << 20,
+                                              4 << 20,
+                                              8 << 20,
+                                              16 << 20,
+                                              32 << 20,
+                                              64 << 20,
+                                              128 << 20,
+                                              256 << 20,
+                                              512 << 20,
+                                              768 << 20,
+                                              1024 << 20,
+                                              1536 << 20,
+                                              2048.0 * (1 << 20),
+                                              3072.0 * (1 << 20),
+                                              4096.0 * (1 << 20)};
+
+static const char *const trigger_names[FAAS_N_TRIGGERS] = {"http", "other"};
 
 struct histogram {
     uint64_t counts[N_BUCKETS + 1]; /* the last: +Inf */
@@ -40,20 +60,34 @@ struct faas_stats {
     size_t n_statuses;
     uint64_t cold_starts;
     struct histogram duration, init;
+    /* OpenTelemetry's FaaS instruments, by trigger */
+    struct {
+        uint64_t invocations, coldstarts, errors, timeouts;
+        struct histogram duration, mem;
+    } otel[FAAS_N_TRIGGERS];
     struct faas_stats *next;
 };
 
+static int
+stats_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct faas_stats *)a)->name, ((const struct faas_stats *)b)->name);
+}
+
+/* A function's stats, by name (they outlive versions): found in a tree, made on first use. */
 static struct faas_stats *
 stats_of(struct faas_server *s, const char *fn)
 {
-    for (struct faas_stats *st = s->stats; st; st = st->next)
-        if (strcmp(st->name, fn) == 0)
-            return st;
+    struct faas_stats probe = {.name = (char *)fn};
+    void **hit = tfind(&probe, &s->stats_index, stats_cmp);
+    if (hit)
+        return *hit;
     struct faas_stats *st = xcalloc(1, sizeof(*st));
     st->name = xstrdup(fn);
     st->log_fd = -1;
     st->next = s->stats;
     s->stats = st;
+    tsearch(st, &s->stats_index, stats_cmp);
     return st;
 }
 
@@ -125,11 +159,15 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
 }
 
 char *
-faas_log_read(struct faas_server *s, const char *fn, uint64_t since, size_t max, size_t *len,
-              uint64_t *next)
+faas_log_path(struct faas_server *s, const char *fn)
 {
-    faas_logs_flush(s);
-    cleanup_free char *path = xasprintf("%s/%s.log", s->log_dir, fn);
+    faas_logs_flush(s); /* what this turn logged is in the file */
+    return xasprintf("%s/%s.log", s->log_dir, fn);
+}
+
+char *
+faas_log_read(const char *path, uint64_t since, size_t max, size_t *len, uint64_t *next)
+{
     cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     *len = 0;
@@ -162,14 +200,20 @@ faas_log_remove(struct faas_server *s, const char *fn)
 }
 
 static void
-observe(struct histogram *h, double v)
+observe_in(struct histogram *h, const double *bounds, double v)
 {
     size_t i = 0;
-    while (i < N_BUCKETS && v > buckets[i])
+    while (i < N_BUCKETS && v > bounds[i])
         i++;
     h->counts[i]++;
     h->sum += v;
     h->n++;
+}
+
+static void
+observe(struct histogram *h, double v)
+{
+    observe_in(h, buckets, v);
 }
 
 void
@@ -184,6 +228,15 @@ faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs)
     if (i < MAX_STATUSES)
         st->statuses[i].n++;
     observe(&st->duration, secs);
+    faas_status_record(s, c, secs);
+    typeof(st->otel[0]) *o = &st->otel[c->trigger];
+    o->invocations++;
+    o->coldstarts += c->cold;
+    o->timeouts += c->status == 504;
+    o->errors += c->status >= 500 || c->function_error;
+    observe(&o->duration, secs);
+    if (c->inst)
+        observe_in(&o->mem, mem_buckets, (double)faas_instance_max_memory(c->inst));
 }
 
 void
@@ -194,20 +247,82 @@ faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs)
     observe(&st->init, init_secs);
 }
 
+/* labels: the series' labels without braces ("function=\"f\""). */
 static void
-histogram_text(struct faas_buf *b, const char *metric, const char *fn, const struct histogram *h)
+histogram_series(struct faas_buf *b, const char *metric, const char *labels, const double *bounds,
+                 const struct histogram *h)
 {
     uint64_t cum = 0;
     for (size_t i = 0; i < N_BUCKETS; i++) {
         cum += h->counts[i];
-        faas_buf_addf(b, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n", metric, fn, buckets[i],
+        faas_buf_addf(b, "%s_bucket{%s,le=\"%g\"} %llu\n", metric, labels, bounds[i],
                       (unsigned long long)cum);
     }
     cum += h->counts[N_BUCKETS];
-    faas_buf_addf(b, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n", metric, fn,
-                  (unsigned long long)cum);
-    faas_buf_addf(b, "%s_sum{function=\"%s\"} %.6f\n%s_count{function=\"%s\"} %llu\n", metric, fn,
-                  h->sum, metric, fn, (unsigned long long)h->n);
+    faas_buf_addf(b, "%s_bucket{%s,le=\"+Inf\"} %llu\n", metric, labels, (unsigned long long)cum);
+    faas_buf_addf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", metric, labels, h->sum, metric, labels,
+                  (unsigned long long)h->n);
+}
+
+static void
+histogram_text(struct faas_buf *b, const char *metric, const char *fn, const struct histogram *h)
+{
+    cleanup_free char *labels = xasprintf("function=\"%s\"", fn);
+    histogram_series(b, metric, labels, buckets, h);
+}
+
+/* OpenTelemetry's FaaS semantic conventions (faas.invocations, ...), in Prometheus naming:
+ * dots become underscores, counters end in _total, units are suffixes. */
+static void
+otel_text(struct faas_server *s, struct faas_buf *b)
+{
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } counters[] = {
+        {"faas_invocations_total", "faas.invocations: calls",
+         offsetof(struct faas_stats, otel[0].invocations)},
+        {"faas_coldstarts_total", "faas.coldstarts: calls that waited for a new instance",
+         offsetof(struct faas_stats, otel[0].coldstarts)},
+        {"faas_errors_total", "faas.errors: calls that failed",
+         offsetof(struct faas_stats, otel[0].errors)},
+        {"faas_timeouts_total", "faas.timeouts: calls past their timeout",
+         offsetof(struct faas_stats, otel[0].timeouts)},
+    };
+    size_t stride = sizeof(((struct faas_stats *)0)->otel[0]);
+    for (size_t k = 0; k < ARRAY_SIZE(counters); k++) {
+        faas_buf_addf(b, "# HELP %s %s.\n# TYPE %s counter\n", counters[k].name, counters[k].help,
+                      counters[k].name);
+        for (struct faas_stats *st = s->stats; st; st = st->next)
+            for (int t = 0; t < FAAS_N_TRIGGERS; t++)
+                faas_buf_addf(b, "%s{faas_name=\"%s\",faas_trigger=\"%s\"} %llu\n",
+                              counters[k].name, st->name, trigger_names[t],
+                              (unsigned long long)*(const uint64_t *)((const char *)st +
+                                                                      counters[k].offset +
+                                                                      (size_t)t * stride));
+    }
+    faas_buf_addf(b, "# HELP faas_invoke_duration_seconds faas.invoke_duration.\n"
+                     "# TYPE faas_invoke_duration_seconds histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        for (int t = 0; t < FAAS_N_TRIGGERS; t++) {
+            cleanup_free char *l =
+                xasprintf("faas_name=\"%s\",faas_trigger=\"%s\"", st->name, trigger_names[t]);
+            histogram_series(b, "faas_invoke_duration_seconds", l, buckets, &st->otel[t].duration);
+        }
+    faas_buf_addf(b, "# HELP faas_init_duration_seconds faas.init_duration.\n"
+                     "# TYPE faas_init_duration_seconds histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next) {
+        cleanup_free char *l = xasprintf("faas_name=\"%s\"", st->name);
+        histogram_series(b, "faas_init_duration_seconds", l, buckets, &st->init);
+    }
+    faas_buf_addf(b, "# HELP faas_mem_usage_bytes faas.mem_usage: peak memory of the instance "
+                     "at the end of each call.\n# TYPE faas_mem_usage_bytes histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        for (int t = 0; t < FAAS_N_TRIGGERS; t++) {
+            cleanup_free char *l =
+                xasprintf("faas_name=\"%s\",faas_trigger=\"%s\"", st->name, trigger_names[t]);
+            histogram_series(b, "faas_mem_usage_bytes", l, mem_buckets, &st->otel[t].mem);
+        }
 }
 
 static void
@@ -261,15 +376,36 @@ faas_metrics_text(struct faas_server *s, size_t *len)
     for (struct faas_stats *st = s->stats; st; st = st->next)
         histogram_text(&b, "husk_init_duration_seconds", st->name, &st->init);
     gauges(s, &b);
+    otel_text(s, &b);
     *len = b.len;
     faas_buf_add(&b, "", 1);
     return b.p;
+}
+
+/* Cold starts of every function by init duration: counts[i] for bucket i (seconds bounds),
+ * counts[n_bounds] past the last. */
+void
+faas_metrics_init_counts(struct faas_server *s, uint64_t *counts, size_t n, const double **bounds,
+                         size_t *n_bounds)
+{
+    *bounds = buckets;
+    *n_bounds = N_BUCKETS < n ? N_BUCKETS : n - 1;
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        for (size_t i = 0; i <= *n_bounds; i++)
+            counts[i] += st->init.counts[i];
+}
+
+static void
+no_free(void *p)
+{
 }
 
 void
 faas_metrics_free(struct faas_server *s)
 {
     faas_logs_flush(s);
+    tdestroy(s->stats_index, no_free);
+    s->stats_index = NULL;
     while (s->stats) {
         struct faas_stats *st = s->stats;
         s->stats = st->next;

@@ -107,7 +107,7 @@ build_engine_root(const char *engine, const char *dst, struct husk_error **err)
     if (fd < 0)
         r = husk_err(err, errno, "open '%s'", staged);
     if (r == 0)
-        r = img_tree_write(t, fd, err);
+        r = img_tree_write(t, fd, NULL, err);
     if (r == 0)
         r = put_file(fd, "husk/wasm-run", faas_wasm_run_bin,
                      (size_t)(faas_wasm_run_end - faas_wasm_run_bin), 0755, err);

@@ -181,6 +181,25 @@ img_add_elf(struct img_tree *t, const struct img_entry *file, const char *origin
     return add_deps(&c, file->path, exe, origin, depth, err);
 }
 
+int
+img_add_library(struct img_tree *t, const char *soname, const char *like, const char *reason,
+                struct husk_error **err)
+{
+    cleanup_fd int fd = img_host_open(t, like, O_RDONLY);
+    cleanup_(img_elf_freep) struct img_elf *obj = NULL;
+    if (fd < 0)
+        return husk_err(err, -fd, "open '%s'", like);
+    int r = img_elf_read(fd, like, &obj, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *origin = img_path_dirname(like);
+    struct closure c = {.t = t, .exe = obj, .exe_origin = origin};
+    cleanup_free char *path = find_library(&c, soname, obj, origin, err);
+    if (path == NULL)
+        return err && *err ? -EINVAL : 0; /* not on this machine: nothing to add */
+    return add_object(&c, path, reason, 1, err);
+}
+
 /* Read the start of a file to tell ELF from "#!" (and from neither). */
 static int
 read_head(int fd, char *buf, size_t len, size_t *got)
@@ -191,6 +210,31 @@ read_head(int fd, char *buf, size_t len, size_t *got)
     buf[n] = '\0';
     *got = (size_t)n;
     return 0;
+}
+
+/* The kernel follows a script's interpreter, and the interpreter's if it is a script too,
+ * at most BINPRM_MAX_RECURSION (4) deep: a longer chain, or a loop, fails with ELOOP. */
+static int
+check_interp_chain(struct img_tree *t, const char *path, struct husk_error **err)
+{
+    cleanup_free char *cur = xstrdup(path);
+    for (int depth = 0;; depth++) {
+        cleanup_fd int fd = img_host_open(t, cur, O_RDONLY);
+        char head[512];
+        size_t got = 0;
+        if (fd < 0 || read_head(fd, head, sizeof(head), &got) < 0)
+            return 0; /* a missing interpreter is named by the caller */
+        cleanup_free char *interp = NULL, *arg = NULL;
+        if (img_shebang_parse(head, got, &interp, &arg) < 0)
+            return 0;
+        if (depth >= 4)
+            return husk_err(err, ELOOP,
+                            "'%s': its #! interpreters nest deeper than the kernel follows (a "
+                            "loop through '%s'?)",
+                            path, interp);
+        free(cur);
+        cur = steal_ptr(&interp);
+    }
 }
 
 /* Add a file and analyse it: ELF (closure), script (interpreter), else -ENOEXEC, no message. */
@@ -223,19 +267,58 @@ img_add_analysed(struct img_tree *t, const char *path, const char *reason, int d
             return r;
         /* For the executable, glibc's $ORIGIN is its real directory (/proc/self/exe). */
         cleanup_free char *origin = img_path_dirname(real);
-        return img_add_elf(t, e, origin, exe, depth, err);
+        r = img_add_elf(t, e, origin, exe, depth, err);
+        if (r == 0 && img_is_python(real))
+            r = img_add_python_runtime(t, real, err);
+        return r;
     }
     if (got >= 2 && head[0] == '#' && head[1] == '!') {
+        if ((r = check_interp_chain(t, real, err)) < 0)
+            return r;
         e->analysed = true;
         return img_add_script(t, e, head, got, depth, err);
     }
     return -ENOEXEC;
 }
 
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__riscv)
+#define HOST_MACHINE EM_RISCV
+#endif
+
+/* A program for another machine would only fail with ENOEXEC in the sandbox: say so now. */
+static int
+check_machine(struct img_tree *t, const char *path, struct husk_error **err)
+{
+#ifdef HOST_MACHINE
+    cleanup_fd int fd = img_host_open(t, path, O_RDONLY);
+    cleanup_(img_elf_freep) struct img_elf *e = NULL;
+    if (fd < 0 || !img_elf_is_elf(fd))
+        return 0;
+    int r = img_elf_read(fd, path, &e, err);
+    if (r < 0)
+        return r;
+    if (e->machine != HOST_MACHINE)
+        return husk_err(err, 0,
+                        "'%s' is an ELF program for another architecture (%s, e_machine %d): "
+                        "it cannot run on this machine",
+                        path, img_elf_triplet(e) ? img_elf_triplet(e) : "unknown", e->machine);
+#else
+    (void)t, (void)path, (void)err;
+#endif
+    return 0;
+}
+
 int
 img_add_program(struct img_tree *t, const char *path, const char *reason, struct husk_error **err)
 {
-    int r = img_add_analysed(t, path, reason, 0, err);
+    int r = check_machine(t, path, err);
+    if (r < 0)
+        return r;
+    r = img_add_analysed(t, path, reason, 0, err);
     if (r == -ENOEXEC && (err == NULL || *err == NULL))
         return husk_err(err, 0, "'%s' is not a program: neither an ELF file nor a script (#!)",
                         path);
@@ -255,6 +338,10 @@ img_add_argument(struct img_tree *t, const char *path, const char *interp, struc
         return r;
     if (img_is_python(interp))
         return img_add_python(t, interp, real, err);
+    if (img_is_node(interp))
+        return img_add_node(t, interp, real, err);
+    if (img_is_perl(interp))
+        return img_add_perl(t, interp, real, err);
     return 0;
 }
 

@@ -66,3 +66,16 @@ img_add_extras(struct img_tree *t, struct husk_error **err)
     }
     return r;
 }
+
+int
+img_add_implicit_libs(struct img_tree *t, struct husk_error **err)
+{
+    static const char *const libc[] = {"libc.so.6"};
+    static const char *const gcc_s[] = {"libgcc_s.so.1"};
+    const char *c = holds(t, libc, ARRAY_SIZE(libc));
+    if (c == NULL || holds(t, gcc_s, ARRAY_SIZE(gcc_s)))
+        return 0;
+    cleanup_free char *why = xasprintf("loaded by %s for pthread_exit and pthread_cancel", c);
+    cleanup_free char *like = xstrdup(c);
+    return img_add_library(t, "libgcc_s.so.1", like, why, err);
+}

@@ -49,8 +49,14 @@ int img_tree_add_copy(struct img_tree *t, const char *src, const char *dst, cons
 int img_tree_add_dir(struct img_tree *t, const char *path, mode_t mode, const char *reason,
                      struct husk_error **err);
 
-/* Materialise the tree in rootfd (an empty directory). */
-int img_tree_write(const struct img_tree *t, int rootfd, struct husk_error **err);
+/* Progress of long steps, for the caller to show (libraries do not print). */
+struct img_progress {
+    void (*fn)(void *arg, const char *step, uint64_t done, uint64_t total);
+    void *arg;
+};
+/* Materialise the tree in rootfd (an empty directory). progress may be NULL. */
+int img_tree_write(const struct img_tree *t, int rootfd, const struct img_progress *progress,
+                   struct husk_error **err);
 /* {"files": [{"path", "type", "mode", "size", "source"|"target", "reason"}]} */
 json_t *img_tree_manifest(const struct img_tree *t);
 uint64_t img_tree_bytes(const struct img_tree *t);
@@ -70,8 +76,22 @@ int img_add_argument(struct img_tree *t, const char *path, const char *interp,
  * holds a TLS library, resolv.conf, hosts and nsswitch.conf when it holds resolver or socket
  * code. Only what exists on this machine. */
 int img_add_extras(struct img_tree *t, struct husk_error **err);
+/* Libraries glibc itself loads with dlopen (libgcc_s.so.1, for thread exit and cancellation)
+ * when the tree holds glibc. Not run-time files: --bare keeps them. */
+int img_add_implicit_libs(struct img_tree *t, struct husk_error **err);
 /* Look a command name up in the default PATH, under the tree's sysroot. Caller frees. */
 char *img_which(const struct img_tree *t, const char *name);
+
+/* ---- checks of a root before it runs (check.c) ---- */
+
+/* The program (looked up in env's PATH, or the default, inside the root) exists, is
+ * executable, and so are its "#!" interpreters (through /usr/bin/env too) and its ELF loader,
+ * as the kernel would follow them. The message names the missing file. */
+int img_check_program(int root_fd, const char *prog, char *const *env, struct husk_error **err);
+/* No file under mount_point, which the sandbox's own mount (`by`: "the function's tmpfs")
+ * would hide; the message names one. */
+int img_check_not_hidden(int root_fd, const char *mount_point, const char *by,
+                         struct husk_error **err);
 
 /* ---- trace: what a program opens when it runs (trace.c, trace-notify.c) ---- */
 
@@ -187,6 +207,38 @@ int img_store_unpack(struct img_store *s, const char *manifest_digest, int rootf
                      struct img_warnings *warn, struct husk_error **err);
 /* [{"ref", "digest", "layers"}] of what the store holds. */
 json_t *img_store_list(struct img_store *s, struct husk_error **err);
+
+/* ---- the deduplicated store of packed images (cas.c) ---- */
+
+/* Regular files stored once by content; an image is a tree of hard links to them. */
+struct img_cas;
+struct img_cas_stats {
+    uint64_t files, bytes;
+    uint64_t new_bytes;    /* stored by this add (the rest was there already) */
+    uint64_t shared_bytes; /* in objects another image links too */
+};
+/* Open (creating) the store at dir, locked against other writers until freed. */
+int img_cas_open(const char *dir, struct img_cas **out, struct husk_error **err);
+void img_cas_free(struct img_cas *c);
+void img_cas_freep(struct img_cas **c);
+const char *img_cas_dir(const struct img_cas *c);
+/* A valid name that is (must_exist) or is not in the store yet. */
+int img_cas_check_name(const struct img_cas *c, const char *name, bool must_exist,
+                       struct husk_error **err);
+/* A scratch directory in the store (same filesystem). Caller frees. */
+int img_cas_stage(struct img_cas *c, char **out, struct husk_error **err);
+/* The staged rootfs (consumed) becomes image `name`; on failure nothing of it is left. */
+int img_cas_add(struct img_cas *c, const char *name, const char *staged, json_t *manifest,
+                struct img_cas_stats *stats, struct husk_error **err);
+int img_cas_remove(struct img_cas *c, const char *name, struct husk_error **err);
+/* {"name", "created", "files", "bytes", "new_bytes", "shared_bytes", "rootfs"[, "manifest"]} */
+json_t *img_cas_inspect(struct img_cas *c, const char *name, struct husk_error **err);
+json_t *img_cas_list(struct img_cas *c, struct husk_error **err);
+/* {"images", "image_bytes", "stored_bytes", "objects", "unreferenced_objects", "dedup_ratio"} */
+json_t *img_cas_usage(struct img_cas *c, struct husk_error **err);
+/* Remove every object no image links, and stagings left by packs that died. */
+int img_cas_gc(struct img_cas *c, uint64_t *freed_bytes, uint64_t *freed_objects,
+               struct husk_error **err);
 
 /* ---- digests (digest.c) ---- */
 

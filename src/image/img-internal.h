@@ -89,6 +89,9 @@ const struct img_ldcache *img_tree_ldcache(struct img_tree *t, struct husk_error
 int img_host_open(const struct img_tree *t, const char *path, int flags);
 /* fstatat on a host path, following symlinks only inside the sysroot when follow. */
 int img_host_stat(const struct img_tree *t, const char *path, bool follow, struct stat *st);
+/* An interpreter's real path and its prefix ("/usr" for /usr/bin/python3.11). */
+int img_interp_prefix(struct img_tree *t, const char *interp, char **real, char **prefix,
+                      struct husk_error **err);
 /* The path a host path leads to, following symlinks under the sysroot; nothing recorded. */
 int img_host_realpath(struct img_tree *t, const char *path, char **out, struct husk_error **err);
 
@@ -96,6 +99,10 @@ int img_host_realpath(struct img_tree *t, const char *path, char **out, struct h
 
 int img_add_elf(struct img_tree *t, const struct img_entry *file, const char *origin,
                 const struct img_elf *exe, int depth, struct husk_error **err);
+/* A library by soname as ld.so would find it for `like` (an ELF in the tree), with its closure;
+ * nothing when it is not on this machine. */
+int img_add_library(struct img_tree *t, const char *soname, const char *like, const char *reason,
+                    struct husk_error **err);
 int img_add_analysed(struct img_tree *t, const char *path, const char *reason, int depth,
                      struct husk_error **err);
 /* "#!" line of buf: *interp and *arg (NULL when none). -ENOEXEC when buf has none. */
@@ -104,11 +111,32 @@ int img_add_script(struct img_tree *t, const struct img_entry *file, const char 
                    int depth, struct husk_error **err);
 /* Python: modules a source line (logical: continuations joined) imports, "." prefixes kept. */
 void img_py_line_imports(const char *line, char ***mods, size_t *n);
+/* script may be NULL: the interpreter's own implicit needs only. */
 int img_add_python(struct img_tree *t, const char *interp, const char *script,
                    struct husk_error **err);
-/* Shell: command names a script runs (best effort: first words of simple commands). */
-void img_sh_commands(const char *text, char ***cmds, size_t *n);
+/* For a Python interpreter however it entered the image (ELF program, #!, trace, a shell
+ * command): its landmarks, startup modules, encodings, site and .pth files. */
+int img_add_python_runtime(struct img_tree *t, const char *interp, struct husk_error **err);
+/* Every NAME.TAG.pyc under __pycache__ gets its NAME.py, or (none on the host) a copy at
+ * NAME.pyc where Python loads sourceless files. */
+int img_py_bytecode_sources(struct img_tree *t, struct husk_error **err);
+/* Shell: command names a script runs: first words of simple commands, in $(...), backticks,
+ * double quotes and unquoted here-documents too. An unterminated $(, backtick, quote or
+ * here-document is an error naming its line. */
+int img_sh_commands(const char *text, char ***cmds, size_t *n, struct husk_error **err);
 bool img_is_python(const char *interp_path);
+/* Node.js: what a script loads through require()/import, node_modules and package.json. */
+int img_add_node(struct img_tree *t, const char *interp, const char *script,
+                 struct husk_error **err);
+bool img_is_node(const char *interp_path);
+/* Perl: the modules a script loads (use, no, require, use parent/base) on Debian's @INC. */
+int img_add_perl(struct img_tree *t, const char *interp, const char *script,
+                 struct husk_error **err);
+bool img_is_perl(const char *interp_path);
+/* The module files ("Foo/Bar.pm", "file.pl") one line of Perl loads. */
+void img_perl_line_modules(const char *line, char ***out, size_t *n);
+/* The module names a JavaScript source names literally (require, import, export from). */
+void img_js_specifiers(const char *text, char ***out, size_t *n);
 bool img_is_shell(const char *interp_path);
 
 /* ---- running a host tool (tool.c) ---- */

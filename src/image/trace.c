@@ -240,5 +240,6 @@ img_trace_add(struct img_tree *t, const struct img_trace_result *r, const char *
         if (rr < 0 && rr != -ENOEXEC)
             return husk_err_prefix(err, "traced file '%s': ", *p);
     }
-    return 0;
+    /* Python opens a package's cached __init__ bytecode but only stat()s its __init__.py. */
+    return img_py_bytecode_sources(t, err);
 }

@@ -115,13 +115,19 @@ write_entry(const struct img_tree *t, int rootfd, const struct img_entry *e,
 }
 
 int
-img_tree_write(const struct img_tree *t, int rootfd, struct husk_error **err)
+img_tree_write(const struct img_tree *t, int rootfd, const struct img_progress *progress,
+               struct husk_error **err)
 {
     size_t n = img_tree_count(t);
+    uint64_t total = img_tree_bytes(t), done = 0;
     for (size_t i = 0; i < n; i++) {
-        int r = write_entry(t, rootfd, img_tree_at(t, i), err);
+        const struct img_entry *e = img_tree_at(t, i);
+        int r = write_entry(t, rootfd, e, err);
         if (r < 0)
             return r;
+        done += e->size;
+        if (progress && progress->fn)
+            progress->fn(progress->arg, "writing", done, total);
     }
     for (size_t i = n; i-- > 0;) {
         const struct img_entry *e = img_tree_at(t, i);

@@ -135,8 +135,10 @@ put(struct img_tree *t, enum img_kind kind, const char *path, const struct stat 
 int
 img_host_open(const struct img_tree *t, const char *path, int flags)
 {
+    /* O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer;
+     * it changes nothing for regular files, the only ones read. */
     struct open_how how = {
-        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .flags = (uint64_t)(flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NONBLOCK)),
         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
     };
     while (*path == '/')
@@ -231,6 +233,20 @@ img_tree_add_host(struct img_tree *t, const char *path, const char *reason, char
     if (path[0] != '/')
         return husk_err(err, 0, "'%s' is not an absolute path", path);
     return walk_host(t, path, reason, 0, real, true, err);
+}
+
+int
+img_interp_prefix(struct img_tree *t, const char *interp, char **real, char **prefix,
+                  struct husk_error **err)
+{
+    cleanup_free char *r = NULL;
+    int ret = img_host_realpath(t, interp, &r, err);
+    if (ret < 0)
+        return ret;
+    cleanup_free char *bindir = img_path_dirname(r);
+    *prefix = img_path_dirname(bindir);
+    *real = steal_ptr(&r);
+    return 0;
 }
 
 int

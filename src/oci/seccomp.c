@@ -8,7 +8,7 @@
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
-#include <openssl/evp.h>
+#include <sha2.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
@@ -272,11 +272,10 @@ profile_key(json_t *sec, char hex[65])
     cleanup_free char *text = json_dumps(sec, JSON_COMPACT | JSON_SORT_KEYS);
     const struct scmp_version *v = seccomp_version();
     cleanup_free char *keyed = xasprintf("%u.%u.%u %s", v->major, v->minor, v->micro, text);
-    unsigned char md[32];
-    unsigned len = 0;
-    EVP_Digest(keyed, strlen(keyed), md, &len, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    /* libmd, not libcrypto: OpenSSL 3 sets up its providers on first use, about 2 ms of every
+     * start (nettle's x86-64 build probes the CPU in a constructor at every start, used or not);
+     * libmd's SHA-256 is plain code with no global state. */
+    SHA256Data((const uint8_t *)keyed, strlen(keyed), hex);
 }
 
 /* Ours (the effective uid), of the expected type, and writable by no one else. */

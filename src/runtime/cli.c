@@ -43,8 +43,8 @@ find_flag(const struct flag *flags, size_t n, const char *name, size_t len, char
     return NULL;
 }
 
-static int
-set_flag(const struct flag *f, void *opts, const char *value)
+int
+cli_set_flag(const struct flag *f, void *opts, const char *value)
 {
     char *field = (char *)opts + f->offset;
     switch (f->type) {
@@ -111,7 +111,7 @@ cli_parse_flags(const struct verb *verb, const struct flag *flags, size_t n_flag
             }
             value = argv[++i];
         }
-        if (set_flag(f, opts, value) < 0) {
+        if (cli_set_flag(f, opts, value) < 0) {
             fprintf(stderr, "husk %s: flag '%s': invalid value '%s'\n", verb->name, a, value);
             return -1;
         }

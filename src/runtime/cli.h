@@ -17,6 +17,7 @@ struct cli {
     int log_fd;              /* -1: stderr only */
     char *default_root;      /* owned, when root was computed */
     const char *cgroup_root; /* $HUSK_CGROUP_ROOT (tests); NULL: /sys/fs/cgroup */
+    char **argv;             /* main's, for cli_run_from_readonly_exe */
 };
 
 enum flag_type { FLAG_BOOL, FLAG_STRING, FLAG_INT, FLAG_STRINGS };
@@ -48,15 +49,20 @@ struct verb {
 int cli_parse_flags(const struct verb *verb, const struct flag *flags, size_t n_flags, void *opts,
                     int argc, char **argv);
 
+/* Set one flag's value in opts (value NULL: a bool flag given bare). -EINVAL when it does not
+ * parse as the flag's type. */
+int cli_set_flag(const struct flag *f, void *opts, const char *value);
+
 /* Log an error at the CLI boundary: stderr, and the --log file in the chosen format. */
 void cli_log(struct cli *cli, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Report an error object (and free it); returns the exit code 1. */
 int cli_fail(struct cli *cli, struct husk_error *err);
 
-/* Re-execute from a sealed memfd copy of the binary unless already running from one
- * (selfclone.c); returns only on failure. */
-int cli_reexec_sealed(char **argv, struct husk_error **err);
+/* Unless the husk binary is on a read-only mount already, re-execute it (same argv) from a
+ * read-only bind mount of itself; returns 0 (nothing to do, or not privileged to) or an error
+ * (readonly-exe.c). For verbs whose sandbox process enters a pid namespace with processes. */
+int cli_run_from_readonly_exe(struct cli *cli, struct husk_error **err);
 
 /* The time now as RFC 3339 with nanoseconds, UTC. */
 void cli_rfc3339_now(char *buf, size_t len);

@@ -225,20 +225,12 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     cleanup_(sbx_cgroup_freep) struct sbx_cgroup *cg = NULL;
     if (c->state->cgroup_path && ctr_cgroup_open(cli, c, &cg, err) < 0)
         return -EINVAL;
-    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
-                                .start_listen_fd = -1,
-                                .cgroup_fd = sbx_cgroup_spawn_fd(cg),
-                                .on_created = cg ? sbx_cgroup_on_created : NULL,
-                                .data = cg,
-                                .console_fd = console_fd,
-                                .seccomp_listener_fd = -1,
-                                .rootfs_image_fd = -1,
-                                .join_pidfd = init_fd};
-    if (cg)
-        sbx_cgroup_enter_self(cg);
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.preserve_fds = o->preserve_fds;
+    so.cgroup = cg;
+    so.console_fd = console_fd;
+    so.join_pidfd = init_fd;
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
-    if (cg)
-        sbx_cgroup_leave_self(cg, NULL);
     if (spawned < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
         return -EINVAL;
     if (o->pid_file) {
@@ -275,7 +267,10 @@ cmd_exec(struct cli *cli, int argc, char **argv)
         free(o.env.v), free(o.caps.v), free(o.gids.v);
         return 2;
     }
-    int r = ctr_open(cli, argv[i], &c, &err);
+    /* The process enters the container's pid namespace, in its processes' sight. */
+    int r = cli_run_from_readonly_exe(cli, &err);
+    if (r == 0)
+        r = ctr_open(cli, argv[i], &c, &err);
     if (r == 0) {
         enum ctr_status st = ctr_status(c);
         if (st != CTR_RUNNING && st != CTR_CREATED)

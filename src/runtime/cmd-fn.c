@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fn-table.h"
 #include "pack-bundle.h"
 #include "oci.h"
 #include "util.h"
@@ -26,6 +27,13 @@ struct fn_opts {
     int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
         init_timeout;
     bool follow, no_landlock, async;
+    const char *version, *weight;         /* invoke --version, alias --weight */
+    const char *format;                   /* table (default) or json */
+    const char *method, *subpath, *query; /* invoke */
+    struct strlist headers;
+    int to;             /* rollback --to */
+    const char *pos[3]; /* NAME and what follows it */
+    size_t n_pos;
     struct strlist env, wasm_dirs;
     char *token; /* read from token_file */
 };
@@ -49,7 +57,7 @@ static const struct flag fn_flags[] = {
     {"wasm-dir", 0, FLAG_STRINGS, offsetof(struct fn_opts, wasm_dirs),
      "deploy --wasm: HOST:GUEST[:ro], a directory the module may open (repeatable)"},
     {"contract", 0, FLAG_STRING, offsetof(struct fn_opts, contract),
-     "deploy: stdio (default), cgi or http (a server on $PORT)"},
+     "deploy: stdio (default), cgi, http (a server on $PORT) or lambda (the Runtime API)"},
     {"env", 'e', FLAG_STRINGS, offsetof(struct fn_opts, env), "deploy: K=V (repeatable)"},
     {"memory", 0, FLAG_STRING, offsetof(struct fn_opts, memory), "deploy: memory limit (64M)"},
     {"cpus", 0, FLAG_STRING, offsetof(struct fn_opts, cpus), "deploy: CPU limit (0.5)"},
@@ -61,7 +69,8 @@ static const struct flag fn_flags[] = {
              "deploy: buffered response limit in bytes (default 6 MiB)"),
     {"no-landlock", 0, FLAG_BOOL, offsetof(struct fn_opts, no_landlock),
      "deploy: no landlock rules (the function's own root stays its only file system anyway)"},
-    INT_FLAG("concurrency", concurrency, "deploy: calls per instance (stdio 1, http 100)"),
+    INT_FLAG("concurrency", concurrency,
+             "deploy: calls per instance (stdio, cgi, lambda 1; http 100)"),
     INT_FLAG("min", min, "deploy: instances kept ready (default 0)"),
     INT_FLAG("max", max, "deploy: instances at most (default 10)"),
     INT_FLAG("idle", idle, "deploy: seconds before an idle instance stops (default 300)"),
@@ -76,14 +85,29 @@ static const struct flag fn_flags[] = {
      "invoke: asynchronously (202 and the call's id; see `husk fn calls`)"},
     {"callback", 0, FLAG_STRING, offsetof(struct fn_opts, callback),
      "invoke --async: a URL that gets the function's answer"},
+    {"version", 0, FLAG_STRING, offsetof(struct fn_opts, version),
+     "invoke: a version number or an alias (default: the latest)"},
+    {"weight", 0, FLAG_STRING, offsetof(struct fn_opts, weight),
+     "alias: VERSION=SHARE, another version for a share of the calls (a canary: 4=0.1)"},
+    INT_FLAG("to", to, "rollback: the version to go back to (default: the one before)"),
+    {"method", 'X', FLAG_STRING, offsetof(struct fn_opts, method),
+     "invoke: the HTTP method (default POST; GET and HEAD send no body)"},
+    {"path", 0, FLAG_STRING, offsetof(struct fn_opts, subpath),
+     "invoke: the path after /function/NAME (/items/7)"},
+    {"query", 0, FLAG_STRING, offsetof(struct fn_opts, query), "invoke: the query (a=1&b=2)"},
+    {"header", 'H', FLAG_STRINGS, offsetof(struct fn_opts, headers),
+     "invoke: a request header 'K: V' (repeatable)"},
+    {"format", 0, FLAG_STRING, offsetof(struct fn_opts, format),
+     "table (default: aligned columns) or json (the admin API's answer as it is)"},
 };
 
 struct fn_call {
     const char *method, *path, *body;
     size_t len;
-    const char *extra; /* a request header line, or NULL */
-    bool stream;       /* a 2xx body goes to stdout as it comes */
-    char *out;         /* the response body (owned), unless streamed */
+    const char *extra;             /* a request header line, or NULL */
+    const struct strlist *headers; /* more, or NULL */
+    bool stream;                   /* a 2xx body goes to stdout as it comes */
+    char *out;                     /* the response body (owned), unless streamed */
     size_t out_len;
     char *log_offset; /* X-Log-Offset (owned), for logs */
     CURL *h;
@@ -134,12 +158,14 @@ http_call(const struct fn_opts *o, struct fn_call *call, struct husk_error **err
     struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
     if (auth)
         headers = curl_slist_append(headers, auth);
-    if (strcmp(call->method, "POST") == 0 && str_has_prefix(call->path, "/system/"))
+    if (call->body && str_has_prefix(call->path, "/system/"))
         headers = curl_slist_append(headers, "Content-Type: application/json");
     else if (call->body)
         headers = curl_slist_append(headers, "Content-Type: application/octet-stream");
     if (call->extra)
         headers = curl_slist_append(headers, call->extra);
+    for (size_t i = 0; call->headers && i < call->headers->n; i++)
+        headers = curl_slist_append(headers, call->headers->v[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     CURL *h = call->h = curl_easy_init();
     if (h == NULL)
@@ -242,6 +268,46 @@ wasm_dirs(json_t *j, const struct fn_opts *o, struct husk_error **err)
     return 0;
 }
 
+/* The deploy fields given as flags (besides the root and the limits). */
+static void
+deploy_extras(json_t *j, const struct fn_opts *o, char **command)
+{
+    const struct {
+        const char *key, *value;
+    } strs[] = {{"contract", o->contract}, {"handler", o->handler}, {"on_failure", o->on_failure}};
+    for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+        if (strs[i].value)
+            json_object_set_new(j, strs[i].key, json_string(strs[i].value));
+    if (o->no_landlock)
+        json_object_set_new(j, "landlock", json_false());
+    if (o->env.n) {
+        json_t *env = json_array();
+        for (size_t i = 0; i < o->env.n; i++)
+            json_array_append_new(env, json_string(o->env.v[i]));
+        json_object_set_new(j, "env", env);
+    }
+    if (command && *command) {
+        json_t *cmd = json_array();
+        for (char **c = command; *c; c++)
+            json_array_append_new(cmd, json_string(*c));
+        json_object_set_new(j, "command", cmd);
+    }
+}
+
+/* The root (--bundle, --image, --dir or --wasm with its directories) and the limits. */
+static int
+deploy_root(json_t *j, const struct fn_opts *o, struct husk_error **err)
+{
+    const char *const keys[] = {"bundle", "image", "dir", "wasm"};
+    const char *const paths[] = {o->bundle, o->image, o->dir, o->wasm};
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++)
+        r = abs_path(j, keys[i], paths[i], err);
+    if (r == 0 && o->wasm_dirs.n)
+        r = wasm_dirs(j, o, err);
+    return r < 0 ? r : deploy_limits(j, o, err);
+}
+
 static char *
 deploy_body(const char *name, const struct fn_opts *o, char **command, struct husk_error **err)
 {
@@ -249,35 +315,21 @@ deploy_body(const char *name, const struct fn_opts *o, char **command, struct hu
     if (!!o->bundle + !!o->image + !!o->dir + !!o->wasm != 1)
         return husk_err(err, 0, "fn deploy: one of --bundle, --image, --dir or --wasm is required"),
                NULL;
-    if (abs_path(j, "bundle", o->bundle, err) < 0 || abs_path(j, "image", o->image, err) < 0 ||
-        abs_path(j, "dir", o->dir, err) < 0 || abs_path(j, "wasm", o->wasm, err) < 0 ||
-        deploy_limits(j, o, err) < 0 || (o->wasm_dirs.n && wasm_dirs(j, o, err) < 0))
+    if (deploy_root(j, o, err) < 0)
         return NULL;
-    if (o->contract)
-        json_object_set_new(j, "contract", json_string(o->contract));
-    if (o->no_landlock)
-        json_object_set_new(j, "landlock", json_false());
-    if (o->handler)
-        json_object_set_new(j, "handler", json_string(o->handler));
-    if (o->on_failure)
-        json_object_set_new(j, "on_failure", json_string(o->on_failure));
-    json_t *env = json_array();
-    for (size_t i = 0; i < o->env.n; i++)
-        json_array_append_new(env, json_string(o->env.v[i]));
-    json_object_set_new(j, "env", env);
-    if (command && *command) {
-        json_t *cmd = json_array();
-        for (char **c = command; *c; c++)
-            json_array_append_new(cmd, json_string(*c));
-        json_object_set_new(j, "command", cmd);
-    }
+    deploy_extras(j, o, command);
+    if (json_object_get(j, "env") == NULL)
+        json_object_set_new(j, "env", json_array());
     return json_dumps(j, JSON_COMPACT);
 }
+
+static bool json_out; /* --format json */
 
 static int
 report(struct cli *cli, const char *sub, struct fn_call *call, int status, struct husk_error *err)
 {
-    if (status >= 0)
+    if (status >= 300 || (status >= 0 && (json_out || call->stream ||
+                                          !fn_table_render(sub, call->out, call->out_len, stdout))))
         fwrite(call->out, 1, call->out_len, status < 300 ? stdout : stderr);
     free(call->out);
     free(call->log_offset);
@@ -357,28 +409,52 @@ fn_deploy(struct cli *cli, struct fn_opts *o, const char *name, char **command)
     return fn_simple(cli, o, "deploy", "POST", "/system/functions", body, strlen(body));
 }
 
+/* The call's path: /function/NAME[@VERSION][/PATH][?QUERY], or /async-function/... */
+static char *
+invoke_path(const struct fn_opts *o, const char *name)
+{
+    const char *sub = o->subpath ? o->subpath : "";
+    return xasprintf("/%sfunction/%s%s%s%s%s%s%s", o->async ? "async-" : "", name,
+                     o->version ? "@" : "", o->version ? o->version : "",
+                     *sub && *sub != '/' ? "/" : "", sub, o->query ? "?" : "",
+                     o->query ? o->query : "");
+}
+
 /* `husk fn invoke NAME`: stdin is the body, the answer is printed as it comes; with --async,
  * the call is queued and its id printed. */
 static int
 fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
     struct husk_error *err = NULL;
+    const char *method = o->method ? o->method : "POST";
     if (o->callback && !o->async)
         return husk_err(&err, 0, "fn invoke: --callback needs --async"), cli_fail(cli, err);
-    cleanup_free char *path = xasprintf("/%sfunction/%s", o->async ? "async-" : "", name);
+    for (size_t i = 0; i < o->headers.n; i++)
+        if (strchr(o->headers.v[i], ':') == NULL || strpbrk(o->headers.v[i], "\r\n"))
+            return husk_err(&err, 0, "fn invoke: --header '%s': expected 'Name: value'",
+                            o->headers.v[i]),
+                   cli_fail(cli, err);
+    if (strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(method) || !*method)
+        return husk_err(&err, 0, "fn invoke: --method '%s': expected GET, POST, ...", method),
+               cli_fail(cli, err);
+    cleanup_free char *path = invoke_path(o, name);
     cleanup_free char *body = NULL;
     cleanup_free char *extra = o->callback ? xasprintf("X-Callback-Url: %s", o->callback) : NULL;
     size_t len = 0;
-    int r = read_fd_all(0, SIZE_MAX, &body, &len);
+    bool bodyless = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    int r = bodyless ? 0 : read_fd_all(0, SIZE_MAX, &body, &len);
     if (r < 0) {
         husk_err(&err, -r, "read the request body from stdin");
         return cli_fail(cli, err);
     }
-    struct fn_call call = {.method = "POST",
+    struct fn_call call = {.method = method,
                            .path = path,
-                           .body = body ? body : "",
+                           .body = bodyless ? NULL
+                                   : body   ? body
+                                            : "",
                            .len = len,
                            .extra = extra,
+                           .headers = &o->headers,
                            .stream = !o->async};
     int status = http_call(o, &call, &err);
     return report(cli, "invoke", &call, status, err);
@@ -399,31 +475,120 @@ fn_call(struct cli *cli, struct fn_opts *o, const char *id, char **command)
     return fn_simple(cli, o, "call", "GET", path, NULL, 0);
 }
 
+/* `husk fn versions NAME`: every version deployed. */
+static int
+fn_versions(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/functions/%s/versions", name);
+    return fn_simple(cli, o, "versions", "GET", path, NULL, 0);
+}
+
+static int
+fn_aliases(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *path = xasprintf("/system/functions/%s/aliases", name);
+    return fn_simple(cli, o, "aliases", "GET", path, NULL, 0);
+}
+
+/* `husk fn alias NAME ALIAS VERSION [--weight V=SHARE]`: point ALIAS at VERSION (and V for a
+ * share of the calls); `husk fn alias NAME ALIAS --delete`... is `fn unalias NAME ALIAS`. */
+static int
+fn_alias(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    struct husk_error *err = NULL;
+    char *end = NULL;
+    long long v = o->n_pos == 3 ? strtoll(o->pos[2], &end, 10) : 0;
+    if (o->n_pos != 3 || *end || v < 1)
+        return husk_err(&err, 0, "fn alias: expected NAME ALIAS VERSION (a number)"),
+               cli_fail(cli, err);
+    cleanup_json json_t *j = json_pack("{s:I}", "version", (json_int_t)v);
+    if (o->weight) {
+        char other[24];
+        double share = 0;
+        if (sscanf(o->weight, "%23[0-9]=%lf", other, &share) != 2)
+            return husk_err(&err, 0, "--weight '%s': expected VERSION=SHARE, like 4=0.1",
+                            o->weight),
+                   cli_fail(cli, err);
+        json_object_set_new(j, "weights", json_pack("{s:f}", other, share));
+    }
+    cleanup_free char *body = json_dumps(j, JSON_COMPACT);
+    cleanup_free char *path = xasprintf("/system/functions/%s/aliases/%s", name, o->pos[1]);
+    return fn_simple(cli, o, "alias", "PUT", path, body, strlen(body));
+}
+
+static int
+fn_unalias(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    struct husk_error *err = NULL;
+    if (o->n_pos != 2)
+        return husk_err(&err, 0, "fn unalias: expected NAME ALIAS"), cli_fail(cli, err);
+    cleanup_free char *path = xasprintf("/system/functions/%s/aliases/%s", name, o->pos[1]);
+    return fn_simple(cli, o, "unalias", "DELETE", path, NULL, 0);
+}
+
+/* `husk fn rollback NAME [--to N]`: version N (the one before the latest) again, as a new one. */
+static int
+fn_rollback(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    cleanup_free char *body = o->to > 0 ? xasprintf("{\"version\":%d}", o->to) : xstrdup("{}");
+    cleanup_free char *path = xasprintf("/system/functions/%s/rollback", name);
+    return fn_simple(cli, o, "rollback", "POST", path, body, strlen(body));
+}
+
+/* `husk fn update NAME [deploy flags]`: a new version, the latest with these settings changed. */
+static int
+fn_update(struct cli *cli, struct fn_opts *o, const char *name, char **command)
+{
+    struct husk_error *err = NULL;
+    cleanup_json json_t *j = json_object();
+    if (deploy_root(j, o, &err) < 0)
+        return cli_fail(cli, err);
+    deploy_extras(j, o, command);
+    if (json_object_size(j) == 0)
+        return husk_err(&err, 0, "fn update: nothing to change (give deploy flags)"),
+               cli_fail(cli, err);
+    cleanup_free char *body = json_dumps(j, JSON_COMPACT);
+    cleanup_free char *path = xasprintf("/system/functions/%s", name);
+    return fn_simple(cli, o, "update", "PATCH", path, body, strlen(body));
+}
+
 static const struct fn_sub {
     const char *name;
-    bool needs_name;
+    size_t min_args, max_args; /* NAME and what follows it */
     const char *summary;
     int (*run)(struct cli *cli, struct fn_opts *o, const char *name, char **command);
 } fn_subs[] = {
-    {"deploy", true, "deploy NAME (--bundle|--image|--dir|--wasm) [flags] [-- COMMAND...]",
+    {"deploy", 1, 1, "deploy NAME (--bundle|--image|--dir|--wasm) [flags] [-- COMMAND...]",
      fn_deploy},
-    {"ls", false, "ls: the functions", fn_ls},
-    {"get", true, "get NAME: one function", fn_get},
-    {"rm", true, "rm NAME: remove a function", fn_rm},
-    {"invoke", true, "invoke NAME [--async [--callback URL]]: call it with stdin as the body",
+    {"update", 1, 1, "update NAME [deploy flags] [-- COMMAND...]: a new version, changed",
+     fn_update},
+    {"ls", 0, 0, "ls: the functions", fn_ls},
+    {"get", 1, 1, "get NAME: one function", fn_get},
+    {"rm", 1, 1, "rm NAME: remove a function, its versions and aliases", fn_rm},
+    {"invoke", 1, 1,
+     "invoke NAME [-X METHOD] [--path P] [--query Q] [-H 'K: V'] [--version V|ALIAS] "
+     "[--async [--callback URL]]: call it, stdin the body",
      fn_invoke},
-    {"logs", true, "logs NAME [-f]: its log", fn_logs},
-    {"calls", true, "calls NAME: its latest asynchronous calls", fn_calls},
-    {"call", true, "call ID: one asynchronous call, its state and result", fn_call},
+    {"logs", 1, 1, "logs NAME [-f]: its log", fn_logs},
+    {"calls", 1, 1, "calls NAME: its latest asynchronous calls", fn_calls},
+    {"call", 1, 1, "call ID: one asynchronous call, its state and result", fn_call},
+    {"versions", 1, 1, "versions NAME: every version deployed", fn_versions},
+    {"rollback", 1, 1, "rollback NAME [--to N]: an earlier version again, as the latest",
+     fn_rollback},
+    {"aliases", 1, 1, "aliases NAME: its aliases", fn_aliases},
+    {"alias", 3, 3, "alias NAME ALIAS VERSION [--weight V=SHARE]: NAME@ALIAS calls VERSION",
+     fn_alias},
+    {"unalias", 2, 2, "unalias NAME ALIAS: remove an alias", fn_unalias},
 };
 
 static const struct verb fn_verb = {
     "fn", "deploy|ls|get|rm|invoke|logs|calls|call [flags] [NAME] [-- COMMAND [ARG...]]",
     "Manage the functions of a running `husk serve` through its admin socket.", NULL};
 
-/* Flags before and after NAME; what follows "--" is the command (deploy). */
+/* Flags anywhere; NAME and up to max_args - 1 more words; what follows "--" is the command
+ * (deploy, update). */
 static int
-parse_args(int argc, char **argv, struct fn_opts *o, const char **name, char ***command)
+parse_args(int argc, char **argv, const struct fn_sub *sub, struct fn_opts *o, char ***command)
 {
     for (int k = 1; k < argc; k++)
         if (strcmp(argv[k], "--") == 0) {
@@ -431,19 +596,23 @@ parse_args(int argc, char **argv, struct fn_opts *o, const char **name, char ***
             argc = k;
             break;
         }
-    int i = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, argc - 1, argv + 1);
-    if (i < 0)
-        return i;
-    *name = i + 1 < argc ? argv[i + 1] : NULL;
-    if (*name && i + 2 < argc) {
-        int j = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, argc - i - 2,
-                                argv + i + 2);
-        if (j < 0)
-            return j;
-        if (j < argc - i - 2) {
-            fprintf(stderr, "husk fn %s: unexpected argument '%s'\n", argv[0], argv[i + 2 + j]);
+    char **rest = argv + 1;
+    int left = argc - 1;
+    while (left > 0) {
+        int i = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, left, rest);
+        if (i < 0)
+            return i;
+        rest += i;
+        left -= i;
+        if (left == 0)
+            break;
+        if (o->n_pos == sub->max_args || o->n_pos == ARRAY_SIZE(o->pos)) {
+            fprintf(stderr, "husk fn %s: unexpected argument '%s'\n", argv[0], rest[0]);
             return -1;
         }
+        o->pos[o->n_pos++] = rest[0];
+        rest++;
+        left--;
     }
     return 0;
 }
@@ -498,19 +667,26 @@ cmd_fn(struct cli *cli, int argc, char **argv)
         fn_usage(stderr);
         return 2;
     }
-    int r = parse_args(argc, argv, &o, &name, &command);
+    int r = parse_args(argc, argv, sub, &o, &command);
     if (r < 0)
         return r == -2 ? 0 : 2;
-    if (sub->needs_name && name == NULL) {
-        fprintf(stderr, "husk fn %s: NAME is required\n", sub->name);
+    if (o.n_pos < sub->min_args) {
+        fprintf(stderr, "usage: husk fn %s\n", sub->summary);
         return 2;
     }
+    name = o.n_pos ? o.pos[0] : NULL;
+    if (o.format && strcmp(o.format, "json") && strcmp(o.format, "table")) {
+        fprintf(stderr, "husk fn %s: --format '%s': expected table or json\n", sub->name, o.format);
+        return 2;
+    }
+    json_out = o.format && strcmp(o.format, "json") == 0;
     if (load_token(&o, &err) < 0)
         r = cli_fail(cli, err);
     else
         r = sub->run(cli, &o, name, command);
     free(o.env.v);
     free(o.wasm_dirs.v);
+    free(o.headers.v);
     free(o.token);
     return r;
 }

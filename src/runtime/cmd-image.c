@@ -241,6 +241,46 @@ cmd_image_import(struct cli *cli, int argc, char **argv)
     return 0;
 }
 
+static char *
+cas_dir(const struct cli *cli)
+{
+    return xasprintf("%s/store", cli->root);
+}
+
+static int
+print_json(json_t *j)
+{
+    cleanup_free char *text = json_dumps(j, JSON_INDENT(2));
+    printf("%s\n", text);
+    return 0;
+}
+
+/* The packed images of the deduplicated store, after the OCI layout's refs. */
+static int
+cas_list(struct cli *cli, json_t *list, struct husk_error **err)
+{
+    cleanup_free char *dir = cas_dir(cli);
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return 0;
+    cleanup_(img_cas_freep) struct img_cas *c = NULL;
+    int r = img_cas_open(dir, &c, err);
+    if (r < 0)
+        return r;
+    cleanup_json json_t *images = img_cas_list(c, err);
+    if (images == NULL)
+        return -EINVAL;
+    size_t i;
+    json_t *v;
+    json_array_foreach(images, i, v)
+    {
+        json_object_set(v, "ref", json_object_get(v, "name"));
+        json_object_set_new(v, "store", json_string("packed"));
+        json_array_append(list, v);
+    }
+    return 0;
+}
+
 static int
 cmd_image_ls(struct cli *cli, int argc, char **argv)
 {
@@ -252,34 +292,76 @@ cmd_image_ls(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "husk image ls: no arguments expected\n");
         return 2;
     }
-    if (stat(dir, &st) < 0) {
-        printf("[]\n");
+    cleanup_json json_t *list = json_array();
+    if (stat(dir, &st) == 0) {
+        json_decref(list);
+        if (img_store_open(dir, &s, &err) < 0 || (list = img_store_list(s, &err)) == NULL)
+            return cli_fail(cli, err);
+    }
+    if (cas_list(cli, list, &err) < 0)
+        return cli_fail(cli, err);
+    return print_json(list);
+}
+
+/* inspect NAME, rm NAME, gc, df: the deduplicated store. */
+static int
+cmd_image_cas(struct cli *cli, const char *verb, int argc, char **argv)
+{
+    struct husk_error *err = NULL;
+    bool named = strcmp(verb, "inspect") == 0 || strcmp(verb, "rm") == 0;
+    if (argc != (named ? 1 : 0)) {
+        fprintf(stderr, "husk image %s: %s\n", verb,
+                named ? "one image NAME is required" : "no arguments expected");
+        return 2;
+    }
+    cleanup_free char *dir = cas_dir(cli);
+    cleanup_(img_cas_freep) struct img_cas *c = NULL;
+    if (img_cas_open(dir, &c, &err) < 0)
+        return cli_fail(cli, err);
+    if (strcmp(verb, "rm") == 0) {
+        if (img_cas_remove(c, argv[0], &err) < 0)
+            return cli_fail(cli, err);
+        printf("removed image '%s' (`husk image gc` frees what no image uses now)\n", argv[0]);
         return 0;
     }
-    if (img_store_open(dir, &s, &err) < 0)
+    if (strcmp(verb, "gc") == 0) {
+        uint64_t bytes, objects;
+        if (img_cas_gc(c, &bytes, &objects, &err) < 0)
+            return cli_fail(cli, err);
+        char size[32];
+        pack_format_bytes(bytes, size, sizeof(size));
+        printf("freed %llu objects, %s\n", (unsigned long long)objects, size);
+        return 0;
+    }
+    cleanup_json json_t *j = named ? img_cas_inspect(c, argv[0], &err) : img_cas_usage(c, &err);
+    if (j == NULL)
         return cli_fail(cli, err);
-    cleanup_json json_t *list = img_store_list(s, &err);
-    if (list == NULL)
-        return cli_fail(cli, err);
-    cleanup_free char *text = json_dumps(list, JSON_INDENT(2));
-    printf("%s\n", text);
-    return 0;
+    return print_json(j);
 }
 
 int
 cmd_image(struct cli *cli, int argc, char **argv)
 {
+    static const char *const cas_verbs[] = {"inspect", "rm", "gc", "df"};
     if (argc >= 1 && strcmp(argv[0], "import") == 0)
         return cmd_image_import(cli, argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "ls") == 0)
         return cmd_image_ls(cli, argc - 1, argv + 1);
+    for (size_t i = 0; argc >= 1 && i < ARRAY_SIZE(cas_verbs); i++)
+        if (strcmp(argv[0], cas_verbs[i]) == 0)
+            return cmd_image_cas(cli, argv[0], argc - 1, argv + 1);
     if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
         printf("usage: husk image import [flags] DIR|TAR\n"
-               "       husk image ls\n\n"
+               "       husk image ls\n"
+               "       husk image inspect NAME | rm NAME | gc | df\n\n"
                "Imports OCI image layouts into the store under the state directory\n"
-               "(ROOT/images, itself an OCI layout) and makes bundles or images of them.\n");
+               "(ROOT/images, itself an OCI layout) and makes bundles or images of them.\n"
+               "`husk pack -f store -o NAME` keeps images in the deduplicated store\n"
+               "(ROOT/store: each file stored once, by content); inspect shows one, rm\n"
+               "removes one, gc frees the files no image uses, df shows the dedup ratio.\n");
         return 0;
     }
-    fprintf(stderr, "husk image: expected 'import' or 'ls' (see husk image --help)\n");
+    fprintf(stderr, "husk image: expected import, ls, inspect, rm, gc or df (see husk image "
+                    "--help)\n");
     return 2;
 }

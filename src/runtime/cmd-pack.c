@@ -21,13 +21,15 @@ struct pack_opts {
     struct strlist add, env;
     bool trace, bare;
     int trace_timeout;
+    const char *scratch; /* scratch space goes next to this path (not a flag) */
 };
 
 static const struct flag pack_flags[] = {
     {"output", 'o', FLAG_STRING, offsetof(struct pack_opts, output),
      "where to write the result (must not exist)"},
     {"format", 'f', FLAG_STRING, offsetof(struct pack_opts, format),
-     "bundle (default), rootfs, tar (zstd), erofs or squashfs"},
+     "bundle (default), rootfs, tar (zstd), erofs, squashfs, or store (-o NAME: the "
+     "deduplicated image store)"},
     {"image", 0, FLAG_STRING, offsetof(struct pack_opts, image),
      "bundle only: keep the rootfs as an erofs or squashfs image that `husk run` mounts"},
     {"compress", 0, FLAG_STRING, offsetof(struct pack_opts, compress),
@@ -79,18 +81,33 @@ add_extra(struct img_tree *t, const char *spec, struct husk_error **err)
     return r < 0 ? husk_err_prefix(err, "--add '%s': ", spec) : 0;
 }
 
+/* The traced run's environment: a default PATH and HOME, then each -e (documented in
+ * docs/packaging.md; the same -e the bundle's process gets). */
+static char **
+trace_env(const struct strlist *extra)
+{
+    char **env = xcalloc(extra->n + 3, sizeof(char *));
+    size_t n = 0;
+    env[n++] = xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    env[n++] = xstrdup("HOME=/root");
+    for (size_t i = 0; i < extra->n; i++)
+        env[n++] = xstrdup(extra->v[i]);
+    return env;
+}
+
 /* The traced run of argv; its files join the tree. */
 static int
-trace(struct img_tree *t, char **argv, int timeout_s, const char *out, struct husk_error **err)
+trace(struct img_tree *t, char **argv, const struct pack_opts *po, struct husk_error **err)
 {
+    int timeout_s = po->trace_timeout > 0 ? po->trace_timeout : 10;
+    const char *out = po->scratch;
     char self[PATH_MAX], cwd[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n < 0 || getcwd(cwd, sizeof(cwd)) == NULL)
         return husk_err(err, errno, "find the husk binary");
     self[n] = '\0';
     char *helper[] = {self, "pack", "--trace-helper", NULL};
-    char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "HOME=/root", NULL};
+    cleanup_strv char **env = trace_env(&po->env);
     cleanup_free char *work = NULL;
     int r = img_stage_dir(out, &work, err);
     if (r < 0)
@@ -130,9 +147,11 @@ collect(struct img_tree *t, const struct pack_opts *o, char **args, struct husk_
             r = img_add_argument(t, args[i], args[0], err);
     }
     if (r == 0 && o->trace)
-        r = trace(t, args, o->trace_timeout > 0 ? o->trace_timeout : 10, o->output, err);
+        r = trace(t, args, o, err);
     for (size_t i = 0; r == 0 && i < o->add.n; i++)
         r = add_extra(t, o->add.v[i], err);
+    if (r == 0)
+        r = img_add_implicit_libs(t, err);
     if (r == 0 && !o->bare)
         r = img_add_extras(t, err);
     cleanup_strv char **mps = pack_mount_points();
@@ -191,6 +210,99 @@ run_helper(int argc, char **argv)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* A percentage on a terminal, nothing otherwise (a log or a pipe wants no \r). */
+static void
+show_progress(void *arg, const char *step, uint64_t done, uint64_t total)
+{
+    int *last = arg;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (pct == *last)
+        return;
+    *last = pct;
+    char d[32], t[32];
+    pack_format_bytes(done, d, sizeof(d));
+    pack_format_bytes(total, t, sizeof(t));
+    fprintf(stderr, "\rhusk pack: %s %3d%% (%s of %s)%s", step, pct, d, t, pct == 100 ? "\n" : "");
+}
+
+static json_t *
+pack_manifest(const struct img_tree *t, char **args)
+{
+    json_t *manifest = img_tree_manifest(t);
+    json_t *a = json_array();
+    for (; *args; args++)
+        json_array_append_new(a, json_string(*args));
+    json_object_set_new(manifest, "args", a);
+    return manifest;
+}
+
+/* Write the tree into a new staging directory (from stage()). */
+static int
+stage_tree(const struct img_tree *t, int (*stage)(void *, char **, struct husk_error **),
+           void *stage_arg, char **staged, struct husk_error **err)
+{
+    cleanup_fd int stagefd = -1;
+    int last = -1;
+    struct img_progress progress = {.fn = show_progress, .arg = &last};
+    int r = stage(stage_arg, staged, err);
+    if (r == 0 && (stagefd = open(*staged, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+        r = husk_err(err, errno, "open '%s'", *staged);
+    if (r == 0)
+        r = img_tree_write(t, stagefd, isatty(STDERR_FILENO) ? &progress : NULL, err);
+    if (r < 0 && *staged)
+        rm_rf_at(AT_FDCWD, *staged);
+    return r;
+}
+
+static int
+stage_next_to(void *dst, char **out, struct husk_error **err)
+{
+    return img_stage_dir(dst, out, err);
+}
+
+static int
+stage_in_store(void *cas, char **out, struct husk_error **err)
+{
+    return img_cas_stage(cas, out, err);
+}
+
+static char *
+store_path(const struct cli *cli)
+{
+    return xasprintf("%s/store", cli->root);
+}
+
+/* -f store -o NAME: into the deduplicated store (ROOT/store). */
+static int
+pack_store(struct cli *cli, const struct pack_opts *o, char **args, struct img_tree *t,
+           struct husk_error **err)
+{
+    cleanup_free char *dir = store_path(cli), *staged = NULL;
+    cleanup_(img_cas_freep) struct img_cas *cas = NULL;
+    struct img_cas_stats st = {0};
+    int r = img_cas_open(dir, &cas, err);
+    if (r == 0)
+        r = img_cas_check_name(cas, o->output, false, err);
+    if (r == 0)
+        r = collect(t, o, args, err);
+    if (r == 0)
+        r = stage_tree(t, stage_in_store, cas, &staged, err);
+    if (r == 0) {
+        cleanup_json json_t *manifest = pack_manifest(t, args);
+        r = img_cas_add(cas, o->output, staged, manifest, &st, err);
+        if (r < 0)
+            rm_rf_at(AT_FDCWD, staged);
+    }
+    if (r < 0)
+        return r;
+    char all[32], fresh[32];
+    pack_format_bytes(st.bytes, all, sizeof(all));
+    pack_format_bytes(st.new_bytes, fresh, sizeof(fresh));
+    printf("stored %s as image '%s' in %s: %llu files, %s, %s of it new\n", args[0], o->output, dir,
+           (unsigned long long)st.files, all, fresh);
+    return 0;
+}
+
 static int
 pack(struct cli *cli, const struct pack_opts *o, char **args)
 {
@@ -203,31 +315,30 @@ pack(struct cli *cli, const struct pack_opts *o, char **args)
     uint64_t t0 = now_ns();
     cleanup_(img_tree_freep) struct img_tree *t = NULL;
     cleanup_free char *staged = NULL;
-    cleanup_fd int stagefd = -1;
-    int r = pack_output_check(&po, &err);
+    int r = img_tree_new("/", &t, &err);
+    if (r == 0 && strcmp(o->format, "store") == 0) {
+        if ((r = pack_store(cli, o, args, t, &err)) < 0)
+            return cli_fail(cli, err);
+        return 0;
+    }
     if (r == 0)
-        r = img_tree_new("/", &t, &err);
+        r = pack_output_check(&po, &err);
     if (r == 0)
         r = collect(t, o, args, &err);
     if (r == 0)
-        r = img_stage_dir(o->output, &staged, &err);
-    if (r == 0 && (stagefd = open(staged, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
-        r = husk_err(&err, errno, "open '%s'", staged);
-    if (r == 0)
-        r = img_tree_write(t, stagefd, &err);
+        r = stage_tree(t, stage_next_to, (void *)o->output, &staged, &err);
     if (r == 0) {
-        cleanup_json json_t *manifest = img_tree_manifest(t);
-        json_object_set_new(manifest, "args", json_array());
-        for (char **a = args; *a; a++)
-            json_array_append_new(json_object_get(manifest, "args"), json_string(*a));
+        cleanup_json json_t *manifest = pack_manifest(t, args);
         struct pack_process p = {
             .args = args, .extra_env = o->env.v, .tmp_in_image = tmp_in_image(t)};
         r = pack_output_write(&po, staged, &p, manifest, &err);
-    } else if (staged) {
-        rm_rf_at(AT_FDCWD, staged);
     }
     if (r < 0)
         return cli_fail(cli, err);
+    if (tmp_in_image(t))
+        fprintf(stderr, "husk pack: warning: the image has files under /tmp; `husk serve` mounts a "
+                        "fresh tmpfs there, which hides them, and refuses to deploy it: pack from "
+                        "another directory\n");
     char size[32];
     pack_format_bytes(img_tree_bytes(t), size, sizeof(size));
     printf("packed %s: %zu entries, %s -> %s (%s%s%s) in %.1f ms\n", args[0], img_tree_count(t),
@@ -256,6 +367,19 @@ cmd_pack(struct cli *cli, int argc, char **argv)
         fprintf(stderr, "husk pack: an output is required (-o PATH)\n");
         return 2;
     }
+    /* Relative outputs are the cwd's (the staging directory and a bundle's paths need it); a
+     * store image's output is its name. */
+    bool store = strcmp(o.format, "store") == 0;
+    cleanup_free char *output = store ? xstrdup(o.output) : absolute(NULL, o.output, false);
+    cleanup_free char *manifest = o.manifest ? absolute(NULL, o.manifest, false) : NULL;
+    if (output == NULL || (o.manifest && manifest == NULL)) {
+        fprintf(stderr, "husk pack: the current directory is gone: cannot place '%s'\n", o.output);
+        return 1;
+    }
+    o.output = output;
+    o.manifest = manifest;
+    cleanup_free char *scratch = store ? xasprintf("%s/store/tmp/trace", cli->root) : NULL;
+    o.scratch = store ? scratch : output;
     cleanup_(img_tree_freep) struct img_tree *t = NULL;
     cleanup_strv char **args = NULL;
     if (img_tree_new("/", &t, &err) < 0 || resolve_args(t, argv + i, argc - i, &args, &err) < 0)

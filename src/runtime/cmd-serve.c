@@ -16,6 +16,8 @@
 
 #include "cli.h"
 #include "faas.h"
+#include "pack-bundle.h"
+#include "serve-config.h"
 #include "util.h"
 
 #define DEFAULT_ADMIN_SOCKET "/run/husk/serve.sock"
@@ -23,13 +25,44 @@
 #define USERNS_RANGE         65536u
 
 struct serve_opts {
-    const char *listen, *state, *admin_socket, *admin_group, *token_file;
+    const char *listen, *state, *admin_socket, *admin_group, *token_file, *otlp, *config;
+    bool check_config;
+    /* function defaults and maxima: sizes and CPUs as text */
+    const char *def_memory, *max_memory, *def_max_body, *max_max_body, *def_max_response,
+        *max_max_response, *def_cpus, *max_cpus;
+    int def_timeout, max_timeout, def_pids, max_pids, def_instances, max_instances;
     struct strlist allow_bind, allow_callback;
+    char **binds; /* allow_bind resolved (owned) */
     int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async;
 };
 
 #define OPT(f) offsetof(struct serve_opts, f)
+#define FN_FLAG(n, t, f, h)                                                                        \
+    {                                                                                              \
+        n, 0, t, OPT(f), h                                                                         \
+    }
 static const struct flag serve_flags[] = {
+    {"config", 0, FLAG_STRING, OPT(config),
+     "read settings from this JSON file (keys: these flags' names, '_' for '-'); flags win"},
+    {"check-config", 0, FLAG_BOOL, OPT(check_config),
+     "check the settings (file and flags), say what is wrong, and exit"},
+    FN_FLAG("default-fn-timeout", FLAG_INT, def_timeout,
+            "seconds per call when a deploy says none"),
+    FN_FLAG("max-fn-timeout", FLAG_INT, max_timeout, "seconds per call a deploy may ask at most"),
+    FN_FLAG("default-fn-memory", FLAG_STRING, def_memory, "memory limit when a deploy says none"),
+    FN_FLAG("max-fn-memory", FLAG_STRING, max_memory, "memory limit a deploy may ask at most"),
+    FN_FLAG("default-fn-max-body", FLAG_STRING, def_max_body, "request body limit by default"),
+    FN_FLAG("max-fn-max-body", FLAG_STRING, max_max_body, "request body limit at most"),
+    FN_FLAG("default-fn-max-response", FLAG_STRING, def_max_response,
+            "buffered response limit by default"),
+    FN_FLAG("max-fn-max-response", FLAG_STRING, max_max_response,
+            "buffered response limit at most"),
+    FN_FLAG("default-fn-cpus", FLAG_STRING, def_cpus, "CPU limit by default (0.5)"),
+    FN_FLAG("max-fn-cpus", FLAG_STRING, max_cpus, "CPU limit at most"),
+    FN_FLAG("default-fn-pids", FLAG_INT, def_pids, "process limit by default"),
+    FN_FLAG("max-fn-pids", FLAG_INT, max_pids, "process limit at most"),
+    FN_FLAG("default-fn-instances", FLAG_INT, def_instances, "instances of a function by default"),
+    FN_FLAG("max-fn-instances", FLAG_INT, max_instances, "instances of a function at most"),
     {"listen", 0, FLAG_STRING, OPT(listen),
      "the front door, HOST:PORT or [V6]:PORT (default 127.0.0.1:8080; 'none': no TCP)"},
     {"state", 0, FLAG_STRING, OPT(state), "registry directory (default /var/lib/husk)"},
@@ -51,6 +84,9 @@ static const struct flag serve_flags[] = {
     {"allow-callback", 0, FLAG_STRINGS, OPT(allow_callback),
      "a CIDR asynchronous calls' callbacks may reach though it is loopback or link-local "
      "(repeatable)"},
+    {"otlp-endpoint", 0, FLAG_STRING, OPT(otlp),
+     "export a span per call to this OTLP/HTTP collector URL (JSON, e.g. "
+     "http://127.0.0.1:4318/v1/traces)"},
     {"max-async-queue", 0, FLAG_INT, OPT(max_async),
      "asynchronous calls accepted and not yet finished, at most (default 10000)"},
     {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
@@ -112,9 +148,12 @@ resolve_group(const char *name, gid_t *gid, struct husk_error **err)
 }
 
 /* Each allowed directory as a canonical path. */
+/* Each allowed directory as a canonical path, into o->binds (owned). */
 static int
-resolve_binds(struct strlist *l, struct husk_error **err)
+resolve_binds(struct serve_opts *o, struct husk_error **err)
 {
+    const struct strlist *l = &o->allow_bind;
+    o->binds = xcalloc(l->n + 1, sizeof(char *));
     for (size_t i = 0; i < l->n; i++) {
         char real[PATH_MAX];
         struct stat st;
@@ -122,7 +161,7 @@ resolve_binds(struct strlist *l, struct husk_error **err)
             return husk_err(err, errno, "--allow-bind '%s'", l->v[i]);
         if (!S_ISDIR(st.st_mode))
             return husk_err(err, 0, "--allow-bind '%s': not a directory", l->v[i]);
-        l->v[i] = xstrdup(real);
+        o->binds[i] = xstrdup(real);
     }
     return 0;
 }
@@ -143,6 +182,64 @@ check_numbers(const struct serve_opts *o, struct husk_error **err)
     return 0;
 }
 
+/* The function defaults and maxima: sizes ("64M") and CPUs ("0.5") from their text. */
+static int
+fn_limits(const struct serve_opts *o, struct faas_fn_limits *d, struct faas_fn_limits *m,
+          struct husk_error **err)
+{
+    const struct {
+        const char *flag, *text;
+        int64_t *out;
+    } sizes[] = {{"--default-fn-memory", o->def_memory, &d->memory},
+                 {"--max-fn-memory", o->max_memory, &m->memory},
+                 {"--default-fn-max-body", o->def_max_body, &d->max_body},
+                 {"--max-fn-max-body", o->max_max_body, &m->max_body},
+                 {"--default-fn-max-response", o->def_max_response, &d->max_response},
+                 {"--max-fn-max-response", o->max_max_response, &m->max_response}};
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        uint64_t v;
+        if (sizes[i].text && (pack_parse_size(sizes[i].text, &v) < 0 || v == 0))
+            return husk_err(err, 0, "%s '%s': expected a size like 64M", sizes[i].flag,
+                            sizes[i].text);
+        if (sizes[i].text)
+            *sizes[i].out = (int64_t)v;
+    }
+    const struct {
+        const char *flag, *text;
+        double *out;
+    } cpus[] = {{"--default-fn-cpus", o->def_cpus, &d->cpus},
+                {"--max-fn-cpus", o->max_cpus, &m->cpus}};
+    for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
+        char *end = NULL;
+        double v = cpus[i].text ? strtod(cpus[i].text, &end) : 0;
+        if (cpus[i].text && (end == cpus[i].text || *end || !(v >= 0.01 && v <= 1024)))
+            return husk_err(err, 0, "%s '%s': expected a number of CPUs from 0.01 to 1024",
+                            cpus[i].flag, cpus[i].text);
+        *cpus[i].out = v;
+    }
+    const struct {
+        const char *flag;
+        int v;
+        int64_t *out;
+    } ints[] = {{"--default-fn-timeout", o->def_timeout, &d->timeout},
+                {"--max-fn-timeout", o->max_timeout, &m->timeout},
+                {"--default-fn-pids", o->def_pids, &d->pids},
+                {"--max-fn-pids", o->max_pids, &m->pids},
+                {"--default-fn-instances", o->def_instances, &d->max},
+                {"--max-fn-instances", o->max_instances, &m->max}};
+    for (size_t i = 0; i < ARRAY_SIZE(ints); i++) {
+        if (ints[i].v < 0)
+            return husk_err(err, 0, "%s %d: must be at least 1", ints[i].flag, ints[i].v);
+        *ints[i].out = ints[i].v;
+    }
+    if ((m->timeout && d->timeout > m->timeout) || (m->memory && d->memory > m->memory) ||
+        (m->max_body && d->max_body > m->max_body) || (m->pids && d->pids > m->pids) ||
+        (m->max && d->max > m->max) || (m->cpus && d->cpus > m->cpus) ||
+        (m->max_response && d->max_response > m->max_response))
+        return husk_err(err, 0, "a --default-fn-* setting is over its --max-fn-* setting");
+    return 0;
+}
+
 static int
 build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, char **token,
            struct husk_error **err)
@@ -153,7 +250,13 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
     if (r == 0 && o->admin_group)
         r = resolve_group(o->admin_group, &so->admin_gid, err);
     if (r == 0)
-        r = resolve_binds(&o->allow_bind, err);
+        r = resolve_binds(o, err);
+    struct faas_fn_limits defaults = {0}, maxima = {0};
+    int listen_fd = -1, admin_fd = -1;
+    if (r == 0)
+        r = fn_limits(o, &defaults, &maxima, err);
+    if (r == 0 && !o->check_config)
+        r = serve_listen_fds(&listen_fd, &admin_fd, err);
     if (r < 0)
         return r;
     uint64_t slots = (0xffffffffull - (uint64_t)o->userns_base) / USERNS_RANGE;
@@ -164,7 +267,7 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .token = *token,
                                    .state_dir = o->state,
                                    .cgroup_root = cli->cgroup_root,
-                                   .allow_bind = o->allow_bind.v,
+                                   .allow_bind = o->binds,
                                    .n_allow_bind = o->allow_bind.n,
                                    .userns_base = (uint32_t)o->userns_base,
                                    .userns_slots = (uint32_t)(slots > 16384 ? 16384 : slots),
@@ -175,9 +278,39 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .max_async_queue = (unsigned)o->max_async,
                                    .allow_callback = o->allow_callback.v,
                                    .n_allow_callback = o->allow_callback.n,
+                                   .otlp_endpoint = o->otlp,
+                                   .fn_defaults = defaults,
+                                   .fn_maxima = maxima,
+                                   .listen_fd = listen_fd,
+                                   .admin_fd = admin_fd,
                                    .log = serve_log,
                                    .log_data = cli};
     return 0;
+}
+
+/* --config FILE (or --config=FILE) from the arguments, before the flags are parsed: its
+ * settings come first, so that flags win. */
+static const char *
+config_path(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i] + (argv[i][0] == '-' && argv[i][1] == '-');
+        if (strcmp(a, "-config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (str_has_prefix(a, "-config="))
+            return a + strlen("-config=");
+    }
+    return NULL;
+}
+
+static void
+free_binds(struct serve_opts *o)
+{
+    for (size_t k = 0; o->binds && o->binds[k]; k++)
+        free(o->binds[k]);
+    free(o->binds);
+    free(o->allow_bind.v);
+    free(o->allow_callback.v);
 }
 
 int
@@ -195,20 +328,41 @@ cmd_serve(struct cli *cli, int argc, char **argv)
                            .max_deploys = 60,
                            .read_timeout = 30,
                            .max_async = 10000};
-    int i = cli_parse_flags(&v, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
-    if (i == -2)
-        return 0;
-    if (i < 0)
-        return 2;
-    if (i < argc) {
-        fprintf(stderr, "husk serve: unexpected argument '%s'\n", argv[i]);
-        return 2;
-    }
     struct husk_error *err = NULL;
-    struct faas_serve_opts so = {0};
-    cleanup_free char *token = NULL;
-    if (build_opts(cli, &o, &so, &token, &err) < 0)
+    struct serve_config config = {0};
+    const char *path = config_path(argc, argv);
+    if (path &&
+        serve_config_load(path, serve_flags, ARRAY_SIZE(serve_flags), &o, &config, &err) < 0) {
+        free_binds(&o);
+        serve_config_free(&config);
         return cli_fail(cli, err);
+    }
+    if (config.log_json)
+        cli->log_json = true;
+    int i = cli_parse_flags(&v, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
+    if (i == -2 || i < 0 || i < argc) {
+        if (i >= 0 && i < argc)
+            fprintf(stderr, "husk serve: unexpected argument '%s'\n", argv[i]);
+        free_binds(&o);
+        serve_config_free(&config);
+        return i == -2 ? 0 : 2;
+    }
+    struct faas_serve_opts so = {.listen_fd = -1, .admin_fd = -1};
+    cleanup_free char *token = NULL;
+    int r = build_opts(cli, &o, &so, &token, &err);
+    if (r == 0 && o.check_config)
+        r = faas_serve_check(&so, &err);
+    if (r < 0 || o.check_config) {
+        free_binds(&o);
+        serve_config_free(&config);
+        if (r < 0)
+            return cli_fail(cli, err);
+        if (path)
+            printf("husk serve: the settings are valid (%s)\n", path);
+        else
+            printf("husk serve: the settings are valid\n");
+        return 0;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -222,10 +376,9 @@ cmd_serve(struct cli *cli, int argc, char **argv)
         return 1;
     }
     so.signal_fd = sfd;
-    int r = faas_serve(&so, &err);
-    for (size_t k = 0; k < o.allow_bind.n; k++)
-        free(o.allow_bind.v[k]);
-    free(o.allow_bind.v);
+    r = faas_serve(&so, &err);
+    free_binds(&o);
+    serve_config_free(&config);
     if (r < 0)
         return cli_fail(cli, err);
     return 0;

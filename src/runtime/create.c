@@ -101,11 +101,11 @@ check_supported(const struct oci_config *cfg, const struct create_opts *o, enum 
     return 0;
 }
 
-/* What the parent does between clone and the child's setup: join v1 cgroups, then run the
- * prestart, createRuntime and createContainer hooks (in the runtime's namespaces, with the
- * container's namespaces already made; a failure fails the create). */
+/* What the parent does between clone and the child's setup, once sbx_spawn placed it in its
+ * cgroups: attach its network, then run the prestart, createRuntime and createContainer hooks
+ * (in the runtime's namespaces, with the container's namespaces already made; a failure fails
+ * the create). */
 struct created_ctx {
-    struct sbx_cgroup *cg;
     struct ctr_net *net;
     const struct oci_config *cfg;
     struct oci_state *st;
@@ -117,8 +117,6 @@ on_created(pid_t pid, void *data, struct husk_error **err)
     struct created_ctx *c = data;
     static const enum oci_hook_kind kinds[] = {OCI_HOOK_PRESTART, OCI_HOOK_CREATE_RUNTIME,
                                                OCI_HOOK_CREATE_CONTAINER};
-    if (c->cg && sbx_cgroup_on_created(pid, c->cg, err) < 0)
-        return -EINVAL;
     if (ctr_net_on_created(c->net, pid, err) < 0)
         return -EINVAL;
     c->st->pid = pid;
@@ -186,32 +184,19 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
                            .owner = "",
                            .annotations = cfg->annotations};
     hooks_prepare_start(cfg, &st);
-    struct created_ctx cc = {.cg = cg, .net = net, .cfg = cfg, .st = &st};
-    struct sbx_spawn_opts so = {.preserve_fds = o->preserve_fds,
-                                .start_listen_fd = listen_fd,
-                                /* cgroup2: born in its cgroup; v1: joined before setup */
-                                .cgroup_fd = sbx_cgroup_spawn_fd(cg),
-                                .on_created = on_created,
-                                .data = &cc,
-                                .console_fd = console_fd,
-                                .seccomp_listener_fd = -1};
+    struct created_ctx cc = {.net = net, .cfg = cfg, .st = &st};
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.preserve_fds = o->preserve_fds;
+    so.start_listen_fd = listen_fd;
+    so.console_fd = console_fd;
+    so.cgroup = cg; /* born in it */
+    so.on_created = on_created;
+    so.data = &cc;
     cleanup_fd int listener_fd = seccomp_listener(cfg, &st, err);
     if (listener_fd == -EINVAL)
         return -EINVAL;
     so.seccomp_listener_fd = listener_fd;
-    /* A rootfs image is mounted before we step into the cgroups: their device rules would
-     * refuse its loop device. */
-    cleanup_fd int image_fd = cfg->sbx->rootfs_image ? sbx_rootfs_image_mount(cfg->sbx, err) : -1;
-    if (cfg->sbx->rootfs_image && image_fd < 0)
-        return -EINVAL;
-    so.rootfs_image_fd = image_fd;
-    /* v1: the child is born in its cgroups (see sbx_cgroup_enter_self); we step out in
-     * on_created, or here if the clone failed first. */
-    if (cg)
-        sbx_cgroup_enter_self(cg);
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
-    if (cg)
-        sbx_cgroup_leave_self(cg, NULL);
     if (spawned < 0) {
         ctr_cgroup_report_oom(cli, id, cg, cfg); /* a memory limit too small to set up in */
         return -EINVAL;
@@ -256,15 +241,22 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
         return -EINVAL;
     if (oci_config_load(o->bundle ? o->bundle : ".", &cfg, err) < 0)
         return -EINVAL;
-    if (check_supported(cfg, o, mode, err) < 0 || ctr_net_plan(cli, id, cfg, o, &net, err) < 0)
+    if (check_supported(cfg, o, mode, err) < 0)
+        return -EINVAL;
+    /* Joining another container's pid namespace puts the sandbox process in its processes'
+     * sight while it sets up. */
+    const struct sbx_ns *pidns = &cfg->sbx->ns[SBX_NS_PID];
+    int r = pidns->enabled && pidns->path ? cli_run_from_readonly_exe(cli, err) : 0;
+    if (r < 0)
+        return r;
+    if (ctr_net_plan(cli, id, cfg, o, &net, err) < 0)
         return -EINVAL;
     for (size_t i = 0; cfg->warnings && cfg->warnings[i]; i++)
         cli_log(cli, "warning", "%s", cfg->warnings[i]);
     cfg->sbx->no_pivot = o->no_pivot;
     if (cfg->seccomp) {
         cleanup_free char *cache = xasprintf("%s/.seccomp-cache", cli->root);
-        int r = mkdir_p(cli->root, 0700);
-        if (r < 0)
+        if ((r = mkdir_p(cli->root, 0700)) < 0)
             return husk_err(err, -r, "create state directory '%s'", cli->root);
         if (oci_seccomp_compile(cfg->seccomp, cfg->path, cache, &cfg->sbx->process.seccomp, err) <
             0)
@@ -280,7 +272,7 @@ ctr_create(struct cli *cli, const char *id, const struct create_opts *o, enum cr
     dir_fd = openat(root_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     /* No flock here: the sandbox process would inherit it and hold it until `start`.
      * mkdirat above already made us the only creator of this id. */
-    int r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
+    r = dir_fd < 0 ? husk_err(err, errno, "open state of container '%s'", id) : 0;
     /* First: should we be killed before the state is recorded, `delete --force` finds the
      * cgroup path in it (ctr_remove_incomplete). */
     if (r == 0)

@@ -37,8 +37,8 @@ static const struct verb verbs[] = {
      cmd_events},
     {"pack", "[flags] PROGRAM [FILE...] | --trace [flags] -- COMMAND [ARG...]",
      "Package a program and its dependencies as a bundle, rootfs, tar or image.", cmd_pack},
-    {"image", "import|ls [flags] ...", "Import OCI image layouts; make bundles or images of them.",
-     cmd_image},
+    {"image", "import|ls|inspect|rm|gc|df [flags] ...",
+     "Import OCI image layouts; make bundles or images of them.", cmd_image},
     {"serve", "[--listen HOST:PORT] [--state DIR]", "Run functions behind an HTTP gateway.",
      cmd_serve},
     {"fn", "deploy|ls|get|rm|invoke [flags] [NAME]", "Manage and invoke functions of `husk serve`.",
@@ -130,10 +130,12 @@ setup_cli(struct cli *cli, const struct global_opts *g)
 int
 main(int argc, char **argv)
 {
-    prctl(PR_SET_NAME, "husk"); /* not "memfd:husk-sealed" after the sealed re-exec */
     static const struct verb global = {"", "COMMAND", "", NULL};
     struct global_opts g = {0};
-    struct cli cli = {.log_fd = -1};
+    struct cli cli = {.log_fd = -1, .argv = argv};
+
+    /* After a re-execution through an fd (readonly-exe.c) the kernel names us after the fd. */
+    prctl(PR_SET_NAME, "husk");
 
     int i =
         cli_parse_flags(&global, global_flags, ARRAY_SIZE(global_flags), &g, argc - 1, argv + 1);
@@ -156,13 +158,6 @@ main(int argc, char **argv)
     if (v == NULL) {
         fprintf(stderr, "husk: unknown command '%s' (see husk --help)\n", name);
         return 2;
-    }
-    /* Verbs that put a husk process inside a container run from a sealed copy of husk. */
-    if (strcmp(name, "create") == 0 || strcmp(name, "run") == 0 || strcmp(name, "exec") == 0 ||
-        strcmp(name, "serve") == 0) {
-        struct husk_error *err = NULL;
-        if (cli_reexec_sealed(argv, &err) < 0)
-            return cli_fail(&cli, err);
     }
     int code = setup_cli(&cli, &g);
     if (code == 0)

@@ -82,6 +82,14 @@ pack_output_check(const struct pack_output *o, struct husk_error **err)
         return husk_err(err, 0, "an output is required (-o PATH)");
     if (lstat(o->out, &st) == 0)
         return husk_err(err, 0, "'%s' exists already; remove it or pick another output", o->out);
+    cleanup_free char *parent = xstrdup(o->out);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *(slash == parent ? slash + 1 : slash) = '\0';
+    if (slash && stat(parent, &st) < 0)
+        return husk_err(err, errno, "output '%s': its directory '%s'", o->out, parent);
+    if (slash && !S_ISDIR(st.st_mode))
+        return husk_err(err, ENOTDIR, "output '%s': '%s'", o->out, parent);
     bool bundle = strcmp(o->format, "bundle") == 0;
     if (!bundle && img_format_parse(o->format, &f) < 0)
         return husk_err(err, 0, "unknown format '%s': use bundle, rootfs, tar, erofs or squashfs",

@@ -17,11 +17,17 @@ last_cap(void)
 {
     static int cached = -1;
     if (cached < 0) {
-        int n = 0;
-        /* PR_CAPBSET_READ fails with EINVAL past the last capability the kernel knows. */
-        while (n < 64 && prctl(PR_CAPBSET_READ, n, 0, 0, 0) >= 0)
-            n++;
-        cached = n - 1;
+        /* PR_CAPBSET_READ fails with EINVAL past the last capability the kernel knows: a binary
+         * search takes 6 calls where counting up took 42 (each one a trip into the kernel). */
+        int lo = 0, hi = 63; /* capability 0 always exists */
+        while (lo < hi) {
+            int mid = (lo + hi + 1) / 2;
+            if (prctl(PR_CAPBSET_READ, mid, 0, 0, 0) >= 0)
+                lo = mid;
+            else
+                hi = mid - 1;
+        }
+        cached = lo;
     }
     return cached;
 }

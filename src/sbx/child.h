@@ -19,6 +19,9 @@ struct sbx_child_ctx {
      * opts->rootfs_fd), or -1: cfg->rootfs is bound by path. */
     int root_tree_fd;
     bool root_on_top; /* the tree was attached on top of "/" (no path to it exists) */
+    /* The exec stub's sealed memfd (exec-stub.h), or -1: the program (unless opts->exec_fd
+     * names the caller's own) and the startContainer hooks are executed through it. */
+    int stub_fd;
     /* /proc/self/cgroup as read before the cgroup namespace hides the paths: a user namespace
      * binds the container's own cgroup directories instead of mounting cgroupfs. */
     char self_cgroup[2048];

@@ -10,14 +10,39 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "child.h"
 #include "syscalls.h"
 
+/* The hook through the exec stub ("-": no report fd), so a hook file of the image cannot make
+ * us run husk's own binary in the container (see stub/exec-stub.c); directly without one. */
+static void
+exec_hook(const struct sbx_hook *h, int stub_fd)
+{
+    char *const empty[] = {NULL};
+    char *const argv0[] = {h->path, NULL};
+    char *const *args = h->args ? h->args : argv0;
+    char *const *env = h->env ? h->env : empty;
+    size_t n = 0;
+
+    if (stub_fd < 0) {
+        execve(h->path, args, env);
+        return;
+    }
+    while (args[n])
+        n++;
+    char *argv[n + 3];
+    argv[0] = "-";
+    argv[1] = h->path;
+    memcpy(argv + 2, args, (n + 1) * sizeof(char *));
+    syscall(SYS_execveat, stub_fd, "", argv, env, AT_EMPTY_PATH);
+}
+
 static int
-run_hook(const struct sbx_hook *h, const char *state, size_t len)
+run_hook(const struct sbx_hook *h, int stub_fd, const char *state, size_t len)
 {
     int in[2];
     if (pipe2(in, O_CLOEXEC) < 0)
@@ -30,11 +55,9 @@ run_hook(const struct sbx_hook *h, const char *state, size_t len)
         return -e;
     }
     if (pid == 0) {
-        char *const empty[] = {NULL};
-        char *const argv0[] = {h->path, NULL};
         setpgid(0, 0); /* a timeout kills the hook and whatever it started */
         dup2(in[0], STDIN_FILENO);
-        execve(h->path, h->args ? h->args : argv0, h->env ? h->env : empty);
+        exec_hook(h, stub_fd);
         _exit(127);
     }
     close(in[0]);
@@ -71,7 +94,7 @@ child_run_start_hooks(struct sbx_child_ctx *ctx, int host_pid)
     if (len < 0 || (size_t)len >= sizeof(state))
         return child_fail(ctx, SBX_STEP_HOOK, 0, E2BIG);
     for (size_t i = 0; i < cfg->n_start_hooks; i++) {
-        int r = run_hook(&cfg->start_hooks[i], state, (size_t)len);
+        int r = run_hook(&cfg->start_hooks[i], ctx->stub_fd, state, (size_t)len);
         if (r < 0)
             return child_fail(ctx, SBX_STEP_HOOK, (int)i, r);
     }

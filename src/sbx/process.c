@@ -181,6 +181,36 @@ load_seccomp(struct sbx_child_ctx *ctx)
 }
 
 /*
+ * execve through the stub (exec-stub.h): REPORT_FD FILE ARGV..., built on our stack. The report
+ * fd crosses this execve (the stub marks it close-on-exec before its own), so a failure to run
+ * FILE still comes back as a record naming the step.
+ */
+static int
+exec_through_stub(struct sbx_child_ctx *ctx, int report_fd, const char *file)
+{
+    const struct sbx_process *p = &ctx->cfg->process;
+    size_t n = 0;
+    char fd_arg[16];
+
+    while (p->args[n])
+        n++;
+    char *argv[n + 3];
+    snprintf(fd_arg, sizeof(fd_arg), "%d", report_fd);
+    argv[0] = fd_arg;
+    argv[1] = (char *)file;
+    memcpy(argv + 2, p->args, (n + 1) * sizeof(char *));
+    syscall(SYS_execveat, ctx->stub_fd, "", argv, p->env, AT_EMPTY_PATH);
+    int e = errno;
+    /* A filter that allows execve but not execveat: the stub by its /proc path instead. */
+    if (e == ENOSYS || e == EPERM) {
+        char path[40];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", ctx->stub_fd);
+        execve(path, argv, p->env);
+    }
+    return child_fail(ctx, SBX_STEP_EXEC, 0, e);
+}
+
+/*
  * The order matters: landlock and (without no_new_privs) seccomp need privileges we are about
  * to drop; the bounding set must go while we still hold CAP_SETPCAP; with no_new_privs the
  * filter comes last so it never sees our own setup syscalls.
@@ -191,9 +221,10 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
     const struct sbx_process *p = &ctx->cfg->process;
     int abi, r;
 
-    (void)report_fd;
     if ((r = set_rlimits(ctx)) < 0 || (r = set_fds(ctx)) < 0)
         return r;
+    if (ctx->opts->exec_fd < 0 && fcntl(report_fd, F_SETFD, 0) < 0)
+        return child_fail(ctx, SBX_STEP_FDS, 2, errno);
     if ((r = sbx_landlock_apply(&p->landlock, &abi)) < 0)
         return child_fail(ctx, SBX_STEP_LANDLOCK, 0, r);
     if (!p->no_new_privs && (r = load_seccomp(ctx)) < 0)
@@ -210,9 +241,8 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
         if ((r = load_seccomp(ctx)) < 0)
             return r;
     }
-    if (ctx->opts->exec_fd > 0)
-        syscall(SYS_execveat, ctx->opts->exec_fd, "", p->args, p->env, AT_EMPTY_PATH);
-    else
-        execve(file, p->args, p->env);
+    if (ctx->opts->exec_fd < 0)
+        return exec_through_stub(ctx, report_fd, file);
+    syscall(SYS_execveat, ctx->opts->exec_fd, "", p->args, p->env, AT_EMPTY_PATH);
     return child_fail(ctx, SBX_STEP_EXEC, 0, errno);
 }

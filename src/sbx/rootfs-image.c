@@ -149,11 +149,11 @@ sbx_root_tree_child_fd(const struct sbx_config *cfg, const struct sbx_spawn_opts
     cleanup_fd int own = -1;
     int given = -1;
     *out = -1;
-    if (cfg->rootfs_image && opts->rootfs_image_fd > 0)
+    if (cfg->rootfs_image && opts->rootfs_image_fd >= 0)
         given = opts->rootfs_image_fd;
     else if (cfg->rootfs_image)
         own = sbx_rootfs_image_mount(cfg, err);
-    else if (opts->rootfs_fd > 0)
+    else if (opts->rootfs_fd >= 0)
         own = clone_rootfs(opts->rootfs_fd, NULL, err);
     else if (cfg->rootfs_idmap && cfg->rootfs) /* an idmapped root is set up detached */
         own = clone_rootfs(AT_FDCWD, cfg->rootfs, err);

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "exec-stub.h"
+#include "husk/cgroup.h"
 #include "idmap.h"
 #include "tty.h"
 #include "syscalls.h"
@@ -44,7 +46,7 @@ child_join_namespaces(struct sbx_child_ctx *ctx)
     int fds[SBX_NS_COUNT];
     int r = 0;
 
-    if (ctx->opts->join_pidfd > 0)
+    if (ctx->opts->join_pidfd >= 0)
         return child_join_pidfd(ctx);
 
     /* Open every path first: once we are in the container's mount namespace, its /proc no
@@ -103,14 +105,15 @@ child_wait_start(struct sbx_child_ctx *ctx, int min_fd)
 static int
 close_inherited_fds(struct sbx_child_ctx *ctx, int min_fd)
 {
-    enum { N_KEEP = 7 };
+    enum { N_KEEP = 8 };
     int keep[N_KEEP] = {ctx->sync_fd,
                         ctx->opts->start_listen_fd,
                         ctx->opts->console_fd,
                         ctx->root_tree_fd,
                         ctx->opts->seccomp_listener_fd,
                         ctx->opts->exec_fd,
-                        ctx->opts->join_pidfd > 0 ? ctx->opts->join_pidfd : -1};
+                        ctx->opts->join_pidfd,
+                        ctx->stub_fd};
     unsigned next = (unsigned)min_fd;
 
     for (int i = 0; i < N_KEEP; i++) /* sort them */
@@ -266,10 +269,10 @@ enter_pid_ns(const struct sbx_config *cfg, int join_pidfd, int *saved, struct hu
     if (!cfg->ns[SBX_NS_PID].enabled || cfg->ns[SBX_NS_PID].path == NULL)
         return 0;
     *saved = open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
-    cleanup_fd int fd = join_pidfd > 0 ? -1 : open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
-    if (*saved < 0 || (join_pidfd <= 0 && fd < 0))
+    cleanup_fd int fd = join_pidfd >= 0 ? -1 : open(cfg->ns[SBX_NS_PID].path, O_RDONLY | O_CLOEXEC);
+    if (*saved < 0 || (join_pidfd < 0 && fd < 0))
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
-    if (setns(join_pidfd > 0 ? join_pidfd : fd, CLONE_NEWPID) < 0)
+    if (setns(join_pidfd >= 0 ? join_pidfd : fd, CLONE_NEWPID) < 0)
         return husk_err(err, errno, "join namespace pid '%s'", cfg->ns[SBX_NS_PID].path);
     return 0;
 }
@@ -325,11 +328,89 @@ await_ready(struct sbx_child *c, const struct sbx_config *cfg, struct husk_error
     return 0;
 }
 
+struct sbx_spawn_opts
+sbx_spawn_opts_init(void)
+{
+    return (struct sbx_spawn_opts){.abi = SBX_SPAWN_ABI,
+                                   .start_listen_fd = -1,
+                                   .console_fd = -1,
+                                   .seccomp_listener_fd = -1,
+                                   .cgroup_fd = -1,
+                                   .rootfs_image_fd = -1,
+                                   .join_pidfd = -1,
+                                   .exec_fd = -1,
+                                   .rootfs_fd = -1};
+}
+
+/* The options as this version reads them: the first layout's "0: none" fields become -1. */
+static struct sbx_spawn_opts
+opts_normalised(const struct sbx_spawn_opts *opts)
+{
+    struct sbx_spawn_opts o = *opts;
+    if (opts->abi == 0) {
+        int *zero_is_none[] = {&o.rootfs_image_fd, &o.join_pidfd, &o.exec_fd, &o.rootfs_fd};
+        for (size_t i = 0; i < ARRAY_SIZE(zero_is_none); i++)
+            if (*zero_is_none[i] == 0)
+                *zero_is_none[i] = -1;
+    }
+    if (o.cgroup)
+        o.cgroup_fd = sbx_cgroup_spawn_fd(o.cgroup);
+    return o;
+}
+
+/* The caller's fds the child keeps, as CLOEXEC copies above the preserved range. */
+enum { N_CALLER_FDS = 4 };
+
+static void
+close_caller_fds(int (*fds)[N_CALLER_FDS])
+{
+    for (int i = 0; i < N_CALLER_FDS; i++)
+        closep(&(*fds)[i]);
+}
+
+static int
+dup_caller_fds(struct sbx_spawn_opts *o, int min_fd, int owned[N_CALLER_FDS],
+               struct husk_error **err)
+{
+    static const char *const what[N_CALLER_FDS] = {"start socket", "seccomp listener socket",
+                                                   "pidfd to join", "console socket"};
+    int *fields[N_CALLER_FDS] = {&o->start_listen_fd, &o->seccomp_listener_fd, &o->join_pidfd,
+                                 &o->console_fd};
+    for (int i = 0; i < N_CALLER_FDS; i++) {
+        if (*fields[i] < 0)
+            continue;
+        owned[i] = fcntl(*fields[i], F_DUPFD_CLOEXEC, min_fd);
+        if (owned[i] < 0)
+            return husk_err(err, errno, "dup %s", what[i]);
+        *fields[i] = owned[i];
+    }
+    return 0;
+}
+
+/* In the parent, once the child exists: its id maps, its cgroups, then the caller's work. */
+static int
+on_child_created(const struct sbx_config *cfg, const struct sbx_spawn_opts *o, pid_t pid,
+                 int tree_fd, struct husk_error **err)
+{
+    int r = 0;
+    if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
+        r = sbx_idmap_write(pid, cfg, err);
+        if (r == 0 && cfg->rootfs_idmap && tree_fd >= 0)
+            r = sbx_root_tree_idmap(tree_fd, pid, err);
+    }
+    if (r == 0 && o->cgroup)
+        r = sbx_cgroup_on_created(pid, o->cgroup, err);
+    if (r == 0 && o->on_created)
+        r = o->on_created(pid, o->data, err);
+    return r;
+}
+
 int
 sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struct sbx_child **out,
           struct husk_error **err)
 {
-    int min_fd = 3 + (opts->preserve_fds > 0 ? opts->preserve_fds : 0);
+    struct sbx_spawn_opts copts = opts_normalised(opts);
+    int min_fd = 3 + (copts.preserve_fds > 0 ? copts.preserve_fds : 0);
     int pair[2];
     int pidfd = -1;
     cleanup_fd int saved_pidns = -1;
@@ -344,39 +425,21 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     close(pair[1]);
     if (child_fd < 0)
         return husk_err(err, errno, "dup sync socket");
-    struct sbx_spawn_opts copts = *opts;
-    cleanup_fd int listen_fd = -1;
-    if (opts->start_listen_fd >= 0) {
-        listen_fd = fcntl(opts->start_listen_fd, F_DUPFD_CLOEXEC, min_fd);
-        if (listen_fd < 0)
-            return husk_err(err, errno, "dup start socket");
-        copts.start_listen_fd = listen_fd;
-    }
-    cleanup_fd int listener_fd = -1;
-    if (opts->seccomp_listener_fd >= 0) {
-        listener_fd = fcntl(opts->seccomp_listener_fd, F_DUPFD_CLOEXEC, min_fd);
-        if (listener_fd < 0)
-            return husk_err(err, errno, "dup seccomp listener socket");
-        copts.seccomp_listener_fd = listener_fd;
-    }
-    cleanup_fd int join_pidfd = -1;
-    if (opts->join_pidfd > 0) {
-        join_pidfd = fcntl(opts->join_pidfd, F_DUPFD_CLOEXEC, min_fd);
-        if (join_pidfd < 0)
-            return husk_err(err, errno, "dup pidfd to join");
-        copts.join_pidfd = join_pidfd;
-    }
-    cleanup_fd int console_fd = -1;
-    if (opts->console_fd >= 0) {
-        console_fd = fcntl(opts->console_fd, F_DUPFD_CLOEXEC, min_fd);
-        if (console_fd < 0)
-            return husk_err(err, errno, "dup console socket");
-        copts.console_fd = console_fd;
-    }
+    cleanup_(close_caller_fds) int caller_fds[N_CALLER_FDS] = {-1, -1, -1, -1};
+    int r = dup_caller_fds(&copts, min_fd, caller_fds, err);
+    if (r < 0)
+        return r;
+    /* Without a program of the caller's, the process's own runs through the stub; so do the
+     * startContainer hooks, executed from inside the container too. */
+    bool stub = copts.exec_fd < 0 || cfg->n_start_hooks > 0;
+    cleanup_fd int stub_fd = stub ? sbx_exec_stub_open(min_fd, err) : -1;
+    if (stub && stub_fd < 0)
+        return stub_fd;
     /* Mounted or cloned here, detached (an image needs a loop device, which the container's
-     * device cgroup refuses); the child attaches the tree as its root (rootfs-image.c). */
+     * device cgroup refuses, so before we step into it); the child attaches the tree as its
+     * root (rootfs-image.c). */
     cleanup_fd int tree_fd = -1;
-    int r = sbx_root_tree_child_fd(cfg, opts, min_fd, &tree_fd, err);
+    r = sbx_root_tree_child_fd(cfg, &copts, min_fd, &tree_fd, err);
     if (r < 0)
         return r;
     if (enter_pid_ns(cfg, copts.join_pidfd, &saved_pidns, err) < 0)
@@ -387,12 +450,14 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
-    if (opts->cgroup_fd >= 0) {
+    if (copts.cgroup_fd >= 0) {
         args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = (uint64_t)opts->cgroup_fd;
+        args.cgroup = (uint64_t)copts.cgroup_fd;
     }
     /* Root in the initial user namespace, not merely uid 0 inside one. */
     bool privileged = geteuid() == 0 && in_initial_userns();
+    if (copts.cgroup) /* v1: the child is born in them too (see sbx_cgroup_enter_self) */
+        sbx_cgroup_enter_self(copts.cgroup);
     pid_t pid = (pid_t)sys_clone3(&args);
     int clone_errno = errno;
     if (pid == 0) {
@@ -403,14 +468,18 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
                                     .sync_fd = child_fd,
                                     .rootfd = -1,
                                     .root_tree_fd = tree_fd,
+                                    .stub_fd = stub_fd,
                                     .index = -1,
                                     .caller_privileged = privileged};
         sbx_child_main(&ctx);
     }
     if (saved_pidns >= 0)
         setns(saved_pidns, CLONE_NEWPID);
-    if (pid < 0)
+    if (pid < 0) {
+        if (copts.cgroup)
+            sbx_cgroup_leave_self(copts.cgroup, NULL);
         return husk_err(err, clone_errno, "clone3");
+    }
     /* The child's end is the child's alone: held here too, a child killed during setup (the
      * OOM killer under a tiny memory limit) would never show as EOF, and we would wait. */
     close(steal_fd(&child_fd));
@@ -421,14 +490,9 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     c->pty_master = -1;
     c->sync_fd = steal_fd(&parent_fd);
 
-    r = 0;
-    if (cfg->ns[SBX_NS_USER].enabled && cfg->ns[SBX_NS_USER].path == NULL) {
-        r = sbx_idmap_write(pid, cfg, err);
-        if (r == 0 && cfg->rootfs_idmap && tree_fd >= 0)
-            r = sbx_root_tree_idmap(tree_fd, pid, err);
-    }
-    if (r == 0 && opts->on_created)
-        r = opts->on_created(pid, opts->data, err);
+    r = on_child_created(cfg, &copts, pid, tree_fd, err);
+    if (copts.cgroup) /* on_created stepped out already, unless something failed before */
+        sbx_cgroup_leave_self(copts.cgroup, NULL);
     if (r == 0 && (r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, pid)) < 0)
         husk_err(err, -r, "release sandbox process");
     if (r == 0)

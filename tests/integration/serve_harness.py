@@ -78,7 +78,7 @@ class Daemon:
         """Admin paths (/system/...) go to the admin socket, the rest to the front door."""
         via = via or ("unix" if path.startswith("/system/") else "tcp")
         headers = dict(headers or {})
-        if via == "unix" and method == "POST":
+        if via == "unix" and method in ("POST", "PUT", "PATCH"):
             headers.setdefault("Content-Type", "application/json")
         conn = self.connection(via, timeout)
         try:
@@ -92,6 +92,8 @@ class Daemon:
         status, headers, body = self.request("POST", "/system/functions", json.dumps(spec))
         return status, body
 
-    def fn(self, *args, stdin=b""):
-        return subprocess.run([HUSK, "fn", *args, "--url", self.admin_url], input=stdin,
+    def fn(self, *args, stdin=b"", table=False):
+        """`husk fn ARGS` on the admin socket; answers as JSON unless table is asked for."""
+        fmt = [] if table else ["--format", "json"]
+        return subprocess.run([HUSK, "fn", *args, "--url", self.admin_url, *fmt], input=stdin,
                               capture_output=True, timeout=30, env=self.ctx.env())

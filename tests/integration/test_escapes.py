@@ -106,9 +106,8 @@ def run_exe_attack(ctx, copy, attacker_edit=None, victim_edit=None, release=None
 
 def test_cve_2019_5736_waiting_runtime_process_is_out_of_reach(ctx):
     """Not dumpable: nothing in the container may look at the waiting husk process, not even
-    read its exe link. (With CAP_SYS_PTRACE the container could, but all it would reach is the
-    sealed memfd copy husk runs from, which refuses writes: see
-    test_cve_2019_5736_program_cannot_rerun_the_runtime.)"""
+    read its exe link. (With CAP_SYS_PTRACE the container could, but all it would reach is a
+    read-only bind mount of the binary: see the next test.)"""
     copy = husk_copy(ctx)
     before = sha256(copy)
     (found, after_exec, reopen), started = run_exe_attack(ctx, copy)
@@ -118,6 +117,23 @@ def test_cve_2019_5736_waiting_runtime_process_is_out_of_reach(ctx):
         assert found[key] == {**found[key], "ok": False, "errno": errno.EACCES}, found
     assert not found["grabbed"] and not after_exec["grabbed"], (found, after_exec)
     assert "reopen_write" not in reopen, reopen
+    assert sha256(copy) == before
+
+
+def test_cve_2019_5736_ptrace_capable_container_reaches_only_a_read_only_binary(ctx):
+    """A process with CAP_SYS_PTRACE may open the exe of a process that is not dumpable. A husk
+    whose sandbox process joins a pid namespace with processes in it therefore runs from a
+    read-only bind mount of its binary: every open for writing fails with EROFS, before the
+    exec and after it, once no husk runs the file any more (ETXTBSY until then)."""
+    copy = husk_copy(ctx)
+    before = sha256(copy)
+    (found, after_exec, reopen), started = run_exe_attack(
+        ctx, copy, attacker_edit=lambda a: add_caps(a, "SYS_PTRACE"))
+    assert started.rc == 0, str(started)
+    assert found["comm"] == "husk" and found["open_path"]["ok"], found
+    assert found["open_write"]["errno"] in (errno.EROFS, errno.ETXTBSY), found
+    assert found["grabbed"] or after_exec["grabbed"], (found, after_exec)
+    assert reopen["reopen_write"] == {"ok": False, "errno": errno.EROFS}, reopen
     assert sha256(copy) == before
 
 
@@ -172,6 +188,49 @@ def test_cve_2019_5736_program_cannot_rerun_the_runtime(ctx):
     assert sha256(copy) == before, (
         f"the container overwrote the runtime's binary through /proc/PID/exe: after the exec "
         f"{after_exec}, then {reopen}")
+
+
+def rerun_script(ctx, bundle):
+    """A program of the image whose interpreter is /proc/self/exe, asking for `--version`, with
+    the libraries a dynamically linked husk needs: if the runtime's binary ran it, it would
+    print its version. Returns its path in the container."""
+    for lib in shared_libraries(conftest.HUSK):
+        dst = bundle.rootfs / lib.lstrip("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dst)
+    (bundle.rootfs / "rerun").write_text("#!/proc/self/exe --version\n")
+    os.chmod(bundle.rootfs / "rerun", 0o755)
+    return "/rerun"
+
+
+def test_cve_2019_5736_program_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    """The process's program is executed through the exec stub (a sealed memfd of a few
+    kilobytes), so /proc/self/exe is never husk while the kernel resolves an interpreter."""
+    bundle.args(rerun_script(ctx, bundle))
+    r = ctx.run(bundle)
+    assert "husk version" not in r.out, str(r)
+    assert r.rc != 0, str(r)
+
+
+def test_cve_2019_5736_exec_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    rerun = rerun_script(ctx, bundle)
+    c = ctx.run_detached(bundle)
+    r = exec_or_skip(ctx, c.id, rerun)
+    assert "husk version" not in r.out, str(r)
+    assert r.rc != 0, str(r)
+
+
+def test_cve_2019_5736_start_hook_never_finds_husk_at_proc_self_exe(ctx, bundle):
+    """startContainer hooks run inside the container, from a file of the image: through the
+    stub as well. The hook fails (the stub refuses to be an interpreter), so start does."""
+    bundle.config["hooks"] = {"startContainer": [{"path": rerun_script(ctx, bundle)}]}
+    bundle.probe("exit", "0")
+    c = ctx.create(bundle)
+    started = c.start() if c.create_result.rc == 0 else c.create_result
+    out = Path(c.create_result.out_path).read_text()
+    assert "husk version" not in out, out
+    assert started.rc != 0 and "startContainer hook 0" in started.err, str(started)
+    ctx.wait_status(c.id, "stopped")
 
 
 # ---------------------------------------------------------------------------------------------

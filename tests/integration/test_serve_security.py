@@ -197,7 +197,8 @@ def test_admin_over_tcp_needs_the_token(ctx):
                                              "Content-Type": "application/json"})
         assert status == 201, body
         # the CLI with the token file
-        r = subprocess.run([HUSK, "fn", "ls", "--url", d.url, "--token-file", str(tf)],
+        r = subprocess.run([HUSK, "fn", "ls", "--url", d.url, "--token-file", str(tf),
+                            "--format", "json"],
                            capture_output=True, timeout=30)
         assert r.returncode == 0 and json.loads(r.stdout)[0]["name"] == "f", r
     finally:
@@ -407,8 +408,11 @@ def test_a_function_cannot_reach_the_admin_api(ctx, daemon):
 def test_landlock_keeps_a_leaked_host_fd_closed(ctx, daemon):
     """An http instance's stdin is the host's /dev/null: reopening it through /proc/self/fd
     leaves the function's root, which landlock refuses (and allows with --no-landlock)."""
+    # framed by a length: busybox nc -ll may hold a connection open after its handler exits
     handler = ("#!/bin/sh\nwhile IFS= read -r l; do [ -z \"$(printf %s \"$l\" | tr -d '\\r')\" ] "
-               "&& break; done\nprintf 'HTTP/1.0 200 OK\\r\\n\\r\\n'; cat /tmp/r\n")
+               "&& break; done\nr=$(cat /tmp/r)\n"
+               "printf 'HTTP/1.0 200 OK\\r\\nContent-Length: %s\\r\\n\\r\\n%s\\n' "
+               "$((${#r} + 1)) \"$r\"\n")
     for name, extra in (("ll", {}), ("noll", {"landlock": False})):
         b = ctx.bundle(name)
         (b.rootfs / "srv" / "app" / "handler").write_text(handler)

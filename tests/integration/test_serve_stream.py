@@ -31,6 +31,15 @@ def daemon(ctx):
     assert d.stop() in (0, None), d.log.read_text()
 
 
+# A sanitizer's own memory (ASan's quarantine of freed buffers, TSan's shadow) says nothing
+# about what the daemon holds: the peak is compared only in plain builds.
+SANITIZED = "ASAN_OPTIONS" in os.environ or "TSAN_OPTIONS" in os.environ
+
+
+def peak_kb(daemon):
+    return int(status_field(daemon.proc.pid, "VmHWM")[0])
+
+
 def stream_get(daemon, path, method="GET", body=None, headers=None):
     """The response, its first line with when it came, and the rest with when it ended."""
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
@@ -151,14 +160,17 @@ def test_a_large_body_streams_through_in_bounded_memory(ctx, daemon):
         for _ in range(size // len(piece)):
             yield piece
 
+    assert daemon.request("POST", "/function/count", b"warm")[0] == 200
+    before = peak_kb(daemon)
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
     conn.request("POST", "/function/count", body=chunks(), encode_chunked=True,
                  headers={"Transfer-Encoding": "chunked"})
     r = conn.getresponse()
     assert r.status == 200 and r.read().strip() == str(size).encode()
     conn.close()
-    rss = int(status_field(daemon.proc.pid, "VmHWM")[0])
-    assert rss < 40 * 1024, f"the daemon's peak RSS is {rss} kB for a {size >> 20} MiB body"
+    grew = peak_kb(daemon) - before
+    assert SANITIZED or grew < 16 * 1024, \
+        f"the daemon's peak RSS grew by {grew} kB for a {size >> 20} MiB body"
 
 
 def test_a_streamed_body_over_max_body_is_a_413(ctx, daemon):
@@ -179,6 +191,7 @@ def test_a_streamed_body_over_max_body_is_a_413(ctx, daemon):
 def test_a_slow_reader_holds_the_function_back_not_the_daemon(ctx, daemon):
     b = shell_bundle(ctx, "head -c 48000000 /dev/zero")
     assert daemon.deploy(name="flood", bundle=str(b.path))[0] == 201
+    before = peak_kb(daemon)
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
     conn.request("GET", "/function/flood")
     r = conn.getresponse()
@@ -188,8 +201,8 @@ def test_a_slow_reader_holds_the_function_back_not_the_daemon(ctx, daemon):
         total += len(chunk)
     conn.close()
     assert total == 48000000
-    rss = int(status_field(daemon.proc.pid, "VmHWM")[0])
-    assert rss < 40 * 1024, f"the daemon's peak RSS is {rss} kB"
+    grew = peak_kb(daemon) - before
+    assert SANITIZED or grew < 16 * 1024, f"the daemon's peak RSS grew by {grew} kB"
 
 
 def test_keep_alive_connections_serve_any_number_of_requests(ctx, daemon):

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* sbx_spawn's joins: through a pidfd, the namespaces are that process's whatever the paths say
- * (exec checks the container's init, then joins it: a pid reused in between must not count). */
+/* sbx_spawn: joins through a pidfd (the namespaces are that process's whatever the paths say:
+ * exec checks the container's init, then joins it, a pid reused in between must not count),
+ * the exec stub's error report, and the first layout of the options. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,12 +81,8 @@ spawn_readlink(int pidfd, struct husk_error **err)
     char *env[] = {"PATH=/usr/bin:/bin", NULL};
     struct sbx_config cfg = {.process = {.args = args, .env = env, .umask = -1}};
     cfg.ns[SBX_NS_NET] = (struct sbx_ns){.enabled = true, .path = "/proc/self/ns/net"};
-    struct sbx_spawn_opts so = {.start_listen_fd = -1,
-                                .console_fd = -1,
-                                .seccomp_listener_fd = -1,
-                                .cgroup_fd = -1,
-                                .rootfs_image_fd = -1,
-                                .join_pidfd = pidfd};
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    so.join_pidfd = pidfd;
     struct sbx_child *c = NULL;
     int out[2], saved = dup(1), status;
     assert_int_equal(pipe2(out, 0), 0);
@@ -134,11 +132,70 @@ test_join_follows_the_pidfd_not_the_path(void **state)
     close(o.pidfd);
 }
 
+/* Spawn and start args with no namespaces; the exit status, or -1 with *err set. */
+static int
+spawn_plain(char **args, const struct sbx_spawn_opts *so, struct husk_error **err)
+{
+    char *env[] = {"PATH=/usr/bin:/bin", NULL};
+    struct sbx_config cfg = {.process = {.args = args, .env = env, .umask = -1}};
+    struct sbx_child *c = NULL;
+    int status = -1;
+    int r = sbx_spawn(&cfg, so, &c, err);
+    if (r == 0)
+        r = sbx_child_start(c, &cfg, err);
+    if (r == 0)
+        sbx_child_wait(c, &status, NULL);
+    sbx_child_free(c);
+    return r < 0 ? -1 : status;
+}
+
+/* The program runs through the exec stub: when its execve fails, the stub's record still names
+ * the program and the errno, as a direct execve did. */
+static void
+test_exec_failure_through_the_stub_is_reported(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/husk-test-spawn-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a program\n", 14), 14);
+    fchmod(fd, 0755);
+    close(fd);
+    char *args[] = {path, NULL};
+    struct sbx_spawn_opts so = sbx_spawn_opts_init();
+    struct husk_error *err = NULL;
+    assert_int_equal(spawn_plain(args, &so, &err), -1);
+    unlink(path);
+    assert_non_null(err);
+    assert_int_equal(err->code, ENOEXEC);
+    assert_non_null(strstr(err->msg, path));
+    husk_error_free(err);
+
+    char *ok[] = {"/bin/true", NULL};
+    assert_int_equal(spawn_plain(ok, &so, NULL), 0);
+}
+
+/* A zero-initialised struct (abi 0, as src/image/trace.c writes it) keeps its first meaning:
+ * 0 is "none" for rootfs_image_fd, join_pidfd, exec_fd and rootfs_fd, not fd 0. */
+static void
+test_zero_initialised_options_mean_none(void **state)
+{
+    (void)state;
+    char *args[] = {"/bin/true", NULL};
+    struct sbx_spawn_opts so = {
+        .start_listen_fd = -1, .console_fd = -1, .seccomp_listener_fd = -1, .cgroup_fd = -1};
+    struct husk_error *err = NULL;
+    assert_int_equal(spawn_plain(args, &so, &err), 0);
+    assert_null(err);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_join_follows_the_pidfd_not_the_path),
+        cmocka_unit_test(test_exec_failure_through_the_stub_is_reported),
+        cmocka_unit_test(test_zero_initialised_options_mean_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

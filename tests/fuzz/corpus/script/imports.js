@@ -1,0 +1,3 @@
+const a = require('a');
+import def, { b } from "./b.js";
+export * from '@s/p';

@@ -1,0 +1,1 @@
+use parent -norequire, "Foo::Bar";
