@@ -134,8 +134,10 @@ def compile_modules():
             shutil.rmtree(tmp)
             return r.stderr
         os.chmod(tmp / f"{name}.wasm", 0o644)
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except OSError:  # another run built the same modules meanwhile: theirs are as good
+        shutil.rmtree(tmp)
     return out
 
 
