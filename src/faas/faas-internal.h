@@ -193,6 +193,24 @@ void faas_add_tmp(struct sbx_config *c);
 /* The function's host id range is known (after the registry allocated it). */
 void faas_function_set_userns(struct faas_function *f, uint32_t base);
 
+/* ---- WebAssembly functions (wasm.c, wasm-module.c) */
+
+/* What a deploy learns of a module from its binary (wasm-module.c). */
+struct faas_wasm_info {
+    uint32_t n_imports; /* all from wasi_snapshot_preview1 */
+    uint32_t min_pages; /* of its memory, 64 KiB each */
+    bool has_start, has_memory, exports_memory;
+};
+/* 0 for a WASI preview1 command module whose framing is sound; -1 with *why naming the
+ * problem. */
+int faas_wasm_module_check(const uint8_t *p, size_t len, struct faas_wasm_info *info, char *why,
+                           size_t why_len);
+/* The plan of a "wasm" deploy: the module read under the deploy policy, the function's root
+ * (the engine's, with the module) built under the state directory, the per-call program and
+ * the directories granted. */
+int faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_ctx *dc,
+                   struct husk_error **err);
+
 /* ---- the deploy policy (policy.c) */
 
 /* Open an absolute path for a deploy: no symlinks on the way, each directory owned by root or
@@ -202,6 +220,10 @@ int faas_open_trusted(const char *path, uid_t owner, bool want_dir, const char *
                       struct husk_error **err);
 /* The fd's file still has a trusted owner and mode (what: names it in the message). */
 int faas_recheck_trusted(int fd, uid_t owner, const char *what, struct husk_error **err);
+/* A bind source the operator allows (husk serve --allow-bind DIR): canonical, beneath one of
+ * the allowed directories. field names it in the refusal. */
+int faas_policy_check_bind(const struct faas_policy *p, const char *source, const char *field,
+                           struct husk_error **err);
 /* Hold the plan to the policy (a bundle's config is checked field by field) and force what
  * every function gets: its own namespaces, no_new_privs, landlock unless opted out. */
 int faas_policy_apply(const struct faas_policy *p, struct oci_config *oc, bool from_bundle,

@@ -346,20 +346,25 @@ load_config(json_t *root, struct faas_function *f, const struct faas_deploy_ctx 
     const char *bundle = json_string_value(json_object_get(root, "bundle"));
     const char *image = json_string_value(json_object_get(root, "image"));
     const char *dir = json_string_value(json_object_get(root, "dir"));
-    const char *field = bundle ? "bundle" : image ? "image" : "dir";
+    const char *wasm = json_string_value(json_object_get(root, "wasm"));
+    const char *field = bundle ? "bundle" : image ? "image" : wasm ? "wasm" : "dir";
     json_t *landlock = json_object_get(root, "landlock");
     int r;
-    if (!!bundle + !!image + !!dir != 1)
+    if (!!bundle + !!image + !!dir + !!wasm != 1)
         return husk_err(err, 0,
-                        "field 'bundle': exactly one of 'bundle', 'image' or 'dir' "
+                        "field 'bundle': exactly one of 'bundle', 'image', 'dir' or 'wasm' "
                         "(absolute paths) is required");
+    if (!wasm && json_object_get(root, "wasm_dirs"))
+        return husk_err(err, 0, "field 'wasm_dirs': only with 'wasm'");
     if (landlock && !json_is_boolean(landlock))
         return husk_err(err, 0, "field 'landlock': must be true or false");
     cleanup_strv char **command = NULL;
     if ((r = strings_field(root, "command", false, &command, err)) < 0)
         return r;
-    r = bundle ? plan_bundle(f, bundle, dc->owner, &f->cfg, err)
-               : plan_root(f, field, image ? image : dir, command != NULL, dc->owner, &f->cfg, err);
+    r = wasm ? faas_wasm_plan(f, root, dc, err)
+        : bundle
+            ? plan_bundle(f, bundle, dc->owner, &f->cfg, err)
+            : plan_root(f, field, image ? image : dir, command != NULL, dc->owner, &f->cfg, err);
     if (r < 0)
         return r;
     if (f->cfg->terminal)
@@ -404,10 +409,11 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",        "contract",   "bundle",       "image",  "dir",       "command",      "env",
-    "timeout",     "max_body",   "max_response", "memory", "cpus",      "pids",         "port",
-    "concurrency", "min",        "max",          "idle",   "queue",     "init_timeout", "landlock",
-    "handler",     "on_failure", "network",      "egress", "egress_dns"};
+    "name",   "contract",     "bundle",      "image",        "dir",        "command",
+    "env",    "timeout",      "max_body",    "max_response", "memory",     "cpus",
+    "pids",   "port",         "concurrency", "min",          "max",        "idle",
+    "queue",  "init_timeout", "landlock",    "handler",      "on_failure", "network",
+    "egress", "egress_dns",   "wasm",        "wasm_dirs"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
