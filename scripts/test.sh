@@ -4,7 +4,8 @@
 # under AddressSanitizer + UndefinedBehaviorSanitizer. Run as root from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh awscli chromium # and the real clients the tests drive
+# and the real clients and toolchains the tests drive (WASI modules are built from C)
+scripts/deps.sh awscli chromium clang lld wasi-libc libclang-rt-dev-wasm32
 PY=/usr/bin/python3 # Debian's python3, which has python3-pytest
 
 step() { printf '\n== %s\n' "$*"; }

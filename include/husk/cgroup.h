@@ -167,6 +167,11 @@ int sbx_cgroup_create(const struct sbx_cgroup_opts *o, const char *path,
 /* An existing cgroup made by sbx_cgroup_create (see sbx_cgroup_owned). */
 int sbx_cgroup_open(const struct sbx_cgroup_opts *o, const char *path, int owned,
                     struct sbx_cgroup **out, struct husk_error **err);
+/* Park: close the cgroup's directory fds (it stays as it is; the object keeps its paths), for a
+ * caller that holds many idle sandboxes. Every call but sbx_cgroup_memory_peak_fd and
+ * sbx_cgroup_free needs sbx_cgroup_unpark first, which opens them again. */
+void sbx_cgroup_park(struct sbx_cgroup *cg);
+int sbx_cgroup_unpark(struct sbx_cgroup *cg, struct husk_error **err);
 void sbx_cgroup_free(struct sbx_cgroup *cg);
 void sbx_cgroup_freep(struct sbx_cgroup **cg);
 

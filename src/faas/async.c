@@ -39,6 +39,9 @@ struct faas_async_call {
     char *function, *callback, *subpath;
     struct faas_request req;
     unsigned attempts;
+    /* The time of its latest record, later for each record: the work threads write records
+     * in any order, and one written late must not undo a newer one. */
+    int64_t updated_ms;
     struct faas_async_call *next, *next_retry;
 };
 
@@ -64,8 +67,10 @@ struct async_job {
     size_t result_len;
     int status, r;
     unsigned attempts;
-    bool lambda;   /* accepted by the Lambda front: a 202 without a body */
-    json_t *shown; /* a call's record, for GET /system/calls/ID */
+    int64_t when;           /* the record's time: it is written only over older ones */
+    bool lambda;            /* accepted by the Lambda front: a 202 without a body */
+    json_t *shown;          /* a call's record, for GET /system/calls/ID */
+    struct async_job *then; /* the callback, sent once this record is written */
     struct husk_error *err;
 };
 
@@ -175,6 +180,7 @@ async_call_new(struct faas_request *req, const char *function, const char *callb
     a->subpath = xstrdup(subpath);
     a->callback = callback ? xstrdup(callback) : NULL;
     a->req = *req;
+    a->updated_ms = epoch_ms();
     memset(req, 0, sizeof(*req));
     return a;
 }
@@ -194,6 +200,8 @@ async_call_free(struct faas_async_call *a)
 static void
 job_free(struct async_job *j)
 {
+    if (j->then)
+        job_free(j->then);
     if (j->conn)
         j->conn->waiter = NULL;
     free(j->function);
@@ -215,8 +223,7 @@ insert_run(struct faas_work *w)
     struct faas_async_call *a = j->call;
     cleanup_free char *req = request_json(&a->req, a->subpath);
     const char *texts[] = {a->id, a->function, req, a->callback};
-    int64_t now = epoch_ms();
-    int64_t ints[] = {now, now};
+    int64_t ints[] = {a->updated_ms, a->updated_ms};
     j->r = db_exec(j->s->async,
                    "INSERT INTO calls (id, function, state, request, callback, "
                    "created, updated) VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6)",
@@ -247,13 +254,14 @@ insert_done(struct faas_server *s, struct faas_work *w)
             cleanup_free char *msg = husk_error_string(j->err);
             faas_respond_error(&c, 500, msg);
         } else {
-            /* Lambda's Event answer has no body; the others name the call */
+            /* Lambda's Event answer has no body; the others name the call. The call's id is
+             * the request id from here on (its runs are logged under it), so the X-Call-Id
+             * every answer carries is the call's, once. */
             cleanup_free char *body =
                 j->lambda ? xstrdup("") : xasprintf("{\"callId\":\"%s\"}\n", j->call->id);
-            cleanup_free char *extra =
-                xasprintf("X-Call-Id: %s\r\nX-Amzn-RequestId: %s\r\n", j->call->id, j->call->id);
-            faas_conn_respond(s, j->conn, 202, j->rid, j->lambda ? NULL : "application/json", body,
-                              strlen(body), extra);
+            cleanup_free char *extra = xasprintf("X-Amzn-RequestId: %s\r\n", j->call->id);
+            faas_conn_respond(s, j->conn, 202, j->call->id, j->lambda ? NULL : "application/json",
+                              body, strlen(body), extra);
         }
         j->conn = NULL;
     }
@@ -274,7 +282,15 @@ faas_async_submit(struct faas_route_ctx *c, struct faas_function *f, const char 
 {
     struct faas_asyncq *q = c->s->async;
     if (q->n_waiting + q->n_running >= q->max_waiting) {
-        faas_respond_error_headers(c, 429, "the asynchronous queue is full", "Retry-After: 1\r\n");
+        static const char lambda_full[] =
+            "{\"Type\":\"User\",\"message\":\"the asynchronous queue is full\"}";
+        if (lambda) /* in Lambda's shape: the SDKs see a TooManyRequestsException */
+            faas_conn_respond(c->s, c->conn, 429, c->rid, "application/json", lambda_full,
+                              strlen(lambda_full),
+                              "Retry-After: 1\r\nX-Amzn-ErrorType: TooManyRequestsException\r\n");
+        else
+            faas_respond_error_headers(c, 429, "the asynchronous queue is full",
+                                       "Retry-After: 1\r\n");
         return;
     }
     if (callback && !str_has_prefix(callback, "http://") && !str_has_prefix(callback, "https://")) {
@@ -492,29 +508,34 @@ post(struct faas_asyncq *q, const char *url, const char *const *headers, size_t 
     return husk_err(err, EIO, "callback to '%s': %s", url, curl_easy_strerror(rc));
 }
 
+/* One statement, so that a reader never sees a call's new state without its result. */
 static void
 record_run(struct faas_work *w)
 {
     struct async_job *j = container_of(w, struct async_job, work);
-    const char *texts[] = {j->state, j->error, j->id};
-    int64_t ints[] = {j->attempts, epoch_ms(), j->status};
-    j->r = db_exec(j->s->async,
-                   "UPDATE calls SET state = ?1, error = ?2, attempts = ?4, updated = ?5, "
-                   "status = ?6 WHERE id = ?3",
-                   texts, 3, ints, 3, &j->err);
-    if (j->result && j->r == 0) {
-        sqlite3_stmt *st = NULL;
-        struct faas_asyncq *q = j->s->async;
-        pthread_mutex_lock(&q->lock);
-        if (sqlite3_prepare_v2(q->db, "UPDATE calls SET result = ?1 WHERE id = ?2", -1, &st,
-                               NULL) == SQLITE_OK) {
-            sqlite3_bind_blob(st, 1, j->result, (int)j->result_len, SQLITE_STATIC);
-            sqlite3_bind_text(st, 2, j->id, -1, SQLITE_STATIC);
-            sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        pthread_mutex_unlock(&q->lock);
+    struct faas_asyncq *q = j->s->async;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->lock);
+    int rc = sqlite3_prepare_v2(q->db,
+                                "UPDATE calls SET state = ?1, error = ?2, attempts = ?3, updated = "
+                                "?4, status = ?5, result = coalesce(?6, result) WHERE id = ?7 AND "
+                                "updated < ?4",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, j->state, -1, SQLITE_STATIC);
+        if (j->error)
+            sqlite3_bind_text(st, 2, j->error, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, j->attempts);
+        sqlite3_bind_int64(st, 4, j->when);
+        sqlite3_bind_int64(st, 5, j->status);
+        if (j->result)
+            sqlite3_bind_blob(st, 6, j->result, (int)j->result_len, SQLITE_STATIC);
+        sqlite3_bind_text(st, 7, j->id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
     }
+    sqlite3_finalize(st);
+    j->r = rc == SQLITE_DONE ? 0 : db_fail(q, "write", &j->err);
+    pthread_mutex_unlock(&q->lock);
 }
 
 /* Callbacks go from the network threads, whatever they wait for. */
@@ -555,19 +576,33 @@ job_done_log(struct faas_server *s, struct faas_work *w)
     job_free(j);
 }
 
+/* The record is written: now its callback may go (a caller that looks the call up when
+ * called back finds it finished). */
+static void
+record_done(struct faas_server *s, struct faas_work *w)
+{
+    struct async_job *j = container_of(w, struct async_job, work);
+    if (j->then)
+        faas_workq_submit(s->net, &steal_ptr(&j->then)->work);
+    job_done_log(s, w);
+}
+
 static void
 record(struct faas_server *s, struct faas_async_call *a, const char *state, struct faas_call *c,
        const char *error)
 {
     struct async_job *j = xcalloc(1, sizeof(*j));
     j->work.run = record_run;
-    j->work.done = job_done_log;
+    j->work.done = record_done;
     j->s = s;
     snprintf(j->id, sizeof(j->id), "%s", a->id);
     j->function = xstrdup(a->function);
     j->state = xstrdup(state);
     j->error = error ? xstrdup(error) : NULL;
     j->attempts = a->attempts;
+    int64_t now = epoch_ms();
+    a->updated_ms = now > a->updated_ms ? now : a->updated_ms + 1;
+    j->when = a->updated_ms;
     j->status = c ? c->status : 0;
     if (c && c->reply_body.len) {
         j->result_len = c->reply_body.len < ASYNC_MAX_RESULT ? c->reply_body.len : ASYNC_MAX_RESULT;
@@ -583,16 +618,14 @@ record(struct faas_server *s, struct faas_async_call *a, const char *state, stru
         struct async_job *cb = xcalloc(1, sizeof(*cb));
         *cb = *j;
         cb->work.run = callback_run;
+        cb->work.done = job_done_log;
         cb->function = xstrdup(j->function);
         cb->state = xstrdup(j->state);
         cb->error = j->error ? xstrdup(j->error) : NULL;
         cb->result = j->result ? xstrndup(j->result, j->result_len) : NULL;
         cb->callback = a->callback ? xstrdup(a->callback) : NULL;
         cb->on_failure = on_failure ? xstrdup(on_failure) : NULL;
-        /* written first, then sent: the record is the truth if the callback fails */
-        faas_work_submit(s, &j->work);
-        faas_workq_submit(s->net, &cb->work);
-        return;
+        j->then = cb; /* written first, then sent: the record is the truth if the callback fails */
     }
     faas_work_submit(s, &j->work);
 }
@@ -604,10 +637,11 @@ load_pending(struct faas_server *s, struct husk_error **err)
 {
     struct faas_asyncq *q = s->async;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(q->db,
-                           "SELECT id, function, request, callback, attempts FROM calls WHERE "
-                           "state IN ('queued', 'running', 'retrying') ORDER BY created",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(
+            q->db,
+            "SELECT id, function, request, callback, attempts, updated FROM calls WHERE "
+            "state IN ('queued', 'running', 'retrying') ORDER BY created",
+            -1, &st, NULL) != SQLITE_OK)
         return db_fail(q, "list pending calls", err);
     size_t n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -617,6 +651,7 @@ load_pending(struct faas_server *s, struct husk_error **err)
         const char *cb = (const char *)sqlite3_column_text(st, 3);
         a->callback = cb ? xstrdup(cb) : NULL;
         a->attempts = (unsigned)sqlite3_column_int(st, 4);
+        a->updated_ms = sqlite3_column_int64(st, 5);
         if (request_load((const char *)sqlite3_column_text(st, 2), &a->req, &a->subpath) < 0) {
             async_call_free(a);
             continue;
@@ -771,8 +806,8 @@ faas_route_calls(struct faas_route_ctx *c)
     j->conn = c->conn;
     c->conn->waiter = &j->conn;
     snprintf(j->rid, sizeof(j->rid), "%s", c->rid);
-    if (c->rest_len > 1 && c->rest[0] == '/')
-        snprintf(j->id, sizeof(j->id), "%.*s", (int)(c->rest_len - 1), c->rest + 1);
+    if (c->rest_len > 0) /* GET /system/calls/ID: the route leaves the id */
+        snprintf(j->id, sizeof(j->id), "%.*s", (int)c->rest_len, c->rest);
     else {
         const char *q = strstr(c->req->url, "function=");
         j->function = xstrndup(q ? q + 9 : "", q ? strcspn(q + 9, "&") : 0);

@@ -432,7 +432,14 @@ http_env(const struct faas_function *f, char ***env, size_t *n)
     (*env)[(*n)++] = xasprintf("K_REVISION=%s-v%lld", f->name, (long long)f->version);
 }
 
+static char *
+http_not_ready(const struct faas_function *f)
+{
+    return xasprintf("its server did not accept connections on port %lld", (long long)f->port);
+}
+
 const struct faas_contract_ops faas_contract_http = {
+    .not_ready = http_not_ready,
     .name = "http",
     .default_concurrency = 100,
     .server = true,

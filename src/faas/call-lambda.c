@@ -263,6 +263,15 @@ deliver(struct faas_server *s, struct faas_instance *in)
     }
 }
 
+static bool
+was_answered(const struct faas_instance *in, const char *id, size_t len)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(in->answered) && i < in->n_answered; i++)
+        if (strlen(in->answered[i]) == len && memcmp(in->answered[i], id, len) == 0)
+            return true;
+    return false;
+}
+
 static struct faas_call *
 api_call(struct faas_instance *in, const char *id, size_t len)
 {
@@ -323,6 +332,11 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
         return;
     }
     struct faas_call *c = api_call(in, rest, (size_t)(slash - rest));
+    if (c == NULL && was_answered(in, rest, (size_t)(slash - rest))) {
+        api_error(s, conn, 403, rid, "InvalidStateTransition",
+                  "this invocation was answered already");
+        return;
+    }
     if (c == NULL) {
         api_error(s, conn, 400, rid, "InvalidRequestID", "no invocation with this request id");
         return;
@@ -341,6 +355,7 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
                                            (long long)c->fn->max_response);
         api_error(s, conn, 413, rid, "RequestEntityTooLarge", msg);
         c->api_answered = true;
+        c->reply_overflow = true;
         faas_call_fail(c, 502, "Response payload size exceeded maximum allowed payload size", NULL);
         return;
     }
@@ -464,8 +479,11 @@ lambda_close(struct faas_call *c)
 {
     struct faas_instance *in = c->inst;
     faas_lambda_stream_drop(c);
-    if (c->api_delivered)
+    if (c->api_delivered) { /* remembered a while: a second answer is told apart (403) */
+        snprintf(in->answered[in->n_answered++ % ARRAY_SIZE(in->answered)], sizeof(in->answered[0]),
+                 "%s", c->aws_id);
         return;
+    }
     struct faas_call *prev = NULL;
     for (struct faas_call *q = in->api_queue; q; prev = q, q = q->api_next_q)
         if (q == c) {
@@ -507,8 +525,7 @@ lambda_env(const struct faas_function *f, char ***envp, size_t *n)
         xstrdup("LAMBDA_RUNTIME_DIR=/var/runtime"),
         xasprintf("AWS_LAMBDA_FUNCTION_NAME=%s", f->name),
         xstrdup("AWS_LAMBDA_FUNCTION_VERSION=$LATEST"),
-        xasprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%lld",
-                  (long long)(f->memory ? f->memory >> 20 : 128)),
+        xasprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%lld", (long long)faas_function_memory_mb(f)),
         xasprintf("AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/%s", f->name),
         xasprintf("AWS_LAMBDA_LOG_STREAM_NAME=%s-v%lld", f->name, (long long)f->version),
         xasprintf("AWS_REGION=%s", region),
@@ -577,7 +594,15 @@ lambda_deploy(struct faas_function *f, json_t *spec, struct husk_error **err)
     return 0;
 }
 
+static char *
+lambda_not_ready(const struct faas_function *f)
+{
+    return xstrdup(
+        "its runtime did not ask for an event (GET /2018-06-01/runtime/invocation/next)");
+}
+
 const struct faas_contract_ops faas_contract_lambda = {
+    .not_ready = lambda_not_ready,
     .name = "lambda",
     .default_concurrency = 1,
     .server = true,

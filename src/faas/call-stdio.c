@@ -327,7 +327,10 @@ finish(struct faas_call *c)
 {
     if (!c->exited || !c->out_eof)
         return;
-    faas_instance_oom_check(c->s, c->inst); /* an OOM kill during the call marked it */
+    /* An OOM kill during the call marks it: looked for when the program failed, or when the
+     * instance's memory peak reached its limit (a killed child need not fail the program). */
+    if (c->wait_status != 0 || faas_instance_near_limit(c->inst))
+        faas_instance_oom_check(c->s, c->inst);
     cleanup_free char *msg = failure(c);
     size_t body;
     if (c->streaming) {

@@ -57,7 +57,8 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
     /* Cold: the call came before its instance was ready (not one kept warm for it). */
     c->cold =
         in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
-    in->in_flight++;
+    if (in->in_flight++ == 0)
+        faas_instance_busy(c->s, in, true);
     faas_instance_idle_check(c->s, in);
     if (c->aws_id[0] == '\0' && c->fn->contract == &faas_contract_lambda)
         faas_lambda_uuid(c->s, c->aws_id);
@@ -143,7 +144,7 @@ report(struct faas_call *c, double secs)
                  "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %.0f ms\tMemory "
                  "Size: %lld MB\tMax Memory Used: %llu MB%s\tStatus: %d%s",
                  id, secs * 1e3, secs * 1e3 + 0.5 > 1 ? secs * 1e3 + 0.5 : 1,
-                 (long long)(c->fn->memory >> 20),
+                 (long long)faas_function_memory_mb(c->fn),
                  (unsigned long long)((mem + (1 << 20) - 1) >> 20), init, c->status,
                  c->oom ? "\tError: out of memory" : "");
     faas_log_call(c, "report", line, n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);

@@ -187,6 +187,7 @@ struct faas_function {
 
 void faas_function_free(struct faas_function *f);
 void faas_function_freep(struct faas_function **f);
+int64_t faas_function_memory_mb(const struct faas_function *f);
 json_t *faas_function_json(const struct faas_function *f);
 /* Validate a deploy request and build the function's sandbox under the deploy policy. A
  * user's mistake or a refusal is -EINVAL/-EPERM/-errno with a message naming the field. */
@@ -197,6 +198,24 @@ void faas_add_tmp(struct sbx_config *c);
 /* The function's host id range is known (after the registry allocated it). */
 void faas_function_set_userns(struct faas_function *f, uint32_t base);
 
+/* ---- WebAssembly functions (wasm.c, wasm-module.c) */
+
+/* What a deploy learns of a module from its binary (wasm-module.c). */
+struct faas_wasm_info {
+    uint32_t n_imports; /* all from wasi_snapshot_preview1 */
+    uint32_t min_pages; /* of its memory, 64 KiB each */
+    bool has_start, has_memory, exports_memory;
+};
+/* 0 for a WASI preview1 command module whose framing is sound; -1 with *why naming the
+ * problem. */
+int faas_wasm_module_check(const uint8_t *p, size_t len, struct faas_wasm_info *info, char *why,
+                           size_t why_len);
+/* The plan of a "wasm" deploy: the module read under the deploy policy, the function's root
+ * (the engine's, with the module) built under the state directory, the per-call program and
+ * the directories granted. */
+int faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_ctx *dc,
+                   struct husk_error **err);
+
 /* ---- the deploy policy (policy.c) */
 
 /* Open an absolute path for a deploy: no symlinks on the way, each directory owned by root or
@@ -206,6 +225,10 @@ int faas_open_trusted(const char *path, uid_t owner, bool want_dir, const char *
                       struct husk_error **err);
 /* The fd's file still has a trusted owner and mode (what: names it in the message). */
 int faas_recheck_trusted(int fd, uid_t owner, const char *what, struct husk_error **err);
+/* A bind source the operator allows (husk serve --allow-bind DIR): canonical, beneath one of
+ * the allowed directories. field names it in the refusal. */
+int faas_policy_check_bind(const struct faas_policy *p, const char *source, const char *field,
+                           struct husk_error **err);
 /* Hold the plan to the policy (a bundle's config is checked field by field) and force what
  * every function gets: its own namespaces, no_new_privs, landlock unless opted out. */
 int faas_policy_apply(const struct faas_policy *p, struct oci_config *oc, bool from_bundle,
@@ -391,6 +414,8 @@ struct faas_contract_ops {
     /* On the work thread, once the sandbox exists and before its program starts (lambda: the
      * Runtime API's socket in the instance's network). May be NULL. */
     int (*prepare)(struct faas_instance *in, struct husk_error **err);
+    /* What an instance that is not ready within init_timeout failed to do (owned). */
+    char *(*not_ready)(const struct faas_function *f);
     /* Ready when spawned, or told so (http: a connect to $PORT succeeds). */
     void (*await_ready)(struct faas_server *s, struct faas_instance *in);
     /* A request the instance's program made to the daemon (lambda: the Runtime API). */
@@ -436,8 +461,13 @@ struct faas_upstream {
 
 struct faas_instance {
     struct faas_work work; /* the spawn */
-    struct faas_watch w_pid, w_log, w_ctl, w_probe, w_oom;
-    struct faas_timer t_init, t_idle, t_probe, t_remove;
+    struct faas_watch w_pid, w_log, w_ctl, w_probe;
+    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap;
+    uint64_t reap_delay;
+    bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
+    bool program_exited;  /* its program (the agent, the server) ended by itself */
+    char answered[8][40]; /* lambda: the last request ids answered (a second answer: 403) */
+    unsigned n_answered;
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];
@@ -445,7 +475,7 @@ struct faas_instance {
     bool doomed; /* destroyed while spawning: ended when the spawn returns */
     struct sbx_child *child;
     struct sbx_cgroup *cg;
-    int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd, oom_fd;
+    int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd;
     bool leased; /* holds an address on the bridge (egress.c) */
     int spawn_r; /* the spawn's result, and its error */
     struct husk_error *spawn_err;
@@ -483,9 +513,14 @@ void faas_instance_destroy(struct faas_server *s, struct faas_instance *in);
 void faas_instance_ready(struct faas_server *s, struct faas_instance *in);
 /* A socket created in the instance's network namespace (CLOEXEC, non-blocking). */
 int faas_instance_socket(struct faas_server *s, struct faas_instance *in);
-/* Whether the kernel OOM-killed anything in the instance since the last look (an event on its
- * watch fd: a read that fails with EAGAIN when nothing happened). Calls in flight are marked. */
-void faas_instance_oom_check(struct faas_server *s, struct faas_instance *in);
+/* Whether the kernel OOM-killed anything in the instance since the last look (asked when
+ * something failed); calls in flight are marked. */
+bool faas_instance_oom_check(struct faas_server *s, struct faas_instance *in);
+/* The instance's memory peak is within 1 MiB of its limit (an OOM kill may have happened). */
+bool faas_instance_near_limit(struct faas_instance *in);
+/* Calls begin to run on the instance (busy), or none is left: the memory peak's fd is held
+ * only meanwhile. */
+void faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy);
 /* Peak memory of the instance so far (bytes; one pread), 0 when unknown. */
 uint64_t faas_instance_max_memory(struct faas_instance *in);
 /* Calls in flight changed: the idle timer starts or stops. */
@@ -597,6 +632,7 @@ struct faas_call {
     int fail_status; /* the call failed before or instead of a reply: status, why */
     char *fail_msg;
     bool function_error;      /* the function reported an error (Lambda's X-Amz-Function-Error) */
+    bool runtime_exited;      /* it failed because the instance's program exited */
     struct faas_buf log_tail; /* the call's log lines, for X-Amz-Log-Type: Tail (last 4 KB) */
     bool want_log_tail;
     /* http */
@@ -751,10 +787,11 @@ struct faas_server {
     void *alias_index;             /* tsearch(3) tree of aliases by function and name */
     struct faas_function *retired; /* older versions still finishing calls */
     char *log_dir, *instance_dir;
-    char cgroup_parent[64];
-    char *runtime_dir; /* "/husk/serve-HASH": instances are cgroups below it */
+    char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
+    char *runtime_dir;      /* /run/husk-functions/serve-HASH (egress.c) */
     int epoll_fd, agent_fd, self_netns;
     struct faas_workq *work;           /* threads for slow work (work.c) */
+    struct faas_workq *spawns;         /* threads that start instances (--parallel-starts) */
     struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
     struct faas_asyncq *async;         /* asynchronous calls (async.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */

@@ -131,10 +131,10 @@ faas_lambda_function_error(struct faas_call *c, char **error)
     if (!(c->fail_status || c->reply_overflow ||
           (fn_error && !c->function_error && c->reply_body.len == 0)))
         return fn_error;
-    const char *type = c->fail_status == 504   ? "Sandbox.Timedout"
-                       : c->reply_overflow     ? "Function.ResponseSizeTooLarge"
-                       : c->fail_status == 500 ? "Runtime.ExitError"
-                                               : "Runtime.Unknown";
+    const char *type = c->fail_status == 504 ? "Sandbox.Timedout"
+                       : c->reply_overflow   ? "Function.ResponseSizeTooLarge"
+                       : c->fail_status == 500 || c->runtime_exited ? "Runtime.ExitError"
+                                                                    : "Runtime.Unknown";
     cleanup_free char *msg =
         c->fail_status == 504 ? xasprintf("%s Task timed out after %lld.00 seconds", c->aws_id,
                                           (long long)c->fn->timeout)

@@ -86,24 +86,69 @@ faas_instance_max_memory(struct faas_instance *in)
     return in->peak;
 }
 
-void
+/* Asked when something in the instance failed: did the kernel OOM-kill it? The calls in flight
+ * then ran out of memory. The cgroup is parked (no fds) between looks. */
+bool
 faas_instance_oom_check(struct faas_server *s, struct faas_instance *in)
 {
-    uint64_t n;
-    if (in->oom_fd < 0 || read(in->oom_fd, &n, sizeof(n)) < 0) /* EAGAIN: nothing new */
-        return;
-    /* The memory controller told of an OOM in the instance: the calls in flight ran out of
-     * memory (the kill counter may not count it yet when the notification arrives). */
-    sbx_cgroup_oom_watch_ack(in->oom_fd);
-    in->oom_kills = sbx_cgroup_oom_kills(in->cg);
+    if (in->cg == NULL || sbx_cgroup_unpark(in->cg, NULL) < 0)
+        return false;
+    uint64_t n = sbx_cgroup_oom_kills(in->cg);
+    sbx_cgroup_park(in->cg);
+    if (n <= in->oom_kills)
+        return false;
+    in->oom_kills = n;
     for (struct faas_call *c = in->calls; c; c = c->next)
         c->oom = true;
+    return true;
 }
 
-static void
-on_oom(struct faas_server *s, struct faas_watch *w, uint32_t events)
+bool
+faas_instance_near_limit(struct faas_instance *in)
 {
-    faas_instance_oom_check(s, container_of(w, struct faas_instance, w_oom));
+    int64_t limit = in->fn->memory;
+    return limit > 0 && faas_instance_max_memory(in) + (1u << 20) >= (uint64_t)limit;
+}
+
+/* An idle stdio or CGI instance holds one fd of the daemon's, its control socket (an http
+ * instance: its pidfd and log too). The memory peak is opened while calls run
+ * (faas_instance_busy). */
+static void
+slim(struct faas_instance *in)
+{
+    int *fds[] = {&in->peak_fd, in->fn->contract->server ? NULL : &in->netns_fd};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] && *fds[i] >= 0) {
+            close(*fds[i]);
+            *fds[i] = -1;
+        }
+    sbx_cgroup_park(in->cg);
+}
+
+/* Idle for a second: the peak's fd goes (calls in a row keep it, and pay no open each). */
+static void
+slim_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_slim);
+    if (in->peak_fd >= 0)
+        close(in->peak_fd);
+    in->peak_fd = -1;
+}
+
+void
+faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy)
+{
+    if (!busy) {
+        in->t_slim.fn = slim_now;
+        faas_timer_set(s, &in->t_slim, now_ns() + NS_PER_SEC);
+        return;
+    }
+    faas_timer_cancel(s, &in->t_slim);
+    if (in->peak_fd < 0 && in->cg) {
+        in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
+        if (in->peak_fd < 0)
+            in->peak_fd = -1;
+    }
 }
 
 static void
@@ -155,18 +200,18 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 static void
 instance_ended(struct faas_server *s, struct faas_instance *in, int status)
 {
-    uint64_t before = in->oom_kills;
-    faas_instance_oom_check(s, in);
-    bool oom = in->cg && sbx_cgroup_oom_kills(in->cg) > before;
+    bool oom = faas_instance_oom_check(s, in);
     cleanup_free char *why =
         oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
         : status < 0
             ? xasprintf("its program could not be run: %s", strerror(-status))
             : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
     faas_server_log(s, "info", "instance %s ended: %s", in->id, why);
+    in->program_exited = true;
     for (struct faas_call *c = in->calls, *next; c; c = next) {
         next = c->next;
         c->oom = oom;
+        c->runtime_exited = true;
         faas_call_abort(c, 502, why);
     }
     faas_pool_instance_gone(s, in, why);
@@ -186,7 +231,7 @@ release(struct faas_server *s, struct faas_instance *in)
     sbx_child_free(in->child);
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
-    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = in->w_oom.dead = true;
+    in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = true;
     in->w_api.dead = in->w_notify.dead = true;
     struct faas_function *f = in->fn;
     f->n_dying--;
@@ -221,6 +266,12 @@ try_remove(struct faas_server *s, struct faas_timer *t)
 static void
 reaped(struct faas_server *s, struct faas_instance *in)
 {
+    faas_timer_cancel(s, &in->t_reap);
+    if (in->ctl_fd >= 0) { /* kept to hear the end of an instance without a pidfd */
+        faas_watch_del(s, in->ctl_fd);
+        close(in->ctl_fd);
+        in->ctl_fd = -1;
+    }
     if (in->child && in->child->pidfd >= 0) {
         siginfo_t si;
         faas_watch_del(s, in->child->pidfd);
@@ -229,7 +280,17 @@ reaped(struct faas_server *s, struct faas_instance *in)
         in->child->pidfd = -1;
     }
     in->t_remove.fn = try_remove;
+    if (in->cg && sbx_cgroup_unpark(in->cg, NULL) < 0) { /* its directories went already */
+        sbx_cgroup_free(in->cg);
+        in->cg = NULL;
+    }
     try_remove(s, &in->t_remove);
+}
+
+static int
+wait_status(const siginfo_t *si)
+{
+    return si->si_code == CLD_EXITED ? W_EXITCODE(si->si_status, 0) : si->si_status & 0x7f;
 }
 
 static void
@@ -242,8 +303,35 @@ on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
     siginfo_t si = {0};
     waitid(P_PIDFD, (id_t)in->child->pidfd, &si, WEXITED | WNOHANG | __WALL);
-    int status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status & 0x7f;
-    instance_ended(s, in, status);
+    instance_ended(s, in, wait_status(&si));
+}
+
+static void agent_gone(struct faas_server *s, struct faas_instance *in);
+
+static void
+reap_again(struct faas_server *s, struct faas_timer *t)
+{
+    agent_gone(s, container_of(t, struct faas_instance, t_reap));
+}
+
+/* An instance without a pidfd: its agent's control socket closed. The agent is our child and
+ * not reaped, so its pid is still its own; it may take a moment to become a zombie. */
+static void
+agent_gone(struct faas_server *s, struct faas_instance *in)
+{
+    siginfo_t si = {0};
+    int r = waitid(P_PID, (id_t)in->child->pid, &si, WEXITED | WNOHANG | __WALL);
+    if (r == 0 && si.si_pid == 0) { /* not yet: again in 1, 2, 4 ... ms */
+        in->reap_delay = in->reap_delay ? in->reap_delay * 2 : NS_PER_SEC / 1000;
+        in->t_reap.fn = reap_again;
+        faas_timer_set(s, &in->t_reap, now_ns() + in->reap_delay);
+        return;
+    }
+    in->agent_reaped = true;
+    if (in->state == INST_DYING)
+        reaped(s, in);
+    else
+        instance_ended(s, in, r == 0 ? wait_status(&si) : 0);
 }
 
 static void
@@ -278,23 +366,27 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         faas_call_abort(c, 502, "the function's instance was stopped");
     }
     faas_http_drop_idle(s, in);
-    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe};
+    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim};
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
     faas_conn_close_from(s, in);
-    int fds[] = {in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->oom_fd, in->api_fd};
+    bool by_pid = in->child && in->child->pidfd < 0 && !in->agent_reaped;
+    int fds[] = {by_pid ? -1 : in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0) {
             faas_watch_del(s, fds[i]);
             close(fds[i]);
         }
-    in->ctl_fd = in->probe_fd = in->netns_fd = in->peak_fd = in->oom_fd = in->api_fd = -1;
+    if (!by_pid)
+        in->ctl_fd = -1;
+    in->probe_fd = in->netns_fd = in->peak_fd = in->api_fd = -1;
     close_log(s, in);
-    if (in->child && in->child->pidfd >= 0) {
-        /* pid 1 of its namespace: the kernel kills everything else in it too. */
-        if (syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
-            return; /* on_exit_ hears when it is gone */
-    }
+    /* pid 1 of its namespace: the kernel kills everything else in it too. */
+    if (in->child && in->child->pidfd >= 0 &&
+        syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
+        return; /* on_exit_ hears when it is gone */
+    if (by_pid && kill(in->child->pid, SIGKILL) == 0)
+        return; /* our unreaped child: its pid is its own; its control socket closing says when */
     reaped(s, in);
 }
 
@@ -365,9 +457,10 @@ static void
 init_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_init);
+    cleanup_free char *what = in->fn->contract->not_ready ? in->fn->contract->not_ready(in->fn)
+                                                          : xstrdup("it was not ready");
     cleanup_free char *why =
-        xasprintf("its server did not accept connections on port %lld within %lld seconds",
-                  (long long)in->fn->port, (long long)in->fn->init_timeout);
+        xasprintf("%s within %lld seconds", what, (long long)in->fn->init_timeout);
     faas_server_log(s, "error", "instance %s: %s", in->id, why);
     faas_pool_instance_gone(s, in, why);
 }
@@ -411,8 +504,11 @@ on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
             faas_stdio_exited(in, m.id, m.status);
         return;
     }
-    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR)))
+    if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
         faas_watch_del(s, in->ctl_fd); /* the agent is gone: its pidfd tells the rest */
+        if (in->child && in->child->pidfd < 0 && !in->agent_reaped)
+            agent_gone(s, in);
+    }
 }
 
 /* A run with 3 fds (stdin, stdout, stderr), or 4: a listening socket the program gets as fd 3
@@ -503,27 +599,28 @@ make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance
         unlink(record);
         return husk_err_prefix(err, "create the instance's cgroup: ");
     }
-    in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
-    if (in->peak_fd < 0)
-        in->peak_fd = -1;
-    in->oom_fd = sbx_cgroup_oom_watch(in->cg, NULL);
-    if (in->oom_fd < 0)
-        in->oom_fd = -1;
-    else
-        fcntl(in->oom_fd, F_SETFL, O_NONBLOCK);
     in->oom_kills = sbx_cgroup_oom_kills(in->cg);
     return 0;
 }
 
-/* The agent's stdio: its control socket, then the instance's log for its own messages. */
+/* The agent's stdio: its control socket, then the instance's log for its server's output. An
+ * agent that only forks programs (stdio, CGI: each run has pipes of its own) writes nothing
+ * there: /dev/null, and one fd less for the daemon. */
 static int
 wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
 {
     int logp[2], ctl[2];
-    if (pipe2(logp, O_CLOEXEC) < 0)
+    if (!in->fn->contract->server) {
+        logp[0] = -1;
+        logp[1] = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    } else if (pipe2(logp, O_CLOEXEC) < 0) {
+        logp[1] = -1;
+    }
+    if (logp[1] < 0)
         return husk_err(err, errno, "create the instance's log pipe");
     in->log_fd = logp[0];
-    fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
+    if (in->log_fd >= 0)
+        fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
     stdio[1] = logp[1];
     stdio[2] = logp[1];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
@@ -602,6 +699,7 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
         return r;
     if (f->contract->server && (r = start_server(in, log_w, err)) < 0)
         return r;
+    slim(in);
     return 0;
 }
 
@@ -624,11 +722,14 @@ spawn_done(struct faas_server *s, struct faas_work *w)
         in->w_log.fn = on_log;
         in->w_probe.fn = on_probe;
         in->w_ctl.fn = on_ctl;
-        in->w_oom.fn = on_oom;
-        if (faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0 ||
-            faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0 ||
-            faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0 ||
-            (in->oom_fd >= 0 && faas_watch_add(s, in->oom_fd, EPOLLIN, &in->w_oom) < 0))
+        if (!in->fn->contract->server) { /* its control socket closing says it is gone */
+            close(in->child->pidfd);
+            in->child->pidfd = -1;
+        }
+        if ((in->child->pidfd >= 0 &&
+             faas_watch_add(s, in->child->pidfd, EPOLLIN, &in->w_pid) < 0) ||
+            (in->log_fd >= 0 && faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log) < 0) ||
+            faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0)
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else
             faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
@@ -647,7 +748,7 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     struct faas_instance *in = xcalloc(1, sizeof(*in));
     in->s = s;
     in->fn = f;
-    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = in->oom_fd = -1;
+    in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = -1;
     in->api_fd = in->notify_fd = -1;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
@@ -667,5 +768,5 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     f->n_spawning++;
     s->n_instances++;
     faas_publish_starting(s, f);
-    faas_work_submit(s, &in->work);
+    faas_workq_submit(s->spawns, &in->work); /* --parallel-starts at once */
 }

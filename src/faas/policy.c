@@ -147,24 +147,31 @@ beneath(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || n == 1);
 }
 
-static int
-check_bind(const struct faas_policy *p, const struct sbx_mount *m, size_t i,
-           struct husk_error **err)
+int
+faas_policy_check_bind(const struct faas_policy *p, const char *source, const char *field,
+                       struct husk_error **err)
 {
     char real[PATH_MAX];
-    cleanup_free char *field = xasprintf("mounts[%zu].source", i);
-    if (m->source == NULL || realpath(m->source, real) == NULL)
+    if (source == NULL || realpath(source, real) == NULL)
         return husk_err(err, errno ? errno : EINVAL, "field '%s': '%s'", field,
-                        m->source ? m->source : "");
-    if (strcmp(real, m->source) != 0)
+                        source ? source : "");
+    if (strcmp(real, source) != 0)
         return refuse(err, field, "a bind source must be a canonical path without symlinks");
     for (size_t k = 0; k < p->n_allow_bind; k++)
         if (beneath(real, p->allow_bind[k]))
             return 0;
     cleanup_free char *rule = xasprintf("'%s' is not beneath a directory the operator allows "
                                         "(husk serve --allow-bind DIR)",
-                                        m->source);
+                                        source);
     return refuse(err, field, rule);
+}
+
+static int
+check_bind(const struct faas_policy *p, const struct sbx_mount *m, size_t i,
+           struct husk_error **err)
+{
+    cleanup_free char *field = xasprintf("mounts[%zu].source", i);
+    return faas_policy_check_bind(p, m->source, field, err);
 }
 
 static int

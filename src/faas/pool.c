@@ -96,11 +96,12 @@ dispatch(struct faas_function *f)
 }
 
 static void
-fail_queue(struct faas_function *f, int status, const char *msg)
+fail_queue(struct faas_function *f, int status, const char *msg, bool exited)
 {
     while (f->queue_head) {
         struct faas_call *c = f->queue_head;
         dequeue(f, c);
+        c->runtime_exited = exited;
         faas_call_fail(c, status, msg, NULL);
     }
 }
@@ -200,7 +201,8 @@ faas_pool_call_ended(struct faas_server *s, struct faas_call *c)
 {
     struct faas_instance *in = c->inst;
     struct faas_function *f = in->fn;
-    in->in_flight--;
+    if (--in->in_flight == 0)
+        faas_instance_busy(s, in, false);
     in->served++;
     if (f->retired) {
         if (in->in_flight == 0)
@@ -215,7 +217,7 @@ void
 faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why)
 {
     struct faas_function *f = in->fn;
-    bool never_ready = in->state != INST_READY;
+    bool never_ready = in->state != INST_READY, exited = in->program_exited;
     faas_instance_destroy(s, in);
     if (f->retired)
         return;
@@ -228,7 +230,7 @@ faas_pool_instance_gone(struct faas_server *s, struct faas_instance *in, const c
                        now_ns() + (backoff < MAX_BACKOFF_NS ? backoff : MAX_BACKOFF_NS));
         if (f->n_instances == 0) {
             cleanup_free char *msg = xasprintf("function '%s' could not start: %s", f->name, why);
-            fail_queue(f, 502, msg);
+            fail_queue(f, 502, msg, exited);
             return;
         }
     }
@@ -268,7 +270,7 @@ faas_pool_retire(struct faas_server *s, struct faas_function *f)
     f->retired = true;
     faas_publish_retire(s, f);
     faas_timer_cancel(s, &f->t_min);
-    fail_queue(f, 503, "the function was removed or replaced while the call waited");
+    fail_queue(f, 503, "the function was removed or replaced while the call waited", false);
     for (struct faas_instance *in = f->instances, *next; in; in = next) {
         next = in->next;
         if (in->in_flight == 0)

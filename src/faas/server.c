@@ -267,18 +267,32 @@ cgroup_parent(struct faas_server *s)
              (unsigned)(h ^ (h >> 32)));
 }
 
-/* Enough fds for many clients and instances: the soft limit up to the hard one. */
+/* Enough fds for many clients and instances: an idle instance holds 3, a connection 1 or 2.
+ * As root, the hard limit too, up to the kernel's nr_open (a million by default); else the soft
+ * limit up to the hard one. */
+#define WANT_NOFILE (1u << 20)
+
 static void
 raise_nofile(struct faas_server *s)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= WANT_NOFILE)
         return;
     rlim_t was = rl.rlim_cur;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-        faas_server_log(s, "info", "open files limit raised from %llu to %llu",
-                        (unsigned long long)was, (unsigned long long)rl.rlim_max);
+    uint64_t nr_open = WANT_NOFILE;
+    cleanup_free char *text = NULL;
+    if (read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", &text, NULL) == 0)
+        parse_u64(strtok(text, "\n"), &nr_open);
+    struct rlimit want = {.rlim_cur = nr_open < WANT_NOFILE ? nr_open : WANT_NOFILE};
+    want.rlim_max = want.rlim_cur > rl.rlim_max ? want.rlim_cur : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &want) < 0) { /* not root: up to the hard limit */
+        want = (struct rlimit){.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+        if (rl.rlim_cur >= rl.rlim_max || setrlimit(RLIMIT_NOFILE, &want) < 0)
+            return;
+    }
+    faas_server_log(s, "info",
+                    "open files limit raised from %llu to %llu (an idle instance holds 3)",
+                    (unsigned long long)was, (unsigned long long)want.rlim_cur);
 }
 
 static int
@@ -309,8 +323,10 @@ server_init(struct faas_server *s, struct husk_error **err)
     faas_egress_open(s);
     faas_publish_open(s);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned starts = s->opts->parallel_starts ? s->opts->parallel_starts : 4;
     if ((r = faas_workq_new(s, cores > 1 ? (unsigned)cores : 2, &s->work, err)) < 0 ||
-        (r = faas_workq_new(s, 2, &s->net, err)) < 0)
+        (r = faas_workq_new(s, 2, &s->net, err)) < 0 ||
+        (r = faas_workq_new(s, starts, &s->spawns, err)) < 0)
         return r;
     if ((r = load_functions(s, err)) < 0 ||
         (r = faas_async_open(s, s->opts->max_async_queue, err)) < 0 ||
@@ -385,7 +401,8 @@ server_free(struct faas_server *s)
     faas_conn_close_all(s, false);
     if (s->epoll_fd >= 0)
         drain_instances(s);
-    faas_workq_stop(s, &s->work); /* runs the `done` of spawns still out: they undo themselves */
+    faas_workq_stop(s, &s->spawns); /* runs the `done` of spawns still out: they undo themselves */
+    faas_workq_stop(s, &s->work);
     faas_trace_flush(s);
     faas_workq_stop(s, &s->net);
     faas_trace_close(s);

@@ -52,6 +52,14 @@ faas_function_free(struct faas_function *f)
     free(f);
 }
 
+/* The memory size Lambda's environment and REPORT lines name: the limit, or Lambda's default
+ * of 128 MB for a function without one. */
+int64_t
+faas_function_memory_mb(const struct faas_function *f)
+{
+    return f->memory ? f->memory >> 20 : 128;
+}
+
 void
 faas_function_freep(struct faas_function **f)
 {
@@ -341,20 +349,25 @@ load_config(json_t *root, struct faas_function *f, const struct faas_deploy_ctx 
     const char *bundle = json_string_value(json_object_get(root, "bundle"));
     const char *image = json_string_value(json_object_get(root, "image"));
     const char *dir = json_string_value(json_object_get(root, "dir"));
-    const char *field = bundle ? "bundle" : image ? "image" : "dir";
+    const char *wasm = json_string_value(json_object_get(root, "wasm"));
+    const char *field = bundle ? "bundle" : image ? "image" : wasm ? "wasm" : "dir";
     json_t *landlock = json_object_get(root, "landlock");
     int r;
-    if (!!bundle + !!image + !!dir != 1)
+    if (!!bundle + !!image + !!dir + !!wasm != 1)
         return husk_err(err, 0,
-                        "field 'bundle': exactly one of 'bundle', 'image' or 'dir' "
+                        "field 'bundle': exactly one of 'bundle', 'image', 'dir' or 'wasm' "
                         "(absolute paths) is required");
+    if (!wasm && json_object_get(root, "wasm_dirs"))
+        return husk_err(err, 0, "field 'wasm_dirs': only with 'wasm'");
     if (landlock && !json_is_boolean(landlock))
         return husk_err(err, 0, "field 'landlock': must be true or false");
     cleanup_strv char **command = NULL;
     if ((r = strings_field(root, "command", false, &command, err)) < 0)
         return r;
-    r = bundle ? plan_bundle(f, bundle, dc->owner, &f->cfg, err)
-               : plan_root(f, field, image ? image : dir, command != NULL, dc->owner, &f->cfg, err);
+    r = wasm ? faas_wasm_plan(f, root, dc, err)
+        : bundle
+            ? plan_bundle(f, bundle, dc->owner, &f->cfg, err)
+            : plan_root(f, field, image ? image : dir, command != NULL, dc->owner, &f->cfg, err);
     if (r < 0)
         return r;
     if (f->cfg->terminal)
@@ -403,7 +416,7 @@ static const char *const deploy_fields[] = {
     "env",    "timeout",      "max_body",    "max_response", "memory",     "cpus",
     "pids",   "port",         "concurrency", "min",          "max",        "idle",
     "queue",  "init_timeout", "landlock",    "handler",      "on_failure", "network",
-    "egress", "egress_dns",   "publish",     "publish_mode"};
+    "egress", "egress_dns",   "wasm",        "wasm_dirs",  "publish",    "publish_mode"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)

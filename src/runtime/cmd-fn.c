@@ -22,7 +22,7 @@
 #define DEFAULT_URL "unix:/run/husk/serve.sock"
 
 struct fn_opts {
-    const char *url, *token_file, *bundle, *image, *dir, *contract, *memory, *cpus, *handler,
+    const char *url, *token_file, *bundle, *image, *dir, *wasm, *contract, *memory, *cpus, *handler,
         *on_failure, *callback;
     int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
         init_timeout;
@@ -37,7 +37,7 @@ struct fn_opts {
     int to;             /* rollback --to */
     const char *pos[3]; /* NAME and what follows it */
     size_t n_pos;
-    struct strlist env;
+    struct strlist env, wasm_dirs;
     char *token; /* read from token_file */
 };
 
@@ -55,6 +55,10 @@ static const struct flag fn_flags[] = {
      "deploy: an erofs or squashfs image (husk pack -f erofs), with -- COMMAND"},
     {"dir", 0, FLAG_STRING, offsetof(struct fn_opts, dir),
      "deploy: a root filesystem directory, with -- COMMAND"},
+    {"wasm", 0, FLAG_STRING, offsetof(struct fn_opts, wasm),
+     "deploy: a WebAssembly module (a WASI command), run per call; cgi (WAGI) by default"},
+    {"wasm-dir", 0, FLAG_STRINGS, offsetof(struct fn_opts, wasm_dirs),
+     "deploy --wasm: HOST:GUEST[:ro], a directory the module may open (repeatable)"},
     {"contract", 0, FLAG_STRING, offsetof(struct fn_opts, contract),
      "deploy: stdio (default), cgi, http (a server on $PORT) or lambda (the Runtime API)"},
     {"env", 'e', FLAG_STRINGS, offsetof(struct fn_opts, env), "deploy: K=V (repeatable)"},
@@ -260,6 +264,25 @@ deploy_limits(json_t *j, const struct fn_opts *o, struct husk_error **err)
     return 0;
 }
 
+/* --wasm-dir HOST:GUEST[:ro] with HOST made absolute and canonical, as the policy wants it. */
+static int
+wasm_dirs(json_t *j, const struct fn_opts *o, struct husk_error **err)
+{
+    json_t *a = json_array();
+    json_object_set_new(j, "wasm_dirs", a);
+    for (size_t i = 0; i < o->wasm_dirs.n; i++) {
+        const char *spec = o->wasm_dirs.v[i], *colon = strchr(spec, ':');
+        char abs[PATH_MAX];
+        cleanup_free char *host = colon ? xstrndup(spec, (size_t)(colon - spec)) : xstrdup(spec);
+        if (colon == NULL)
+            return husk_err(err, 0, "--wasm-dir '%s': expected HOST:GUEST[:ro]", spec);
+        if (realpath(host, abs) == NULL)
+            return husk_err(err, errno, "--wasm-dir '%s': '%s'", spec, host);
+        json_array_append_new(a, json_sprintf("%s%s", abs, colon));
+    }
+    return 0;
+}
+
 /* The deploy fields given as flags (besides the root and the limits). */
 static void
 deploy_extras(json_t *j, const struct fn_opts *o, char **command)
@@ -295,14 +318,28 @@ deploy_extras(json_t *j, const struct fn_opts *o, char **command)
     }
 }
 
+/* The root (--bundle, --image, --dir or --wasm with its directories) and the limits. */
+static int
+deploy_root(json_t *j, const struct fn_opts *o, struct husk_error **err)
+{
+    const char *const keys[] = {"bundle", "image", "dir", "wasm"};
+    const char *const paths[] = {o->bundle, o->image, o->dir, o->wasm};
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++)
+        r = abs_path(j, keys[i], paths[i], err);
+    if (r == 0 && o->wasm_dirs.n)
+        r = wasm_dirs(j, o, err);
+    return r < 0 ? r : deploy_limits(j, o, err);
+}
+
 static char *
 deploy_body(const char *name, const struct fn_opts *o, char **command, struct husk_error **err)
 {
     cleanup_json json_t *j = json_pack("{s:s}", "name", name);
-    if (!!o->bundle + !!o->image + !!o->dir != 1)
-        return husk_err(err, 0, "fn deploy: one of --bundle, --image or --dir is required"), NULL;
-    if (abs_path(j, "bundle", o->bundle, err) < 0 || abs_path(j, "image", o->image, err) < 0 ||
-        abs_path(j, "dir", o->dir, err) < 0 || deploy_limits(j, o, err) < 0)
+    if (!!o->bundle + !!o->image + !!o->dir + !!o->wasm != 1)
+        return husk_err(err, 0, "fn deploy: one of --bundle, --image, --dir or --wasm is required"),
+               NULL;
+    if (deploy_root(j, o, err) < 0)
         return NULL;
     deploy_extras(j, o, command);
     if (json_object_get(j, "env") == NULL)
@@ -528,8 +565,7 @@ fn_update(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
     struct husk_error *err = NULL;
     cleanup_json json_t *j = json_object();
-    if (abs_path(j, "bundle", o->bundle, &err) < 0 || abs_path(j, "image", o->image, &err) < 0 ||
-        abs_path(j, "dir", o->dir, &err) < 0 || deploy_limits(j, o, &err) < 0)
+    if (deploy_root(j, o, &err) < 0)
         return cli_fail(cli, err);
     deploy_extras(j, o, command);
     if (json_object_size(j) == 0)
@@ -546,7 +582,8 @@ static const struct fn_sub {
     const char *summary;
     int (*run)(struct cli *cli, struct fn_opts *o, const char *name, char **command);
 } fn_subs[] = {
-    {"deploy", 1, 1, "deploy NAME (--bundle|--image|--dir) [flags] [-- COMMAND...]", fn_deploy},
+    {"deploy", 1, 1, "deploy NAME (--bundle|--image|--dir|--wasm) [flags] [-- COMMAND...]",
+     fn_deploy},
     {"update", 1, 1, "update NAME [deploy flags] [-- COMMAND...]: a new version, changed",
      fn_update},
     {"ls", 0, 0, "ls: the functions", fn_ls},
@@ -672,6 +709,7 @@ cmd_fn(struct cli *cli, int argc, char **argv)
     else
         r = sub->run(cli, &o, name, command);
     free(o.env.v);
+    free(o.wasm_dirs.v);
     free(o.headers.v);
     free(o.egress.v);
     free(o.token);

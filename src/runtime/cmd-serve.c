@@ -33,7 +33,8 @@ struct serve_opts {
     int def_timeout, max_timeout, def_pids, max_pids, def_instances, max_instances;
     struct strlist allow_bind, allow_callback;
     char **binds; /* allow_bind resolved (owned) */
-    int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async;
+    int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async,
+        parallel_starts;
 };
 
 #define OPT(f) offsetof(struct serve_opts, f)
@@ -87,6 +88,8 @@ static const struct flag serve_flags[] = {
     {"otlp-endpoint", 0, FLAG_STRING, OPT(otlp),
      "export a span per call to this OTLP/HTTP collector URL (JSON, e.g. "
      "http://127.0.0.1:4318/v1/traces)"},
+    {"parallel-starts", 0, FLAG_INT, OPT(parallel_starts),
+     "instances started at once, at most (default 4; up to 16)"},
     {"max-async-queue", 0, FLAG_INT, OPT(max_async),
      "asynchronous calls accepted and not yet finished, at most (default 10000)"},
     {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
@@ -170,10 +173,11 @@ static int
 check_numbers(const struct serve_opts *o, struct husk_error **err)
 {
     if (o->max_connections < 1 || o->max_client_connections < 1 || o->max_deploys < 1 ||
-        o->max_async < 1)
+        o->max_async < 1 || o->parallel_starts < 1 || o->parallel_starts > 16)
         return husk_err(err, 0,
                         "--max-connections, --max-connections-per-client, "
-                        "--max-deploys-per-minute and --max-async-queue must be at least 1");
+                        "--max-deploys-per-minute and --max-async-queue must be at least 1, "
+                        "--parallel-starts from 1 to 16");
     if (o->userns_base < (int)USERNS_RANGE)
         return husk_err(err, 0,
                         "--userns-base %d: must be at least 65536 (above the host's own "
@@ -276,6 +280,7 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .max_deploys_per_minute = (unsigned)o->max_deploys,
                                    .read_timeout = (unsigned)o->read_timeout,
                                    .max_async_queue = (unsigned)o->max_async,
+                                   .parallel_starts = (unsigned)o->parallel_starts,
                                    .allow_callback = o->allow_callback.v,
                                    .n_allow_callback = o->allow_callback.n,
                                    .otlp_endpoint = o->otlp,
@@ -327,7 +332,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
                            .max_client_connections = 512,
                            .max_deploys = 60,
                            .read_timeout = 30,
-                           .max_async = 10000};
+                           .max_async = 10000,
+                           .parallel_starts = 4};
     struct husk_error *err = NULL;
     struct serve_config config = {0};
     const char *path = config_path(argc, argv);

@@ -47,6 +47,7 @@ struct cg_hier {
     int created;     /* trailing components of the path this cgroup made here */
     char *self_from; /* sbx_cgroup_enter_self: where the caller was; NULL when not moved */
     bool born_in;    /* the child is born here (it inherits the caller's cgroup) */
+    bool parked;     /* joined, its fd closed by sbx_cgroup_park */
 };
 
 struct sbx_cgroup {

@@ -181,10 +181,13 @@ int
 sbx_cgroup_memory_peak_fd(struct sbx_cgroup *cg)
 {
     struct cg_hier *h = cg_where(cg, CG_MEMORY);
-    if (h == NULL || h->fd < 0)
+    if (h == NULL || (h->fd < 0 && !h->parked))
         return -ENOTSUP;
-    int fd =
-        openat(h->fd, h->v2 ? "memory.peak" : "memory.max_usage_in_bytes", O_RDONLY | O_CLOEXEC);
+    const char *file = h->v2 ? "memory.peak" : "memory.max_usage_in_bytes";
+    cleanup_free char *path =
+        h->parked ? xasprintf("%s/%s%s/%s", cg->root, h->dir, cg->path, file) : NULL;
+    /* parked: one open by path, no directory fd needed */
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : openat(h->fd, file, O_RDONLY | O_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
 

@@ -548,6 +548,40 @@ sbx_cgroup_open(const struct sbx_cgroup_opts *o, const char *path, int owned,
     return 0;
 }
 
+/* Thousands of idle sandboxes each holding a directory fd per hierarchy would run a daemon out
+ * of fds: a parked cgroup keeps its paths and holds none. */
+void
+sbx_cgroup_park(struct sbx_cgroup *cg)
+{
+    for (size_t i = 0; i < cg->n_h; i++)
+        if (cg->h[i].fd >= 0) {
+            close(cg->h[i].fd);
+            cg->h[i].fd = -1;
+            cg->h[i].parked = true;
+        }
+    if (cg->root_fd >= 0)
+        close(cg->root_fd);
+    cg->root_fd = -1;
+}
+
+int
+sbx_cgroup_unpark(struct sbx_cgroup *cg, struct husk_error **err)
+{
+    if (cg->root_fd < 0 && (cg->root_fd = open(cg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return husk_err(err, errno, "open cgroup root '%s'", cg->root);
+    for (size_t i = 0; i < cg->n_h; i++) {
+        struct cg_hier *h = &cg->h[i];
+        if (!h->parked)
+            continue;
+        cleanup_free char *rel = xasprintf("%s%s", h->dir, cg->path);
+        h->fd = openat(cg->root_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (h->fd < 0)
+            return cg_errf(cg, h, err, errno, "open directory again");
+        h->parked = false;
+    }
+    return 0;
+}
+
 void
 sbx_cgroup_free(struct sbx_cgroup *cg)
 {

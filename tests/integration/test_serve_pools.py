@@ -6,6 +6,7 @@ import glob
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -50,6 +51,15 @@ def server_bundle(ctx, handler, name="srv"):
 
 def instance_cgroups(name):
     return glob.glob(f"/sys/fs/cgroup/*/husk/serve-*/{name}-v*")
+
+
+def instance_cgroup_files(name, *files):
+    """The first of these files that exists in each of the function's instance cgroups."""
+    out = []
+    for cg in glob.glob(f"/sys/fs/cgroup/memory/husk/serve-*/{name}-v*") or \
+            glob.glob(f"/sys/fs/cgroup/husk/serve-*/{name}-v*"):
+        out += [p for p in (os.path.join(cg, f) for f in files) if os.path.exists(p)][:1]
+    return out
 
 
 def fn_get(daemon, name):
@@ -368,3 +378,25 @@ def test_missing_entrypoint_is_a_400_at_deploy(ctx, daemon):
     # found through PATH inside the root, and through its absolute links
     status, body = daemon.deploy(name="okprog", dir=str(b.path / "rootfs"), command=["sh"])
     assert status == 201, body
+
+
+def test_an_idle_instance_costs_one_fd_and_under_half_a_mib(ctx, daemon):
+    b = shell_bundle(ctx, "cat")
+    before = len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+    name = f"dense{os.getpid()}"  # no other run's instances match
+    deploy_ok(daemon, name=name, bundle=str(b.path), min=20, max=20)
+    wait_for(lambda: fn_get(daemon, name)["instances"]["idle"] == 20, 30, "20 instances")
+    time.sleep(1.5)  # past the second an instance keeps its memory peak's fd after a call
+    more = len(os.listdir(f"/proc/{daemon.proc.pid}/fd")) - before
+    # 1 per instance (its control socket), and the function's own (its log file, a journal)
+    assert more <= 20 + 2, f"{more} more daemon fds for 20 idle instances"
+    usage = [int(open(p).read())
+             for p in instance_cgroup_files(name, "memory.usage_in_bytes", "memory.current")]
+    assert len(usage) == 20 and sum(usage) / 20 <= 512 * 1024, usage
+    status, _, body = daemon.request("POST", f"/function/{name}", b"still here")
+    assert (status, body) == (200, b"still here")
+    # as many fds as the daemon may have: at least the hard limit it was given
+    limits = open(f"/proc/{daemon.proc.pid}/limits").read()
+    soft, hard = map(int, next(ln for ln in limits.splitlines()
+                               if ln.startswith("Max open files")).split()[3:5])
+    assert soft == hard and soft >= resource.getrlimit(resource.RLIMIT_NOFILE)[1], limits
