@@ -379,6 +379,10 @@ faas_publish_json(const struct faas_function *f, json_t *j)
         json_object_set_new(pj, "bytes",
                             json_pack("{s:I, s:I}", "in", (json_int_t)p->bytes_in, "out",
                                       (json_int_t)p->bytes_out));
+        json_object_set_new(pj, "scaling",
+                            json_pack("{s:I, s:I, s:I}", "activated", (json_int_t)p->n_activated,
+                                      "queue", (json_int_t)p->n_scaled, "kept_idle",
+                                      (json_int_t)p->n_kept));
     }
     json_object_set_new(j, "published", pj);
 }
@@ -389,7 +393,7 @@ faas_publish_metrics(struct faas_server *s, struct faas_buf *b)
     struct faas_publishing *pg = s->publishing;
     if (pg == NULL || pg->pubs == NULL)
         return;
-    struct faas_buf open = {0}, closed = {0}, bytes = {0};
+    struct faas_buf open = {0}, closed = {0}, bytes = {0}, scaling = {0};
     pthread_mutex_lock(&pg->lock); /* a deploy may add to the list */
     for (struct faas_pub *p = pg->pubs; p; p = p->next) {
         size_t n = 0;
@@ -407,6 +411,13 @@ faas_publish_metrics(struct faas_server *s, struct faas_buf *b)
                       "husk_published_bytes_total{function=\"%s\",direction=\"out\"} %llu\n",
                       p->fn, (unsigned long long)p->bytes_in, p->fn,
                       (unsigned long long)p->bytes_out);
+        faas_buf_addf(&scaling,
+                      "husk_published_scaling_total{function=\"%s\",decision=\"activated\"} %llu\n"
+                      "husk_published_scaling_total{function=\"%s\",decision=\"queue\"} %llu\n"
+                      "husk_published_scaling_total{function=\"%s\",decision=\"kept_idle\"} "
+                      "%llu\n",
+                      p->fn, (unsigned long long)p->n_activated, p->fn,
+                      (unsigned long long)p->n_scaled, p->fn, (unsigned long long)p->n_kept);
     }
     pthread_mutex_unlock(&pg->lock);
     faas_buf_addf(b, "# HELP husk_published_connections Connections of a published function's "
@@ -421,6 +432,13 @@ faas_publish_metrics(struct faas_server *s, struct faas_buf *b)
                      "published function's socket, received and sent.\n"
                      "# TYPE husk_published_bytes_total counter\n");
     faas_buf_add(b, bytes.p, bytes.len);
+    faas_buf_addf(b, "# HELP husk_published_scaling_total Scaling decisions made from a published "
+                     "function's socket: instances started for connections waiting at zero "
+                     "(activated) or for a backed-up accept queue (queue), idle instances kept "
+                     "for open connections (kept_idle).\n"
+                     "# TYPE husk_published_scaling_total counter\n");
+    faas_buf_add(b, scaling.p, scaling.len);
+    faas_buf_free(&scaling);
     faas_buf_free(&open);
     faas_buf_free(&closed);
     faas_buf_free(&bytes);

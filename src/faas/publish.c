@@ -353,8 +353,10 @@ on_waiting(struct faas_server *s, struct faas_watch *w, uint32_t events)
     size_t want = instances_for(f, q);
     faas_server_log(s, "debug", "function '%s': %u connections wait on %s: %zu instances", f->name,
                     q, p->text, want);
-    while (f->n_instances < want)
+    while (f->n_instances < want) {
+        p->n_activated++;
         faas_instance_spawn(s, f);
+    }
 }
 
 static void
@@ -393,8 +395,10 @@ sample(struct faas_server *s, struct faas_timer *t)
     relisten(s, p);
     unsigned q = faas_pub_queue(p);
     if (q && p->queued && !f->retired && !s->stopping && !f->t_min.slot)
-        while (q > f->n_starting * (size_t)f->concurrency && f->n_instances < (size_t)f->max)
+        while (q > f->n_starting * (size_t)f->concurrency && f->n_instances < (size_t)f->max) {
+            p->n_scaled++;
             faas_instance_spawn(s, f);
+        }
     p->queued = q;
     faas_timer_set(s, t, now_ns() + SAMPLE_NS);
 }
@@ -507,7 +511,9 @@ faas_publish_busy(struct faas_server *s, struct faas_instance *in)
     size_t need = open ? instances_for(f, open) : 0;
     if (need < (size_t)f->min)
         need = (size_t)f->min;
-    return f->n_instances <= need || faas_pubstats_holds(in, inodes, n_inodes);
+    bool keep = f->n_instances <= need || faas_pubstats_holds(in, inodes, n_inodes);
+    p->n_kept += keep;
+    return keep;
 }
 
 bool

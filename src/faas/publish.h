@@ -31,6 +31,10 @@ struct faas_pub {
     unsigned queued; /* the accept queue at the last sample */
     /* connections that ended (publish-stats.c) */
     uint64_t closed, bytes_in, bytes_out;
+    /* the scaling decisions made from the socket: instances started for connections waiting
+     * at zero (the activator) or for a backed-up accept queue, idle instances kept for the
+     * connections open */
+    uint64_t n_activated, n_scaled, n_kept;
     struct faas_pub *next;
 };
 

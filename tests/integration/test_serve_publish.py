@@ -22,6 +22,7 @@ import pytest
 
 from conftest import HUSK, pid_alive, wait_for
 from serve_harness import Daemon, free_port
+from test_serve_lambda import serve_cgroup
 
 # Each answer names the instance (an id drawn at start), the version and the path.
 PY_SERVER = """\
@@ -113,12 +114,17 @@ def daemon(ctx):
     d.start()
     yield d
     assert d.stop() in (0, None), d.log.read_text()
-    assert not instance_cgroups(), instance_cgroups()
+    assert not daemon_cgroups(d), daemon_cgroups(d)
 
 
-def instance_cgroups():
-    return [p for p in glob.glob("/sys/fs/cgroup/*/husk/serve-*/*") if os.path.isdir(p)
-            and "-v" in os.path.basename(p) and os.path.basename(p) != "publish"]
+def instance_cgroups(d):
+    """The instances' sandboxes of this daemon (other daemons on the machine have their own)."""
+    return [p for p in glob.glob(f"/sys/fs/cgroup/*/{serve_cgroup(d)}/*-v*") if os.path.isdir(p)]
+
+
+def daemon_cgroups(d):
+    """What the daemon leaves under its cgroup: instances, and the published sockets' cgroup."""
+    return [p for p in glob.glob(f"/sys/fs/cgroup/*/{serve_cgroup(d)}/*") if os.path.isdir(p)]
 
 
 def pack(ctx, app, name, program, source):
@@ -235,6 +241,28 @@ def test_instances_share_the_socket_and_the_load(ctx, app, daemon):
     assert len(ids) == 3, answers
     assert took < 5, f"3 calls of 2 s took {took:.1f} s: not in parallel"
     assert instances(daemon, "slow") <= 3
+    # the decisions that started them, as the socket showed the need
+    scaling = fn_get(daemon, "slow")["published"]["scaling"]
+    assert scaling["activated"] >= 1 and scaling["activated"] + scaling["queue"] >= 3, scaling
+    metrics = daemon.request("GET", "/metrics")[2].decode()
+    assert 'husk_published_scaling_total{function="slow",decision="activated"}' in metrics
+
+
+def test_max_instances_is_honoured(ctx, app, daemon):
+    """An instance past --max is never started: the one instance takes the calls in turn."""
+    bundle = pack(ctx, app, "server.py", "/usr/bin/python3", PY_SERVER)
+    port = free_port()
+    deploy(daemon, "one", bundle, "--publish", f"127.0.0.1:{port}", "--concurrency", "1",
+           "--max", "1")
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda i: get(port, f"/o{i}?sleep=1"), range(3)))
+    took = time.monotonic() - start
+    assert all(a[0] == 200 for a in answers), answers
+    assert len({a[2].split()[0] for a in answers}) == 1, answers
+    assert took >= 2.9, f"3 calls of 1 s on one instance took {took:.1f} s"
+    scaling = fn_get(daemon, "one")["published"]["scaling"]
+    assert scaling["activated"] + scaling["queue"] == 1, scaling
 
 
 def test_scale_to_zero_keeps_the_socket_and_comes_back(ctx, app, daemon):
@@ -243,7 +271,7 @@ def test_scale_to_zero_keeps_the_socket_and_comes_back(ctx, app, daemon):
     deploy(daemon, "nap", bundle, "--publish", f"127.0.0.1:{port}", "--idle", "1")
     first = get(port, "/a")[2].split()[0]
     wait_for(lambda: instances(daemon, "nap") == 0, 10, "the idle instance to stop")
-    wait_for(lambda: not instance_cgroups(), 10, "its sandbox to go")
+    wait_for(lambda: not instance_cgroups(daemon), 10, "its sandbox to go")
     assert listening(port)  # the daemon kept the socket
     status, _, body = get(port, "/b")
     assert status == 200 and body.split()[0] != first, body
@@ -276,7 +304,7 @@ def test_kill9_of_the_daemon_while_instances_serve(ctx, app):
         assert status == 200 and body.split()[0] != first, body
     finally:
         assert d.stop() in (0, None), d.log.read_text()
-    assert not instance_cgroups() and not listening(port)
+    assert not daemon_cgroups(d) and not listening(port)
 
 
 def test_listen_fds_socket_activation(ctx, app, daemon):
@@ -364,4 +392,4 @@ def test_bad_publish_is_a_400_naming_the_field(ctx, app, daemon, case):
     finally:
         if held:
             held.close()
-    assert not glob.glob("/sys/fs/cgroup/*/husk/serve-*/bad-*")
+    assert not glob.glob(f"/sys/fs/cgroup/*/{serve_cgroup(daemon)}/bad-*")
