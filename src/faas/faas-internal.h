@@ -547,7 +547,7 @@ int faas_publish_parse(json_t *root, struct faas_function *f, const struct faas_
 /* The socket for a version about to be deployed (any thread): the function's own if it has
  * one at that address, else a new one bound there. A refusal names the field. */
 int faas_publish_acquire(struct faas_server *s, struct faas_function *f, struct husk_error **err);
-/* The version lets go of its socket (from faas_function_free, any thread). */
+/* The version lets go of its socket (from faas_function_free, on the loop). */
 void faas_publish_release(struct faas_function *f);
 /* The version is put in service (its socket acquired now if it has none) or retired. */
 void faas_publish_activate(struct faas_server *s, struct faas_function *f);

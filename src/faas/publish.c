@@ -407,7 +407,9 @@ void
 faas_publish_activate(struct faas_server *s, struct faas_function *f)
 {
     struct husk_error *err = NULL;
-    if (f->publish == NULL)
+    /* An older version loaded for a call by version or alias is reached through the daemon
+     * alone: the socket is the deployed version's. */
+    if (f->publish == NULL || faas_server_find(s, f->name, strlen(f->name)) != f)
         return;
     if (f->pub == NULL && faas_publish_acquire(s, f, &err) < 0) {
         cleanup_free char *msg = husk_error_string(err);

@@ -328,6 +328,13 @@ def test_redeploy_hands_the_socket_to_the_new_version_and_rm_closes_it(ctx, app,
     assert get(port)[2].split()[1] == b"ver-v1"
     assert deploy(daemon, "ver", bundle, "--publish", f"127.0.0.1:{port}")["version"] == 2
     assert get(port)[2].split()[1] == b"ver-v2"
+    # the older version, called by number through the daemon, runs on its own: the socket
+    # stays the deployed version's
+    status, _, body = daemon.request("GET", "/function/ver@1/old")
+    assert status == 200 and body.split()[1:] == [b"ver-v1", b"/old"], body
+    for _ in range(5):
+        assert get(port)[2].split()[1] == b"ver-v2"
+    assert fn_get(daemon, "ver")["published"]["serving"]
     r = daemon.fn("rm", "ver")
     assert r.returncode == 0, r
     wait_for(lambda: not listening(port), 5, "the socket to close")
