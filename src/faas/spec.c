@@ -416,7 +416,7 @@ static const char *const deploy_fields[] = {
     "env",    "timeout",      "max_body",    "max_response", "memory",     "cpus",
     "pids",   "port",         "concurrency", "min",          "max",        "idle",
     "queue",  "init_timeout", "landlock",    "handler",      "on_failure", "network",
-    "egress", "egress_dns",   "wasm",        "wasm_dirs",  "publish",    "publish_mode"};
+    "egress", "egress_dns",   "wasm",        "wasm_dirs",    "publish",    "publish_mode"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
