@@ -62,7 +62,8 @@ struct cli_sub {
 enum verb_kind { VERB_OCI, VERB_HUSK };
 extern const char *const cli_verb_kind_titles[2];
 
-/* A command: its help, manual page and completion are all made from this (cli-doc.c). */
+/* A command: its help (cli.c), manual page (cli-man.c) and completion (cli-complete.c) are all
+ * made from this. */
 struct verb {
     const char *name;
     const char *usage;
@@ -74,7 +75,7 @@ struct verb {
     size_t n_subs, sub_size;
     enum verb_kind kind;
     enum cli_arg arg;
-    const char *description;         /* paragraphs after the summary ("\n\n" between), or NULL */
+    const char *description;         /* a paragraph after the summary, or NULL */
     void (*man_sections)(FILE *out); /* the manual's sections of its own, or NULL */
 };
 

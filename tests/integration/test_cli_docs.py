@@ -280,6 +280,9 @@ def test_completion_is_installed_where_bash_completion_loads_it(installed):
     r = subprocess.run(["bash", "-c", 'source "$1"; complete -p husk', "bash",
                         str(installed["completion"])], capture_output=True, text=True, timeout=10)
     assert r.returncode == 0 and r.stdout.strip() == "complete -F _husk husk", r
+    r = subprocess.run(["shellcheck", "-s", "bash", str(installed["completion"])],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout
     loader = Path("/usr/share/bash-completion/bash_completion")
     if not loader.exists():
         pytest.skip("bash-completion is not installed (scripts/deps.sh installs it)")
