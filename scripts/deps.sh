@@ -7,6 +7,8 @@ pkgs=(meson ninja-build pkg-config gcc libc6-dev libjansson-dev libcmocka-dev li
       libelf-dev libarchive-dev libzstd-dev zstd erofs-utils squashfs-tools umoci
       node-llhttp libmd-dev libsqlite3-dev curl libcurl4-openssl-dev zlib1g-dev libmnl-dev
       libnftables-dev nftables)
+# What the manual pages and the completion are checked with (tests/integration/test_cli_docs.py).
+pkgs+=(man-db groff-base bash-completion shellcheck)
 # The corpus (tests/corpus): the programs it packs, and what builds its Node addon.
 pkgs+=(python3-yaml python3-requests python3-jinja2 imagemagick file jq sqlite3 git perl gzip
        xz-utils bc mawk openssl ca-certificates)

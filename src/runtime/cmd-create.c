@@ -53,7 +53,7 @@ one_id(const struct verb *v, int argc, char **argv, int i, const char **id)
     return -1;
 }
 
-int
+static int
 cmd_create(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("create");
@@ -72,7 +72,7 @@ cmd_create(struct cli *cli, int argc, char **argv)
     return r < 0 ? cli_fail(cli, err) : 0;
 }
 
-int
+static int
 cmd_run(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("run");
@@ -91,3 +91,21 @@ cmd_run(struct cli *cli, int argc, char **argv)
     free(o.publish.v);
     return r < 0 ? cli_fail(cli, err) : exit_code;
 }
+
+const struct verb verb_create = {
+    .name = "create",
+    .usage = "[flags] ID",
+    .summary = "Create a container; its process waits for `start`.",
+    .run = cmd_create,
+    .flags = create_flags,
+    .n_flags = ARRAY_SIZE(create_flags),
+};
+
+const struct verb verb_run = {
+    .name = "run",
+    .usage = "[flags] ID",
+    .summary = "Create and start a container and wait for it.",
+    .run = cmd_run,
+    .flags = run_flags,
+    .n_flags = ARRAY_SIZE(run_flags),
+};

@@ -41,7 +41,7 @@ remove_cgroup(struct cli *cli, struct container *c, struct husk_error **err)
     return 0;
 }
 
-int
+static int
 cmd_delete(struct cli *cli, int argc, char **argv)
 {
     struct delete_opts o = {0};
@@ -88,3 +88,13 @@ cmd_delete(struct cli *cli, int argc, char **argv)
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTOP, c->state, "stopped");
     return 0;
 }
+
+const struct verb verb_delete = {
+    .name = "delete",
+    .usage = "[--force] ID",
+    .summary = "Delete a stopped container (--force: any container).",
+    .run = cmd_delete,
+    .flags = delete_flags,
+    .n_flags = ARRAY_SIZE(delete_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

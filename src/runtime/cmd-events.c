@@ -126,7 +126,7 @@ stream(struct container *c, struct sbx_cgroup *cg, uint64_t interval_ms, struct 
     }
 }
 
-int
+static int
 cmd_events(struct cli *cli, int argc, char **argv)
 {
     struct events_opts o = {0};
@@ -156,3 +156,13 @@ cmd_events(struct cli *cli, int argc, char **argv)
     int r = o.stats ? emit_stats(cg, c->id, &err) : stream(c, cg, interval, &err);
     return r < 0 ? cli_fail(cli, err) : 0;
 }
+
+const struct verb verb_events = {
+    .name = "events",
+    .usage = "[--stats] [--interval 5s] ID",
+    .summary = "Print resource stats and OOM events as JSON.",
+    .run = cmd_events,
+    .flags = events_flags,
+    .n_flags = ARRAY_SIZE(events_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -251,7 +251,7 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     return 0;
 }
 
-int
+static int
 cmd_exec(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("exec");
@@ -289,3 +289,13 @@ cmd_exec(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     return exit_code;
 }
+
+const struct verb verb_exec = {
+    .name = "exec",
+    .usage = "[flags] ID [COMMAND [ARG...]]",
+    .summary = "Run a new process in a running container.",
+    .run = cmd_exec,
+    .flags = exec_flags,
+    .n_flags = ARRAY_SIZE(exec_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

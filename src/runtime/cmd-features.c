@@ -7,7 +7,7 @@
 #include "oci.h"
 #include "util.h"
 
-int
+static int
 cmd_features(struct cli *cli, int argc, char **argv)
 {
     (void)cli;
@@ -19,3 +19,10 @@ cmd_features(struct cli *cli, int argc, char **argv)
     printf("%s\n", text);
     return 0;
 }
+
+const struct verb verb_features = {
+    .name = "features",
+    .usage = "",
+    .summary = "Print what this runtime supports, as JSON.",
+    .run = cmd_features,
+};

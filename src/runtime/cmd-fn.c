@@ -41,79 +41,91 @@ struct fn_opts {
     char *token; /* read from token_file */
 };
 
-#define INT_FLAG(n, f, h)                                                                          \
+/* The groups of flags: those of no group (--url, --token-file, --format) go with every
+ * subcommand; fn_subs says which groups each takes. */
+enum {
+    FN_DEPLOY = 1 << 0, /* deploy, update */
+    FN_INVOKE = 1 << 1,
+    FN_LOGS = 1 << 2,
+    FN_ALIAS = 1 << 3,
+    FN_ROLLBACK = 1 << 4,
+};
+
+#define FN_OPT(f) offsetof(struct fn_opts, f)
+#define DEPLOY_FLAG(n, t, f, h)                                                                    \
     {                                                                                              \
-        n, 0, FLAG_INT, offsetof(struct fn_opts, f), h                                             \
+        n, 0, t, FN_OPT(f), h, FN_DEPLOY                                                           \
     }
 static const struct flag fn_flags[] = {
-    {"url", 0, FLAG_STRING, offsetof(struct fn_opts, url),
+    {"url", 0, FLAG_STRING, FN_OPT(url),
      "the daemon: unix:/PATH or http://HOST:PORT (default $HUSK_URL, else " DEFAULT_URL ")"},
-    {"token-file", 0, FLAG_STRING, offsetof(struct fn_opts, token_file),
+    {"token-file", 0, FLAG_STRING, FN_OPT(token_file),
      "the admin token, for the admin API over http:// (default $HUSK_TOKEN_FILE)"},
-    {"bundle", 0, FLAG_STRING, offsetof(struct fn_opts, bundle), "deploy: an OCI bundle"},
-    {"image", 0, FLAG_STRING, offsetof(struct fn_opts, image),
-     "deploy: an erofs or squashfs image (husk pack -f erofs), with -- COMMAND"},
-    {"dir", 0, FLAG_STRING, offsetof(struct fn_opts, dir),
-     "deploy: a root filesystem directory, with -- COMMAND"},
-    {"wasm", 0, FLAG_STRING, offsetof(struct fn_opts, wasm),
-     "deploy: a WebAssembly module (a WASI command), run per call; cgi (WAGI) by default"},
-    {"wasm-dir", 0, FLAG_STRINGS, offsetof(struct fn_opts, wasm_dirs),
-     "deploy --wasm: HOST:GUEST[:ro], a directory the module may open (repeatable)"},
-    {"contract", 0, FLAG_STRING, offsetof(struct fn_opts, contract),
-     "deploy: stdio (default), cgi, http (a server on $PORT) or lambda (the Runtime API)"},
-    {"env", 'e', FLAG_STRINGS, offsetof(struct fn_opts, env), "deploy: K=V (repeatable)"},
-    {"memory", 0, FLAG_STRING, offsetof(struct fn_opts, memory), "deploy: memory limit (64M)"},
-    {"cpus", 0, FLAG_STRING, offsetof(struct fn_opts, cpus), "deploy: CPU limit (0.5)"},
-    INT_FLAG("pids", pids, "deploy: process limit"),
-    INT_FLAG("port", port, "deploy: the http contract's port (default 8080)"),
-    INT_FLAG("timeout", timeout, "deploy: seconds per invocation (default 300)"),
-    INT_FLAG("max-body", max_body, "deploy: request body limit in bytes (default 6 MiB)"),
-    INT_FLAG("max-response", max_response,
-             "deploy: buffered response limit in bytes (default 6 MiB)"),
-    {"network", 0, FLAG_STRING, offsetof(struct fn_opts, network),
-     "deploy: none (loopback only, the default) or egress (the bridge, with --egress rules)"},
-    {"egress", 0, FLAG_STRINGS, offsetof(struct fn_opts, egress),
-     "deploy: a destination the function may reach, CIDR[:PORT][/tcp|/udp] (repeatable)"},
-    {"egress-dns", 0, FLAG_STRING, offsetof(struct fn_opts, egress_dns),
-     "deploy: a resolver the function may use for names (its port 53)"},
-    {"publish", 0, FLAG_STRING, offsetof(struct fn_opts, publish),
-     "deploy (http): [HOSTIP:]PORT, a socket on the host its instances' server accepts from "
-     "(default host 127.0.0.1)"},
-    {"publish-mode", 0, FLAG_STRING, offsetof(struct fn_opts, publish_mode),
-     "deploy --publish: bind (its bind() on $PORT gets the socket, the default) or listen_fds "
-     "(fd 3, LISTEN_FDS)"},
-    {"no-landlock", 0, FLAG_BOOL, offsetof(struct fn_opts, no_landlock),
-     "deploy: no landlock rules (the function's own root stays its only file system anyway)"},
-    INT_FLAG("concurrency", concurrency,
-             "deploy: calls per instance (stdio, cgi, lambda 1; http 100)"),
-    INT_FLAG("min", min, "deploy: instances kept ready (default 0)"),
-    INT_FLAG("max", max, "deploy: instances at most (default 10)"),
-    INT_FLAG("idle", idle, "deploy: seconds before an idle instance stops (default 300)"),
-    INT_FLAG("queue", queue, "deploy: calls that may wait (default 10 x concurrency x max)"),
-    INT_FLAG("init-timeout", init_timeout, "deploy: seconds for a server to listen (default 10)"),
-    {"handler", 0, FLAG_STRING, offsetof(struct fn_opts, handler),
-     "deploy: the lambda contract's _HANDLER (default: the command's last argument)"},
-    {"on-failure", 0, FLAG_STRING, offsetof(struct fn_opts, on_failure),
-     "deploy: a URL that gets the record of an asynchronous call that failed every attempt"},
-    {"follow", 'f', FLAG_BOOL, offsetof(struct fn_opts, follow), "logs: keep printing new lines"},
-    {"async", 0, FLAG_BOOL, offsetof(struct fn_opts, async),
-     "invoke: asynchronously (202 and the call's id; see `husk fn calls`)"},
-    {"callback", 0, FLAG_STRING, offsetof(struct fn_opts, callback),
-     "invoke --async: a URL that gets the function's answer"},
-    {"version", 0, FLAG_STRING, offsetof(struct fn_opts, version),
-     "invoke: a version number or an alias (default: the latest)"},
-    {"weight", 0, FLAG_STRING, offsetof(struct fn_opts, weight),
-     "alias: VERSION=SHARE, another version for a share of the calls (a canary: 4=0.1)"},
-    INT_FLAG("to", to, "rollback: the version to go back to (default: the one before)"),
-    {"method", 'X', FLAG_STRING, offsetof(struct fn_opts, method),
-     "invoke: the HTTP method (default POST; GET and HEAD send no body)"},
-    {"path", 0, FLAG_STRING, offsetof(struct fn_opts, subpath),
-     "invoke: the path after /function/NAME (/items/7)"},
-    {"query", 0, FLAG_STRING, offsetof(struct fn_opts, query), "invoke: the query (a=1&b=2)"},
-    {"header", 'H', FLAG_STRINGS, offsetof(struct fn_opts, headers),
-     "invoke: a request header 'K: V' (repeatable)"},
-    {"format", 0, FLAG_STRING, offsetof(struct fn_opts, format),
+    {"format", 0, FLAG_STRING, FN_OPT(format),
      "table (default: aligned columns) or json (the admin API's answer as it is)"},
+    DEPLOY_FLAG("bundle", FLAG_STRING, bundle, "an OCI bundle"),
+    DEPLOY_FLAG("image", FLAG_STRING, image,
+                "an erofs or squashfs image (husk pack -f erofs), with -- COMMAND"),
+    DEPLOY_FLAG("dir", FLAG_STRING, dir, "a root filesystem directory, with -- COMMAND"),
+    DEPLOY_FLAG("wasm", FLAG_STRING, wasm,
+                "a WebAssembly module (a WASI command), run per call; cgi (WAGI) by default"),
+    DEPLOY_FLAG("wasm-dir", FLAG_STRINGS, wasm_dirs,
+                "with --wasm: HOST:GUEST[:ro], a directory the module may open (repeatable)"),
+    DEPLOY_FLAG("contract", FLAG_STRING, contract,
+                "stdio (default), cgi, http (a server on $PORT) or lambda (the Runtime API)"),
+    {"env", 'e', FLAG_STRINGS, FN_OPT(env), "K=V (repeatable)", FN_DEPLOY},
+    DEPLOY_FLAG("memory", FLAG_STRING, memory, "memory limit (64M)"),
+    DEPLOY_FLAG("cpus", FLAG_STRING, cpus, "CPU limit (0.5)"),
+    DEPLOY_FLAG("pids", FLAG_INT, pids, "process limit"),
+    DEPLOY_FLAG("port", FLAG_INT, port, "the http contract's port (default 8080)"),
+    DEPLOY_FLAG("timeout", FLAG_INT, timeout, "seconds per invocation (default 300)"),
+    DEPLOY_FLAG("max-body", FLAG_INT, max_body, "request body limit in bytes (default 6 MiB)"),
+    DEPLOY_FLAG("max-response", FLAG_INT, max_response,
+                "buffered response limit in bytes (default 6 MiB)"),
+    DEPLOY_FLAG("network", FLAG_STRING, network,
+                "none (loopback only, the default) or egress (the bridge, with --egress rules)"),
+    DEPLOY_FLAG("egress", FLAG_STRINGS, egress,
+                "a destination the function may reach, CIDR[:PORT][/tcp|/udp] (repeatable)"),
+    DEPLOY_FLAG("egress-dns", FLAG_STRING, egress_dns,
+                "a resolver the function may use for names (its port 53)"),
+    DEPLOY_FLAG("publish", FLAG_STRING, publish,
+                "http: [HOSTIP:]PORT, a socket on the host its instances' server accepts from "
+                "(default host 127.0.0.1)"),
+    DEPLOY_FLAG("publish-mode", FLAG_STRING, publish_mode,
+                "with --publish: bind (its bind() on $PORT gets the socket, the default) or "
+                "listen_fds (fd 3, LISTEN_FDS)"),
+    DEPLOY_FLAG("no-landlock", FLAG_BOOL, no_landlock,
+                "no landlock rules (the function's own root stays its only file system anyway)"),
+    DEPLOY_FLAG("concurrency", FLAG_INT, concurrency,
+                "calls per instance (stdio, cgi, lambda 1; http 100)"),
+    DEPLOY_FLAG("min", FLAG_INT, min, "instances kept ready (default 0)"),
+    DEPLOY_FLAG("max", FLAG_INT, max, "instances at most (default 10)"),
+    DEPLOY_FLAG("idle", FLAG_INT, idle, "seconds before an idle instance stops (default 300)"),
+    DEPLOY_FLAG("queue", FLAG_INT, queue, "calls that may wait (default 10 x concurrency x max)"),
+    DEPLOY_FLAG("init-timeout", FLAG_INT, init_timeout,
+                "seconds for a server to listen (default 10)"),
+    DEPLOY_FLAG("handler", FLAG_STRING, handler,
+                "the lambda contract's _HANDLER (default: the command's last argument)"),
+    DEPLOY_FLAG("on-failure", FLAG_STRING, on_failure,
+                "a URL that gets the record of an asynchronous call that failed every attempt"),
+    {"follow", 'f', FLAG_BOOL, FN_OPT(follow), "keep printing new lines", FN_LOGS},
+    {"async", 0, FLAG_BOOL, FN_OPT(async),
+     "asynchronously (202 and the call's id; see `husk fn calls`)", FN_INVOKE},
+    {"callback", 0, FLAG_STRING, FN_OPT(callback), "with --async: a URL that gets the answer",
+     FN_INVOKE},
+    {"version", 0, FLAG_STRING, FN_OPT(version),
+     "a version number or an alias (default: the latest)", FN_INVOKE},
+    {"method", 'X', FLAG_STRING, FN_OPT(method),
+     "the HTTP method (default POST; GET and HEAD send no body)", FN_INVOKE},
+    {"path", 0, FLAG_STRING, FN_OPT(subpath), "the path after /function/NAME (/items/7)",
+     FN_INVOKE},
+    {"query", 0, FLAG_STRING, FN_OPT(query), "the query (a=1&b=2)", FN_INVOKE},
+    {"header", 'H', FLAG_STRINGS, FN_OPT(headers), "a request header 'K: V' (repeatable)",
+     FN_INVOKE},
+    {"weight", 0, FLAG_STRING, FN_OPT(weight),
+     "VERSION=SHARE: another version for a share of the calls (a canary: 4=0.1)", FN_ALIAS},
+    {"to", 0, FLAG_INT, FN_OPT(to), "the version to go back to (default: the one before)",
+     FN_ROLLBACK},
 };
 
 struct fn_call {
@@ -577,42 +589,66 @@ fn_update(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 }
 
 static const struct fn_sub {
-    const char *name;
+    struct cli_sub sub;        /* first: verb_fn describes fn_subs as a table of these */
     size_t min_args, max_args; /* NAME and what follows it */
-    const char *summary;
     int (*run)(struct cli *cli, struct fn_opts *o, const char *name, char **command);
 } fn_subs[] = {
-    {"deploy", 1, 1, "deploy NAME (--bundle|--image|--dir|--wasm) [flags] [-- COMMAND...]",
+    {{"deploy",
+      "NAME (--bundle DIR|--image FILE|--dir DIR|--wasm FILE) [flags] [-- COMMAND [ARG...]]",
+      "Deploy a function: a bundle, a WebAssembly module, or an image or a directory with the "
+      "command to run.",
+      FN_DEPLOY},
+     1,
+     1,
      fn_deploy},
-    {"update", 1, 1, "update NAME [deploy flags] [-- COMMAND...]: a new version, changed",
+    {{"update", "NAME [flags] [-- COMMAND [ARG...]]",
+      "Deploy a new version: the latest with the settings given changed.", FN_DEPLOY,
+      CLI_ARG_FUNCTION},
+     1,
+     1,
      fn_update},
-    {"ls", 0, 0, "ls: the functions", fn_ls},
-    {"get", 1, 1, "get NAME: one function", fn_get},
-    {"rm", 1, 1, "rm NAME: remove a function, its versions and aliases", fn_rm},
-    {"invoke", 1, 1,
-     "invoke NAME [-X METHOD] [--path P] [--query Q] [-H 'K: V'] [--version V|ALIAS] "
-     "[--async [--callback URL]]: call it, stdin the body",
+    {{"ls", "", "List the functions."}, 0, 0, fn_ls},
+    {{"get", "NAME", "Show a function.", 0, CLI_ARG_FUNCTION}, 1, 1, fn_get},
+    {{"rm", "NAME", "Remove a function, its versions and aliases.", 0, CLI_ARG_FUNCTION},
+     1,
+     1,
+     fn_rm},
+    {{"invoke", "NAME [flags] < BODY",
+      "Call a function: stdin is the request's body, the answer is printed as it comes.", FN_INVOKE,
+      CLI_ARG_FUNCTION},
+     1,
+     1,
      fn_invoke},
-    {"logs", 1, 1, "logs NAME [-f]: its log", fn_logs},
-    {"calls", 1, 1, "calls NAME: its latest asynchronous calls", fn_calls},
-    {"call", 1, 1, "call ID: one asynchronous call, its state and result", fn_call},
-    {"versions", 1, 1, "versions NAME: every version deployed", fn_versions},
-    {"rollback", 1, 1, "rollback NAME [--to N]: an earlier version again, as the latest",
+    {{"logs", "NAME [-f]", "Print a function's log.", FN_LOGS, CLI_ARG_FUNCTION}, 1, 1, fn_logs},
+    {{"calls", "NAME", "List a function's latest asynchronous calls.", 0, CLI_ARG_FUNCTION},
+     1,
+     1,
+     fn_calls},
+    {{"call", "ID", "Show an asynchronous call: its state and result."}, 1, 1, fn_call},
+    {{"versions", "NAME", "List every version of a function deployed.", 0, CLI_ARG_FUNCTION},
+     1,
+     1,
+     fn_versions},
+    {{"rollback", "NAME [--to N]", "Deploy an earlier version again, as the latest.", FN_ROLLBACK,
+      CLI_ARG_FUNCTION},
+     1,
+     1,
      fn_rollback},
-    {"aliases", 1, 1, "aliases NAME: its aliases", fn_aliases},
-    {"alias", 3, 3, "alias NAME ALIAS VERSION [--weight V=SHARE]: NAME@ALIAS calls VERSION",
+    {{"aliases", "NAME", "List a function's aliases.", 0, CLI_ARG_FUNCTION}, 1, 1, fn_aliases},
+    {{"alias", "NAME ALIAS VERSION [--weight V=SHARE]",
+      "Point an alias at a version (NAME@ALIAS calls it), and another for a share of the calls.",
+      FN_ALIAS, CLI_ARG_FUNCTION},
+     3,
+     3,
      fn_alias},
-    {"unalias", 2, 2, "unalias NAME ALIAS: remove an alias", fn_unalias},
+    {{"unalias", "NAME ALIAS", "Remove an alias.", 0, CLI_ARG_FUNCTION}, 2, 2, fn_unalias},
 };
-
-static const struct verb fn_verb = {
-    "fn", "deploy|ls|get|rm|invoke|logs|calls|call [flags] [NAME] [-- COMMAND [ARG...]]",
-    "Manage the functions of a running `husk serve` through its admin socket.", NULL};
 
 /* Flags anywhere; NAME and up to max_args - 1 more words; what follows "--" is the command
  * (deploy, update). */
 static int
-parse_args(int argc, char **argv, const struct fn_sub *sub, struct fn_opts *o, char ***command)
+parse_args(int argc, char **argv, const struct fn_sub *sub, const struct verb *v, struct fn_opts *o,
+           char ***command)
 {
     for (int k = 1; k < argc; k++)
         if (strcmp(argv[k], "--") == 0) {
@@ -623,7 +659,7 @@ parse_args(int argc, char **argv, const struct fn_sub *sub, struct fn_opts *o, c
     char **rest = argv + 1;
     int left = argc - 1;
     while (left > 0) {
-        int i = cli_parse_flags(&fn_verb, fn_flags, ARRAY_SIZE(fn_flags), o, left, rest);
+        int i = cli_parse_flags(v, v->flags, v->n_flags, o, left, rest);
         if (i < 0)
             return i;
         rest += i;
@@ -641,15 +677,6 @@ parse_args(int argc, char **argv, const struct fn_sub *sub, struct fn_opts *o, c
     return 0;
 }
 
-static void
-fn_usage(FILE *to)
-{
-    fprintf(to, "usage: husk fn SUBCOMMAND [flags] [NAME]\n\nsubcommands:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(fn_subs); i++)
-        fprintf(to, "  %s\n", fn_subs[i].summary);
-    fprintf(to, "\n`husk fn SUBCOMMAND --help` lists the flags.\n");
-}
-
 /* The token for the admin API over TCP: from --token-file or $HUSK_TOKEN_FILE. */
 static int
 load_token(struct fn_opts *o, struct husk_error **err)
@@ -665,7 +692,17 @@ load_token(struct fn_opts *o, struct husk_error **err)
     return 0;
 }
 
-int
+static void
+fn_opts_clear(struct fn_opts *o)
+{
+    free(o->env.v);
+    free(o->wasm_dirs.v);
+    free(o->headers.v);
+    free(o->egress.v);
+    free(o->token);
+}
+
+static int
 cmd_fn(struct cli *cli, int argc, char **argv)
 {
     struct fn_opts o = {.url = getenv("HUSK_URL") ? getenv("HUSK_URL") : DEFAULT_URL};
@@ -677,41 +714,51 @@ cmd_fn(struct cli *cli, int argc, char **argv)
     struct husk_error *err = NULL;
     const char *name = NULL;
     char **command = NULL;
-    if (argc < 1 || strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0 ||
-        strcmp(argv[0], "-h") == 0) {
-        fn_usage(argc < 1 ? stderr : stdout);
-        return argc < 1 ? 2 : 0;
+    int code;
+    const struct fn_sub *sub = (const struct fn_sub *)cli_find_sub(&verb_fn, argc, argv, &code);
+    if (sub == NULL)
+        return code;
+    struct cli_sub_verb sv;
+    cli_sub_verb_init(&sv, &verb_fn, &sub->sub);
+    int r = parse_args(argc, argv, sub, &sv.verb, &o, &command);
+    cli_sub_verb_clear(&sv);
+    if (r == 0 && o.n_pos < sub->min_args) {
+        fprintf(stderr, "usage: husk fn %s %s\n", sub->sub.name, sub->sub.usage);
+        r = -1;
     }
-    const struct fn_sub *sub = NULL;
-    for (size_t i = 0; i < ARRAY_SIZE(fn_subs) && !sub; i++)
-        if (strcmp(argv[0], fn_subs[i].name) == 0)
-            sub = &fn_subs[i];
-    if (sub == NULL) {
-        fprintf(stderr, "husk fn: unknown subcommand '%s'\n", argv[0]);
-        fn_usage(stderr);
-        return 2;
+    if (r == 0 && o.format && strcmp(o.format, "json") && strcmp(o.format, "table")) {
+        fprintf(stderr, "husk fn %s: --format '%s': expected table or json\n", sub->sub.name,
+                o.format);
+        r = -1;
     }
-    int r = parse_args(argc, argv, sub, &o, &command);
-    if (r < 0)
+    if (r < 0) {
+        fn_opts_clear(&o);
         return r == -2 ? 0 : 2;
-    if (o.n_pos < sub->min_args) {
-        fprintf(stderr, "usage: husk fn %s\n", sub->summary);
-        return 2;
     }
     name = o.n_pos ? o.pos[0] : NULL;
-    if (o.format && strcmp(o.format, "json") && strcmp(o.format, "table")) {
-        fprintf(stderr, "husk fn %s: --format '%s': expected table or json\n", sub->name, o.format);
-        return 2;
-    }
     json_out = o.format && strcmp(o.format, "json") == 0;
     if (load_token(&o, &err) < 0)
         r = cli_fail(cli, err);
     else
         r = sub->run(cli, &o, name, command);
-    free(o.env.v);
-    free(o.wasm_dirs.v);
-    free(o.headers.v);
-    free(o.egress.v);
-    free(o.token);
+    fn_opts_clear(&o);
     return r;
 }
+
+const struct verb verb_fn = {
+    .name = "fn",
+    .usage = "SUBCOMMAND [flags] [NAME] [-- COMMAND [ARG...]]",
+    .summary = "Manage and invoke the functions of a running `husk serve`.",
+    .run = cmd_fn,
+    .flags = fn_flags,
+    .n_flags = ARRAY_SIZE(fn_flags),
+    .subs = &fn_subs[0].sub,
+    .n_subs = ARRAY_SIZE(fn_subs),
+    .sub_size = sizeof(fn_subs[0]),
+    .kind = VERB_HUSK,
+    .description =
+        "husk fn talks to the daemon's admin API at --url: its unix socket by default, or its "
+        "front door over http:// with the token of --token-file. Flags may come anywhere after "
+        "the subcommand; those of deploy and update are the function's settings (the ones not "
+        "given are the daemon's defaults).",
+};

@@ -22,24 +22,31 @@ struct import_opts {
     const char *ref, *output, *format, *image, *compress, *max_file, *max_total, *max_ratio;
 };
 
-static const struct flag import_flags[] = {
-    {"ref", 0, FLAG_STRING, offsetof(struct import_opts, ref),
-     "the manifest named so (org.opencontainers.image.ref.name); the name it is stored under"},
-    {"output", 'o', FLAG_STRING, offsetof(struct import_opts, output),
-     "also write the image as a bundle, rootfs, tar or image here (must not exist)"},
-    {"format", 'f', FLAG_STRING, offsetof(struct import_opts, format),
-     "with --output: bundle (default), rootfs, tar, erofs or squashfs"},
-    {"image", 0, FLAG_STRING, offsetof(struct import_opts, image),
-     "bundle only: keep the rootfs as an erofs or squashfs image that `husk run` mounts"},
-    {"compress", 0, FLAG_STRING, offsetof(struct import_opts, compress),
-     "image compression (default none)"},
-    {"max-file-size", 0, FLAG_STRING, offsetof(struct import_opts, max_file),
-     "refuse a layer entry larger than this (default 8G; k, M, G suffixes)"},
-    {"max-total-size", 0, FLAG_STRING, offsetof(struct import_opts, max_total),
-     "refuse an image that unpacks to more than this (default 32G)"},
-    {"max-ratio", 0, FLAG_STRING, offsetof(struct import_opts, max_ratio),
-     "refuse a layer that expands more than N times its compressed size past its first 64M "
-     "(default 100; 0: no limit)"},
+#define IMAGE_IMPORT 1u /* the group of import's flags */
+#define IMPORT_FLAG(n, s, f, h)                                                                    \
+    {                                                                                              \
+        n, s, FLAG_STRING, offsetof(struct import_opts, f), h, IMAGE_IMPORT                        \
+    }
+static const struct flag image_flags[] = {
+    IMPORT_FLAG(
+        "ref", 0, ref,
+        "the manifest named so (org.opencontainers.image.ref.name); the name it is stored under"),
+    IMPORT_FLAG("output", 'o', output,
+                "also write the image as a bundle, rootfs, tar or image here (must not exist)"),
+    IMPORT_FLAG("format", 'f', format,
+                "with --output: bundle (default), rootfs, tar, erofs or squashfs"),
+    IMPORT_FLAG(
+        "image", 0, image,
+        "bundle only: keep the rootfs as an erofs or squashfs image that `husk run` mounts"),
+    IMPORT_FLAG("compress", 0, compress, "image compression (default none)"),
+    IMPORT_FLAG("max-file-size", 0, max_file,
+                "refuse a layer entry larger than this (default 8G; k, M, G suffixes)"),
+    IMPORT_FLAG("max-total-size", 0, max_total,
+                "refuse an image that unpacks to more than this (default 32G)"),
+    IMPORT_FLAG(
+        "max-ratio", 0, max_ratio,
+        "refuse a layer that expands more than N times its compressed size past its first 64M "
+        "(default 100; 0: no limit)"),
 };
 
 static char *
@@ -201,13 +208,11 @@ parse_limits(const struct import_opts *o, struct img_limits *lim, struct husk_er
 }
 
 static int
-cmd_image_import(struct cli *cli, int argc, char **argv)
+image_import(struct cli *cli, const struct verb *v, int argc, char **argv)
 {
-    static const struct verb v = {"image import", "[flags] DIR|TAR",
-                                  "Import an OCI image layout into husk's store.", NULL};
     struct import_opts o = {0};
     struct husk_error *err = NULL;
-    int i = cli_parse_flags(&v, import_flags, ARRAY_SIZE(import_flags), &o, argc, argv);
+    int i = cli_parse_flags(v, v->flags, v->n_flags, &o, argc, argv);
     if (i < 0)
         return i == -2 ? 0 : 2;
     if (i + 1 != argc) {
@@ -282,12 +287,15 @@ cas_list(struct cli *cli, json_t *list, struct husk_error **err)
 }
 
 static int
-cmd_image_ls(struct cli *cli, int argc, char **argv)
+image_ls(struct cli *cli, const struct verb *v, int argc, char **argv)
 {
     struct husk_error *err = NULL;
     cleanup_free char *dir = store_dir(cli);
     cleanup_(img_store_freep) struct img_store *s = NULL;
     struct stat st;
+    int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
     if (argc > 0) {
         fprintf(stderr, "husk image ls: no arguments expected\n");
         return 2;
@@ -305,10 +313,16 @@ cmd_image_ls(struct cli *cli, int argc, char **argv)
 
 /* inspect NAME, rm NAME, gc, df: the deduplicated store. */
 static int
-cmd_image_cas(struct cli *cli, const char *verb, int argc, char **argv)
+image_cas(struct cli *cli, const struct verb *v, int argc, char **argv)
 {
     struct husk_error *err = NULL;
+    const char *verb = v->name + strlen("image ");
     bool named = strcmp(verb, "inspect") == 0 || strcmp(verb, "rm") == 0;
+    int i = cli_parse_flags(v, NULL, 0, NULL, argc, argv);
+    if (i < 0)
+        return i == -2 ? 0 : 2;
+    argc -= i;
+    argv += i;
     if (argc != (named ? 1 : 0)) {
         fprintf(stderr, "husk image %s: %s\n", verb,
                 named ? "one image NAME is required" : "no arguments expected");
@@ -339,29 +353,53 @@ cmd_image_cas(struct cli *cli, const char *verb, int argc, char **argv)
     return print_json(j);
 }
 
-int
+static const struct image_sub {
+    struct cli_sub sub;
+    int (*run)(struct cli *cli, const struct verb *v, int argc, char **argv);
+} image_subs[] = {
+    {{"import", "[flags] DIR|TAR",
+      "Import an OCI image layout (a directory or a tar) into the store; with --output, also "
+      "make a bundle, rootfs, tar or image of it.",
+      IMAGE_IMPORT, CLI_ARG_FILE},
+     image_import},
+    {{"ls", "", "List the images of both stores, as JSON."}, image_ls},
+    {{"inspect", "NAME", "Show an image of the deduplicated store, as JSON."}, image_cas},
+    {{"rm", "NAME",
+      "Remove an image from the deduplicated store (`husk image gc` frees its files)."},
+     image_cas},
+    {{"gc", "", "Free the files of the deduplicated store that no image uses."}, image_cas},
+    {{"df", "", "Show the deduplicated store's size and its dedup ratio, as JSON."}, image_cas},
+};
+
+static int
 cmd_image(struct cli *cli, int argc, char **argv)
 {
-    static const char *const cas_verbs[] = {"inspect", "rm", "gc", "df"};
-    if (argc >= 1 && strcmp(argv[0], "import") == 0)
-        return cmd_image_import(cli, argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "ls") == 0)
-        return cmd_image_ls(cli, argc - 1, argv + 1);
-    for (size_t i = 0; argc >= 1 && i < ARRAY_SIZE(cas_verbs); i++)
-        if (strcmp(argv[0], cas_verbs[i]) == 0)
-            return cmd_image_cas(cli, argv[0], argc - 1, argv + 1);
-    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        printf("usage: husk image import [flags] DIR|TAR\n"
-               "       husk image ls\n"
-               "       husk image inspect NAME | rm NAME | gc | df\n\n"
-               "Imports OCI image layouts into the store under the state directory\n"
-               "(ROOT/images, itself an OCI layout) and makes bundles or images of them.\n"
-               "`husk pack -f store -o NAME` keeps images in the deduplicated store\n"
-               "(ROOT/store: each file stored once, by content); inspect shows one, rm\n"
-               "removes one, gc frees the files no image uses, df shows the dedup ratio.\n");
-        return 0;
-    }
-    fprintf(stderr, "husk image: expected import, ls, inspect, rm, gc or df (see husk image "
-                    "--help)\n");
-    return 2;
+    int code;
+    const struct image_sub *s =
+        (const struct image_sub *)cli_find_sub(&verb_image, argc, argv, &code);
+    if (s == NULL)
+        return code;
+    struct cli_sub_verb sv;
+    cli_sub_verb_init(&sv, &verb_image, &s->sub);
+    code = s->run(cli, &sv.verb, argc - 1, argv + 1);
+    cli_sub_verb_clear(&sv);
+    return code;
 }
+
+const struct verb verb_image = {
+    .name = "image",
+    .usage = "SUBCOMMAND [flags] [ARGS]",
+    .summary = "Import OCI image layouts; make bundles or images of them.",
+    .run = cmd_image,
+    .flags = image_flags,
+    .n_flags = ARRAY_SIZE(image_flags),
+    .subs = &image_subs[0].sub,
+    .n_subs = ARRAY_SIZE(image_subs),
+    .sub_size = sizeof(image_subs[0]),
+    .kind = VERB_HUSK,
+    .description =
+        "Images are imported into the store under the state directory (ROOT/images, itself an "
+        "OCI layout). `husk pack -f store -o NAME` keeps images in the deduplicated store "
+        "(ROOT/store: each file stored once, by content), which inspect, rm, gc and df "
+        "manage.",
+};

@@ -16,7 +16,7 @@ static const struct flag kill_flags[] = {
      "signal every process of the container, not just its init"},
 };
 
-int
+static int
 cmd_kill(struct cli *cli, int argc, char **argv)
 {
     struct kill_opts o = {0};
@@ -44,3 +44,13 @@ cmd_kill(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     return 0;
 }
+
+const struct verb verb_kill = {
+    .name = "kill",
+    .usage = "[--all] ID [SIGNAL]",
+    .summary = "Send a signal (default SIGTERM) to a container.",
+    .run = cmd_kill,
+    .flags = kill_flags,
+    .n_flags = ARRAY_SIZE(kill_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -83,7 +83,7 @@ print_table(json_t *rows)
     }
 }
 
-int
+static int
 cmd_list(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("list");
@@ -119,3 +119,12 @@ cmd_list(struct cli *cli, int argc, char **argv)
     }
     return 0;
 }
+
+const struct verb verb_list = {
+    .name = "list",
+    .usage = "[--format table|json] [--quiet]",
+    .summary = "List containers.",
+    .run = cmd_list,
+    .flags = list_flags,
+    .n_flags = ARRAY_SIZE(list_flags),
+};

@@ -347,7 +347,7 @@ pack(struct cli *cli, const struct pack_opts *o, char **args)
     return 0;
 }
 
-int
+static int
 cmd_pack(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("pack");
@@ -386,3 +386,20 @@ cmd_pack(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     return pack(cli, &o, args);
 }
+
+const struct verb verb_pack = {
+    .name = "pack",
+    .usage = "[flags] -o OUTPUT PROGRAM [FILE...] | --trace [flags] -o OUTPUT -- COMMAND [ARG...]",
+    .summary = "Package a program and its dependencies as a bundle, rootfs, tar or image.",
+    .run = cmd_pack,
+    .flags = pack_flags,
+    .n_flags = ARRAY_SIZE(pack_flags),
+    .kind = VERB_HUSK,
+    .arg = CLI_ARG_FILE,
+    .description =
+        "PROGRAM (looked up in PATH) goes in with its shared libraries, read from its ELF "
+        "headers (it is never run), and for Python, Node, Perl and shell scripts what they "
+        "import; FILEs and --add add more. With --trace the command runs once in a sandbox and "
+        "every file it opens goes in. A bundle runs with `husk run`, an image deploys with "
+        "`husk fn deploy --image`.",
+};

@@ -28,14 +28,30 @@ set_frozen(struct cli *cli, const char *name, bool frozen, int argc, char **argv
     return 0;
 }
 
-int
+static int
 cmd_pause(struct cli *cli, int argc, char **argv)
 {
     return set_frozen(cli, "pause", true, argc, argv);
 }
 
-int
+static int
 cmd_resume(struct cli *cli, int argc, char **argv)
 {
     return set_frozen(cli, "resume", false, argc, argv);
 }
+
+const struct verb verb_pause = {
+    .name = "pause",
+    .usage = "ID",
+    .summary = "Freeze every process of a container.",
+    .run = cmd_pause,
+    .arg = CLI_ARG_CONTAINER,
+};
+
+const struct verb verb_resume = {
+    .name = "resume",
+    .usage = "ID",
+    .summary = "Thaw a paused container.",
+    .run = cmd_resume,
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -84,7 +84,7 @@ ps_table(char **ps_args, int n_args, const pid_t *pids, size_t n, struct husk_er
     return 0;
 }
 
-int
+static int
 cmd_ps(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("ps");
@@ -124,3 +124,13 @@ cmd_ps(struct cli *cli, int argc, char **argv)
     printf("%s\n", text);
     return 0;
 }
+
+const struct verb verb_ps = {
+    .name = "ps",
+    .usage = "[--format table|json] ID [ps options]",
+    .summary = "List the processes of a container.",
+    .run = cmd_ps,
+    .flags = ps_flags,
+    .n_flags = ARRAY_SIZE(ps_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

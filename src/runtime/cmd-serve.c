@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli-doc.h"
 #include "cli.h"
 #include "faas.h"
 #include "pack-bundle.h"
@@ -318,12 +319,9 @@ free_binds(struct serve_opts *o)
     free(o->allow_callback.v);
 }
 
-int
+static int
 cmd_serve(struct cli *cli, int argc, char **argv)
 {
-    static const struct verb v = {
-        "serve", "[--listen HOST:PORT] [--state DIR] [--admin-socket PATH] [flags]",
-        "Serve functions: calls on the front door, the admin API on the admin socket.", NULL};
     struct serve_opts o = {.listen = "127.0.0.1:8080",
                            .state = "/var/lib/husk",
                            .admin_socket = DEFAULT_ADMIN_SOCKET,
@@ -345,7 +343,7 @@ cmd_serve(struct cli *cli, int argc, char **argv)
     }
     if (config.log_json)
         cli->log_json = true;
-    int i = cli_parse_flags(&v, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
+    int i = cli_parse_flags(&verb_serve, serve_flags, ARRAY_SIZE(serve_flags), &o, argc, argv);
     if (i == -2 || i < 0 || i < argc) {
         if (i >= 0 && i < argc)
             fprintf(stderr, "husk serve: unexpected argument '%s'\n", argv[i]);
@@ -389,3 +387,64 @@ cmd_serve(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     return 0;
 }
+
+/* An example configuration file for the manual (its test checks that --check-config takes it). */
+static const char serve_config_example[] = "{\n"
+                                           "  \"listen\": \"127.0.0.1:8080\",\n"
+                                           "  \"state\": \"/var/lib/husk\",\n"
+                                           "  \"max_connections\": 10000,\n"
+                                           "  \"default_fn_timeout\": 300,\n"
+                                           "  \"max_fn_timeout\": 900,\n"
+                                           "  \"default_fn_memory\": \"128M\",\n"
+                                           "  \"max_fn_memory\": \"2G\",\n"
+                                           "  \"max_fn_instances\": 100,\n"
+                                           "  \"allow_callback\": [\"127.0.0.1/32\"],\n"
+                                           "  \"log_format\": \"json\"\n"
+                                           "}";
+
+/* husk-serve(1)'s CONFIGURATION: the keys of --config's file, from the flags' table. */
+static void
+serve_man_sections(FILE *out)
+{
+    man_section(out, "CONFIGURATION");
+    man_paragraph(
+        out, "husk serve --config FILE reads the settings from a JSON object whose keys are the "
+             "flags' names with '_' for '-' (\"max_connections\" for "
+             "--max-connections); a flag given on the command line wins over its key. "
+             "A bad file, an unknown key or a value of the wrong type is an error that "
+             "names the line; --check-config checks the file and the flags and exits.");
+    man_paragraph(out, "Function defaults and maxima: the default_fn_* keys fill in what a deploy "
+                       "leaves out, the max_fn_* keys refuse a deploy that asks for more (a "
+                       "maximum with no default is the default). Sizes are strings with a k, M or "
+                       "G suffix (\"64M\"), CPUs a string (\"0.5\"), times whole seconds.");
+    man_paragraph(out, "The keys:");
+    for (size_t i = 0; i < ARRAY_SIZE(serve_flags); i++) {
+        const struct flag *f = &serve_flags[i];
+        if (!serve_config_is_key(f))
+            continue;
+        cleanup_free char *key = xstrdup(f->name);
+        for (char *c = key; *c; c++)
+            *c = *c == '-' ? '_' : *c;
+        man_item(out, key, serve_config_types[f->type], f->help);
+    }
+    man_item(out, "log_format", "\"text\" or \"json\"",
+             "the log's format, as the global --log-format");
+    man_example(out, "For example:", serve_config_example);
+}
+
+const struct verb verb_serve = {
+    .name = "serve",
+    .usage = "[--listen HOST:PORT] [--state DIR] [--admin-socket PATH] [--config FILE] [flags]",
+    .summary = "Serve functions: calls on the front door, the admin API on the admin socket.",
+    .run = cmd_serve,
+    .flags = serve_flags,
+    .n_flags = ARRAY_SIZE(serve_flags),
+    .kind = VERB_HUSK,
+    .description =
+        "The front door (--listen) takes calls to functions (/function/NAME), /metrics and "
+        "/_/health. The admin API (deploy, list, remove, logs: husk fn) listens on a unix socket "
+        "that only root may use, unless --admin-group or --admin-token-file open it to more. "
+        "Every function runs in a sandbox as an unprivileged host user of its own. The settings "
+        "may come from a JSON file (--config; see CONFIGURATION in husk-serve(1)).",
+    .man_sections = serve_man_sections,
+};

@@ -24,7 +24,7 @@ static const struct flag spec_flags[] = {
      "a config for running as an unprivileged user"},
 };
 
-int
+static int
 cmd_spec(struct cli *cli, int argc, char **argv)
 {
     const struct verb *v = cli_find_verb("spec");
@@ -55,3 +55,12 @@ cmd_spec(struct cli *cli, int argc, char **argv)
     }
     return 0;
 }
+
+const struct verb verb_spec = {
+    .name = "spec",
+    .usage = "[--bundle DIR] [--rootless]",
+    .summary = "Write a default config.json.",
+    .run = cmd_spec,
+    .flags = spec_flags,
+    .n_flags = ARRAY_SIZE(spec_flags),
+};

@@ -24,7 +24,7 @@ connect_start(struct container *c, struct husk_error **err)
     return steal_fd(&fd);
 }
 
-int
+static int
 cmd_start(struct cli *cli, int argc, char **argv)
 {
     struct husk_error *err = NULL;
@@ -53,3 +53,11 @@ cmd_start(struct cli *cli, int argc, char **argv)
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, c->state, "running");
     return 0;
 }
+
+const struct verb verb_start = {
+    .name = "start",
+    .usage = "ID",
+    .summary = "Run the process of a created container.",
+    .run = cmd_start,
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -6,7 +6,7 @@
 #include "container.h"
 #include "util.h"
 
-int
+static int
 cmd_state(struct cli *cli, int argc, char **argv)
 {
     cleanup_(ctr_freep) struct container *c = NULL;
@@ -19,3 +19,11 @@ cmd_state(struct cli *cli, int argc, char **argv)
     printf("%s\n", text);
     return 0;
 }
+
+const struct verb verb_state = {
+    .name = "state",
+    .usage = "ID",
+    .summary = "Print the state of a container as JSON.",
+    .run = cmd_state,
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -170,7 +170,7 @@ update(struct cli *cli, const struct update_opts *o, const char *id, struct husk
     return r;
 }
 
-int
+static int
 cmd_update(struct cli *cli, int argc, char **argv)
 {
     struct update_opts o = {0};
@@ -184,3 +184,13 @@ cmd_update(struct cli *cli, int argc, char **argv)
         return cli_fail(cli, err);
     return 0;
 }
+
+const struct verb verb_update = {
+    .name = "update",
+    .usage = "[flags] [-r resources.json] ID",
+    .summary = "Change a container's resource limits.",
+    .run = cmd_update,
+    .flags = update_flags,
+    .n_flags = ARRAY_SIZE(update_flags),
+    .arg = CLI_ARG_CONTAINER,
+};

@@ -10,47 +10,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli-doc.h"
 #include "cli.h"
 #include "oci.h"
 #include "util.h"
 
-static const struct verb verbs[] = {
-    {"spec", "[--bundle DIR] [--rootless]", "Write a default config.json.", cmd_spec},
-    {"create", "[flags] ID", "Create a container; its process waits for `start`.", cmd_create},
-    {"start", "ID", "Run the process of a created container.", cmd_start},
-    {"exec", "[flags] ID [COMMAND [ARG...]]", "Run a new process in a running container.",
-     cmd_exec},
-    {"run", "[flags] ID", "Create and start a container and wait for it.", cmd_run},
-    {"state", "ID", "Print the state of a container as JSON.", cmd_state},
-    {"kill", "[--all] ID [SIGNAL]", "Send a signal (default SIGTERM) to a container.", cmd_kill},
-    {"delete", "[--force] ID", "Delete a stopped container (--force: any container).", cmd_delete},
-    {"list", "[--format table|json] [--quiet]", "List containers.", cmd_list},
-    {"features", "", "Print what this runtime supports, as JSON.", cmd_features},
-    {"checkpoint", "ID", "Not supported (answers with a clear error).", cmd_checkpoint},
-    {"restore", "ID", "Not supported (answers with a clear error).", cmd_checkpoint},
-    {"pause", "ID", "Freeze every process of a container.", cmd_pause},
-    {"resume", "ID", "Thaw a paused container.", cmd_resume},
-    {"update", "[flags] [-r resources.json] ID", "Change a container's resource limits.",
-     cmd_update},
-    {"ps", "[--format table|json] ID [ps options]", "List the processes of a container.", cmd_ps},
-    {"events", "[--stats] [--interval 5s] ID", "Print resource stats and OOM events as JSON.",
-     cmd_events},
-    {"pack", "[flags] PROGRAM [FILE...] | --trace [flags] -- COMMAND [ARG...]",
-     "Package a program and its dependencies as a bundle, rootfs, tar or image.", cmd_pack},
-    {"image", "import|ls|inspect|rm|gc|df [flags] ...",
-     "Import OCI image layouts; make bundles or images of them.", cmd_image},
-    {"serve", "[--listen HOST:PORT] [--state DIR]", "Run functions behind an HTTP gateway.",
-     cmd_serve},
-    {"fn", "deploy|ls|get|rm|invoke [flags] [NAME]", "Manage and invoke functions of `husk serve`.",
-     cmd_fn},
+static const struct verb *const verbs[] = {
+    &verb_spec,  &verb_create, &verb_start,  &verb_exec,     &verb_run,        &verb_state,
+    &verb_kill,  &verb_delete, &verb_list,   &verb_features, &verb_checkpoint, &verb_restore,
+    &verb_pause, &verb_resume, &verb_update, &verb_ps,       &verb_events,     &verb_pack,
+    &verb_image, &verb_serve,  &verb_fn,
 };
 
 const struct verb *
 cli_find_verb(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-        if (strcmp(verbs[i].name, name) == 0)
-            return &verbs[i];
+        if (strcmp(verbs[i]->name, name) == 0)
+            return verbs[i];
     return NULL;
 }
 
@@ -73,16 +50,39 @@ static const struct flag global_flags[] = {
     {"version", 'v', FLAG_BOOL, offsetof(struct global_opts, version), "print the version"},
 };
 
-static void
-usage(void)
+/* The global flags, as the flags of a verb with no name. */
+static const struct verb global = {
+    .name = "",
+    .usage = "[global flags] COMMAND [flags] [args]",
+    .summary = "Run OCI containers (runc's verbs and flags), pack programs with just what they "
+               "need, and serve them as functions.",
+    .flags = global_flags,
+    .n_flags = ARRAY_SIZE(global_flags),
+};
+
+static const struct cli_program program = {&global, verbs, ARRAY_SIZE(verbs)};
+
+/* `husk help [COMMAND [SUBCOMMAND]]`. */
+static int
+help(int argc, char **argv)
 {
-    printf("usage: husk [global flags] COMMAND [flags] [args]\n\n"
-           "husk runs OCI containers (runc-compatible).\n\ncommands:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(verbs); i++)
-        printf("  %-10s %s\n", verbs[i].name, verbs[i].summary);
-    printf("\nglobal flags:\n");
-    for (size_t i = 0; i < ARRAY_SIZE(global_flags); i++)
-        printf("  --%-16s %s\n", global_flags[i].name, global_flags[i].help);
+    const struct verb *v = argc ? cli_find_verb(argv[0]) : NULL;
+    if (argc == 0) {
+        cli_print_program_help(stdout, &program);
+        return 0;
+    }
+    if (v == NULL) {
+        fprintf(stderr, "husk help: unknown command '%s' (see husk --help)\n", argv[0]);
+        return 2;
+    }
+    if (argc == 1 || v->subs == NULL) {
+        cli_print_help(stdout, v);
+        return 0;
+    }
+    int code;
+    char *args[] = {"help", argv[1], NULL};
+    cli_find_sub(v, 2, args, &code);
+    return code;
 }
 
 static int
@@ -130,7 +130,6 @@ setup_cli(struct cli *cli, const struct global_opts *g)
 int
 main(int argc, char **argv)
 {
-    static const struct verb global = {"", "COMMAND", "", NULL};
     struct global_opts g = {0};
     struct cli cli = {.log_fd = -1, .argv = argv};
 
@@ -140,7 +139,7 @@ main(int argc, char **argv)
     int i =
         cli_parse_flags(&global, global_flags, ARRAY_SIZE(global_flags), &g, argc - 1, argv + 1);
     if (i == -2 || (i >= 0 && i + 1 >= argc && !g.version)) {
-        usage();
+        cli_print_program_help(i == -2 ? stdout : stderr, &program);
         return i == -2 ? 0 : 2;
     }
     if (i < 0)
@@ -150,18 +149,24 @@ main(int argc, char **argv)
         return 0;
     }
     const char *name = argv[i + 1];
-    if (strcmp(name, "help") == 0) {
-        usage();
-        return 0;
-    }
+    int rest = argc - i - 2;
+    char **args = argv + i + 2;
+    if (strcmp(name, "help") == 0)
+        return help(rest, args);
+    if (strcmp(name, "__doc") == 0) /* what the build makes manual pages and completion of */
+        return cli_doc_main(&program, rest, args);
     const struct verb *v = cli_find_verb(name);
     if (v == NULL) {
         fprintf(stderr, "husk: unknown command '%s' (see husk --help)\n", name);
         return 2;
     }
+    if (rest >= 1 && cli_is_help(args[0])) {
+        cli_print_help(stdout, v);
+        return 0;
+    }
     int code = setup_cli(&cli, &g);
     if (code == 0)
-        code = v->run(&cli, argc - i - 2, argv + i + 2);
+        code = v->run(&cli, rest, args);
     if (cli.log_fd >= 0)
         close(cli.log_fd);
     free(cli.default_root);

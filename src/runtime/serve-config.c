@@ -43,7 +43,7 @@ flag_for_key(const struct flag *flags, size_t n, const char *key)
     return NULL;
 }
 
-static const char *const type_names[] = {
+const char *const serve_config_types[] = {
     [FLAG_BOOL] = "true or false",
     [FLAG_STRING] = "a string",
     [FLAG_INT] = "an integer",
@@ -82,6 +82,12 @@ set_key(const struct flag *f, void *opts, json_t *v)
     return -EINVAL;
 }
 
+bool
+serve_config_is_key(const struct flag *f)
+{
+    return strcmp(f->name, "config") != 0 && strcmp(f->name, "check-config") != 0;
+}
+
 int
 serve_config_load(const char *path, const struct flag *flags, size_t n_flags, void *opts,
                   struct serve_config *out, struct husk_error **err)
@@ -114,12 +120,12 @@ serve_config_load(const char *path, const struct flag *flags, size_t n_flags, vo
             continue;
         }
         const struct flag *f = flag_for_key(flags, n_flags, key);
-        if (f == NULL || strcmp(key, "config") == 0 || strcmp(key, "check_config") == 0)
+        if (f == NULL || !serve_config_is_key(f))
             return husk_err(err, 0, "--config '%s' line %d: unknown setting '%s'", path,
                             key_line(text, key), key);
         if (set_key(f, opts, v) < 0)
             return husk_err(err, 0, "--config '%s' line %d: key '%s': expected %s", path,
-                            key_line(text, key), key, type_names[f->type]);
+                            key_line(text, key), key, serve_config_types[f->type]);
     }
     return 0;
 }
