@@ -463,6 +463,7 @@ struct faas_instance {
     struct faas_work work; /* the spawn */
     struct faas_watch w_pid, w_log, w_ctl, w_probe;
     struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap;
+    struct faas_timer t_log; /* a published instance's log, read in batches */
     uint64_t reap_delay;
     bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
     bool program_exited;  /* its program (the agent, the server) ended by itself */

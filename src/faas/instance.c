@@ -37,6 +37,8 @@
 #define PROBE_MAX_NS    (50ull * 1000000ull) /* ... up to 50 ms between connects */
 #define REMOVE_FIRST_NS (1000000ull)         /* cgroup still busy: 1 ms, doubling */
 #define REMOVE_TRIES    14                   /* about 16 s in all */
+#define LOG_BATCH_NS    (10ull * 1000000ull) /* a published instance's log: every 10 ms */
+#define LOG_PIPE_SIZE   (1 << 20)            /* ... from a 1 MiB pipe */
 
 int
 faas_instance_socket(struct faas_server *s, struct faas_instance *in)
@@ -176,6 +178,7 @@ close_log(struct faas_server *s, struct faas_instance *in)
 {
     if (in->log_fd < 0)
         return;
+    faas_timer_cancel(s, &in->t_log);
     log_lines(in, true);
     faas_watch_del(s, in->log_fd);
     close(in->log_fd);
@@ -183,16 +186,38 @@ close_log(struct faas_server *s, struct faas_instance *in)
 }
 
 static void
+log_rearm(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_log);
+    if (in->log_fd >= 0)
+        faas_watch_mod(s, in->log_fd, EPOLLIN, &in->w_log);
+}
+
+/* A published instance's server may log a line per request the daemon never sees: waking for
+ * each would cost the daemon about as much as proxying it. Its log is read at most every
+ * LOG_BATCH_NS, as much as is there (its pipe holds LOG_PIPE_SIZE meanwhile). */
+static void
 on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_log);
     char buf[16384];
-    ssize_t n = read(in->log_fd, buf, sizeof(buf));
-    if (n > 0) {
-        faas_buf_add(&in->log, buf, (size_t)n);
-        log_lines(in, false);
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        close_log(s, in);
+    bool batch = in->fn->pub != NULL;
+    for (int i = 0; i < (batch ? LOG_PIPE_SIZE / (int)sizeof(buf) : 1); i++) {
+        ssize_t n = read(in->log_fd, buf, sizeof(buf));
+        if (n > 0) {
+            faas_buf_add(&in->log, buf, (size_t)n);
+            log_lines(in, false);
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close_log(s, in);
+            return;
+        }
+        break;
+    }
+    if (batch && faas_watch_mod(s, in->log_fd, 0, &in->w_log) == 0) {
+        in->t_log.fn = log_rearm;
+        faas_timer_set(s, &in->t_log, now_ns() + LOG_BATCH_NS);
     }
 }
 
@@ -621,6 +646,8 @@ wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
     in->log_fd = logp[0];
     if (in->log_fd >= 0)
         fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
+    if (in->log_fd >= 0 && in->fn->pub)
+        fcntl(in->log_fd, F_SETPIPE_SZ, LOG_PIPE_SIZE); /* best effort: it is read in batches */
     stdio[1] = logp[1];
     stdio[2] = logp[1];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)

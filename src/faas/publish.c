@@ -501,6 +501,9 @@ faas_publish_await(struct faas_server *s, struct faas_instance *in)
     return true;
 }
 
+/* On the idle timer of a published instance (every --idle seconds, not per connection). The
+ * dump of open connections is one netlink round trip; the fd tables are read only for an
+ * instance beyond what the open connections need, which then holds few of them. */
 bool
 faas_publish_busy(struct faas_server *s, struct faas_instance *in)
 {

@@ -47,6 +47,7 @@ NODE_SERVER = """\
 const http = require('http');
 const instance = Math.random().toString(16).slice(2, 14);
 http.createServer((req, res) => {
+  console.error(`served ${req.url}`);
   const body = `${instance} ${process.env.K_REVISION} ${req.url}\\n`;
   res.writeHead(200, {'Content-Length': Buffer.byteLength(body)});
   res.end(body);
@@ -229,6 +230,9 @@ def test_node_server_is_activated_then_reached_directly(ctx, app, daemon):
     # the kernel counts the ended connections for the daemon (as it tells it of them)
     wait_for(lambda: fn_get(daemon, "js")["published"]["connections"]["closed"] >= 20, 5,
              "20 ended connections counted")
+    # what the server writes still reaches the function's log (read in batches)
+    wait_for(lambda: b"served /n/19" in daemon.fn("logs", "js", table=True).stdout, 5,
+             "the server's lines in the function's log")
 
 
 def test_instances_share_the_socket_and_the_load(ctx, app, daemon):
