@@ -11,17 +11,15 @@ import glob
 import http.client
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import HUSK, pid_alive, wait_for
+from conftest import wait_for
 from serve_harness import Daemon, free_port
+from test_pack_programs import app  # noqa: F401 (fixture: the programs' dir outside /tmp)
 from test_serve_lambda import serve_cgroup
 
 # Each answer names the instance (an id drawn at start), the version and the path.
@@ -101,15 +99,6 @@ http.server.HTTPServer(("", int(os.environ["PORT"])), H).serve_forever()
 
 
 @pytest.fixture
-def app(ctx):
-    """The programs' own directory outside /tmp (a function's tmpfs covers /tmp)."""
-    d = Path("/var/tmp") / f"husk-publish-{ctx.token}"
-    d.mkdir(mode=0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-@pytest.fixture
 def daemon(ctx):
     d = Daemon(ctx, ctx.dir / "faas")
     d.start()
@@ -152,6 +141,16 @@ def get(port, path="/", timeout=15):
         return r.status, dict(r.getheaders()), r.read()
     finally:
         c.close()
+
+
+def at_once(port, n, sleep):
+    """n requests at once that each take the server `sleep` seconds: the answers (all 200),
+    and the seconds they took."""
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(lambda i: get(port, f"/c{i}?sleep={sleep}"), range(n)))
+    assert all(a[0] == 200 for a in answers), answers
+    return answers, time.monotonic() - start
 
 
 def fn_get(d, name):
@@ -241,11 +240,7 @@ def test_instances_share_the_socket_and_the_load(ctx, app, daemon):
     deploy(daemon, "slow", bundle, "--publish", f"127.0.0.1:{port}", "--concurrency", "1",
            "--max", "3")
     # http.server answers one connection at a time: the accept queue backs up, instances start
-    start = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda i: get(port, f"/s{i}?sleep=2"), range(3)))
-    took = time.monotonic() - start
-    assert all(a[0] == 200 for a in answers), answers
+    answers, took = at_once(port, 3, 2)
     ids = {a[2].split()[0] for a in answers}
     assert len(ids) == 3, answers
     assert took < 5, f"3 calls of 2 s took {took:.1f} s: not in parallel"
@@ -263,11 +258,7 @@ def test_max_instances_is_honoured(ctx, app, daemon):
     port = free_port()
     deploy(daemon, "one", bundle, "--publish", f"127.0.0.1:{port}", "--concurrency", "1",
            "--max", "1")
-    start = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda i: get(port, f"/o{i}?sleep=1"), range(3)))
-    took = time.monotonic() - start
-    assert all(a[0] == 200 for a in answers), answers
+    answers, took = at_once(port, 3, 1)
     assert len({a[2].split()[0] for a in answers}) == 1, answers
     assert took >= 2.9, f"3 calls of 1 s on one instance took {took:.1f} s"
     scaling = fn_get(daemon, "one")["published"]["scaling"]
