@@ -614,13 +614,16 @@ def cpu_per_call(before, after, calls):
     return used / 1e3 / calls
 
 
-def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None, meter=dict):
-    """Warm up at the highest level, then each level of the metric families given (FAMILIES);
-    the numbers go to each family that has the level. dead() returns why the server is gone, or
-    None; meter() samples CPU time as {"cpu" or "fcpu": sample}, taken around each level."""
-    levels = sorted({c for fam in metrics for c in FAMILIES[fam]})
+def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None, meter=dict,
+                levels=None, warmup=True):
+    """Warm up at the highest level, then each level of the metric families given (FAMILIES),
+    or those of `levels`; the numbers go to each family that has the level. dead() returns why
+    the server is gone, or None; meter() samples CPU time as {"cpu" or "fcpu": sample}, taken
+    around each level."""
+    levels = levels or sorted({c for fam in metrics for c in FAMILIES[fam]})
     try:
-        load.run(port, path, max(levels), seconds=1)
+        if warmup:
+            load.run(port, path, max(LEVELS), seconds=1)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         res.fail(col, f"warm-up of {path}: {e}")
     for c in levels:
@@ -917,8 +920,24 @@ class Husk:
                 samples.append(r.first_ns)
         if samples:
             self.res.put("cold.http", "published", pct(samples, 50) / 1e3)
-        warm_levels(self.args, self.res, self.load, "published", port, "/", ("http",),
-                    self.dead, self.meter)
+        # Level by level, the direct server right after the published one: the two see the
+        # same machine (its other load comes and goes on a shared host).
+        dport = free_port()
+        direct = subprocess.Popen([self.progs["http-hello"]],
+                                  env=dict(os.environ, PORT=str(dport)),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+        try:
+            if not wait_port(dport, direct, 10):
+                raise RuntimeError(f"http-hello did not listen on 127.0.0.1:{dport}")
+            for c in LEVELS:
+                warm_levels(self.args, self.res, self.load, "published", port, "/", ("http",),
+                            self.dead, self.meter, levels=(c,), warmup=c == LEVELS[0])
+                warm_levels(self.args, self.res, self.load, "alongside", dport, "/", ("http",),
+                            meter=lambda: {"fcpu": proc_cpu(direct.pid)}, levels=(c,),
+                            warmup=c == LEVELS[0])
+        finally:
+            stop_pid(direct)
         r = self.cli("fn", "get", "hs-pub", "--format", "json", "--url", self.admin_url)
         try:
             pub = json.loads(r.stdout).get("published", {})
@@ -1153,27 +1172,29 @@ def published_table(res):
     if not any(res.get(f"warm.http.c{c}.rps", "published") is not None for c in LEVELS):
         return
     reasons = []
-    print("\n| http-hello | published | proxied | direct | published/direct |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| http-hello | published | proxied | direct | direct, alongside | "
+          "published/alongside |")
+    print("|---|---:|---:|---:|---:|---:|")
     rows = [("cold.http", "first request at zero instances: first byte, p50", "lat")]
     for c in LEVELS:
         rows += [(f"warm.http.c{c}.{w}", f"concurrency {c}: {WARM_LABELS[w][0]}",
                   WARM_LABELS[w][1]) for w in WARM]
     for key, label, kind in rows:
-        cells = [res.get(key, p) for p in ("published", "husk", "direct")]
+        cells = [res.get(key, p) for p in ("published", "husk", "direct", "alongside")]
         print(f"| {label} | " + " | ".join(fmt(c, kind, reasons) for c in cells) + " | "
-              + ratio(cells[0], cells[2]) + " |")
+              + ratio(cells[0], cells[3]) + " |")
     for i, why in enumerate(reasons):
         print(f"[{i + 1}] n/a: {why}")
     print("published: `--publish 127.0.0.1:PORT`, the load on that port (proxied: "
-          "/function/hs-http through the daemon). Its husk serve CPU is the function's own "
+          "/function/hs-http through the daemon; direct, alongside: a second direct http-hello "
+          "loaded right after the published function at each level). Its husk serve CPU is the function's own "
           "log (http-hello writes a line to stderr per request, which the daemon writes to the "
           "function's log; the direct server's stderr is /dev/null), none of the requests' "
           "bytes. Targets: throughput >= 0.95x direct, p50 within 10 µs of direct.")
     for c in LEVELS:
-        a, b = (res.get(f"warm.http.c{c}.rps", p) for p in ("published", "direct"))
-        print(f"published at concurrency {c}: requests/s {ratio(a, b)}x direct, p50 "
-              + minus(res, f"warm.http.c{c}.p50", "published", "direct"))
+        a, b = (res.get(f"warm.http.c{c}.rps", p) for p in ("published", "alongside"))
+        print(f"published at concurrency {c}: requests/s {ratio(a, b)}x direct (alongside), "
+              "p50 " + minus(res, f"warm.http.c{c}.p50", "published", "alongside"))
 
 
 def report(args, res, load, env_note):
