@@ -135,15 +135,72 @@ slim_now(struct faas_server *s, struct faas_timer *t)
     in->peak_fd = -1;
 }
 
+/* Freezing (--freeze): asked of the kernel, never waited for; a call thaws it first. The cgroup
+ * is parked again after each write. */
+static int
+set_frozen(struct faas_instance *in, bool frozen)
+{
+    struct husk_error *err = NULL;
+    if (in->cg == NULL || sbx_cgroup_unpark(in->cg, NULL) < 0)
+        return -1;
+    int r = sbx_cgroup_freeze_request(in->cg, frozen, &err);
+    sbx_cgroup_park(in->cg);
+    if (r < 0 && frozen) { /* said once: the function's instances stay thawed */
+        cleanup_free char *msg = husk_error_string(err);
+        char line[512];
+        int n = snprintf(line, sizeof(line), "--freeze: not frozen: %s", msg ? msg : "");
+        faas_log_line(in->s, in->fn->name, in->id, "-", "husk", line,
+                      n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        in->fn->freeze = 0;
+    }
+    husk_error_free(err);
+    if (r == 0 && in->frozen != frozen) {
+        in->frozen = frozen;
+        if (frozen)
+            in->fn->n_frozen++;
+        else
+            in->fn->n_frozen--;
+    }
+    return r;
+}
+
+static void
+freeze_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_freeze);
+    if (in->state == INST_READY && in->in_flight == 0)
+        set_frozen(in, true);
+}
+
+static void
+arm_freeze(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->fn->freeze > 0) {
+        in->t_freeze.fn = freeze_now;
+        faas_timer_set(s, &in->t_freeze, now_ns() + (uint64_t)in->fn->freeze * NS_PER_SEC);
+    }
+}
+
+static void
+thaw(struct faas_server *s, struct faas_instance *in)
+{
+    uint64_t t0 = now_ns();
+    if (in->frozen && set_frozen(in, false) == 0)
+        faas_metrics_thaw(s, in->fn->name, (double)(now_ns() - t0) / NS_PER_SEC);
+}
+
 void
 faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy)
 {
     if (!busy) {
         in->t_slim.fn = slim_now;
         faas_timer_set(s, &in->t_slim, now_ns() + NS_PER_SEC);
+        arm_freeze(s, in);
         return;
     }
     faas_timer_cancel(s, &in->t_slim);
+    faas_timer_cancel(s, &in->t_freeze);
+    thaw(s, in);
     if (in->peak_fd < 0 && in->cg) {
         in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
         if (in->peak_fd < 0)
@@ -365,9 +422,12 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         faas_call_abort(c, 502, "the function's instance was stopped");
     }
     faas_http_drop_idle(s, in);
-    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim};
+    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim,
+                                   &in->t_freeze};
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
+    if (in->frozen) /* the v1 freezer holds even SIGKILL */
+        set_frozen(in, false);
     faas_conn_close_from(s, in);
     bool by_pid = in->child && in->child->pidfd < 0 && !in->agent_reaped;
     int fds[] = {by_pid ? -1 : in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
@@ -401,6 +461,7 @@ faas_instance_ready(struct faas_server *s, struct faas_instance *in)
     in->fn->n_starting--;
     faas_metrics_cold_start(s, in->fn->name, in->init_ns / 1e9);
     faas_instance_idle_check(s, in);
+    arm_freeze(s, in); /* a call it takes now disarms it */
     faas_pool_ready(s, in);
 }
 

@@ -72,8 +72,9 @@ faas_function_json(const struct faas_function *f)
     faas_pool_counts(f, &starting, &idle, &busy);
     json_object_set_new(j, "version", json_integer(f->version));
     json_object_set_new(j, "instances",
-                        json_pack("{s:I, s:I, s:I}", "starting", (json_int_t)starting, "idle",
-                                  (json_int_t)idle, "busy", (json_int_t)busy));
+                        json_pack("{s:I, s:I, s:I, s:I}", "starting", (json_int_t)starting, "idle",
+                                  (json_int_t)idle, "busy", (json_int_t)busy, "frozen",
+                                  (json_int_t)f->n_frozen));
     json_object_set_new(j, "queued", json_integer((json_int_t)f->n_queued));
     return j;
 }
@@ -201,6 +202,7 @@ limits(json_t *root, struct faas_function *f, const struct faas_policy *p, struc
         {"min", 0, 1000, &f->min},
         {"max", 1, 1000, &f->max},
         {"idle", 1, 86400, &f->idle},
+        {"freeze", 0, 86400, &f->freeze},
         {"init_timeout", 1, 600, &f->init_timeout},
         {"queue", 0, 1000000, &f->queue},
     };
@@ -409,11 +411,11 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",   "contract",     "bundle",      "image",        "dir",        "command",
-    "env",    "timeout",      "max_body",    "max_response", "memory",     "cpus",
-    "pids",   "port",         "concurrency", "min",          "max",        "idle",
-    "queue",  "init_timeout", "landlock",    "handler",      "on_failure", "network",
-    "egress", "egress_dns",   "wasm",        "wasm_dirs"};
+    "name",    "contract", "bundle",       "image",        "dir",      "command",
+    "env",     "timeout",  "max_body",     "max_response", "memory",   "cpus",
+    "pids",    "port",     "concurrency",  "min",          "max",      "idle",
+    "freeze",  "queue",    "init_timeout", "landlock",     "handler",  "on_failure",
+    "network", "egress",   "egress_dns",   "wasm",         "wasm_dirs"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)

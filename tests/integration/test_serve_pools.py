@@ -97,7 +97,7 @@ def test_stdio_instance_stays_warm_and_reports(ctx, daemon):
     # one sandbox (one pid namespace: the agent is pid 1), a fresh process per call
     assert all(x.startswith(b"out-") for x in bodies), bodies
     assert len(set(bodies)) == 3
-    assert fn_get(daemon, "warm")["instances"] == {"starting": 0, "idle": 1, "busy": 0}
+    assert fn_get(daemon, "warm")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
     m = metrics(daemon)
     assert 'husk_cold_starts_total{function="warm"} 1' in m
     assert 'husk_invocations_total{function="warm",status="200"} 3' in m
