@@ -3,6 +3,7 @@
 #ifndef HUSK_FAAS_INTERNAL_H
 #define HUSK_FAAS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -158,6 +159,10 @@ struct faas_function {
      * used through this fd ever since; checked again at each instance start. */
     int root_fd;
     bool root_is_image;
+    /* An image's read-only root, mounted once (by the first spawn) and cloned for each
+     * instance: one superblock and one page cache for all of them. */
+    int image_mnt;
+    pthread_mutex_t image_lock;
     char *root_path; /* for messages */
     uid_t owner;
     uint32_t userns_base; /* host id of the function's uid 0 (the registry allocates it) */

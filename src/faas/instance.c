@@ -31,6 +31,7 @@
 
 #include "agent-proto.h"
 #include "faas-internal.h"
+#include "syscalls.h"
 #include "util.h"
 
 #define PROBE_FIRST_NS  (200ull * 1000ull)   /* 0.2 ms, doubling ... */
@@ -651,6 +652,28 @@ wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
     return 0;
 }
 
+/* A clone of the version's image mount, made by the first spawn (spawns run on several work
+ * threads: under the version's lock); -1 where each instance mounts its own (a writable root
+ * would share its upper layer). */
+static int
+image_tree(struct faas_function *f, struct husk_error **err)
+{
+    if (!f->root_is_image || !f->cfg->sbx->rootfs_readonly)
+        return -1;
+    int r = 0;
+    pthread_mutex_lock(&f->image_lock);
+    if (f->image_mnt < 0 && (r = sbx_rootfs_image_mount(f->cfg->sbx, err)) >= 0)
+        f->image_mnt = r;
+    int fd =
+        r < 0 ? -1
+              : sys_open_tree(f->image_mnt, "",
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    pthread_mutex_unlock(&f->image_lock);
+    if (r < 0)
+        return r;
+    return fd < 0 ? husk_err(err, errno, "clone the mount of image '%s'", f->root_path) : fd;
+}
+
 static int
 spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
             const int stdio[3], struct husk_error **err)
@@ -659,6 +682,10 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
     so.cgroup = in->cg; /* born in it; v1 through this thread's own `tasks` */
     so.exec_fd = s->agent_fd;
     so.rootfs_fd = f->root_is_image ? -1 : f->root_fd;
+    cleanup_fd int tree = image_tree(f, err);
+    if (tree < -1)
+        return tree;
+    so.rootfs_image_fd = tree;
     so.stdio = stdio;
     return sbx_spawn(f->cfg->sbx, &so, &in->child, err);
 }

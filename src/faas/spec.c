@@ -44,6 +44,9 @@ faas_function_free(struct faas_function *f)
     free(f->egress_dns);
     if (f->root_fd >= 0)
         close(f->root_fd);
+    if (f->image_mnt >= 0)
+        close(f->image_mnt);
+    pthread_mutex_destroy(&f->image_lock);
     json_decref(f->spec);
     strv_freep(&f->env);
     oci_config_free(f->cfg);
@@ -467,7 +470,8 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
     if (!json_is_object(root))
         return husk_err(err, 0, "body: must be a JSON object");
     cleanup_(faas_function_freep) struct faas_function *f = xcalloc(1, sizeof(*f));
-    f->root_fd = -1;
+    f->root_fd = f->image_mnt = -1;
+    pthread_mutex_init(&f->image_lock, NULL);
     f->owner = dc->owner;
     const char *name = json_string_value(json_object_get(root, "name"));
     if (name == NULL || !valid_name(name))
