@@ -212,6 +212,10 @@ int sbx_cgroup_update(struct sbx_cgroup *cg, const struct sbx_cgroup_limits *l,
                       struct husk_error **err);
 
 int sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, struct husk_error **err);
+/* Ask for it and return at once (a loop that must not wait): cgroup2's freezer, whose write
+ * takes microseconds (a v1 freezer.state write waits for the tasks, milliseconds); -ENOTSUP
+ * without one. The kernel stops the tasks as they reach a safe point; a thaw is immediate. */
+int sbx_cgroup_freeze_request(struct sbx_cgroup *cg, bool frozen, struct husk_error **err);
 /* 1 frozen, 0 not, -errno. */
 int sbx_cgroup_is_frozen(struct sbx_cgroup *cg);
 

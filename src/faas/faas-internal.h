@@ -3,6 +3,7 @@
 #ifndef HUSK_FAAS_INTERNAL_H
 #define HUSK_FAAS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -150,7 +151,7 @@ struct faas_function {
     json_t *spec; /* the deploy request as validated (stored in the registry) */
     const struct faas_contract_ops *contract;
     int64_t timeout, max_body, max_response, memory, pids, port, concurrency, min, max, idle,
-        init_timeout, queue, version;
+        freeze, init_timeout, queue, version;
     double cpus;
     char **env;    /* NULL-terminated K=V, added to the process's */
     char *handler; /* lambda: _HANDLER */
@@ -159,6 +160,10 @@ struct faas_function {
      * used through this fd ever since; checked again at each instance start. */
     int root_fd;
     bool root_is_image;
+    /* An image's read-only root, mounted once (by the first spawn) and cloned for each
+     * instance: one superblock and one page cache for all of them. */
+    int image_mnt;
+    pthread_mutex_t image_lock;
     char *root_path; /* for messages */
     uid_t owner;
     uint32_t userns_base; /* host id of the function's uid 0 (the registry allocates it) */
@@ -170,6 +175,7 @@ struct faas_function {
     unsigned start_failures; /* instances in a row that died before they were ready */
     size_t n_spawning;       /* on the work threads: the version is not freed under them */
     size_t n_dying;          /* stopped, their processes or cgroup not gone yet */
+    size_t n_frozen;         /* idle instances frozen (--freeze) */
     bool retired;            /* an older version or removed: no new calls, freed once idle */
     struct faas_function *next_retired;
     /* egress.c: "network": "egress", its allow-list and resolver */
@@ -462,11 +468,12 @@ struct faas_upstream {
 struct faas_instance {
     struct faas_work work; /* the spawn */
     struct faas_watch w_pid, w_log, w_ctl, w_probe;
-    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap;
+    struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap, t_freeze;
     struct faas_timer t_log; /* a published instance's log, read in batches */
     uint64_t reap_delay;
     bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
     bool program_exited;  /* its program (the agent, the server) ended by itself */
+    bool frozen;          /* idle for --freeze seconds: its cgroup is frozen */
     char answered[8][40]; /* lambda: the last request ids answered (a second answer: 403) */
     unsigned n_answered;
     struct faas_server *s;
@@ -737,6 +744,7 @@ void faas_log_remove(struct faas_server *s, const char *fn);
 void faas_logs_flush(struct faas_server *s);
 void faas_metrics_call(struct faas_server *s, const struct faas_call *c, double secs);
 void faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs);
+void faas_metrics_thaw(struct faas_server *s, const char *fn, double secs);
 char *faas_metrics_text(struct faas_server *s, size_t *len);
 void faas_metrics_free(struct faas_server *s);
 

@@ -31,6 +31,7 @@
 
 #include "agent-proto.h"
 #include "faas-internal.h"
+#include "syscalls.h"
 #include "util.h"
 
 #define PROBE_FIRST_NS  (200ull * 1000ull)   /* 0.2 ms, doubling ... */
@@ -137,15 +138,72 @@ slim_now(struct faas_server *s, struct faas_timer *t)
     in->peak_fd = -1;
 }
 
+/* Freezing (--freeze): asked of the kernel, never waited for; a call thaws it first. The cgroup
+ * is parked again after each write. */
+static int
+set_frozen(struct faas_instance *in, bool frozen)
+{
+    struct husk_error *err = NULL;
+    if (in->cg == NULL || sbx_cgroup_unpark(in->cg, NULL) < 0)
+        return -1;
+    int r = sbx_cgroup_freeze_request(in->cg, frozen, &err);
+    sbx_cgroup_park(in->cg);
+    if (r < 0 && frozen) { /* said once: the function's instances stay thawed */
+        cleanup_free char *msg = husk_error_string(err);
+        char line[512];
+        int n = snprintf(line, sizeof(line), "--freeze: not frozen: %s", msg ? msg : "");
+        faas_log_line(in->s, in->fn->name, in->id, "-", "husk", line,
+                      n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        in->fn->freeze = 0;
+    }
+    husk_error_free(err);
+    if (r == 0 && in->frozen != frozen) {
+        in->frozen = frozen;
+        if (frozen)
+            in->fn->n_frozen++;
+        else
+            in->fn->n_frozen--;
+    }
+    return r;
+}
+
+static void
+freeze_now(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_freeze);
+    if (in->state == INST_READY && in->in_flight == 0)
+        set_frozen(in, true);
+}
+
+static void
+arm_freeze(struct faas_server *s, struct faas_instance *in)
+{
+    if (in->fn->freeze > 0) {
+        in->t_freeze.fn = freeze_now;
+        faas_timer_set(s, &in->t_freeze, now_ns() + (uint64_t)in->fn->freeze * NS_PER_SEC);
+    }
+}
+
+static void
+thaw(struct faas_server *s, struct faas_instance *in)
+{
+    uint64_t t0 = now_ns();
+    if (in->frozen && set_frozen(in, false) == 0)
+        faas_metrics_thaw(s, in->fn->name, (double)(now_ns() - t0) / NS_PER_SEC);
+}
+
 void
 faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy)
 {
     if (!busy) {
         in->t_slim.fn = slim_now;
         faas_timer_set(s, &in->t_slim, now_ns() + NS_PER_SEC);
+        arm_freeze(s, in);
         return;
     }
     faas_timer_cancel(s, &in->t_slim);
+    faas_timer_cancel(s, &in->t_freeze);
+    thaw(s, in);
     if (in->peak_fd < 0 && in->cg) {
         in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
         if (in->peak_fd < 0)
@@ -391,9 +449,12 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         faas_call_abort(c, 502, "the function's instance was stopped");
     }
     faas_http_drop_idle(s, in);
-    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim};
+    struct faas_timer *timers[] = {&in->t_init, &in->t_idle, &in->t_probe, &in->t_slim,
+                                   &in->t_freeze};
     for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
         faas_timer_cancel(s, timers[i]);
+    if (in->frozen) /* the v1 freezer holds even SIGKILL */
+        set_frozen(in, false);
     faas_conn_close_from(s, in);
     bool by_pid = in->child && in->child->pidfd < 0 && !in->agent_reaped;
     int fds[] = {by_pid ? -1 : in->ctl_fd, in->probe_fd, in->netns_fd, in->peak_fd, in->api_fd};
@@ -427,6 +488,7 @@ faas_instance_ready(struct faas_server *s, struct faas_instance *in)
     in->fn->n_starting--;
     faas_metrics_cold_start(s, in->fn->name, in->init_ns / 1e9);
     faas_instance_idle_check(s, in);
+    arm_freeze(s, in); /* a call it takes now disarms it */
     faas_pool_ready(s, in);
 }
 
@@ -661,6 +723,28 @@ wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
     return 0;
 }
 
+/* A clone of the version's image mount, made by the first spawn (spawns run on several work
+ * threads: under the version's lock); -1 where each instance mounts its own (a writable root
+ * would share its upper layer). */
+static int
+image_tree(struct faas_function *f, struct husk_error **err)
+{
+    if (!f->root_is_image || !f->cfg->sbx->rootfs_readonly)
+        return -1;
+    int r = 0;
+    pthread_mutex_lock(&f->image_lock);
+    if (f->image_mnt < 0 && (r = sbx_rootfs_image_mount(f->cfg->sbx, err)) >= 0)
+        f->image_mnt = r;
+    int fd =
+        r < 0 ? -1
+              : sys_open_tree(f->image_mnt, "",
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+    pthread_mutex_unlock(&f->image_lock);
+    if (r < 0)
+        return r;
+    return fd < 0 ? husk_err(err, errno, "clone the mount of image '%s'", f->root_path) : fd;
+}
+
 static int
 spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
             const int stdio[3], struct husk_error **err)
@@ -669,6 +753,10 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
     so.cgroup = in->cg; /* born in it; v1 through this thread's own `tasks` */
     so.exec_fd = s->agent_fd;
     so.rootfs_fd = f->root_is_image ? -1 : f->root_fd;
+    cleanup_fd int tree = image_tree(f, err);
+    if (tree < -1)
+        return tree;
+    so.rootfs_image_fd = tree;
     so.stdio = stdio;
     so.notify_filter = faas_publish_filter(s, f);
     return sbx_spawn(f->cfg->sbx, &so, &in->child, err);

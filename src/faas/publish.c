@@ -111,6 +111,11 @@ faas_publish_parse(json_t *root, struct faas_function *f, const struct faas_depl
                         "field 'publish': only for a function whose program is a server on $PORT "
                         "(contract \"http\"), not contract \"%s\"",
                         f->contract->name);
+    if (f->freeze > 0) /* the daemon sees no call that would thaw it */
+        return husk_err(err, 0,
+                        "field 'freeze': not with 'publish': a published function's instances "
+                        "take their connections from the kernel, unseen by the daemon, so "
+                        "nothing would thaw a frozen one");
     struct sockaddr_storage ss;
     socklen_t sl;
     int r = publish_address(spec, &ss, &sl, err);

@@ -46,6 +46,9 @@ faas_function_free(struct faas_function *f)
     free(f->publish);
     if (f->root_fd >= 0)
         close(f->root_fd);
+    if (f->image_mnt >= 0)
+        close(f->image_mnt);
+    pthread_mutex_destroy(&f->image_lock);
     json_decref(f->spec);
     strv_freep(&f->env);
     oci_config_free(f->cfg);
@@ -74,8 +77,9 @@ faas_function_json(const struct faas_function *f)
     faas_pool_counts(f, &starting, &idle, &busy);
     json_object_set_new(j, "version", json_integer(f->version));
     json_object_set_new(j, "instances",
-                        json_pack("{s:I, s:I, s:I}", "starting", (json_int_t)starting, "idle",
-                                  (json_int_t)idle, "busy", (json_int_t)busy));
+                        json_pack("{s:I, s:I, s:I, s:I}", "starting", (json_int_t)starting, "idle",
+                                  (json_int_t)idle, "busy", (json_int_t)busy, "frozen",
+                                  (json_int_t)f->n_frozen));
     json_object_set_new(j, "queued", json_integer((json_int_t)f->n_queued));
     faas_publish_json(f, j);
     return j;
@@ -204,6 +208,7 @@ limits(json_t *root, struct faas_function *f, const struct faas_policy *p, struc
         {"min", 0, 1000, &f->min},
         {"max", 1, 1000, &f->max},
         {"idle", 1, 86400, &f->idle},
+        {"freeze", 0, 86400, &f->freeze},
         {"init_timeout", 1, 600, &f->init_timeout},
         {"queue", 0, 1000000, &f->queue},
     };
@@ -412,11 +417,11 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",   "contract",     "bundle",      "image",        "dir",        "command",
-    "env",    "timeout",      "max_body",    "max_response", "memory",     "cpus",
-    "pids",   "port",         "concurrency", "min",          "max",        "idle",
-    "queue",  "init_timeout", "landlock",    "handler",      "on_failure", "network",
-    "egress", "egress_dns",   "wasm",        "wasm_dirs",    "publish",    "publish_mode"};
+    "name",        "contract", "bundle",       "image",   "dir",    "command",    "env",
+    "timeout",     "max_body", "max_response", "memory",  "cpus",   "pids",       "port",
+    "concurrency", "min",      "max",          "idle",    "freeze", "queue",      "init_timeout",
+    "landlock",    "handler",  "on_failure",   "network", "egress", "egress_dns", "wasm",
+    "wasm_dirs",   "publish",  "publish_mode"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
@@ -468,7 +473,8 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
     if (!json_is_object(root))
         return husk_err(err, 0, "body: must be a JSON object");
     cleanup_(faas_function_freep) struct faas_function *f = xcalloc(1, sizeof(*f));
-    f->root_fd = -1;
+    f->root_fd = f->image_mnt = -1;
+    pthread_mutex_init(&f->image_lock, NULL);
     f->owner = dc->owner;
     const char *name = json_string_value(json_object_get(root, "name"));
     if (name == NULL || !valid_name(name))

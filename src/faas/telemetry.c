@@ -59,7 +59,7 @@ struct faas_stats {
     } statuses[MAX_STATUSES];
     size_t n_statuses;
     uint64_t cold_starts;
-    struct histogram duration, init;
+    struct histogram duration, init, thaw;
     /* OpenTelemetry's FaaS instruments, by trigger */
     struct {
         uint64_t invocations, coldstarts, errors, timeouts;
@@ -247,6 +247,12 @@ faas_metrics_cold_start(struct faas_server *s, const char *fn, double init_secs)
     observe(&st->init, init_secs);
 }
 
+void
+faas_metrics_thaw(struct faas_server *s, const char *fn, double secs)
+{
+    observe(&stats_of(s, fn)->thaw, secs);
+}
+
 /* labels: the series' labels without braces ("function=\"f\""). */
 static void
 histogram_series(struct faas_buf *b, const char *metric, const char *labels, const double *bounds,
@@ -345,6 +351,15 @@ gauges(struct faas_server *s, struct faas_buf *b)
             faas_buf_addf(b, "husk_instances{function=\"%s\",state=\"%s\"} %zu\n", s->fns[i]->name,
                           states[k], n[k]);
     }
+    faas_buf_addf(b, "# HELP husk_instances_frozen Idle instances frozen (--freeze).\n"
+                     "# TYPE husk_instances_frozen gauge\n");
+    for (size_t i = 0; i < s->n_fns; i++) {
+        size_t n = s->fns[i]->n_frozen;
+        for (struct faas_function *f = s->retired; f; f = f->next_retired)
+            if (strcmp(f->name, s->fns[i]->name) == 0)
+                n += f->n_frozen;
+        faas_buf_addf(b, "husk_instances_frozen{function=\"%s\"} %zu\n", s->fns[i]->name, n);
+    }
     faas_buf_addf(b, "# HELP husk_queue_depth Calls waiting for an instance.\n"
                      "# TYPE husk_queue_depth gauge\n");
     for (size_t i = 0; i < s->n_fns; i++)
@@ -375,6 +390,10 @@ faas_metrics_text(struct faas_server *s, size_t *len)
                       "# TYPE husk_init_duration_seconds histogram\n");
     for (struct faas_stats *st = s->stats; st; st = st->next)
         histogram_text(&b, "husk_init_duration_seconds", st->name, &st->init);
+    faas_buf_addf(&b, "# HELP husk_thaw_duration_seconds Time to thaw a frozen instance for a "
+                      "call.\n# TYPE husk_thaw_duration_seconds histogram\n");
+    for (struct faas_stats *st = s->stats; st; st = st->next)
+        histogram_text(&b, "husk_thaw_duration_seconds", st->name, &st->thaw);
     gauges(s, &b);
     faas_publish_metrics(s, &b);
     otel_text(s, &b);

@@ -24,7 +24,7 @@
 struct fn_opts {
     const char *url, *token_file, *bundle, *image, *dir, *wasm, *contract, *memory, *cpus, *handler,
         *on_failure, *callback;
-    int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, queue,
+    int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, freeze, queue,
         init_timeout;
     bool follow, no_landlock, async;
     const char *version, *weight;         /* invoke --version, alias --weight */
@@ -101,6 +101,10 @@ static const struct flag fn_flags[] = {
     DEPLOY_FLAG("min", FLAG_INT, min, "instances kept ready (default 0)"),
     DEPLOY_FLAG("max", FLAG_INT, max, "instances at most (default 10)"),
     DEPLOY_FLAG("idle", FLAG_INT, idle, "seconds before an idle instance stops (default 300)"),
+    DEPLOY_FLAG(
+        "freeze", FLAG_INT, freeze,
+        "seconds before an idle instance is frozen (the cgroup freezer), thawed by the next "
+        "call (default 0: never)"),
     DEPLOY_FLAG("queue", FLAG_INT, queue, "calls that may wait (default 10 x concurrency x max)"),
     DEPLOY_FLAG("init-timeout", FLAG_INT, init_timeout,
                 "seconds for a server to listen (default 10)"),
@@ -248,17 +252,11 @@ deploy_limits(json_t *j, const struct fn_opts *o, struct husk_error **err)
     const struct {
         const char *key;
         int v;
-    } ints[] = {{"timeout", o->timeout},
-                {"max_body", o->max_body},
-                {"max_response", o->max_response},
-                {"port", o->port},
-                {"pids", o->pids},
-                {"concurrency", o->concurrency},
-                {"min", o->min},
-                {"max", o->max},
-                {"idle", o->idle},
-                {"queue", o->queue},
-                {"init_timeout", o->init_timeout}};
+    } ints[] = {
+        {"timeout", o->timeout}, {"max_body", o->max_body}, {"max_response", o->max_response},
+        {"port", o->port},       {"pids", o->pids},         {"concurrency", o->concurrency},
+        {"min", o->min},         {"max", o->max},           {"idle", o->idle},
+        {"freeze", o->freeze},   {"queue", o->queue},       {"init_timeout", o->init_timeout}};
     for (size_t i = 0; i < ARRAY_SIZE(ints); i++)
         if (ints[i].v != -1)
             json_object_set_new(j, ints[i].key, json_integer(ints[i].v));
@@ -706,9 +704,8 @@ static int
 cmd_fn(struct cli *cli, int argc, char **argv)
 {
     struct fn_opts o = {.url = getenv("HUSK_URL") ? getenv("HUSK_URL") : DEFAULT_URL};
-    int *ints[] = {&o.timeout, &o.max_body,    &o.max_response, &o.port,
-                   &o.pids,    &o.concurrency, &o.min,          &o.max,
-                   &o.idle,    &o.queue,       &o.init_timeout};
+    int *ints[] = {&o.timeout, &o.max_body, &o.max_response, &o.port,   &o.pids,  &o.concurrency,
+                   &o.min,     &o.max,      &o.idle,         &o.freeze, &o.queue, &o.init_timeout};
     for (size_t k = 0; k < ARRAY_SIZE(ints); k++)
         *ints[k] = -1; /* not given: the daemon's default */
     struct husk_error *err = NULL;

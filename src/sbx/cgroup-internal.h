@@ -98,6 +98,8 @@ struct cgroup_ops {
     int (*unified)(struct sbx_cgroup *cg, const struct sbx_cg_kv *kv, bool update,
                    struct husk_error **err);
     int (*freeze)(struct sbx_cgroup *cg, struct cg_hier *h, bool frozen, struct husk_error **err);
+    /* The freezer's file and what it takes: [0] thaws, [1] freezes. */
+    const char *freeze_file, *freeze_value[2];
     int (*is_frozen)(struct cg_hier *h);
     void (*stats)(struct sbx_cgroup *cg, struct cg_hier *h, enum cg_ctrl c,
                   struct sbx_cgroup_stats *st);

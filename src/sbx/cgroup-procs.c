@@ -94,6 +94,20 @@ sbx_cgroup_freeze(struct sbx_cgroup *cg, bool frozen, struct husk_error **err)
 }
 
 int
+sbx_cgroup_freeze_request(struct sbx_cgroup *cg, bool frozen, struct husk_error **err)
+{
+    /* cgroup2's, even where a v1 freezer exists: a v1 write waits for the tasks (2-5 ms). */
+    struct cg_hier *h = cg->v2 >= 0 ? &cg->h[cg->v2] : NULL;
+    if (h == NULL || h->fd < 0 || !(h->ctrls & CG_BIT(CG_FREEZER)))
+        return husk_err(err, ENOTSUP,
+                        "cgroup '%s': no cgroup2 freezer (a request that does "
+                        "not wait needs one)",
+                        cg->path);
+    const struct cgroup_ops *ops = cg_ops(h);
+    return cg_write(cg, h, ops->freeze_file, ops->freeze_value[frozen], err);
+}
+
+int
 sbx_cgroup_is_frozen(struct sbx_cgroup *cg)
 {
     struct cg_hier *h = freezer(cg);

@@ -467,7 +467,7 @@ def test_runtime_api_refuses_bad_responses(ctx, daemon, faulty_root):
     # the instance is still of use, and the only one
     status, headers, body = invoke(daemon, "faulty", b'{"still": "here"}')
     assert status == 200 and json.loads(body) == {"still": "here"}, body
-    assert fn_get(daemon, "faulty")["instances"] == {"starting": 0, "idle": 1, "busy": 0}
+    assert fn_get(daemon, "faulty")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
 
 
 def test_a_second_response_for_one_id_is_403(ctx, daemon, faulty_root):

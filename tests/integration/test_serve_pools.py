@@ -97,7 +97,7 @@ def test_stdio_instance_stays_warm_and_reports(ctx, daemon):
     # one sandbox (one pid namespace: the agent is pid 1), a fresh process per call
     assert all(x.startswith(b"out-") for x in bodies), bodies
     assert len(set(bodies)) == 3
-    assert fn_get(daemon, "warm")["instances"] == {"starting": 0, "idle": 1, "busy": 0}
+    assert fn_get(daemon, "warm")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
     m = metrics(daemon)
     assert 'husk_cold_starts_total{function="warm"} 1' in m
     assert 'husk_invocations_total{function="warm",status="200"} 3' in m
@@ -320,6 +320,28 @@ def test_deploy_from_a_packed_image(ctx, daemon):
                    "touch /x 2>/dev/null || echo ro; touch /tmp/y && echo tmp")
     assert r.returncode == 0, r.stderr
     assert daemon.request("GET", "/function/img2")[2] == b"ro\ntmp\n"
+
+
+@pytest.mark.parametrize("fmt", ["erofs", "squashfs"])
+def test_instances_of_an_image_share_one_mount_of_it(ctx, daemon, fmt):
+    """Each instance's root is a clone of one mount of the version's image (one superblock, one
+    page cache), not a mount of its own; a write still goes nowhere."""
+    image = ctx.dir / f"sh.{fmt}"
+    r = subprocess.run([HUSK, "pack", "-f", fmt, "-o", str(image), "/bin/busybox"],
+                       capture_output=True, text=True, env=ctx.env())
+    assert r.returncode == 0, r.stderr
+    cmd = ["--", "/bin/busybox", "sh", "-c", "cat >/dev/null; sleep 1; "
+           "/bin/busybox stat -c %d / ; touch /x 2>/dev/null || echo ro"]
+    r = deploy_cli(daemon, "shared", "--image", str(image), "--concurrency", "1", *cmd)
+    assert r.returncode == 0, r.stderr
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        answers = list(ex.map(lambda _: daemon.request("POST", "/function/shared", b"x"),
+                              range(3)))
+    assert [a[0] for a in answers] == [200] * 3, answers
+    devs = {a[2].split()[0] for a in answers}
+    assert all(a[2].split()[1] == b"ro" for a in answers), answers
+    assert fn_get(daemon, "shared")["instances"]["idle"] == 3
+    assert len(devs) == 1, f"three instances, roots on {devs}"
 
 
 @pytest.mark.parametrize("spec,field", [

@@ -357,7 +357,7 @@ def test_the_published_socket_cannot_reach_the_host(ctx, app, daemon):
 
 
 @pytest.mark.parametrize("case", ["stdio", "in-use", "address", "no-host", "port-0", "port-big",
-                                  "mode-alone", "mode-bad"])
+                                  "mode-alone", "mode-bad", "freeze"])
 def test_bad_publish_is_a_400_naming_the_field(ctx, app, daemon, case):
     bundle = pack(ctx, app, "server.py", "/usr/bin/python3", PY_SERVER)
     port = free_port()
@@ -383,6 +383,9 @@ def test_bad_publish_is_a_400_naming_the_field(ctx, app, daemon, case):
     elif case == "port-big":
         spec["publish"] = "70000"
         says = "1 to 65535"
+    elif case == "freeze":
+        spec["freeze"] = 5
+        field, says = "freeze", "nothing would thaw"
     elif case == "mode-alone":
         del spec["publish"]
         spec["publish_mode"] = "listen_fds"
