@@ -313,7 +313,8 @@ faas_pubstats_open_conns(struct faas_pub *p, size_t *n, uint64_t **inodes, size_
     }
     *n = oc.n;
     if (inodes) {
-        qsort(oc.inodes, oc.n_inodes, sizeof(*oc.inodes), cmp_u64);
+        if (oc.n_inodes) /* qsort of NULL is undefined, even for no element */
+            qsort(oc.inodes, oc.n_inodes, sizeof(*oc.inodes), cmp_u64);
         *inodes = steal_ptr(&oc.inodes);
         *n_inodes = oc.n_inodes;
     }

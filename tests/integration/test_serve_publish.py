@@ -103,7 +103,8 @@ def daemon(ctx):
     d = Daemon(ctx, ctx.dir / "faas")
     d.start()
     yield d
-    assert d.stop() in (0, None), d.log.read_text()
+    assert d.proc.poll() is None, d.log.read_text()  # alive to the end
+    assert d.stop() == 0, d.log.read_text()
     assert not daemon_cgroups(d), daemon_cgroups(d)
 
 
@@ -305,7 +306,8 @@ def test_kill9_of_the_daemon_while_instances_serve(ctx, app):
         status, _, body = get(port, "/restarted")
         assert status == 200 and body.split()[0] != first, body
     finally:
-        assert d.stop() in (0, None), d.log.read_text()
+        assert d.proc.poll() is None, d.log.read_text()
+        assert d.stop() == 0, d.log.read_text()
     assert not daemon_cgroups(d) and not listening(port)
 
 
