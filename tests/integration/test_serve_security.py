@@ -271,6 +271,12 @@ FORBIDDEN = {
         "unified", {"cgroup.max.descendants": "1"}), "linux.resources.unified", "cgroup.*"),
     "big-uid": (lambda c: c["process"]["user"].__setitem__("uid", 70000), "process.user",
                 "below 65536"),
+    "realtime-runtime": (lambda c: c["linux"]["resources"].setdefault("cpu", {}).update(
+        realtimeRuntime=950000, realtimePeriod=1000000), "linux.resources.cpu.realtimeRuntime",
+        "no real-time CPU budget"),
+    "realtime-period": (lambda c: c["linux"]["resources"].setdefault("cpu", {}).update(
+        realtimePeriod=1000000), "linux.resources.cpu.realtimePeriod",
+        "no real-time CPU budget"),
     "seccomp-agent": (lambda c: c["linux"].__setitem__("seccomp", {
         "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}),
