@@ -132,6 +132,13 @@ def assert_instances_gone(daemon, name, pids=()):
     assert sum(counts.values()) == 0, counts
 
 
+def assert_still_serves(daemon, name):
+    """The function's instance is still of use, and the only one."""
+    status, _, body = invoke(daemon, name, b'{"still": "here"}')
+    assert status == 200 and json.loads(body) == {"still": "here"}, body
+    assert fn_get(daemon, name)["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
+
+
 def function_log(daemon, name):
     r = daemon.fn("logs", name)
     assert r.returncode == 0, r
@@ -465,10 +472,7 @@ def test_runtime_api_refuses_bad_responses(ctx, daemon, faulty_root):
     assert "payload size" in aws_error(body)["errorMessage"], body
     wait_for(lambda: "big response: 413" in function_log(daemon, "faulty"), 5,
              "the runtime to log the 413")
-    # the instance is still of use, and the only one
-    status, headers, body = invoke(daemon, "faulty", b'{"still": "here"}')
-    assert status == 200 and json.loads(body) == {"still": "here"}, body
-    assert fn_get(daemon, "faulty")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
+    assert_still_serves(daemon, "faulty")
 
 
 def test_a_second_response_for_one_id_is_403(ctx, daemon, faulty_root):
@@ -573,10 +577,7 @@ def test_an_invalid_response_mode_is_a_400_and_the_callers_error(ctx, daemon, fa
     assert "Lambda-Runtime-Function-Response-Mode" in msg and "sideways" in msg, body
     wait_for(lambda: "bad mode: 400" in function_log(daemon, "mode"), 5,
              "the runtime to log the 400")
-    # the instance is still of use, and the only one
-    status, _, body = invoke(daemon, "mode", b'{"still": "here"}')
-    assert status == 200 and json.loads(body) == {"still": "here"}, body
-    assert fn_get(daemon, "mode")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
+    assert_still_serves(daemon, "mode")
 
 
 def test_a_response_after_the_deadline_reaches_no_one(ctx, daemon, faulty_root):
