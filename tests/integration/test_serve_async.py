@@ -423,9 +423,9 @@ def test_an_unreachable_callback_is_logged_and_the_call_succeeds(ctx, daemon, li
 
 
 def test_a_callback_receiver_that_never_answers(ctx, daemon, listener):
-    """Each try of the callback is cut after 10 s, three tries; meanwhile the other callbacks
-    and calls go on, and every connection to the silent receiver is closed in the end."""
-    baseline = warmed(daemon, listener, "slowcb")
+    """A try of the callback is cut after 10 s; meanwhile the other callbacks and calls go on;
+    a stop of the daemon does not wait for the silent receiver, and closes its connection."""
+    warmed(daemon, listener, "slowcb")
     silent = Silent()
     try:
         start = time.monotonic()
@@ -442,16 +442,21 @@ def test_a_callback_receiver_that_never_answers(ctx, daemon, listener):
         (_, headers, body), = listener.wait("/other", timeout=5)
         assert headers["x-call-id"] == other and body == b"done other\n"
         assert time.monotonic() - start < 10, "the other callback waited for the silent one"
-        line = callback_warning(daemon, call_id, 45)
+        # the first try is cut at 10 s, and the second one connects
+        wait_for(lambda: len(silent.accepted) == 2, 15, "the second try")
         took = time.monotonic() - start
-        assert f"callback to '{url}'" in line and "timeout" in line.lower(), line
-        assert 30 <= took < 40, f"three tries of 10 s, 1 s apart, took {took:.1f}s"
-        assert len(silent.accepted) == 3, silent.accepted
-        wait_for(lambda: len(silent.closed) == 3, 5, "the daemon to close each connection")
+        assert 10 <= took < 14, f"the first try lasted {took:.1f}s"
+        wait_for(lambda: len(silent.closed) >= 1, 5, "the first try's connection closed")
+        # a stop cuts the callback in flight short, and says so
+        t0 = time.monotonic()
+        assert daemon.stop() == 0, daemon.log.read_text()
+        assert time.monotonic() - t0 < 5, "the stop waited for the silent receiver"
+        line = callback_warning(daemon, call_id, 5)
+        assert f"callback to '{url}'" in line and "daemon's stop" in line, line
+        assert len(silent.accepted) == 2, silent.accepted
+        wait_for(lambda: len(silent.closed) == 2, 5, "the daemon to close each connection")
     finally:
         silent.close()
-    assert call_record(daemon, call_id)["state"] == "succeeded"
-    assert_fds(daemon, baseline)
 
 
 # ---------------------------------------------------------------------------------------------
