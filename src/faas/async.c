@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -53,6 +54,7 @@ struct faas_asyncq {
     size_t n_waiting, n_running, max_waiting;
     struct sbx_cidr *allow; /* callback destinations allowed despite the refused ranges */
     size_t n_allow;
+    atomic_bool stop; /* the daemon is going: callbacks in flight give up, none is retried */
 };
 
 /* A job for a work thread: one statement on calls.db, or a callback. */
@@ -462,14 +464,23 @@ open_checked(void *data, curlsocktype purpose, struct curl_sockaddr *a)
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* One POST, with a timeout; tried three times. On a network thread: it may block. */
+/* curl's progress function: a non-zero answer cuts the transfer short. */
+static int
+until_stop(void *data, curl_off_t dl_total, curl_off_t dl_now, curl_off_t ul_total,
+           curl_off_t ul_now)
+{
+    return atomic_load(&((const struct faas_asyncq *)data)->stop);
+}
+
+/* One POST, with a timeout; tried three times. On a network thread: it may block, until the
+ * daemon stops (faas_async_stop). */
 static int
 post(struct faas_asyncq *q, const char *url, const char *const *headers, size_t n_headers,
      const char *body, size_t len, struct husk_error **err)
 {
     CURLcode rc = CURLE_OK;
     long code = 0;
-    for (int attempt = 0; attempt < 3; attempt++) {
+    for (int attempt = 0; attempt < 3 && !atomic_load(&q->stop); attempt++) {
         struct post_ctx ctx = {.q = q};
         CURL *h = curl_easy_init();
         struct curl_slist *list = NULL;
@@ -488,6 +499,9 @@ post(struct faas_asyncq *q, const char *url, const char *const *headers, size_t 
         curl_easy_setopt(h, CURLOPT_PROXY, ""); /* straight to the address checked */
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &ctx);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, until_stop);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, q);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         rc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
         curl_slist_free_all(list);
@@ -501,8 +515,11 @@ post(struct faas_asyncq *q, const char *url, const char *const *headers, size_t 
                             url);
         if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
             break;
-        sleep(1);
+        for (int i = 0; i < 10 && !atomic_load(&q->stop); i++)
+            usleep(100 * 1000);
     }
+    if (atomic_load(&q->stop))
+        return husk_err(err, ECANCELED, "callback to '%s': cut short by the daemon's stop", url);
     if (rc == CURLE_OK)
         return husk_err(err, EIO, "callback to '%s': answered HTTP %ld, three times", url, code);
     return husk_err(err, EIO, "callback to '%s': %s", url, curl_easy_strerror(rc));
@@ -698,6 +715,13 @@ void
 faas_async_start(struct faas_server *s)
 {
     dispatch(s);
+}
+
+void
+faas_async_stop(struct faas_server *s)
+{
+    if (s->async)
+        atomic_store(&s->async->stop, true);
 }
 
 void

@@ -324,13 +324,6 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
         api_error(s, conn, 404, rid, "InvalidPath", "no such Runtime API path");
         return;
     }
-    const char *mode = faas_request_header(req, "Lambda-Runtime-Function-Response-Mode");
-    if (response && mode && strcasecmp(mode, "streaming") != 0 &&
-        strcasecmp(mode, "buffered") != 0) {
-        api_error(s, conn, 400, rid, "InvalidResponseModeHeader",
-                  "Lambda-Runtime-Function-Response-Mode: must be streaming or buffered");
-        return;
-    }
     struct faas_call *c = api_call(in, rest, (size_t)(slash - rest));
     if (c == NULL && was_answered(in, rest, (size_t)(slash - rest))) {
         api_error(s, conn, 403, rid, "InvalidStateTransition",
@@ -344,6 +337,21 @@ api_invocation(struct faas_server *s, struct faas_conn *conn, struct faas_reques
     if (c->api_answered) {
         api_error(s, conn, 403, rid, "InvalidStateTransition",
                   "this invocation was answered already");
+        return;
+    }
+    const char *mode = faas_request_header(req, "Lambda-Runtime-Function-Response-Mode");
+    if (response && mode && strcasecmp(mode, "streaming") != 0 &&
+        strcasecmp(mode, "buffered") != 0) {
+        /* The answer is refused, so the call ends now (as an oversized one does): its caller
+         * learns why instead of waiting for the timeout. */
+        api_error(s, conn, 400, rid, "InvalidResponseModeHeader",
+                  "Lambda-Runtime-Function-Response-Mode: must be streaming or buffered");
+        cleanup_free char *msg = xasprintf("the runtime's response was refused: header "
+                                           "'Lambda-Runtime-Function-Response-Mode': '%.64s' is "
+                                           "not streaming or buffered",
+                                           mode);
+        c->api_answered = true;
+        faas_call_fail(c, 502, msg, NULL);
         return;
     }
     if (req->body_streams && response) {

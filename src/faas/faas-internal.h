@@ -910,6 +910,8 @@ uint64_t faas_lambda_body_limit(struct faas_server *s, const char *path);
 struct faas_async_call;
 int faas_async_open(struct faas_server *s, unsigned max_waiting, struct husk_error **err);
 void faas_async_start(struct faas_server *s);
+/* The daemon is going: callbacks in flight give up (a silent receiver holds no stop). */
+void faas_async_stop(struct faas_server *s);
 void faas_async_close(struct faas_server *s);
 /* Take the request of c for an asynchronous call of f (X-Callback-Url: callback, may be NULL);
  * answers 202 with X-Call-Id (and a body naming the call unless for the Lambda front), or 429

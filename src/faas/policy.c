@@ -262,7 +262,10 @@ check_resources(const struct oci_resources *res, struct husk_error **err)
         if (l->devices[i].allow && !default_device(&l->devices[i]))
             return refuse(err, "linux.resources.devices", "no device access beyond the defaults");
     if (l->cpu.rt_runtime.set || l->cpu.rt_period.set)
-        return refuse(err, "linux.resources.cpu.realtimeRuntime", "no real-time CPU budget");
+        return refuse(err,
+                      l->cpu.rt_runtime.set ? "linux.resources.cpu.realtimeRuntime"
+                                            : "linux.resources.cpu.realtimePeriod",
+                      "no real-time CPU budget");
     for (size_t i = 0; i < l->n_unified; i++)
         if (str_has_prefix(l->unified[i].key, "cgroup."))
             return refuse(err, "linux.resources.unified",

@@ -404,6 +404,7 @@ server_free(struct faas_server *s)
     faas_workq_stop(s, &s->spawns); /* runs the `done` of spawns still out: they undo themselves */
     faas_workq_stop(s, &s->work);
     faas_trace_flush(s);
+    faas_async_stop(s);
     faas_workq_stop(s, &s->net);
     faas_trace_close(s);
     faas_egress_close(s);

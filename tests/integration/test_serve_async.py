@@ -2,21 +2,24 @@
 """`husk serve`: asynchronous calls as their clients use them. OpenFaaS's /async-function/NAME
 with X-Callback-Url (to a listener the test runs), RFC 7240's Prefer: respond-async, the Lambda
 Event invocation, the durable queue across a kill -9, retries and the on_failure destination,
-the bounded queue, and the refusal of callbacks to loopback unless --allow-callback names it."""
+the bounded queue, the refusal of callbacks to loopback unless --allow-callback names it, and
+callback receivers that cannot be reached or never answer."""
 
 import concurrent.futures
 import http.client
 import http.server
 import json
+import os
 import re
 import signal
+import socket
 import threading
 import time
 
 import pytest
 
 from conftest import wait_for
-from serve_harness import Daemon
+from serve_harness import Daemon, free_port
 from test_serve import shell_bundle
 from test_serve_lambda import LAMBDA_HELLO, pack_root
 from test_serve_pools import fn_get
@@ -317,6 +320,143 @@ def test_a_callback_to_loopback_is_refused_by_default(ctx, listener):
         assert listener.posts("/cb") == []
     finally:
         assert d.stop() in (0, None), d.log.read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# callback receivers that fail: the call ends anyway, recorded; the failure is logged, once
+
+
+class Silent:
+    """A receiver on 127.0.0.1 that accepts connections and never answers: it keeps the time of
+    each accept, and notes each connection the other side closed."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.accepted, self.closed = [], []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}{path}"
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted.append(time.monotonic())
+            threading.Thread(target=self.hold, args=(conn,), daemon=True).start()
+
+    def hold(self, conn):
+        with conn:
+            while conn.recv(65536):  # the request, read and never answered
+                pass
+            self.closed.append(time.monotonic())
+
+    def close(self):
+        self.sock.close()
+
+
+def fd_count(daemon):
+    return len(os.listdir(f"/proc/{daemon.proc.pid}/fd"))
+
+
+def steady_fds(daemon):
+    """The daemon's open fds without the connections of requests just answered (closed on
+    its side a moment after the client's): the fewest seen in a second."""
+    counts = []
+    for _ in range(10):
+        counts.append(fd_count(daemon))
+        time.sleep(0.1)
+    return min(counts)
+
+
+def assert_fds(daemon, baseline):
+    try:
+        wait_for(lambda: fd_count(daemon) <= baseline, 5, f"{baseline} fds open")
+    except AssertionError:
+        fds = {f: os.readlink(f"/proc/{daemon.proc.pid}/fd/{f}")
+               for f in os.listdir(f"/proc/{daemon.proc.pid}/fd")}
+        raise AssertionError(f"{len(fds)} fds open, {baseline} before: {fds}") from None
+
+
+def warmed(daemon, listener, name):
+    """The function deployed and called once asynchronously, its callback answered: the
+    daemon's open fds from here on are its steady state (an idle instance, the work threads)."""
+    deploy(daemon, name, "echo \"done $(cat)\"")
+    call_id = accepted(*submit(daemon, f"/async-function/{name}", b"warm",
+                               headers={"X-Callback-Url": listener.url("/warm")}))
+    listener.wait("/warm")
+    wait_state(daemon, call_id, "succeeded")
+    return steady_fds(daemon)
+
+
+def callback_warning(daemon, call_id, timeout):
+    """The daemon's warning that the callback of call_id failed, once it is logged."""
+    def line():
+        return [ln for ln in daemon.log.read_text().splitlines()
+                if f"asynchronous call {call_id}: callback to" in ln]
+    lines = wait_for(line, timeout, f"the warning about call {call_id}'s callback")
+    assert len(lines) == 1 and "warning" in lines[0], lines
+    return lines[0]
+
+
+def test_an_unreachable_callback_is_logged_and_the_call_succeeds(ctx, daemon, listener):
+    baseline = warmed(daemon, listener, "nocb")
+    url = f"http://127.0.0.1:{free_port()}/nobody"  # allowed, and nobody listens there
+    call_id = accepted(*submit(daemon, "/async-function/nocb", b"x",
+                               headers={"X-Callback-Url": url}))
+    # the call ended where its function did: the record is written before the callback goes
+    rec = wait_state(daemon, call_id, "succeeded", timeout=5)
+    assert rec["result"] == "done x\n" and rec["attempts"] == 1, rec
+    # other calls go on meanwhile
+    status, _, body = daemon.request("POST", "/function/nocb", b"sync")
+    assert status == 200 and body == b"done sync\n", body
+    line = callback_warning(daemon, call_id, 10)  # three tries, 1 s apart
+    assert f"callback to '{url}'" in line and "connect" in line.lower(), line
+    # the function is not run again for its callback's sake, and the record stands
+    time.sleep(1)
+    rec = call_record(daemon, call_id)
+    assert rec["state"] == "succeeded" and rec["attempts"] == 1, rec
+    assert_fds(daemon, baseline)
+
+
+def test_a_callback_receiver_that_never_answers(ctx, daemon, listener):
+    """A try of the callback is cut after 10 s; meanwhile the other callbacks and calls go on;
+    a stop of the daemon does not wait for the silent receiver, and closes its connection."""
+    warmed(daemon, listener, "slowcb")
+    silent = Silent()
+    try:
+        start = time.monotonic()
+        url = silent.url("/never")
+        call_id = accepted(*submit(daemon, "/async-function/slowcb", b"x",
+                                   headers={"X-Callback-Url": url}))
+        assert wait_state(daemon, call_id, "succeeded", timeout=5)["result"] == "done x\n"
+        wait_for(lambda: silent.accepted, 5, "the callback to connect")
+        # the daemon answers other calls, and another call's callback arrives at once
+        status, _, body = daemon.request("POST", "/function/slowcb", b"sync")
+        assert status == 200 and body == b"done sync\n", body
+        other = accepted(*submit(daemon, "/async-function/slowcb", b"other",
+                                 headers={"X-Callback-Url": listener.url("/other")}))
+        (_, headers, body), = listener.wait("/other", timeout=5)
+        assert headers["x-call-id"] == other and body == b"done other\n"
+        assert time.monotonic() - start < 10, "the other callback waited for the silent one"
+        # the first try is cut at 10 s, and the second one connects
+        wait_for(lambda: len(silent.accepted) == 2, 15, "the second try")
+        took = time.monotonic() - start
+        assert 10 <= took < 14, f"the first try lasted {took:.1f}s"
+        wait_for(lambda: len(silent.closed) >= 1, 5, "the first try's connection closed")
+        # a stop cuts the callback in flight short, and says so
+        t0 = time.monotonic()
+        assert daemon.stop() == 0, daemon.log.read_text()
+        assert time.monotonic() - t0 < 5, "the stop waited for the silent receiver"
+        line = callback_warning(daemon, call_id, 5)
+        assert f"callback to '{url}'" in line and "daemon's stop" in line, line
+        assert len(silent.accepted) == 2, silent.accepted
+        wait_for(lambda: len(silent.closed) == 2, 5, "the daemon to close each connection")
+    finally:
+        silent.close()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -129,6 +130,13 @@ def assert_instances_gone(daemon, name, pids=()):
     assert not [p for p in pids if pid_alive(p)], "instance processes left"
     counts = fn_get(daemon, name)["instances"]
     assert sum(counts.values()) == 0, counts
+
+
+def assert_still_serves(daemon, name):
+    """The function's instance is still of use, and the only one."""
+    status, _, body = invoke(daemon, name, b'{"still": "here"}')
+    assert status == 200 and json.loads(body) == {"still": "here"}, body
+    assert fn_get(daemon, name)["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
 
 
 def function_log(daemon, name):
@@ -464,10 +472,7 @@ def test_runtime_api_refuses_bad_responses(ctx, daemon, faulty_root):
     assert "payload size" in aws_error(body)["errorMessage"], body
     wait_for(lambda: "big response: 413" in function_log(daemon, "faulty"), 5,
              "the runtime to log the 413")
-    # the instance is still of use, and the only one
-    status, headers, body = invoke(daemon, "faulty", b'{"still": "here"}')
-    assert status == 200 and json.loads(body) == {"still": "here"}, body
-    assert fn_get(daemon, "faulty")["instances"] == {"starting": 0, "idle": 1, "busy": 0, "frozen": 0}
+    assert_still_serves(daemon, "faulty")
 
 
 def test_a_second_response_for_one_id_is_403(ctx, daemon, faulty_root):
@@ -557,3 +562,56 @@ def test_a_call_past_the_timeout(ctx, daemon, faulty_root):
     # the next call gets a new instance
     status, _, body = invoke(daemon, "slow", b'"again"')
     assert status == 200 and body == b'"again"', body
+
+
+def test_an_invalid_response_mode_is_a_400_and_the_callers_error(ctx, daemon, faulty_root):
+    """A response whose Lambda-Runtime-Function-Response-Mode is neither streaming nor
+    buffered: the runtime gets a 400 naming the header, and the caller an error at once
+    naming it too (not a wait for the timeout)."""
+    deploy_ok(daemon, "mode", faulty_root, "--max", 1, "--timeout", 10)
+    start = time.monotonic()
+    status, headers, body = invoke(daemon, "mode", b'"badmode"')
+    assert time.monotonic() - start < 5, "the caller waited for the timeout"
+    assert status == 200 and headers.get("X-Amz-Function-Error") == "Unhandled", (headers, body)
+    msg = aws_error(body)["errorMessage"]
+    assert "Lambda-Runtime-Function-Response-Mode" in msg and "sideways" in msg, body
+    wait_for(lambda: "bad mode: 400" in function_log(daemon, "mode"), 5,
+             "the runtime to log the 400")
+    assert_still_serves(daemon, "mode")
+
+
+def test_a_response_after_the_deadline_reaches_no_one(ctx, daemon, faulty_root):
+    """The runtime answers 3 s after a 1 s timeout: the caller has its 504 at the deadline, on
+    a connection that stays usable and carries nothing more; the instance goes at the deadline,
+    so its late answer is never accepted, and the next call is answered by itself."""
+    deploy_ok(daemon, "late", faulty_root, "-e", "MODE=late", "--timeout", 1)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=10)
+    try:
+        start = time.monotonic()
+        conn.request("POST", "/function/late", body=b"first")
+        r = conn.getresponse()
+        body = r.read()
+        took = time.monotonic() - start
+        assert r.status == 504 and b"timed out" in body, (r.status, body)
+        assert 0.9 < took < 3, f"the 504 came after {took:.1f}s, the deadline is 1 s"
+        pids = instance_pids(daemon, "late")
+        assert_instances_gone(daemon, "late", pids)
+        time.sleep(3)  # past the moment the runtime would have answered
+        # nothing more came on the caller's connection, which serves its next request
+        conn.sock.settimeout(0.5)
+        try:
+            extra = conn.sock.recv(65536, socket.MSG_PEEK)
+        except TimeoutError:
+            extra = b""
+        assert extra == b"", extra
+        conn.sock.settimeout(10)
+        conn.request("GET", "/_/health")
+        r = conn.getresponse()
+        assert r.status == 200, r.read()
+        r.read()
+    finally:
+        conn.close()
+    assert "late response: 202" not in function_log(daemon, "late")
+    # a second caller: a 504 of its own, not the first call's answer
+    status, _, body = daemon.request("POST", "/function/late", b"second")
+    assert status == 504 and b"timed out" in body and b"first" not in body, body

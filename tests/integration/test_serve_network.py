@@ -5,12 +5,17 @@ instance. The daemon runs in a network namespace of the test's (the "host"); rem
 are further namespaces; nothing leaves them, and nothing is left behind."""
 
 import json
+import os
+import signal
 
 import pytest
 
+from conftest import pid_alive, wait_for
 from serve_harness import Daemon
 from test_network import NFT, NSENTER, REMOTE_PORT, Net, pytestmark  # noqa: F401 (the skip)
 from test_serve import shell_bundle
+from test_serve_lambda import instance_cgroups, instance_pids
+from test_serve_pools import fn_get
 
 # Each target: "ok <what the server said>" or "denied <why>", one line each.
 PROBE = ("for t in \"$@\"; do out=$(nc -w 3 ${t%:*} ${t#*:} </dev/null 2>&1); "
@@ -117,3 +122,71 @@ def test_egress_dns_allows_the_resolver_and_names_it(ctx, net):
         assert [s["errno"] for s in sends[1:]] == [1, 1], sends  # EPERM: another port, host
     finally:
         assert d.stop() == 0, d.log.read_text()
+
+
+def leases(state):
+    """The lease store's leases: {address: the lease's text}, its files named by an address
+    (the text names the holder: an instance id comes again after a restart, a holder not)."""
+    store = state / ".network"
+    return {p.name: p.read_text() for p in store.glob("*/*")
+            if p.is_file() and not p.is_symlink() and p.name[0].isdigit()} \
+        if store.exists() else {}
+
+
+def cgroup_dirs(daemon, name):
+    """The instances' cgroup directories, each with its inode: an instance id, and its cgroup's
+    path, come again after a restart."""
+    return {(cg, os.stat(cg).st_ino) for cg in instance_cgroups(daemon, name)}
+
+
+def veths(net):
+    return {x for x in net.links() if x.startswith("hk") and not x.startswith("hkitr")}
+
+
+def test_a_kill9_leaves_nothing_the_next_start_does_not_reclaim(ctx, net):
+    """kill -9 of the daemon while an egress instance runs, then a start on the same state
+    directory: the orphan's processes, cgroups, veth and lease go, a new instance gets an
+    address and reaches its destination, and a clean stop leaves nothing."""
+    r1 = net.remote(1)
+    net.serve(r1, "198.51.101.2")
+    allowed = f"198.51.101.2:{REMOTE_PORT}"
+    state = ctx.dir / "faas"
+    d = Daemon(ctx, state, wrap=[NSENTER, f"--net=/run/netns/{net.host}"])
+    d.start()
+    try:
+        b = probe_bundle(ctx, "eg", [allowed])
+        r = d.fn("deploy", "eg", "--bundle", str(b.path), "--network", "egress", "--egress",
+                 f"198.51.101.2/32:{REMOTE_PORT}/tcp", "--min", "1")
+        assert r.returncode == 0, r
+        wait_for(lambda: fn_get(d, "eg")["instances"]["idle"] == 1, 10, "a ready instance")
+        assert answers(d.request("GET", "/function/eg")[2])[allowed] == "ok 198.51.101.1"
+        old_cgroups, old_pids = cgroup_dirs(d, "eg"), instance_pids(d, "eg")
+        old_leases, old_veths = leases(state), veths(net)
+        assert old_cgroups and old_pids and len(old_leases) == 1 and len(old_veths) == 1, \
+            (old_cgroups, old_pids, old_leases, old_veths)
+        assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+        # what the daemon left: its instance's cgroups and its lease (the instance's agent
+        # sees the daemon gone and kills what runs; its namespace, and the veth, go with it)
+        assert cgroup_dirs(d, "eg") == old_cgroups and leases(state) == old_leases
+
+        d.start()  # the same state directory
+        wait_for(lambda: not [p for p in old_pids if pid_alive(p)], 10,
+                 "the orphan's processes to go")
+        wait_for(lambda: not old_cgroups & cgroup_dirs(d, "eg"), 10,
+                 "the orphan's cgroups to go")
+        assert "removed 1 sandboxes left by an earlier run" in d.log.read_text()
+        wait_for(lambda: fn_get(d, "eg")["instances"]["idle"] == 1, 10, "a new ready instance")
+        assert answers(d.request("GET", "/function/eg")[2])[allowed] == "ok 198.51.101.1"
+        # the orphan's lease reclaimed (by the new instance's acquire), its veth gone: one
+        # lease and one veth, the new instance's
+        new_leases = leases(state)
+        assert len(new_leases) == 1 and new_leases != old_leases, (old_leases, new_leases)
+        assert len(veths(net)) == 1, veths(net)  # named by the address: it may come again
+        assert d.fn("rm", "eg").returncode == 0
+    finally:
+        assert d.stop() == 0, d.log.read_text()
+    assert not instance_cgroups(d, "eg")
+    left = [x for x in net.leftovers() if ".network" not in x]
+    store = state / ".network"
+    left += [f"lease {p.name}" for p in store.rglob("*") if p.is_file()] if store.exists() else []
+    assert not left, left

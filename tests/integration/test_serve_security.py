@@ -205,6 +205,50 @@ def test_admin_over_tcp_needs_the_token(ctx):
         assert d.stop() == 0
 
 
+FRONT_DOOR_WARNING = "beyond this machine, without TLS: put a TLS proxy in front of it"
+# the daemon in a network namespace of its own, its loopback up: no port of it is reachable
+# from outside the namespace
+OWN_NETNS = ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]"])
+@pytest.mark.parametrize("token", [False, True])
+def test_a_front_door_beyond_loopback_is_warned_about(ctx, host, token):
+    """The daemon runs in a network namespace of its own (nothing outside it can reach the
+    port) and listens on every address there: its log says the front door is open beyond this
+    machine without TLS, and that the admin token would cross it in clear text."""
+    args = ["--listen", f"{host}:8080"]
+    if token:
+        tf = ctx.dir / "token"
+        tf.write_text("t0ken-" + "x" * 20 + "\n")
+        os.chmod(tf, 0o600)
+        args += ["--admin-token-file", str(tf)]
+    d = Daemon(ctx, ctx.dir / "faas", args=args, wrap=OWN_NETNS)
+    d.start()
+    try:
+        listening = subprocess.run(["nsenter", f"--net=/proc/{d.proc.pid}/ns/net", "ss", "-Htln"],
+                                   capture_output=True, text=True, timeout=10).stdout
+        assert f"{host}:8080" in listening or f"*:8080" in listening, listening
+        lines = [ln for ln in d.log.read_text().splitlines() if FRONT_DOOR_WARNING in ln]
+        assert len(lines) == 1 and "warning" in lines[0], d.log.read_text()
+        assert f"listens on {host}:8080" in lines[0], lines
+        assert ("the admin token travels in clear text" in lines[0]) == token, lines
+    finally:
+        assert d.stop() == 0, d.log.read_text()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "[::1]"])
+def test_a_loopback_front_door_is_not_warned_about(ctx, host):
+    d = Daemon(ctx, ctx.dir / "faas", args=["--listen", f"{host}:8080"],
+               wrap=OWN_NETNS)
+    d.start()
+    try:
+        assert d.request("GET", "/system/functions")[0] == 200
+        assert "beyond this machine" not in d.log.read_text(), d.log.read_text()
+    finally:
+        assert d.stop() == 0, d.log.read_text()
+
+
 @pytest.mark.parametrize("mode,content,why", [
     (0o644, "t" * 20, "no one else may read"),
     (0o600, "short", "at least 16 characters"),
@@ -271,6 +315,12 @@ FORBIDDEN = {
         "unified", {"cgroup.max.descendants": "1"}), "linux.resources.unified", "cgroup.*"),
     "big-uid": (lambda c: c["process"]["user"].__setitem__("uid", 70000), "process.user",
                 "below 65536"),
+    "realtime-runtime": (lambda c: c["linux"]["resources"].setdefault("cpu", {}).update(
+        realtimeRuntime=950000, realtimePeriod=1000000), "linux.resources.cpu.realtimeRuntime",
+        "no real-time CPU budget"),
+    "realtime-period": (lambda c: c["linux"]["resources"].setdefault("cpu", {}).update(
+        realtimePeriod=1000000), "linux.resources.cpu.realtimePeriod",
+        "no real-time CPU budget"),
     "seccomp-agent": (lambda c: c["linux"].__setitem__("seccomp", {
         "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
         "syscalls": [{"names": ["getpid"], "action": "SCMP_ACT_NOTIFY"}]}),
