@@ -16,11 +16,17 @@ In one run, on this machine:
                and the lambda function at concurrency 1 through the Lambda Invoke API too; with
                the CPU time per call of the `husk serve` process and of the function's
                instances (their cgroups), and of the direct server;
+  published    http-hello deployed with --publish 127.0.0.1:PORT (zero hop: its own server
+               accepts from the daemon's socket): the first request at zero instances (the
+               activator), then the warm levels on that port, beside the proxied path
+               (/function/hs-http) and the direct call;
   references   direct: http-hello run on the host on a free loopback port, measured the same
                way (the floor); naive: `crun run` and `runc run` of a bundle whose process is
                hello-stdio with the body on stdin, one container per request, sequentially.
 The husk interface (`husk serve`, `husk fn deploy`) may be missing or incomplete: its column
-then says "n/a (reason)" and the references still run; `--only husk` re-runs just that part.
+then says "n/a (reason)" and the references still run; `--only husk` re-runs just that part,
+`--only published` the published function alone (`--only published,husk,direct` with the two
+it is compared with).
 See bench/README.md, "serve_bench.py". Timing never fails anything: exit 0 when every selected
 part ran, 2 when some part could not run at all (named in the output), 1 when nothing could be
 set up, 3 when something was left behind, 130 when interrupted.
@@ -49,7 +55,8 @@ import start_bench as sb  # noqa: E402  (bundle, cgroup and crun-on-hybrid helpe
 REPO = os.path.dirname(HERE)
 BODY = b"bench"
 WANT_STDIO = b"hello, bench (POST)"
-PARTS = ("husk", "direct", "crun", "runc")
+PARTS = ("husk", "published", "direct", "crun", "runc")
+TABLE = ("husk", "direct", "crun", "runc")  # the main table's columns; published has its own
 LEVELS = (1, 16, 64)
 # The functions husk serves, by contract: (program, --concurrency, --max). The concurrency is
 # each contract's default and the max the daemon's; given explicitly so that the output can say.
@@ -420,6 +427,8 @@ def metrics_for(part):
     if part == "husk":
         return [f"cold.{k}" for k in CONTRACTS] + [
             m for fam, levels in FAMILIES.items() for c in levels for m in warm_metrics(fam, c)]
+    if part == "published":
+        return ["cold.http"] + [m for c in LEVELS for m in warm_metrics("http", c)]
     if part == "direct":
         return ["cold.stdio", "cold.http"] + [
             m for fam, levels in FAMILIES.items() for c in levels
@@ -605,13 +614,16 @@ def cpu_per_call(before, after, calls):
     return used / 1e3 / calls
 
 
-def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None, meter=dict):
-    """Warm up at the highest level, then each level of the metric families given (FAMILIES);
-    the numbers go to each family that has the level. dead() returns why the server is gone, or
-    None; meter() samples CPU time as {"cpu" or "fcpu": sample}, taken around each level."""
-    levels = sorted({c for fam in metrics for c in FAMILIES[fam]})
+def warm_levels(args, res, load, col, port, path, metrics, dead=lambda: None, meter=dict,
+                levels=None, warmup=True):
+    """Warm up at the highest level, then each level of the metric families given (FAMILIES),
+    or those of `levels`; the numbers go to each family that has the level. dead() returns why
+    the server is gone, or None; meter() samples CPU time as {"cpu" or "fcpu": sample}, taken
+    around each level."""
+    levels = levels or sorted({c for fam in metrics for c in FAMILIES[fam]})
     try:
-        load.run(port, path, max(levels), seconds=1)
+        if warmup:
+            load.run(port, path, max(LEVELS), seconds=1)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         res.fail(col, f"warm-up of {path}: {e}")
     for c in levels:
@@ -779,9 +791,10 @@ class Husk:
         except OSError:
             return "no log"
 
-    def start(self):
+    def start(self, contracts):
         os.makedirs(os.path.join(self.dir, "state"))
-        for contract, (prog, _conc, _max) in CONTRACTS.items():
+        for contract in contracts:
+            prog = CONTRACTS[contract][0]
             img = os.path.join(self.dir, prog + ".erofs")
             path = self.progs[prog]
             if path.startswith(tempfile.gettempdir() + os.sep):
@@ -811,14 +824,14 @@ class Husk:
             return None
         return f"husk serve died, exit status {self.proc.returncode}: {self.daemon_log_tail()}"
 
-    def deploy(self, name, contract):
+    def deploy(self, name, contract, *flags):
         if self.dead():
             raise RuntimeError(self.dead())
         img, cmd = self.images[contract]
         _prog, conc, most = CONTRACTS[contract]
         argv = ["fn", "deploy", name, "--image", img, "--contract", contract, "--min", "0",
-                "--concurrency", str(conc), "--max", str(most), "--url", self.admin_url, "--",
-                *cmd]
+                "--concurrency", str(conc), "--max", str(most), *flags, "--url",
+                self.admin_url, "--", *cmd]
         t0 = time.perf_counter_ns()
         r = self.cli(*argv)
         took = time.perf_counter_ns() - t0
@@ -885,10 +898,68 @@ class Husk:
             return
         self.warm(INVOKE, "invoke")
 
-    def run(self):
+    def published(self):
+        """http-hello with --publish: the first request of each deploy cycle meets no instance
+        (a redeploy is a new version with none: the activator again), then the warm levels on
+        the published port. The daemon's CPU per call shows what it does per request: nothing."""
+        port = free_port()
+        samples = []
+        for i in range(self.args.warmup + self.args.cycles):
+            self.deploy("hs-pub", "http", "--publish", f"127.0.0.1:{port}")
+            try:
+                r = timed_request(port, "/", timeout=self.args.timeout)
+            except OSError as e:
+                self.res.fail("published", f"cold cycle {i}: {e}")
+                continue
+            bad = check_reply(r, "http")
+            if bad:
+                self.res.fail("published", f"cold cycle {i}: {bad}")
+                if i == 0:
+                    raise RuntimeError(f"first request to 127.0.0.1:{port}: {bad}")
+            elif i >= self.args.warmup:
+                samples.append(r.first_ns)
+        if samples:
+            self.res.put("cold.http", "published", pct(samples, 50) / 1e3)
+        # Level by level, the direct server right after the published one: the two see the
+        # same machine (its other load comes and goes on a shared host).
+        dport = free_port()
+        direct = subprocess.Popen([self.progs["http-hello"]],
+                                  env=dict(os.environ, PORT=str(dport)),
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, preexec_fn=set_pdeathsig)
+        try:
+            if not wait_port(dport, direct, 10):
+                raise RuntimeError(f"http-hello did not listen on 127.0.0.1:{dport}")
+            for c in LEVELS:
+                warm_levels(self.args, self.res, self.load, "published", port, "/", ("http",),
+                            self.dead, self.meter, levels=(c,), warmup=c == LEVELS[0])
+                warm_levels(self.args, self.res, self.load, "alongside", dport, "/", ("http",),
+                            meter=lambda: {"fcpu": proc_cpu(direct.pid)}, levels=(c,),
+                            warmup=c == LEVELS[0])
+        finally:
+            stop_pid(direct)
+        r = self.cli("fn", "get", "hs-pub", "--format", "json", "--url", self.admin_url)
+        try:
+            pub = json.loads(r.stdout).get("published", {})
+            conns = pub.get("connections", {})
+            self.res.extra["published: the daemon's count of the function's connections"] = (
+                f"{conns.get('closed', 'n/a')} ended, {conns.get('open', 'n/a')} open; "
+                f"{pub.get('bytes', {}).get('in', 'n/a')} bytes in (from sock_diag, none read)")
+        except ValueError:
+            pass
+
+    def run(self, parts):
         self.version = head_line(subprocess.run([self.args.husk, "--version"],
                                                 capture_output=True, text=True).stdout)
-        self.start()
+        self.start(CONTRACTS if "husk" in parts else ("http",))
+        if "published" in parts:
+            try:
+                self.published()
+            except RuntimeError as e:
+                self.res.fail("published", str(e))
+                self.res.na_all("published", str(e), metrics_for("published"))
+        if "husk" not in parts:
+            return
         for contract in CONTRACTS:
             fams = (contract, "invoke") if contract == "lambda" else (contract,)
             try:
@@ -1062,23 +1133,13 @@ def minus(res, metric, col_a, col_b, metric_b=None):
     return f"{a - b:+,.0f} µs" if isinstance(a, float) and isinstance(b, float) else "n/a"
 
 
-def report(args, res, load, env_note):
-    print(f"\n## husk serve benchmark ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
-    for ln in env_note:
-        print(f"- {ln}")
-    if load:
-        print(f"- load generator: {load.describe()}; it runs on the same {os.cpu_count()} cpus "
-              f"as the servers")
-    print(f"- cold start: p50 of {args.cycles} cycles after {args.warmup} untimed; naive "
-          f"crun/runc: {args.naive} sequential runs after {args.warmup} untimed")
-    print("- husk functions deployed with --min 0 and: " + ", ".join(
-        f"{k} --concurrency {conc} --max {most}" for k, (_p, conc, most) in CONTRACTS.items())
-        + "\n")
+def main_table(res):
+    """husk, direct, crun and runc: every contract's rows."""
     print("| metric | husk | direct | crun | runc | husk/direct | husk/crun | husk/runc |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     reasons = []
     for key, label, kind in ROWS:
-        cells = [res.get(key, p) for p in PARTS]
+        cells = [res.get(key, p) for p in TABLE]
         h = cells[0]
         print(f"| {label} | " + " | ".join(fmt(c, kind, reasons) for c in cells) + " | "
               + " | ".join(ratio(h, c) for c in cells[1:]) + " |")
@@ -1104,6 +1165,53 @@ def report(args, res, load, env_note):
         print(f"husk overhead over the direct call at p50, {what}: " + ", ".join(parts))
     print("warm lambda p50 minus warm http p50 at concurrency 1 (target <= 100 µs): "
           + minus(res, "warm.lambda.c1.p50", "husk", "husk", "warm.http.c1.p50"))
+
+
+def published_table(res):
+    """The published function beside the proxied path and the direct call (http-hello)."""
+    if not any(res.get(f"warm.http.c{c}.rps", "published") is not None for c in LEVELS):
+        return
+    reasons = []
+    print("\n| http-hello | published | proxied | direct | direct, alongside | "
+          "published/alongside |")
+    print("|---|---:|---:|---:|---:|---:|")
+    rows = [("cold.http", "first request at zero instances: first byte, p50", "lat")]
+    for c in LEVELS:
+        rows += [(f"warm.http.c{c}.{w}", f"concurrency {c}: {WARM_LABELS[w][0]}",
+                  WARM_LABELS[w][1]) for w in WARM]
+    for key, label, kind in rows:
+        cells = [res.get(key, p) for p in ("published", "husk", "direct", "alongside")]
+        print(f"| {label} | " + " | ".join(fmt(c, kind, reasons) for c in cells) + " | "
+              + ratio(cells[0], cells[3]) + " |")
+    for i, why in enumerate(reasons):
+        print(f"[{i + 1}] n/a: {why}")
+    print("published: `--publish 127.0.0.1:PORT`, the load on that port (proxied: "
+          "/function/hs-http through the daemon; direct, alongside: a second direct http-hello "
+          "loaded right after the published function at each level). Its husk serve CPU is the function's own "
+          "log (http-hello writes a line to stderr per request, which the daemon writes to the "
+          "function's log; the direct server's stderr is /dev/null), none of the requests' "
+          "bytes. Targets: throughput >= 0.95x direct, p50 within 10 µs of direct.")
+    for c in LEVELS:
+        a, b = (res.get(f"warm.http.c{c}.rps", p) for p in ("published", "alongside"))
+        print(f"published at concurrency {c}: requests/s {ratio(a, b)}x direct (alongside), "
+              "p50 " + minus(res, f"warm.http.c{c}.p50", "published", "alongside"))
+
+
+def report(args, res, load, env_note):
+    print(f"\n## husk serve benchmark ({time.strftime('%Y-%m-%d %H:%M %Z')})\n")
+    for ln in env_note:
+        print(f"- {ln}")
+    if load:
+        print(f"- load generator: {load.describe()}; it runs on the same {os.cpu_count()} cpus "
+              f"as the servers")
+    print(f"- cold start: p50 of {args.cycles} cycles after {args.warmup} untimed; naive "
+          f"crun/runc: {args.naive} sequential runs after {args.warmup} untimed")
+    print("- husk functions deployed with --min 0 and: " + ", ".join(
+        f"{k} --concurrency {conc} --max {most}" for k, (_p, conc, most) in CONTRACTS.items())
+        + "\n")
+    if set(TABLE) & set(args.parts):
+        main_table(res)
+    published_table(res)
     for k, v in res.extra.items():
         print(f"{k}: {v}")
     for n in res.notes:
@@ -1137,7 +1245,7 @@ def parse_args():
                    help="deploy/first-request cycles of each cold start (15)")
     p.add_argument("--naive", type=int, default=30, help="timed crun/runc runs each (30)")
     p.add_argument("-w", "--warmup", type=int, default=3, help="untimed cycles/runs first (3)")
-    p.add_argument("--only", help="comma-separated parts: husk,direct,crun,runc")
+    p.add_argument("--only", help="comma-separated parts: husk,published,direct,crun,runc")
     p.add_argument("--client", choices=("auto", "wrk", "hey", "python"), default="auto",
                    help="load generator (auto: wrk, else hey, else install one, else Python)")
     p.add_argument("--no-install", action="store_true", help="do not apt-get install wrk/hey")
@@ -1151,7 +1259,7 @@ def parse_args():
     a = p.parse_args()
     a.parts = a.only.split(",") if a.only else list(PARTS)
     if not set(a.parts) <= set(PARTS):
-        p.error("--only takes husk,direct,crun,runc")
+        p.error("--only takes husk,published,direct,crun,runc")
     if min(a.requests, a.duration, a.cycles, a.naive) < 1 or a.warmup < 0:
         p.error("--requests, --duration, --cycles and --naive must be >= 1, -w >= 0")
     a.husk = os.path.abspath(a.husk)
@@ -1248,15 +1356,16 @@ def main():
         for r in rows.values():
             if r.version:
                 env_note.append(f"{r.name}: {r.version}")
-        if "husk" in args.parts:
+        if {"husk", "published"} & set(args.parts):
             log("serve_bench: husk serve")
             husk = Husk(args, tmp, progs, res, load)
             try:
                 if not os.access(args.husk, os.X_OK):
                     raise RuntimeError(f"not found: {args.husk}")
-                husk.run()
+                husk.run(args.parts)
             except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
-                res.na_all("husk", str(e), metrics_for("husk"))
+                for part in {"husk", "published"} & set(args.parts):
+                    res.na_all(part, str(e), metrics_for(part))
             finally:
                 husk.stop()
             env_note.append(f"husk: {husk.version or args.husk}")

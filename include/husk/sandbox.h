@@ -235,6 +235,10 @@ struct sbx_spawn_opts {
      * stdio is never touched: a threaded caller may spawn from any thread), or NULL: the
      * caller's 0, 1, 2. */
     const int *stdio;
+    /* A filter of the caller's loaded after the process's own, last before execve, whose
+     * listener fd comes back as sbx_child.notify_fd (husk/notify.h), or NULL. One listener per
+     * process: not with a process.seccomp listener. Only with start_listen_fd -1. */
+    const struct sbx_seccomp *notify_filter;
 };
 
 /* Options that ask for nothing: abi SBX_SPAWN_ABI, every fd -1, every pointer NULL. */
@@ -245,6 +249,7 @@ struct sbx_child {
     int pidfd;      /* CLOEXEC; -1 once closed */
     int sync_fd;    /* CLOEXEC; -1 once the child was released */
     int pty_master; /* the terminal's master when no console socket took it, else -1 */
+    int notify_fd;  /* the notify filter's listener once started (CLOEXEC), else -1 */
 };
 
 /* Create the sandbox; returns once everything but the final exec is done. */

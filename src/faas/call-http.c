@@ -255,18 +255,11 @@ up_open(struct faas_call *c, struct husk_error **err)
         c->fresh_up = false;
         return 0;
     }
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->fn->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = faas_instance_socket(c->s, in);
-    if (fd < 0)
-        return husk_err(err, -fd, "open a connection in instance %s", in->id);
-    int r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    if (r < 0 && errno != EINPROGRESS) {
-        int e = errno;
-        close(fd);
-        return husk_err(err, e, "connect to the function's server on port %lld",
-                        (long long)c->fn->port);
-    }
+    int fd = -1;
+    int r = faas_instance_connect(c->s, in, &fd);
+    if (r < 0)
+        return husk_err(err, -r, "connect to the function's server on port %lld (instance %s)",
+                        (long long)c->fn->port, in->id);
     struct faas_upstream *u = xcalloc(1, sizeof(*u));
     u->fd = fd;
     u->in = in;

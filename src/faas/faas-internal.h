@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "husk/cgroup.h"
@@ -184,6 +185,10 @@ struct faas_function {
     char *egress_dns;
     /* versions.c: on the latest, the older versions loaded for calls by version or alias */
     struct faas_function *pinned, *pinned_next;
+    /* publish.c: "publish": a listening socket on the host that the instances accept from */
+    char *publish;        /* the address as deployed, "HOST:PORT"; NULL: not published */
+    bool publish_fds;     /* "publish_mode": "listen_fds" (else "bind") */
+    struct faas_pub *pub; /* the socket, held by the deployed version (not a pinned one) */
 };
 
 void faas_function_free(struct faas_function *f);
@@ -300,6 +305,10 @@ struct faas_listener {
 int faas_listeners_open(struct faas_server *s, struct husk_error **err);
 void faas_listeners_close(struct faas_server *s);
 int faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err);
+/* "IPV4:PORT" or "[IPV6]:PORT" (what: the flag or field, for the message). */
+int faas_parse_address(const char *spec, const char *what, struct sockaddr_storage *ss,
+                       socklen_t *len, struct husk_error **err);
+bool faas_address_is_loopback(const struct sockaddr_storage *ss);
 /* A connection closed: resume a listener paused for want of fds. */
 void faas_listeners_wake(struct faas_server *s);
 /* One connection of this client address fewer (NULL: none counted). */
@@ -460,6 +469,7 @@ struct faas_instance {
     struct faas_work work; /* the spawn */
     struct faas_watch w_pid, w_log, w_ctl, w_probe;
     struct faas_timer t_init, t_idle, t_probe, t_remove, t_slim, t_reap, t_freeze;
+    struct faas_timer t_log; /* a published instance's log, read in batches */
     uint64_t reap_delay;
     bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
     bool program_exited;  /* its program (the agent, the server) ended by itself */
@@ -493,6 +503,9 @@ struct faas_instance {
     struct faas_conn *api_conns;                  /* the runtime's connections */
     struct faas_conn *api_next;                   /* a runtime waiting in invocation/next */
     struct faas_call *api_queue, *api_queue_tail; /* assigned, not handed to the runtime yet */
+    /* publish.c: the seccomp listener of its bind() and listen() calls */
+    struct faas_watch w_notify;
+    int notify_fd;
     struct faas_instance *next;
 };
 
@@ -522,6 +535,50 @@ uint64_t faas_instance_max_memory(struct faas_instance *in);
 void faas_instance_idle_check(struct faas_server *s, struct faas_instance *in);
 /* http: wait for the server to accept connections (a connect with backoff, never a poll). */
 void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
+
+/* A non-blocking connection to the instance's server (socket and connect): to $PORT in its
+ * network, or to its function's published socket. 0 or -errno. */
+int faas_instance_connect(struct faas_server *s, struct faas_instance *in, int *fd);
+
+/* ---- published functions (publish.c, publish-notify.c, publish-stats.c): the kernel as the
+ * activator. The daemon owns a listening socket on the host per published function, watches
+ * it while the function has no instance, and hands it to the instances' own servers: their
+ * bind() on $PORT (seccomp user notification), or fd 3 with LISTEN_FDS. */
+
+struct faas_pub;
+struct faas_publishing;
+void faas_publish_open(struct faas_server *s);
+void faas_publish_close(struct faas_server *s);
+/* The deploy fields "publish" and "publish_mode". */
+int faas_publish_parse(json_t *root, struct faas_function *f, const struct faas_deploy_ctx *dc,
+                       struct husk_error **err);
+/* The socket for a version about to be deployed (any thread): the function's own if it has
+ * one at that address, else a new one bound there. A refusal names the field. */
+int faas_publish_acquire(struct faas_server *s, struct faas_function *f, struct husk_error **err);
+/* The version lets go of its socket (from faas_function_free, on the loop). */
+void faas_publish_release(struct faas_function *f);
+/* The version is put in service (its socket acquired now if it has none) or retired. */
+void faas_publish_activate(struct faas_server *s, struct faas_function *f);
+void faas_publish_retire(struct faas_server *s, struct faas_function *f);
+/* Instances: one is being made (the activator steps aside); its spawn is back (its listener is
+ * watched); it is gone (with the last one the activator watches again). */
+void faas_publish_starting(struct faas_server *s, struct faas_function *f);
+void faas_publish_spawned(struct faas_server *s, struct faas_instance *in);
+void faas_publish_instance_gone(struct faas_server *s, struct faas_instance *in);
+/* On a work thread, for the spawn: the notify filter a bind-mode instance gets (NULL: none),
+ * and the socket a listen_fds-mode server gets as fd 3 (-1: none). */
+const struct sbx_seccomp *faas_publish_filter(struct faas_server *s, const struct faas_function *f);
+int faas_publish_listen_fd(const struct faas_function *f);
+/* Readiness of a published instance: true when handled here (ready once its server listens on
+ * the socket, or at once with LISTEN_FDS). */
+bool faas_publish_await(struct faas_server *s, struct faas_instance *in);
+/* Its idle timer ran out: true to keep it (the function needs it, or it holds connections). */
+bool faas_publish_busy(struct faas_server *s, struct faas_instance *in);
+/* Where the proxied path connects: the published address, as the daemon reaches it. */
+bool faas_publish_dial(const struct faas_function *f, struct sockaddr_storage *sa, socklen_t *len);
+/* "published" in the function's JSON, and the lines of /metrics. */
+void faas_publish_json(const struct faas_function *f, json_t *j);
+void faas_publish_metrics(struct faas_server *s, struct faas_buf *b);
 
 /* Route a call to an instance of its function: now, after a queue, or refuse it (429). */
 void faas_pool_submit(struct faas_server *s, struct faas_call *c);
@@ -759,11 +816,12 @@ struct faas_server {
     uint32_t next_agent_id;
     uint64_t rng[4];
     struct faas_stats *stats;
-    struct faas_stats *dirty_stats; /* with log lines to write before the loop sleeps */
-    void *stats_index;              /* tsearch(3) tree of stats by function name */
-    struct faas_tracer *tracer;     /* NULL: no traces exported */
-    struct faas_egress *egress;     /* the bridge for functions on the network (egress.c) */
-    struct faas_recent *recent;     /* the latest calls, a ring (status.c) */
+    struct faas_stats *dirty_stats;     /* with log lines to write before the loop sleeps */
+    void *stats_index;                  /* tsearch(3) tree of stats by function name */
+    struct faas_tracer *tracer;         /* NULL: no traces exported */
+    struct faas_egress *egress;         /* the bridge for functions on the network (egress.c) */
+    struct faas_publishing *publishing; /* published functions' sockets (publish.c) */
+    struct faas_recent *recent;         /* the latest calls, a ring (status.c) */
     size_t recent_next;
     void **graves; /* objects torn down during this batch of events, freed after it */
     size_t n_graves;

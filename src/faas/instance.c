@@ -38,6 +38,8 @@
 #define PROBE_MAX_NS    (50ull * 1000000ull) /* ... up to 50 ms between connects */
 #define REMOVE_FIRST_NS (1000000ull)         /* cgroup still busy: 1 ms, doubling */
 #define REMOVE_TRIES    14                   /* about 16 s in all */
+#define LOG_BATCH_NS    (10ull * 1000000ull) /* a published instance's log: every 10 ms */
+#define LOG_PIPE_SIZE   (1 << 20)            /* ... from a 1 MiB pipe */
 
 int
 faas_instance_socket(struct faas_server *s, struct faas_instance *in)
@@ -234,6 +236,7 @@ close_log(struct faas_server *s, struct faas_instance *in)
 {
     if (in->log_fd < 0)
         return;
+    faas_timer_cancel(s, &in->t_log);
     log_lines(in, true);
     faas_watch_del(s, in->log_fd);
     close(in->log_fd);
@@ -241,16 +244,38 @@ close_log(struct faas_server *s, struct faas_instance *in)
 }
 
 static void
+log_rearm(struct faas_server *s, struct faas_timer *t)
+{
+    struct faas_instance *in = container_of(t, struct faas_instance, t_log);
+    if (in->log_fd >= 0)
+        faas_watch_mod(s, in->log_fd, EPOLLIN, &in->w_log);
+}
+
+/* A published instance's server may log a line per request the daemon never sees: waking for
+ * each would cost the daemon about as much as proxying it. Its log is read at most every
+ * LOG_BATCH_NS, as much as is there (its pipe holds LOG_PIPE_SIZE meanwhile). */
+static void
 on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_log);
     char buf[16384];
-    ssize_t n = read(in->log_fd, buf, sizeof(buf));
-    if (n > 0) {
-        faas_buf_add(&in->log, buf, (size_t)n);
-        log_lines(in, false);
-    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        close_log(s, in);
+    bool batch = in->fn->pub != NULL;
+    for (int i = 0; i < (batch ? LOG_PIPE_SIZE / (int)sizeof(buf) : 1); i++) {
+        ssize_t n = read(in->log_fd, buf, sizeof(buf));
+        if (n > 0) {
+            faas_buf_add(&in->log, buf, (size_t)n);
+            log_lines(in, false);
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close_log(s, in);
+            return;
+        }
+        break;
+    }
+    if (batch && faas_watch_mod(s, in->log_fd, 0, &in->w_log) == 0) {
+        in->t_log.fn = log_rearm;
+        faas_timer_set(s, &in->t_log, now_ns() + LOG_BATCH_NS);
     }
 }
 
@@ -290,7 +315,7 @@ release(struct faas_server *s, struct faas_instance *in)
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
     in->w_pid.dead = in->w_log.dead = in->w_ctl.dead = in->w_probe.dead = true;
-    in->w_api.dead = true;
+    in->w_api.dead = in->w_notify.dead = true;
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
@@ -418,6 +443,7 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
     unlink_instance(in);
     in->state = INST_DYING;
     in->fn->n_dying++;
+    faas_publish_instance_gone(s, in);
     for (struct faas_call *c = in->calls, *next; c; c = next) {
         next = c->next;
         faas_call_abort(c, 502, "the function's instance was stopped");
@@ -508,6 +534,8 @@ probe_now(struct faas_server *s, struct faas_timer *t)
 void
 faas_instance_probe_start(struct faas_server *s, struct faas_instance *in)
 {
+    if (faas_publish_await(s, in)) /* its server listens on the published socket */
+        return;
     in->probe_delay = PROBE_FIRST_NS;
     probe_now(s, &in->t_probe);
 }
@@ -528,6 +556,10 @@ static void
 idle_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_idle);
+    if (faas_publish_busy(s, in)) { /* its function's connections still need it */
+        faas_instance_idle_check(s, in);
+        return;
+    }
     faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
     faas_instance_destroy(s, in);
 }
@@ -566,25 +598,62 @@ on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
-int
-faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
-                       const int fds[3], struct husk_error **err)
+/* A run with 3 fds (stdin, stdout, stderr), or 4: a listening socket the program gets as fd 3
+ * (LISTEN_FDS). hold: seconds the agent keeps the run going once the daemon is gone. */
+static int
+send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env, const int *fds,
+         size_t n_fds, int32_t hold, struct husk_error **err)
 {
-    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+    struct agent_msg m = {.kind = AGENT_RUN, .id = id, .status = hold, .len = (uint32_t)env->len};
+    char cbuf[CMSG_SPACE(4 * sizeof(int))] = {0};
     struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct msghdr mh = {.msg_iov = iov,
+                        .msg_iovlen = 2,
+                        .msg_control = cbuf,
+                        .msg_controllen = CMSG_SPACE(n_fds * sizeof(int))};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
     if (env->len > AGENT_MSG_MAX)
         return husk_err(err, E2BIG, "the request's headers are too large for the environment");
     if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
         return husk_err(err, errno, "hand the run to instance %s", in->id);
     return 0;
+}
+
+int
+faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env,
+                       const int fds[3], struct husk_error **err)
+{
+    return send_run(in, id, env, fds, 3, 0, err);
+}
+
+int
+faas_instance_connect(struct faas_server *s, struct faas_instance *in, int *fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(struct sockaddr_in);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    bool published = faas_publish_dial(in->fn, &ss, &sl);
+    if (!published)
+        *sin = (struct sockaddr_in){.sin_family = AF_INET,
+                                    .sin_port = htons((uint16_t)in->fn->port),
+                                    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    /* The published socket is in the daemon's own network; $PORT in the instance's. */
+    *fd = published ? socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+                    : faas_instance_socket(s, in);
+    if (*fd < 0)
+        return published ? -errno : *fd;
+    if (connect(*fd, (struct sockaddr *)&ss, sl) == 0)
+        return 0;
+    int e = errno;
+    if (e == EINPROGRESS)
+        return 1;
+    close(*fd);
+    *fd = -1;
+    return -e;
 }
 
 /* ---- making one: on a work thread, touching only the instance and the (read-only) plan */
@@ -639,6 +708,8 @@ wire(struct faas_instance *in, int stdio[3], struct husk_error **err)
     in->log_fd = logp[0];
     if (in->log_fd >= 0)
         fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
+    if (in->log_fd >= 0 && in->fn->pub)
+        fcntl(in->log_fd, F_SETPIPE_SZ, LOG_PIPE_SIZE); /* best effort: it is read in batches */
     stdio[1] = logp[1];
     stdio[2] = logp[1];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) < 0)
@@ -687,6 +758,7 @@ spawn_wired(struct faas_server *s, struct faas_function *f, struct faas_instance
         return tree;
     so.rootfs_image_fd = tree;
     so.stdio = stdio;
+    so.notify_filter = faas_publish_filter(s, f);
     return sbx_spawn(f->cfg->sbx, &so, &in->child, err);
 }
 
@@ -699,9 +771,12 @@ start_server(struct faas_instance *in, int log_w, struct husk_error **err)
     for (char **e = in->fn->cfg->sbx->process.env; e && *e; e++)
         faas_buf_add(&env, *e, strlen(*e) + 1);
     cleanup_fd int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    int fds[3] = {null, log_w, log_w};
+    int fds[4] = {null, log_w, log_w, faas_publish_listen_fd(in->fn)};
+    /* A published function's connections do not go through the daemon: its instances serve
+     * on if it dies, for at most the function's timeout (until a restart removes them). */
+    int32_t hold = in->fn->pub ? (int32_t)in->fn->timeout : 0;
     int r = null < 0 ? husk_err(err, errno, "open /dev/null")
-                     : faas_instance_send_run(in, in->server_run, &env, fds, err);
+                     : send_run(in, in->server_run, &env, fds, fds[3] >= 0 ? 4 : 3, hold, err);
     faas_buf_free(&env);
     return r;
 }
@@ -773,6 +848,7 @@ spawn_done(struct faas_server *s, struct faas_work *w)
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else
             faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
+        faas_publish_spawned(s, in);
     }
     if (in->doomed) {
         faas_instance_destroy(s, in);
@@ -788,7 +864,7 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     in->s = s;
     in->fn = f;
     in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = -1;
-    in->api_fd = -1;
+    in->api_fd = in->notify_fd = -1;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
     in->t_init.fn = init_expired;
@@ -806,5 +882,6 @@ faas_instance_spawn(struct faas_server *s, struct faas_function *f)
     f->n_starting++;
     f->n_spawning++;
     s->n_instances++;
+    faas_publish_starting(s, f);
     faas_workq_submit(s->spawns, &in->work); /* --parallel-starts at once */
 }

@@ -181,37 +181,38 @@ on_accept(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
-static int
-parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len, struct husk_error **err)
+int
+faas_parse_address(const char *spec, const char *what, struct sockaddr_storage *ss, socklen_t *len,
+                   struct husk_error **err)
 {
     const char *colon = strrchr(spec, ':');
     uint64_t port;
     cleanup_free char *host = colon ? xstrndup(spec, (size_t)(colon - spec)) : NULL;
     memset(ss, 0, sizeof(*ss));
     if (colon == NULL || parse_u64(colon + 1, &port) < 0 || port > 65535)
-        return husk_err(err, 0, "--listen '%s': expected IPV4:PORT or [IPV6]:PORT", spec);
+        return husk_err(err, 0, "%s '%s': expected IPV4:PORT or [IPV6]:PORT", what, spec);
     struct sockaddr_in *in = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
     size_t hl = strlen(host);
     if (hl > 2 && host[0] == '[' && host[hl - 1] == ']') {
         host[hl - 1] = '\0';
         if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
-            return husk_err(err, 0, "--listen '%s': '%s' is not an IPv6 address", spec, host + 1);
+            return husk_err(err, 0, "%s '%s': '%s' is not an IPv6 address", what, spec, host + 1);
         in6->sin6_family = AF_INET6;
         in6->sin6_port = htons((uint16_t)port);
         *len = sizeof(*in6);
         return 0;
     }
     if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
-        return husk_err(err, 0, "--listen '%s': expected IPV4:PORT or [IPV6]:PORT", spec);
+        return husk_err(err, 0, "%s '%s': expected IPV4:PORT or [IPV6]:PORT", what, spec);
     in->sin_family = AF_INET;
     in->sin_port = htons((uint16_t)port);
     *len = sizeof(*in);
     return 0;
 }
 
-static bool
-is_loopback(const struct sockaddr_storage *ss)
+bool
+faas_address_is_loopback(const struct sockaddr_storage *ss)
 {
     if (ss->ss_family == AF_INET)
         return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
@@ -223,7 +224,7 @@ open_tcp(struct faas_server *s, const char *spec, struct husk_error **err)
 {
     struct sockaddr_storage ss;
     socklen_t sl = 0;
-    int r = parse_listen(spec, &ss, &sl, err);
+    int r = faas_parse_address(spec, "--listen", &ss, &sl, err);
     if (r < 0)
         return r;
     cleanup_fd int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -235,7 +236,7 @@ open_tcp(struct faas_server *s, const char *spec, struct husk_error **err)
         return husk_err(err, errno, "bind %s", spec);
     if (listen(fd, 4096) < 0)
         return husk_err(err, errno, "listen on %s", spec);
-    if (!is_loopback(&ss))
+    if (!faas_address_is_loopback(&ss))
         faas_server_log(s, "warning",
                         "the front door listens on %s, beyond this machine, without TLS: put a "
                         "TLS proxy in front of it%s",
@@ -327,7 +328,7 @@ adopt(struct faas_server *s, int fd, bool admin, struct husk_error **err)
                         "socket activation: the admin socket '%s' must be owned by root and "
                         "closed to others (SocketMode=0600, or 0660 with a group)",
                         path);
-    if (!admin && !is_loopback(&ss))
+    if (!admin && !faas_address_is_loopback(&ss))
         faas_server_log(s, "warning",
                         "the front door (socket activation) listens beyond this machine, without "
                         "TLS: put a TLS proxy in front of it");
@@ -342,7 +343,8 @@ faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    int r = o->listen && o->listen_fd < 0 ? parse_listen(o->listen, &ss, &sl, err) : 0;
+    int r = o->listen && o->listen_fd < 0 ? faas_parse_address(o->listen, "--listen", &ss, &sl, err)
+                                          : 0;
     if (r == 0 && o->admin_socket && o->admin_fd < 0 &&
         (o->admin_socket[0] != '/' ||
          strlen(o->admin_socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)))

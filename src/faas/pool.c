@@ -260,6 +260,7 @@ faas_pool_activate(struct faas_server *s, struct faas_function *f)
 {
     f->t_min.fn = min_retry;
     instance_env(f);
+    faas_publish_activate(s, f);
     keep_min(s, f);
 }
 
@@ -267,6 +268,7 @@ void
 faas_pool_retire(struct faas_server *s, struct faas_function *f)
 {
     f->retired = true;
+    faas_publish_retire(s, f);
     faas_timer_cancel(s, &f->t_min);
     fail_queue(f, 503, "the function was removed or replaced while the call waited", false);
     for (struct faas_instance *in = f->instances, *next; in; in = next) {

@@ -133,6 +133,8 @@ deploy_run(struct faas_work *w)
     /* Everything the parse refuses is the deployer's to fix (a missing bundle too): 400. */
     j->status = 400;
     j->r = faas_function_parse(j->body, j->len, &j->dc, &j->f, &j->err);
+    if (j->r == 0) /* its socket, before the registry knows it: a refusal leaves nothing */
+        j->r = faas_publish_acquire(j->s, j->f, &j->err);
     if (j->r == 0) {
         j->status = 500;
         j->r = faas_registry_put(j->s->reg, j->f, &j->err);

@@ -321,6 +321,7 @@ server_init(struct faas_server *s, struct husk_error **err)
     if (s->epoll_fd < 0)
         return husk_err(err, errno, "set up the event loop");
     faas_egress_open(s);
+    faas_publish_open(s);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     unsigned starts = s->opts->parallel_starts ? s->opts->parallel_starts : 4;
     if ((r = faas_workq_new(s, cores > 1 ? (unsigned)cores : 2, &s->work, err)) < 0 ||
@@ -418,6 +419,8 @@ server_free(struct faas_server *s)
         else
             faas_function_free(f);
     }
+    free_graves(s);
+    faas_publish_close(s);
     faas_listeners_close(s);
     faas_clients_free(s);
     free(s->timers);

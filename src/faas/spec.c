@@ -42,6 +42,8 @@ faas_function_free(struct faas_function *f)
     free(f->root_path);
     free(f->egress);
     free(f->egress_dns);
+    faas_publish_release(f);
+    free(f->publish);
     if (f->root_fd >= 0)
         close(f->root_fd);
     if (f->image_mnt >= 0)
@@ -79,6 +81,7 @@ faas_function_json(const struct faas_function *f)
                                   (json_int_t)idle, "busy", (json_int_t)busy, "frozen",
                                   (json_int_t)f->n_frozen));
     json_object_set_new(j, "queued", json_integer((json_int_t)f->n_queued));
+    faas_publish_json(f, j);
     return j;
 }
 
@@ -414,11 +417,11 @@ contract_field(json_t *root, struct faas_function *f, struct husk_error **err)
 
 /* Every field a deploy may carry: a typo is a mistake to name, not a default to take. */
 static const char *const deploy_fields[] = {
-    "name",    "contract", "bundle",       "image",        "dir",      "command",
-    "env",     "timeout",  "max_body",     "max_response", "memory",   "cpus",
-    "pids",    "port",     "concurrency",  "min",          "max",      "idle",
-    "freeze",  "queue",    "init_timeout", "landlock",     "handler",  "on_failure",
-    "network", "egress",   "egress_dns",   "wasm",         "wasm_dirs"};
+    "name",        "contract", "bundle",       "image",   "dir",    "command",    "env",
+    "timeout",     "max_body", "max_response", "memory",  "cpus",   "pids",       "port",
+    "concurrency", "min",      "max",          "idle",    "freeze", "queue",      "init_timeout",
+    "landlock",    "handler",  "on_failure",   "network", "egress", "egress_dns", "wasm",
+    "wasm_dirs",   "publish",  "publish_mode"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)
@@ -432,7 +435,7 @@ known_fields(json_t *root, struct husk_error **err)
             known = strcmp(key, deploy_fields[i]) == 0;
         /* What `get` adds on the way out may come back in (a copied spec). */
         known |= strcmp(key, "version") == 0 || strcmp(key, "instances") == 0 ||
-                 strcmp(key, "queued") == 0;
+                 strcmp(key, "queued") == 0 || strcmp(key, "published") == 0;
         if (!known)
             return husk_err(err, 0, "field '%s': unknown field", key);
     }
@@ -481,11 +484,13 @@ faas_function_parse(const char *body, size_t len, const struct faas_deploy_ctx *
         (r = limits(root, f, dc->policy, err)) < 0 ||
         (r = strings_field(root, "env", true, &f->env, err)) < 0 ||
         (r = url_field(root, "on_failure", err)) < 0 || (r = load_config(root, f, dc, err)) < 0 ||
-        (r = faas_egress_parse(root, f, dc, err)) < 0)
+        (r = faas_egress_parse(root, f, dc, err)) < 0 ||
+        (r = faas_publish_parse(root, f, dc, err)) < 0)
         return r;
     json_object_del(root, "version");
     json_object_del(root, "instances");
     json_object_del(root, "queued");
+    json_object_del(root, "published");
     f->spec = json_incref(root);
     *out = steal_ptr(&f);
     return 0;

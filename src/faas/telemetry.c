@@ -395,6 +395,7 @@ faas_metrics_text(struct faas_server *s, size_t *len)
     for (struct faas_stats *st = s->stats; st; st = st->next)
         histogram_text(&b, "husk_thaw_duration_seconds", st->name, &st->thaw);
     gauges(s, &b);
+    faas_publish_metrics(s, &b);
     otel_text(s, &b);
     *len = b.len;
     faas_buf_add(&b, "", 1);

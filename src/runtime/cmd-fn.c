@@ -31,6 +31,7 @@ struct fn_opts {
     const char *format;                   /* table (default) or json */
     const char *method, *subpath, *query; /* invoke */
     const char *network, *egress_dns;     /* deploy */
+    const char *publish, *publish_mode;   /* deploy */
     struct strlist egress;
     struct strlist headers;
     int to;             /* rollback --to */
@@ -87,6 +88,12 @@ static const struct flag fn_flags[] = {
                 "a destination the function may reach, CIDR[:PORT][/tcp|/udp] (repeatable)"),
     DEPLOY_FLAG("egress-dns", FLAG_STRING, egress_dns,
                 "a resolver the function may use for names (its port 53)"),
+    DEPLOY_FLAG("publish", FLAG_STRING, publish,
+                "http: [HOSTIP:]PORT, a socket on the host its instances' server accepts from "
+                "(default host 127.0.0.1)"),
+    DEPLOY_FLAG("publish-mode", FLAG_STRING, publish_mode,
+                "with --publish: bind (its bind() on $PORT gets the socket, the default) or "
+                "listen_fds (fd 3, LISTEN_FDS)"),
     DEPLOY_FLAG("no-landlock", FLAG_BOOL, no_landlock,
                 "no landlock rules (the function's own root stays its only file system anyway)"),
     DEPLOY_FLAG("concurrency", FLAG_INT, concurrency,
@@ -292,11 +299,10 @@ deploy_extras(json_t *j, const struct fn_opts *o, char **command)
 {
     const struct {
         const char *key, *value;
-    } strs[] = {{"contract", o->contract},
-                {"handler", o->handler},
-                {"on_failure", o->on_failure},
-                {"network", o->network},
-                {"egress_dns", o->egress_dns}};
+    } strs[] = {{"contract", o->contract},        {"handler", o->handler},
+                {"on_failure", o->on_failure},    {"network", o->network},
+                {"egress_dns", o->egress_dns},    {"publish", o->publish},
+                {"publish_mode", o->publish_mode}};
     for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
         if (strs[i].value)
             json_object_set_new(j, strs[i].key, json_string(strs[i].value));

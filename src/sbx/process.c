@@ -168,16 +168,21 @@ set_fds(struct sbx_child_ctx *ctx)
     return 0;
 }
 
-/* The policy's filter first, then the process's own (index 1 in a failure report). */
+/* The policy's filter first (index 1 in a failure report), then the process's own, then the
+ * caller's notify filter (index 2), whose listener goes out on the report fd. */
 static int
-load_seccomp(struct sbx_child_ctx *ctx)
+load_seccomp(struct sbx_child_ctx *ctx, int report_fd)
 {
     const struct sbx_process *p = &ctx->cfg->process;
     int r = sbx_seccomp_load(&p->seccomp_policy, -1, ctx->host_pid);
     if (r < 0)
         return child_fail(ctx, SBX_STEP_SECCOMP, 1, r);
     r = sbx_seccomp_load(&p->seccomp, ctx->opts->seccomp_listener_fd, ctx->host_pid);
-    return r < 0 ? child_fail(ctx, SBX_STEP_SECCOMP, 0, r) : 0;
+    if (r < 0)
+        return child_fail(ctx, SBX_STEP_SECCOMP, 0, r);
+    if (ctx->opts->notify_filter && (r = sbx_notify_load(ctx->opts->notify_filter, report_fd)) < 0)
+        return child_fail(ctx, SBX_STEP_SECCOMP, 2, r);
+    return 0;
 }
 
 /*
@@ -227,7 +232,7 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
         return child_fail(ctx, SBX_STEP_FDS, 2, errno);
     if ((r = sbx_landlock_apply(&p->landlock, &abi)) < 0)
         return child_fail(ctx, SBX_STEP_LANDLOCK, 0, r);
-    if (!p->no_new_privs && (r = load_seccomp(ctx)) < 0)
+    if (!p->no_new_privs && (r = load_seccomp(ctx, report_fd)) < 0)
         return r;
     if ((r = sbx_caps_before_setuid(&p->caps)) < 0)
         return child_fail(ctx, SBX_STEP_CAPS, 0, r);
@@ -238,7 +243,7 @@ child_exec(struct sbx_child_ctx *ctx, int report_fd, const char *file)
     if (p->no_new_privs) {
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             return child_fail(ctx, SBX_STEP_NO_NEW_PRIVS, 0, errno);
-        if ((r = load_seccomp(ctx)) < 0)
+        if ((r = load_seccomp(ctx, report_fd)) < 0)
             return r;
     }
     if (ctx->opts->exec_fd < 0)

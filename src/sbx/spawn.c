@@ -488,6 +488,7 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     c->pid = pid;
     c->pidfd = pidfd;
     c->pty_master = -1;
+    c->notify_fd = -1;
     c->sync_fd = steal_fd(&parent_fd);
 
     r = on_child_created(cfg, &copts, pid, tree_fd, err);
@@ -505,14 +506,27 @@ sbx_spawn(const struct sbx_config *cfg, const struct sbx_spawn_opts *opts, struc
     return 0;
 }
 
-/* After GO the child execs: EOF on the CLOEXEC sync socket means execve succeeded. */
+/* After GO the child execs: EOF on the CLOEXEC sync socket means execve succeeded. Before it,
+ * the notify filter's listener may come (kept in *notify_fd, or closed when NULL). */
 static int
-await_exec(int fd, const struct sbx_config *cfg, struct husk_error **err)
+await_exec(int fd, const struct sbx_config *cfg, int *notify_fd, struct husk_error **err)
 {
     struct sbx_msg m;
-    int r = sbx_msg_recv(fd, &m);
-    if (r == -EPIPE)
+    int got = -1;
+    int r = sbx_recv_fd(fd, &m, sizeof(m), &got);
+    if (r >= 0 && m.kind == SBX_MSG_NOTIFY && r == (int)sizeof(m) && got >= 0) {
+        if (notify_fd && *notify_fd < 0)
+            *notify_fd = got;
+        else
+            close(got);
+        return await_exec(fd, cfg, notify_fd, err);
+    }
+    if (got >= 0)
+        close(got);
+    if (r == 0)
         return 0;
+    if (r > 0 && r != (int)sizeof(m))
+        r = -EIO;
     if (r < 0)
         return husk_err(err, -r, "read exec result");
     if (m.kind != SBX_MSG_ERROR)
@@ -528,7 +542,7 @@ sbx_child_start(struct sbx_child *c, const struct sbx_config *cfg, struct husk_e
     int r = sbx_msg_send(c->sync_fd, SBX_MSG_GO, 0, 0, 0);
     if (r < 0)
         return husk_err(err, -r, "start sandbox process");
-    r = await_exec(c->sync_fd, cfg, err);
+    r = await_exec(c->sync_fd, cfg, &c->notify_fd, err);
     close(c->sync_fd);
     c->sync_fd = -1;
     return r;
@@ -540,7 +554,7 @@ sbx_start_conn(int conn_fd, const struct sbx_config *cfg, struct husk_error **er
     int r = sbx_msg_send(conn_fd, SBX_MSG_GO, 0, 0, 0);
     if (r < 0)
         return husk_err(err, -r, "send start");
-    return await_exec(conn_fd, cfg, err);
+    return await_exec(conn_fd, cfg, NULL, err);
 }
 
 int
@@ -565,6 +579,8 @@ sbx_child_free(struct sbx_child *c)
         close(c->sync_fd);
     if (c->pty_master >= 0)
         close(c->pty_master);
+    if (c->notify_fd >= 0)
+        close(c->notify_fd);
     free(c);
 }
 

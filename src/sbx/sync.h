@@ -12,6 +12,7 @@ enum sbx_msg_kind {
     SBX_MSG_READY,  /* child -> parent: set up, waiting to be started */
     SBX_MSG_ERROR,  /* child -> parent (or start connection): a step failed */
     SBX_MSG_PTY,    /* child -> parent: the terminal master, with SCM_RIGHTS */
+    SBX_MSG_NOTIFY, /* child -> parent: the notify filter's listener, with SCM_RIGHTS */
 };
 
 /* Every step the child takes between clone and execve; the index names which item failed. */

@@ -11,7 +11,9 @@
 
 enum agent_kind {
     /* daemon -> agent: run the program once. Payload: the environment, NUL-separated
-     * "K=V\0K=V\0". SCM_RIGHTS: stdin, stdout, stderr of the run. */
+     * "K=V\0K=V\0". SCM_RIGHTS: stdin, stdout, stderr of the run, and optionally a listening
+     * socket the program gets as fd 3 with LISTEN_FDS=1 and LISTEN_PID (socket activation).
+     * status: seconds the run may go on once the daemon is gone (0: the sandbox ends at once). */
     AGENT_RUN = 1,
     /* agent -> daemon: a run ended; status is the wait status, or -errno when the fork
      * failed. */

@@ -6,7 +6,9 @@
  * the function's program (its own argv) with the request's stdio and environment.
  *
  * fd 0: the control socket (SOCK_SEQPACKET, agent-proto.h). fd 1, 2: the instance's log.
- * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed.
+ * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed, at once or, for a
+ * run the daemon said may go on (a published function's server, whose clients do not go
+ * through the daemon), once that run ends or its time is up.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent-proto.h"
@@ -28,6 +31,7 @@
 struct run {
     pid_t pid;
     uint32_t id;
+    int32_t hold; /* seconds it may go on without the daemon */
 };
 
 static struct run runs[MAX_RUNS];
@@ -58,13 +62,36 @@ env_of(char *buf, size_t len)
     return env;
 }
 
-static _Noreturn void
-child(const int fds[3], char **env, const sigset_t *old)
+/* env with LISTEN_FDS=1 and LISTEN_PID=<our pid>, as sd_listen_fds(3) checks them: only the
+ * process they were meant for takes the socket, never one it runs. */
+static char **
+listen_env(char **env)
 {
-    for (int i = 0; i < 3; i++)
-        if (dup2(fds[i], i) < 0)
+    static char fds[] = "LISTEN_FDS=1", pid[32];
+    size_t n = 0, k = 0;
+    while (env[n])
+        n++;
+    char **out = calloc(n + 3, sizeof(char *));
+    if (out == NULL)
+        _exit(126);
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(env[i], "LISTEN_FDS=", 11) != 0 && strncmp(env[i], "LISTEN_PID=", 11) != 0)
+            out[k++] = env[i];
+    snprintf(pid, sizeof(pid), "LISTEN_PID=%d", (int)getpid());
+    out[k++] = fds;
+    out[k++] = pid;
+    return out;
+}
+
+static _Noreturn void
+child(const int fds[4], char **env, const sigset_t *old)
+{
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0 && dup2(fds[i], i) < 0)
             _exit(126);
-    syscall(SYS_close_range, 3, ~0U, 0);
+    if (fds[3] >= 0)
+        env = listen_env(env);
+    syscall(SYS_close_range, fds[3] >= 0 ? 4 : 3, ~0U, 0);
     sigprocmask(SIG_SETMASK, old, NULL);
     execvpe(prog_argv[0], prog_argv, env);
     dprintf(2, "husk-agent: execute %s: %s\n", prog_argv[0], strerror(errno));
@@ -72,28 +99,30 @@ child(const int fds[3], char **env, const sigset_t *old)
 }
 
 static void
-on_run(struct agent_msg *m, char *payload, const int fds[3], const sigset_t *old)
+on_run(struct agent_msg *m, char *payload, const int fds[4], const sigset_t *old)
 {
     payload[m->len] = 0;
     char **env = env_of(payload, m->len);
     pid_t pid = n_runs < MAX_RUNS && env ? fork() : (errno = EAGAIN, -1);
     if (pid == 0)
         child(fds, env, old);
+    int e = errno;
     free(env);
-    for (int i = 0; i < 3; i++)
-        close(fds[i]);
+    for (int i = 0; i < 4; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
     if (pid < 0) {
-        send_exit(m->id, -errno);
+        send_exit(m->id, -e);
         return;
     }
-    runs[n_runs++] = (struct run){.pid = pid, .id = m->id};
+    runs[n_runs++] = (struct run){.pid = pid, .id = m->id, .hold = m->status > 0 ? m->status : 0};
 }
 
 /* 1 went on, 0 the daemon is gone. */
 static int
 on_control(char *buf, const sigset_t *old)
 {
-    char cbuf[CMSG_SPACE(3 * sizeof(int))];
+    char cbuf[CMSG_SPACE(4 * sizeof(int))];
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof(struct agent_msg) + AGENT_MSG_MAX};
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
@@ -102,16 +131,16 @@ on_control(char *buf, const sigset_t *old)
         return errno == EINTR || errno == EAGAIN;
     if (n == 0)
         return 0;
-    int fds[3] = {-1, -1, -1}, nfds = 0;
+    int fds[4] = {-1, -1, -1, -1}, nfds = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
             nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-            memcpy(fds, CMSG_DATA(c), (nfds > 3 ? 3 : nfds) * sizeof(int));
+            memcpy(fds, CMSG_DATA(c), (nfds > 4 ? 4 : nfds) * sizeof(int));
         }
     struct agent_msg *m = (struct agent_msg *)buf;
-    if ((size_t)n < sizeof(*m) || m->kind != AGENT_RUN || nfds != 3 ||
+    if ((size_t)n < sizeof(*m) || m->kind != AGENT_RUN || nfds < 3 || nfds > 4 ||
         m->len != (size_t)n - sizeof(*m)) {
-        for (int i = 0; i < 3 && i < nfds; i++)
+        for (int i = 0; i < 4 && i < nfds; i++)
             close(fds[i]);
         if ((size_t)n >= sizeof(*m))
             send_exit(m->id, -EINVAL);
@@ -135,6 +164,25 @@ reap(void)
             }
 }
 
+static long
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec;
+}
+
+/* The daemon is gone: how long the runs that may go on still may, in seconds (0: none). */
+static long
+hold_until(void)
+{
+    long hold = 0;
+    for (size_t i = 0; i < n_runs; i++)
+        if (runs[i].hold > hold)
+            hold = runs[i].hold;
+    return hold ? now_s() + hold : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -149,9 +197,14 @@ main(int argc, char **argv)
     char *buf = malloc(sizeof(struct agent_msg) + AGENT_MSG_MAX + 1);
     if (sfd < 0 || buf == NULL)
         return 1;
+    long until = 0; /* the daemon is gone: the time the held runs end */
     for (;;) {
-        struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        long left = until ? until - now_s() : 0;
+        if (until && (left <= 0 || n_runs == 0))
+            break;
+        struct pollfd p[2] = {{.fd = until ? -1 : 0, .events = POLLIN},
+                              {.fd = sfd, .events = POLLIN}};
+        if (poll(p, 2, until ? (int)left * 1000 : -1) < 0 && errno != EINTR)
             break;
         if (p[1].revents) {
             struct signalfd_siginfo si;
@@ -159,7 +212,7 @@ main(int argc, char **argv)
                 ;
             reap();
         }
-        if (p[0].revents && !on_control(buf, &old))
+        if (p[0].revents && !on_control(buf, &old) && (until = hold_until()) == 0)
             break;
     }
     kill(-1, SIGKILL); /* pid 1 of the sandbox: everything in it */
