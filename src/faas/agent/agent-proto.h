@@ -16,7 +16,15 @@ enum agent_kind {
     /* agent -> daemon: a run ended; status is the wait status, or -errno when the fork
      * failed. */
     AGENT_EXIT = 2,
+    /* zygote -> agent (zygote.c): the run's process exists (status: its pid, now the agent's
+     * to reap), or could not be made (status: -errno). */
+    AGENT_STARTED = 3,
 };
+
+/* The agent's argv[1] when it runs its program (argv[2..]) as a zygote that forks each run
+ * (fd 3: a socket speaking these messages) instead of executing the program per run. argv[0]
+ * is the program too: the spawn looks it up in the root. */
+#define AGENT_ZYGOTE_ARG "husk-zygote"
 
 struct agent_msg {
     uint32_t kind;

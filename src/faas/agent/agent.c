@@ -6,7 +6,8 @@
  * the function's program (its own argv) with the request's stdio and environment.
  *
  * fd 0: the control socket (SOCK_SEQPACKET, agent-proto.h). fd 1, 2: the instance's log.
- * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed.
+ * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed. Called as
+ * ARGV0 AGENT_ZYGOTE_ARG ..., it hands the runs to a zygote instead (zygote.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "agent-proto.h"
+#include "agent.h"
 
 #define MAX_RUNS 1024
 
@@ -33,9 +34,10 @@ struct run {
 static struct run runs[MAX_RUNS];
 static size_t n_runs;
 static char **prog_argv;
+static bool zygote;
 
-static void
-send_exit(uint32_t id, int32_t status)
+void
+agent_send_exit(uint32_t id, int32_t status)
 {
     struct agent_msg m = {.kind = AGENT_EXIT, .id = id, .status = status};
     while (send(0, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -74,6 +76,10 @@ child(const int fds[3], char **env, const sigset_t *old)
 static void
 on_run(struct agent_msg *m, char *payload, const int fds[3], const sigset_t *old)
 {
+    if (zygote) {
+        zygote_run(m, payload, fds);
+        return;
+    }
     payload[m->len] = 0;
     char **env = env_of(payload, m->len);
     pid_t pid = n_runs < MAX_RUNS && env ? fork() : (errno = EAGAIN, -1);
@@ -83,10 +89,31 @@ on_run(struct agent_msg *m, char *payload, const int fds[3], const sigset_t *old
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     if (pid < 0) {
-        send_exit(m->id, -errno);
+        agent_send_exit(m->id, -errno);
         return;
     }
-    runs[n_runs++] = (struct run){.pid = pid, .id = m->id};
+    agent_track(pid, m->id);
+}
+
+void
+agent_track(pid_t pid, uint32_t id)
+{
+    if (n_runs == MAX_RUNS) { /* cannot happen: the zygote's runs are bounded as these */
+        agent_send_exit(id, -EAGAIN);
+        return;
+    }
+    runs[n_runs++] = (struct run){.pid = pid, .id = id};
+}
+
+bool
+agent_untrack(uint32_t id)
+{
+    for (size_t i = 0; i < n_runs; i++)
+        if (runs[i].id == id) {
+            runs[i] = runs[--n_runs];
+            return true;
+        }
+    return false;
 }
 
 /* 1 went on, 0 the daemon is gone. */
@@ -114,7 +141,7 @@ on_control(char *buf, const sigset_t *old)
         for (int i = 0; i < 3 && i < nfds; i++)
             close(fds[i]);
         if ((size_t)n >= sizeof(*m))
-            send_exit(m->id, -EINVAL);
+            agent_send_exit(m->id, -EINVAL);
         return 1;
     }
     on_run(m, buf + sizeof(*m), fds, old);
@@ -126,13 +153,17 @@ reap(void)
 {
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (size_t i = 0; i < n_runs; i++)
-            if (runs[i].pid == pid) {
-                send_exit(runs[i].id, status);
-                runs[i] = runs[--n_runs];
-                break;
-            }
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        size_t i = 0;
+        while (i < n_runs && runs[i].pid != pid)
+            i++;
+        if (i < n_runs) {
+            agent_send_exit(runs[i].id, status);
+            runs[i] = runs[--n_runs];
+        } else if (zygote) {
+            zygote_reaped(pid, status);
+        }
+    }
 }
 
 int
@@ -142,17 +173,24 @@ main(int argc, char **argv)
     if (argc < 1)
         return 2;
     prog_argv = argv;
+    zygote = argc > 2 && strcmp(argv[1], AGENT_ZYGOTE_ARG) == 0;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
+    if (zygote)
+        zygote_init(argv + 2, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     char *buf = malloc(sizeof(struct agent_msg) + AGENT_MSG_MAX + 1);
     if (sfd < 0 || buf == NULL)
         return 1;
     for (;;) {
-        struct pollfd p[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
+        struct pollfd p[3] = {{.fd = 0, .events = POLLIN},
+                              {.fd = sfd, .events = POLLIN},
+                              {.fd = zygote_fd(), .events = POLLIN}};
+        if (poll(p, 3, -1) < 0 && errno != EINTR)
             break;
+        if (p[2].revents) /* before reaping: the zygote's runs are known by then */
+            zygote_on_message();
         if (p[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) > 0)
