@@ -21,6 +21,9 @@ enum agent_kind {
     AGENT_STARTED = 3,
 };
 
+/* AGENT_RUN's status to a zygote: run it yourself (the zygote becomes the run). */
+#define AGENT_RUN_SELF 1
+
 /* The agent's argv[1] when it runs its program (argv[2..]) as a zygote that forks each run
  * (fd 3: a socket speaking these messages) instead of executing the program per run. argv[0]
  * is the program too: the spawn looks it up in the root. */

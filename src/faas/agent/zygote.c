@@ -7,8 +7,10 @@
  * status, only relayed). Should the zygote die first, its runs are reparented to the agent
  * (pid 1 of the sandbox), which reaps them by the pids it was told.
  *
- * A zygote that dies (killed, out of memory) is started again for the next run; the runs it
- * had not started yet fail with a line on their stderr, which the daemon logs.
+ * The instance's first run goes to its first zygote as AGENT_RUN_SELF: that zygote becomes
+ * the run (no fork on the cold start's path), and the next zygote starts at once for the runs
+ * that follow. A zygote that dies (killed, out of memory) is started again for the next run;
+ * the runs it had not started yet fail with a line on their stderr, which the daemon logs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,6 +39,7 @@ static struct {
     const sigset_t *old;
     pid_t pid;
     int fd;
+    bool served; /* a run went to a zygote: the next are forked */
     struct pending pending[MAX_PENDING];
     size_t n_pending;
 } z = {.pid = -1, .fd = -1};
@@ -128,6 +131,8 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
         agent_send_exit(m->id, -EAGAIN);
         return;
     }
+    bool self = !z.served && z.n_pending == 0;
+    m->status = self ? AGENT_RUN_SELF : 0;
     char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
     struct iovec iov[2] = {{m, sizeof(*m)}, {(void *)payload, m->len}};
     struct msghdr mh = {
@@ -145,6 +150,16 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
                  errno == EMSGSIZE ? "could not take the run's environment"
                                    : "could not take the run",
                  errno);
+        return;
+    }
+    z.served = true;
+    if (self) { /* that zygote is the run now, reaped as one; the next one starts */
+        close_fds(fds);
+        agent_track(z.pid, m->id);
+        close(z.fd);
+        z.fd = -1;
+        z.pid = -1;
+        zygote_start();
         return;
     }
     struct pending *p = &z.pending[z.n_pending++];

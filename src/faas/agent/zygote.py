@@ -5,7 +5,8 @@
 # level from outside its own directory (the standard library, site-packages) once, then forks
 # per call: the agent sends the call's environment and stdio (agent-proto.h, AGENT_RUN), the
 # zygote answers the call's pid (AGENT_STARTED) and, once it reaped it, its wait status
-# (AGENT_EXIT). The call's process sets up stdio, environment, argv and __main__ as
+# (AGENT_EXIT). An instance's first call is run by its first zygote itself (no fork on the cold
+# start's path); the agent starts the next. The call's process sets up stdio, environment, argv and __main__ as
 # `python3 SCRIPT` would, draws new random state, runs the compiled code, and exits as Python
 # does (threads joined, atexit handlers, the script's objects released, stdio flushed) but
 # without tearing the interpreter down: that would write to every object the zygote shares
@@ -22,6 +23,7 @@ import select
 
 _HDR = _struct.Struct("=IIiI")  # struct agent_msg
 _RUN, _EXIT, _STARTED = 1, 2, 3
+_SELF = 1  # AGENT_RUN_SELF
 
 
 def _husk_load(script):
@@ -80,7 +82,8 @@ def _husk_preload(script, here):
 
 
 def _husk_receive(sock, buf, anc):
-    """A run: (run id, environment, fds); None at the end; run id None for a bad message."""
+    """A run: (run id, environment, fds, flags); None at the end; run id None for a bad
+    message."""
     try:
         n, ancdata, _, _ = sock.recvmsg_into([buf], anc)
     except OSError:
@@ -91,26 +94,30 @@ def _husk_receive(sock, buf, anc):
     for level, typ, data in ancdata:
         if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % 4])
-    kind, rid, _, length = _HDR.unpack_from(buf) if n >= _HDR.size else (0, 0, 0, 0)
+    kind, rid, flags, length = _HDR.unpack_from(buf) if n >= _HDR.size else (0, 0, 0, 0)
     if kind != _RUN or len(fds) != 3 or _HDR.size + length != n:
         for fd in fds:
             posix.close(fd)
-        return None, b"", fds[:0]
-    return rid, bytes(buf[_HDR.size : n]), fds
+        return None, b"", fds[:0], 0
+    return rid, bytes(buf[_HDR.size : n]), fds, flags
+
+
+def _husk_leave(closing):
+    """Leave the zygote's loop behind (its sockets, its SIGCHLD handling) for a call."""
+    _signal.set_wakeup_fd(-1)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, _husk_mask)
+    for c in closing:
+        c.close() if hasattr(c, "close") else posix.close(c)
 
 
 def _husk_fork(closing):
-    """fork(); the child leaves the zygote's loop behind (its sockets, its SIGCHLD handling)."""
     try:
         pid = posix.fork()
     except OSError as e:
         return -e.errno
     if pid == 0:
-        _signal.set_wakeup_fd(-1)
-        _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-        _signal.pthread_sigmask(_signal.SIG_SETMASK, _husk_mask)
-        for c in closing:
-            c.close() if hasattr(c, "close") else posix.close(c)
+        _husk_leave(closing)
     return pid
 
 
@@ -128,7 +135,9 @@ def _husk_warm():
 
 def _husk_serve():
     """The fork server's loop; returns in each call's process only. The next call's process is
-    forked ahead (the spare), so a call waits for no fork: it is handed to the spare."""
+    forked ahead (the spare) when the zygote is idle, so a call waits for no fork: it is handed
+    to the spare. A run flagged _SELF (an instance's first: its zygote just started, there is
+    no spare yet) is the zygote's own: it leaves the loop to run it, the agent starts another."""
     ctl = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, 3)
     buf = bytearray(_HDR.size + 256 * 1024)
     anc = _socket.CMSG_SPACE(3 * 4)
@@ -145,7 +154,8 @@ def _husk_serve():
     calls = {}  # pid: run id
     spare = None  # (pid, its socket)
     while True:
-        if spare is None:
+        ready = [fd for fd, _ in poll.poll(0 if spare is None else None)]
+        if not ready:  # idle, no spare
             mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
             pid = _husk_fork(loop + (mine,))
             if pid == 0:
@@ -157,7 +167,7 @@ def _husk_serve():
                 return run[1], run[2]
             theirs.close()
             spare = (pid, mine) if pid > 0 else mine.close()
-        ready = [fd for fd, _ in poll.poll()]
+            continue
         if wake_r in ready:
             posix.read(wake_r, 512)
             while True:
@@ -176,9 +186,12 @@ def _husk_serve():
         run = _husk_receive(ctl, buf, anc)
         if run is None:
             posix._exit(0)  # the agent is gone
-        rid, env, fds = run
+        rid, env, fds, flags = run
         if rid is None:
             continue
+        if flags & _SELF:  # the agent reaps this process as the run now
+            _husk_leave(loop + ((spare[1],) if spare else ()))
+            return env, fds
         pid = -1
         if spare:
             try:
