@@ -509,18 +509,9 @@ faas_instance_send_run(struct faas_instance *in, uint32_t id, const struct faas_
                        const int fds[3], struct husk_error **err)
 {
     struct agent_msg m = {.kind = AGENT_RUN, .id = id, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
-    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
     if (env->len > AGENT_MSG_MAX)
         return husk_err(err, E2BIG, "the request's headers are too large for the environment");
-    if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+    if (agent_send_run(in->ctl_fd, &m, env->p, fds) < 0)
         return husk_err(err, errno, "hand the run to instance %s", in->id);
     return 0;
 }

@@ -5,6 +5,9 @@
 #define HUSK_FAAS_AGENT_PROTO_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 /* The largest message: a run request's environment block. */
 #define AGENT_MSG_MAX (256u * 1024u)
@@ -35,5 +38,21 @@ struct agent_msg {
     int32_t status;
     uint32_t len; /* bytes of payload after this header */
 };
+
+/* Send a run: m, its payload, and its three fds (SCM_RIGHTS). sendmsg's result. */
+static inline ssize_t
+agent_send_run(int sock, struct agent_msg *m, const void *payload, const int fds[3])
+{
+    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
+    struct iovec iov[2] = {{m, sizeof(*m)}, {(void *)payload, m->len}};
+    struct msghdr mh = {
+        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
 
 #endif

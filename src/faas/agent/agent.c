@@ -160,9 +160,9 @@ reap(void)
         if (i < n_runs) {
             agent_send_exit(runs[i].id, status);
             runs[i] = runs[--n_runs];
-        } else if (zygote) {
-            zygote_reaped(pid, status);
         }
+        if (zygote)
+            zygote_reaped(pid, status);
     }
 }
 

@@ -39,7 +39,8 @@ static struct {
     const sigset_t *old;
     pid_t pid;
     int fd;
-    bool served; /* a run went to a zygote: the next are forked */
+    bool served;    /* a run went to a zygote: the next are forked */
+    pid_t self_pid; /* the zygote that became the first run: the next starts when it ends */
     struct pending pending[MAX_PENDING];
     size_t n_pending;
 } z = {.pid = -1, .fd = -1};
@@ -133,17 +134,8 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
     }
     bool self = !z.served && z.n_pending == 0;
     m->status = self ? AGENT_RUN_SELF : 0;
-    char cbuf[CMSG_SPACE(3 * sizeof(int))] = {0};
-    struct iovec iov[2] = {{m, sizeof(*m)}, {(void *)payload, m->len}};
-    struct msghdr mh = {
-        .msg_iov = iov, .msg_iovlen = 2, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(3 * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, 3 * sizeof(int));
     ssize_t n;
-    while ((n = sendmsg(z.fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+    while ((n = agent_send_run(z.fd, m, payload, fds)) < 0 && errno == EINTR)
         ;
     if (n < 0) { /* a dead zygote is reaped, and restarted by the next run */
         fail_run(m->id, fds,
@@ -158,8 +150,8 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
         agent_track(z.pid, m->id);
         close(z.fd);
         z.fd = -1;
+        z.self_pid = z.pid;
         z.pid = -1;
-        zygote_start();
         return;
     }
     struct pending *p = &z.pending[z.n_pending++];
@@ -221,6 +213,12 @@ zygote_on_message(void)
 void
 zygote_reaped(pid_t pid, int status)
 {
+    if (pid == z.self_pid) {
+        z.self_pid = 0;
+        if (z.fd < 0)
+            zygote_start();
+        return;
+    }
     if (pid == z.pid) {
         z.pid = -1;
         if (z.fd < 0)
