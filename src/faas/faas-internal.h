@@ -222,6 +222,10 @@ int faas_wasm_module_check(const uint8_t *p, size_t len, struct faas_wasm_info *
 int faas_wasm_plan(struct faas_function *f, json_t *spec, const struct faas_deploy_ctx *dc,
                    struct husk_error **err);
 
+/* Zygotes (zygote.c): with "zygote": true, the plan's command becomes the agent's zygote
+ * command line; a program or contract without a zygote is the deployer's mistake. */
+int faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err);
+
 /* ---- the deploy policy (policy.c) */
 
 /* Open an absolute path for a deploy: no symlinks on the way, each directory owned by root or

@@ -605,20 +605,9 @@ send_run(struct faas_instance *in, uint32_t id, const struct faas_buf *env, cons
          size_t n_fds, int32_t hold, struct husk_error **err)
 {
     struct agent_msg m = {.kind = AGENT_RUN, .id = id, .status = hold, .len = (uint32_t)env->len};
-    char cbuf[CMSG_SPACE(4 * sizeof(int))] = {0};
-    struct iovec iov[2] = {{&m, sizeof(m)}, {env->p, env->len}};
-    struct msghdr mh = {.msg_iov = iov,
-                        .msg_iovlen = 2,
-                        .msg_control = cbuf,
-                        .msg_controllen = CMSG_SPACE(n_fds * sizeof(int))};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
-    memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
     if (env->len > AGENT_MSG_MAX)
         return husk_err(err, E2BIG, "the request's headers are too large for the environment");
-    if (sendmsg(in->ctl_fd, &mh, MSG_NOSIGNAL) < 0)
+    if (agent_send_run(in->ctl_fd, &m, env->p, fds, n_fds) < 0)
         return husk_err(err, errno, "hand the run to instance %s", in->id);
     return 0;
 }

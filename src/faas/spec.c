@@ -385,6 +385,7 @@ load_config(json_t *root, struct faas_function *f, const struct faas_deploy_ctx 
     if (f->contract->deploy && (r = f->contract->deploy(f, root, err)) < 0)
         return r;
     if ((r = check_entrypoint(f, given ? "command" : field, err)) < 0 ||
+        (r = faas_zygote_plan(f, root, err)) < 0 ||
         (r = faas_policy_apply(dc->policy, f->cfg, bundle != NULL,
                                landlock == NULL || json_is_true(landlock), err)) < 0)
         return r;
@@ -421,7 +422,7 @@ static const char *const deploy_fields[] = {
     "timeout",     "max_body", "max_response", "memory",  "cpus",   "pids",       "port",
     "concurrency", "min",      "max",          "idle",    "freeze", "queue",      "init_timeout",
     "landlock",    "handler",  "on_failure",   "network", "egress", "egress_dns", "wasm",
-    "wasm_dirs",   "publish",  "publish_mode"};
+    "wasm_dirs",   "publish",  "publish_mode", "zygote"};
 
 static int
 known_fields(json_t *root, struct husk_error **err)

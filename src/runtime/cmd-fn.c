@@ -26,7 +26,7 @@ struct fn_opts {
         *on_failure, *callback;
     int timeout, max_body, max_response, port, pids, concurrency, min, max, idle, freeze, queue,
         init_timeout;
-    bool follow, no_landlock, async;
+    bool follow, no_landlock, async, zygote;
     const char *version, *weight;         /* invoke --version, alias --weight */
     const char *format;                   /* table (default) or json */
     const char *method, *subpath, *query; /* invoke */
@@ -96,6 +96,9 @@ static const struct flag fn_flags[] = {
                 "listen_fds (fd 3, LISTEN_FDS)"),
     DEPLOY_FLAG("no-landlock", FLAG_BOOL, no_landlock,
                 "no landlock rules (the function's own root stays its only file system anyway)"),
+    DEPLOY_FLAG("zygote", FLAG_BOOL, zygote,
+                "Python (stdio, cgi): load the interpreter and the code once per instance, fork "
+                "each call from it"),
     DEPLOY_FLAG("concurrency", FLAG_INT, concurrency,
                 "calls per instance (stdio, cgi, lambda 1; http 100)"),
     DEPLOY_FLAG("min", FLAG_INT, min, "instances kept ready (default 0)"),
@@ -308,6 +311,8 @@ deploy_extras(json_t *j, const struct fn_opts *o, char **command)
             json_object_set_new(j, strs[i].key, json_string(strs[i].value));
     if (o->no_landlock)
         json_object_set_new(j, "landlock", json_false());
+    if (o->zygote)
+        json_object_set_new(j, "zygote", json_true());
     if (o->egress.n) {
         json_t *rules = json_array();
         for (size_t i = 0; i < o->egress.n; i++)

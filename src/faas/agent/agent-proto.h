@@ -5,6 +5,9 @@
 #define HUSK_FAAS_AGENT_PROTO_H
 
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 /* The largest message: a run request's environment block. */
 #define AGENT_MSG_MAX (256u * 1024u)
@@ -18,7 +21,18 @@ enum agent_kind {
     /* agent -> daemon: a run ended; status is the wait status, or -errno when the fork
      * failed. */
     AGENT_EXIT = 2,
+    /* zygote -> agent (zygote.c): the run's process exists (status: its pid, now the agent's
+     * to reap), or could not be made (status: -errno). */
+    AGENT_STARTED = 3,
 };
+
+/* AGENT_RUN's status to a zygote: run it yourself (the zygote becomes the run). */
+#define AGENT_RUN_SELF 1
+
+/* The agent's argv[1] when it runs its program (argv[2..]) as a zygote that forks each run
+ * (fd 3: a socket speaking these messages) instead of executing the program per run. argv[0]
+ * is the program too: the spawn looks it up in the root. */
+#define AGENT_ZYGOTE_ARG "husk-zygote"
 
 struct agent_msg {
     uint32_t kind;
@@ -26,5 +40,24 @@ struct agent_msg {
     int32_t status;
     uint32_t len; /* bytes of payload after this header */
 };
+
+/* Send a run: m, its payload, and its n_fds fds (3: stdin, stdout, stderr; 4: and a listening
+ * socket), by SCM_RIGHTS. sendmsg's result. */
+static inline ssize_t
+agent_send_run(int sock, struct agent_msg *m, const void *payload, const int *fds, size_t n_fds)
+{
+    char cbuf[CMSG_SPACE(4 * sizeof(int))] = {0};
+    struct iovec iov[2] = {{m, sizeof(*m)}, {(void *)payload, m->len}};
+    struct msghdr mh = {.msg_iov = iov,
+                        .msg_iovlen = 2,
+                        .msg_control = cbuf,
+                        .msg_controllen = CMSG_SPACE(n_fds * sizeof(int))};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(n_fds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, n_fds * sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL);
+}
 
 #endif

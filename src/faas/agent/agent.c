@@ -8,7 +8,8 @@
  * fd 0: the control socket (SOCK_SEQPACKET, agent-proto.h). fd 1, 2: the instance's log.
  * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed, at once or, for a
  * run the daemon said may go on (a published function's server, whose clients do not go
- * through the daemon), once that run ends or its time is up.
+ * through the daemon), once that run ends or its time is up. Called as
+ * ARGV0 AGENT_ZYGOTE_ARG ..., it hands the runs to a zygote instead (zygote.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent-proto.h"
+#include "agent.h"
 
 #define MAX_RUNS 1024
 
@@ -37,9 +38,10 @@ struct run {
 static struct run runs[MAX_RUNS];
 static size_t n_runs;
 static char **prog_argv;
+static bool zygote;
 
-static void
-send_exit(uint32_t id, int32_t status)
+void
+agent_send_exit(uint32_t id, int32_t status)
 {
     struct agent_msg m = {.kind = AGENT_EXIT, .id = id, .status = status};
     while (send(0, &m, sizeof(m), MSG_NOSIGNAL) < 0 && errno == EINTR)
@@ -101,6 +103,10 @@ child(const int fds[4], char **env, const sigset_t *old)
 static void
 on_run(struct agent_msg *m, char *payload, const int fds[4], const sigset_t *old)
 {
+    if (zygote) {
+        zygote_run(m, payload, fds);
+        return;
+    }
     payload[m->len] = 0;
     char **env = env_of(payload, m->len);
     pid_t pid = n_runs < MAX_RUNS && env ? fork() : (errno = EAGAIN, -1);
@@ -112,10 +118,31 @@ on_run(struct agent_msg *m, char *payload, const int fds[4], const sigset_t *old
         if (fds[i] >= 0)
             close(fds[i]);
     if (pid < 0) {
-        send_exit(m->id, -e);
+        agent_send_exit(m->id, -e);
         return;
     }
-    runs[n_runs++] = (struct run){.pid = pid, .id = m->id, .hold = m->status > 0 ? m->status : 0};
+    agent_track(pid, m->id, m->status > 0 ? m->status : 0);
+}
+
+void
+agent_track(pid_t pid, uint32_t id, int32_t hold)
+{
+    if (n_runs == MAX_RUNS) { /* cannot happen: the zygote's runs are bounded as these */
+        agent_send_exit(id, -EAGAIN);
+        return;
+    }
+    runs[n_runs++] = (struct run){.pid = pid, .id = id, .hold = hold};
+}
+
+bool
+agent_untrack(uint32_t id)
+{
+    for (size_t i = 0; i < n_runs; i++)
+        if (runs[i].id == id) {
+            runs[i] = runs[--n_runs];
+            return true;
+        }
+    return false;
 }
 
 /* 1 went on, 0 the daemon is gone. */
@@ -143,7 +170,7 @@ on_control(char *buf, const sigset_t *old)
         for (int i = 0; i < 4 && i < nfds; i++)
             close(fds[i]);
         if ((size_t)n >= sizeof(*m))
-            send_exit(m->id, -EINVAL);
+            agent_send_exit(m->id, -EINVAL);
         return 1;
     }
     on_run(m, buf + sizeof(*m), fds, old);
@@ -155,13 +182,17 @@ reap(void)
 {
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        for (size_t i = 0; i < n_runs; i++)
-            if (runs[i].pid == pid) {
-                send_exit(runs[i].id, status);
-                runs[i] = runs[--n_runs];
-                break;
-            }
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        size_t i = 0;
+        while (i < n_runs && runs[i].pid != pid)
+            i++;
+        if (i < n_runs) {
+            agent_send_exit(runs[i].id, status);
+            runs[i] = runs[--n_runs];
+        }
+        if (zygote)
+            zygote_reaped(pid, status);
+    }
 }
 
 static long
@@ -190,9 +221,12 @@ main(int argc, char **argv)
     if (argc < 1)
         return 2;
     prog_argv = argv;
+    zygote = argc > 2 && strcmp(argv[1], AGENT_ZYGOTE_ARG) == 0;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
+    if (zygote)
+        zygote_init(argv + 2, &old);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     char *buf = malloc(sizeof(struct agent_msg) + AGENT_MSG_MAX + 1);
     if (sfd < 0 || buf == NULL)
@@ -202,10 +236,13 @@ main(int argc, char **argv)
         long left = until ? until - now_s() : 0;
         if (until && (left <= 0 || n_runs == 0))
             break;
-        struct pollfd p[2] = {{.fd = until ? -1 : 0, .events = POLLIN},
-                              {.fd = sfd, .events = POLLIN}};
-        if (poll(p, 2, until ? (int)left * 1000 : -1) < 0 && errno != EINTR)
+        struct pollfd p[3] = {{.fd = until ? -1 : 0, .events = POLLIN},
+                              {.fd = sfd, .events = POLLIN},
+                              {.fd = zygote_fd(), .events = POLLIN}};
+        if (poll(p, 3, until ? (int)left * 1000 : -1) < 0 && errno != EINTR)
             break;
+        if (p[2].revents) /* before reaping: the zygote's runs are known by then */
+            zygote_on_message();
         if (p[1].revents) {
             struct signalfd_siginfo si;
             while (read(sfd, &si, sizeof(si)) > 0)

@@ -1,0 +1,227 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
+"""Zygote benchmark: Python and Node.js functions in `husk serve`, with and without --zygote.
+
+Run as root: /usr/bin/python3 bench/zygote_bench.py [--husk PATH] [--calls N] [--cycles N]
+
+In one run, on this machine:
+  host         `python3 -c pass` (the interpreter's start, the floor a plain call pays);
+  python       examples/functions/python-json.py (stdio) from a packed root, deployed twice,
+               with and without --zygote: warm call p50 (the whole answer, a new connection
+               each), and cold start p50 (each deploy a new version, its first call cold);
+  node         examples/functions/node-http.js (http): cold start to first byte without
+               --zygote, and what --zygote says; on the host, `node` loading the modules the
+               example loads, plainly and from a V8 startup snapshot holding all but `http`
+               (which Node 20 cannot snapshot).
+Calls of the two deployments are interleaved. Prints p50s, ratios and the load average.
+Timing never fails anything; exit 1 when something could not be set up.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = "/usr/bin/python3"
+
+
+def p50(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else float("nan")
+
+
+def ms(ns):
+    return ns / 1e6
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_byte(port, method, path, body=b""):
+    """ns to the first byte of the answer, ns to all of it, the status and the body."""
+    t0 = time.perf_counter_ns()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request(method, path, body=body)
+    r = c.getresponse()
+    t1 = time.perf_counter_ns()
+    data = r.read()
+    t2 = time.perf_counter_ns()
+    c.close()
+    return t1 - t0, t2 - t0, r.status, data
+
+
+def run_ns(argv, stdin=b""):
+    t0 = time.perf_counter_ns()
+    subprocess.run(argv, input=stdin, capture_output=True, check=True)
+    return time.perf_counter_ns() - t0
+
+
+class Serve:
+    def __init__(self, husk, work):
+        self.husk, self.work = husk, work
+        self.port = free_port()
+        self.admin = os.path.join(work, "admin.sock")
+        self.log = open(os.path.join(work, "serve.log"), "wb")
+        self.proc = subprocess.Popen(
+            [husk, "--root", os.path.join(work, "run"), "serve", "--listen",
+             f"127.0.0.1:{self.port}", "--state", os.path.join(work, "state"), "--admin-socket",
+             self.admin], stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("husk serve did not listen")
+
+    def deploy(self, spec):
+        c = http.client.HTTPConnection("localhost", timeout=60)
+        c.sock = socket.socket(socket.AF_UNIX)
+        c.sock.connect(self.admin)
+        c.request("POST", "/system/functions", body=json.dumps(spec),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, body
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def pack(husk, work, out, *argv):
+    r = subprocess.run([husk, "--root", os.path.join(work, "run"), "pack", "-f", "rootfs", "-o",
+                        out, *argv], capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"husk pack {argv[0]}: {r.stderr.strip()}")
+
+
+def python_part(args, serve, work, res):
+    script = os.path.join(work, "python-json.py")
+    shutil.copy(os.path.join(REPO, "examples", "functions", "python-json.py"), script)
+    root = os.path.join(work, "py-root")
+    pack(args.husk, work, root, PY, script)
+    names = {"plain": "py", "zygote": "pyz"}
+    version = 0
+    cold = {k: [] for k in names}
+    for cycle in range(args.cycles + 1):  # each deploy a new version: its first call is cold
+        for kind, name in names.items():
+            status, body = serve.deploy({"name": name, "dir": root, "command": [PY, script],
+                                         "zygote": kind == "zygote", "timeout": 30})
+            if status != 201:
+                raise RuntimeError(f"deploy {name}: {status} {body!r}")
+            _, whole, status, out = first_byte(serve.port, "POST", f"/function/{name}",
+                                               b'{"name": "bench"}')
+            if status != 200 or b"bench" not in out:
+                raise RuntimeError(f"{name}: {status} {out!r}")
+            if cycle:
+                cold[kind].append(whole)
+    warm = {k: [] for k in names}
+    for _ in range(args.calls):
+        for kind, name in names.items():
+            _, whole, status, _ = first_byte(serve.port, "POST", f"/function/{name}",
+                                             b'{"name": "bench"}')
+            warm[kind].append(whole)
+    for kind in names:
+        res[f"python warm p50, {kind}"] = ms(p50(warm[kind]))
+        res[f"python cold start p50, {kind}"] = ms(p50(cold[kind]))
+
+
+def node_part(args, serve, work, res, notes):
+    node = shutil.which("node")
+    if node is None:
+        notes.append("node: not installed (Debian's nodejs): its part is skipped")
+        return
+    node = os.path.realpath(node)
+    script = os.path.join(work, "node-http.js")
+    shutil.copy(os.path.join(REPO, "examples", "functions", "node-http.js"), script)
+    root = os.path.join(work, "node-root")
+    pack(args.husk, work, root, node, script)
+    spec = {"name": "web", "dir": root, "command": [node, script], "contract": "http",
+            "timeout": 30, "init_timeout": 60}
+    status, body = serve.deploy(dict(spec, zygote=True))
+    notes.append(f"node with --zygote: HTTP {status}: "
+                 f"{json.loads(body).get('error', body) if status >= 400 else 'deployed'}")
+    cold = []
+    for cycle in range(args.cycles + 1):
+        status, body = serve.deploy(spec)
+        if status != 201:
+            raise RuntimeError(f"deploy web: {status} {body!r}")
+        fb, _, status, out = first_byte(serve.port, "GET", "/function/web/x")
+        if status != 200:
+            raise RuntimeError(f"web: {status} {out!r}")
+        if cycle:
+            cold.append(fb)
+    res["node http cold start to first byte p50, plain"] = ms(p50(cold))
+    # The V8 startup snapshot Node 20 can build: the example's modules but http.
+    snap_js = os.path.join(work, "snap.js")
+    with open(snap_js, "w") as f:
+        f.write("require('crypto'); require('net');\n"
+                "require('v8').startupSnapshot.setDeserializeMainFunction(() => "
+                "{ require('http'); });\n")
+    blob = os.path.join(work, "snap.blob")
+    subprocess.run([node, "--snapshot-blob", blob, "--build-snapshot", snap_js],
+                   capture_output=True, check=True)
+    plain, snap = [], []
+    for _ in range(args.cycles * 2):
+        plain.append(run_ns([node, "-e", "require('crypto'); require('net'); require('http')"]))
+        snap.append(run_ns([node, "--snapshot-blob", blob]))
+    res["host: node loading the example's modules p50, plain"] = ms(p50(plain))
+    res["host: node loading them from a startup snapshot p50"] = ms(p50(snap))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--husk", default=os.environ.get("HUSK", os.path.join(REPO, "build", "husk")))
+    ap.add_argument("--calls", type=int, default=50, help="warm calls per deployment (50)")
+    ap.add_argument("--cycles", type=int, default=8, help="cold starts per deployment (8)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("zygote_bench: run as root")
+    work = f"/var/tmp/husk-zygote-bench-{os.getpid()}"  # not /tmp: the functions' tmpfs
+    os.makedirs(work, mode=0o755)
+    res, notes = {}, []
+    load0 = os.getloadavg()
+    serve = None
+    try:
+        host = [run_ns([PY, "-c", "pass"]) for _ in range(args.calls)]
+        res["host: python3 -c pass p50"] = ms(p50(host))
+        serve = Serve(args.husk, work)
+        python_part(args, serve, work, res)
+        node_part(args, serve, work, res, notes)
+    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+        print(f"zygote_bench: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if serve:
+            serve.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        load1 = os.getloadavg()
+    width = max(len(k) for k in res)
+    for k, v in res.items():
+        print(f"{k:<{width}}  {v:8.2f} ms")
+    host = res["host: python3 -c pass p50"]
+    zw, zc = res["python warm p50, zygote"], res["python cold start p50, zygote"]
+    print(f"python warm, zygote / python3 -c pass: {zw / host:.2f}x (plain: "
+          f"{res['python warm p50, plain'] / host:.2f}x)")
+    print(f"python cold start, zygote / python3 -c pass: {zc / host:.2f}x; zygote / plain: "
+          f"{zc / res['python cold start p50, plain']:.2f}x")
+    for n in notes:
+        print(n)
+    print("load average: %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end" % (*load0, *load1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The agent's zygote mode: instead of executing the function's program per run, the agent
+ * keeps one process of it, the zygote (for Python: husk's zygote.py, which has loaded the
+ * interpreter and the function's code), and hands it each run; the zygote forks the run,
+ * reports its pid, reaps it and reports its wait status (an OOM kill included: the kernel's
+ * status, only relayed). Should the zygote die first, its runs are reparented to the agent
+ * (pid 1 of the sandbox), which reaps them by the pids it was told.
+ *
+ * The instance's first run goes to its first zygote as AGENT_RUN_SELF: that zygote becomes
+ * the run (no fork on the cold start's path), and the next zygote starts at once for the runs
+ * that follow. A zygote that dies (killed, out of memory) is started again for the next run;
+ * the runs it had not started yet fail with a line on their stderr, which the daemon logs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+#define MAX_PENDING 1024 /* runs handed over, their pid not reported yet */
+#define ZYGOTE_FD   3    /* the zygote's end of its socket */
+/* The exit status of a run the zygote could not start (EX_SOFTWARE). */
+#define ZYGOTE_FAILED 70
+
+struct pending {
+    uint32_t id;
+    int fds[3]; /* kept to write why the run failed, should the zygote die first */
+};
+
+static struct {
+    char **argv;
+    const sigset_t *old;
+    pid_t pid;
+    int fd;
+    bool served;    /* a run went to a zygote: the next are forked */
+    pid_t self_pid; /* the zygote that became the first run: the next starts when it ends */
+    struct pending pending[MAX_PENDING];
+    size_t n_pending;
+} z = {.pid = -1, .fd = -1};
+
+static _Noreturn void
+zygote_child(int sock)
+{
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(sock, ZYGOTE_FD) < 0)
+        _exit(126);
+    if (sock == ZYGOTE_FD) /* dup2 onto itself keeps close-on-exec */
+        fcntl(ZYGOTE_FD, F_SETFD, 0);
+    syscall(SYS_close_range, ZYGOTE_FD + 1, ~0U, 0);
+    sigprocmask(SIG_SETMASK, z.old, NULL);
+    execvp(z.argv[0], z.argv);
+    dprintf(2, "husk-agent: execute the zygote %s: %s\n", z.argv[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+}
+
+static int
+zygote_start(void)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    /* A run's environment goes in one message: as large a buffer as the sandbox may have. */
+    int big = (int)(sizeof(struct agent_msg) + AGENT_MSG_MAX) * 2;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+    pid_t pid = fork();
+    if (pid == 0)
+        zygote_child(sv[1]);
+    int e = errno;
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return -e;
+    }
+    z.pid = pid;
+    z.fd = sv[0];
+    return 0;
+}
+
+void
+zygote_init(char **argv, const sigset_t *old)
+{
+    z.argv = argv;
+    z.old = old;
+    zygote_start(); /* loads while the first run is on its way; tried again per run if not */
+}
+
+int
+zygote_fd(void)
+{
+    return z.fd;
+}
+
+static void
+close_fds(const int fds[3])
+{
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
+/* The run never started: its stderr says why (the daemon logs it), its status says failed. */
+static void
+fail_run(uint32_t id, const int fds[3], const char *why, int e)
+{
+    if (fds)
+        dprintf(fds[2], "husk-agent: the zygote (%s) %s%s%s\n", z.argv[0], why, e ? ": " : "",
+                e ? strerror(e) : "");
+    if (fds)
+        close_fds(fds);
+    agent_send_exit(id, W_EXITCODE(ZYGOTE_FAILED, 0));
+}
+
+void
+zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
+{
+    if (z.fd < 0) {
+        int r = zygote_start();
+        if (r < 0) {
+            fail_run(m->id, fds, "could not be started", -r);
+            return;
+        }
+    }
+    if (z.n_pending == MAX_PENDING) {
+        close_fds(fds);
+        agent_send_exit(m->id, -EAGAIN);
+        return;
+    }
+    bool self = !z.served && z.n_pending == 0;
+    m->status = self ? AGENT_RUN_SELF : 0;
+    ssize_t n;
+    while ((n = agent_send_run(z.fd, m, payload, fds, 3)) < 0 && errno == EINTR)
+        ;
+    if (n < 0) { /* a dead zygote is reaped, and restarted by the next run */
+        fail_run(m->id, fds,
+                 errno == EMSGSIZE ? "could not take the run's environment"
+                                   : "could not take the run",
+                 errno);
+        return;
+    }
+    z.served = true;
+    if (self) { /* that zygote is the run now, reaped as one; the next one starts */
+        close_fds(fds);
+        agent_track(z.pid, m->id, 0);
+        close(z.fd);
+        z.fd = -1;
+        z.self_pid = z.pid;
+        z.pid = -1;
+        return;
+    }
+    struct pending *p = &z.pending[z.n_pending++];
+    p->id = m->id;
+    memcpy(p->fds, fds, sizeof(p->fds));
+}
+
+/* The run's process exists (or could not be made: -errno). */
+static void
+started(uint32_t id, int32_t pid)
+{
+    for (size_t i = 0; i < z.n_pending; i++) {
+        if (z.pending[i].id != id)
+            continue;
+        close_fds(z.pending[i].fds);
+        z.pending[i] = z.pending[--z.n_pending];
+        if (pid <= 0) {
+            agent_send_exit(id, pid < 0 ? pid : -EIO);
+            return;
+        }
+        agent_track(pid, id, 0);
+        return;
+    }
+}
+
+/* The zygote is gone: what it had not started fails; the next run starts another. */
+static void
+zygote_lost(const char *why)
+{
+    if (z.fd >= 0)
+        close(z.fd);
+    z.fd = -1;
+    while (z.n_pending) {
+        struct pending p = z.pending[--z.n_pending];
+        fail_run(p.id, p.fds, why, 0);
+    }
+}
+
+static void
+on_message(const struct agent_msg *m)
+{
+    if (m->kind == AGENT_STARTED)
+        started(m->id, m->status);
+    else if (m->kind == AGENT_EXIT && agent_untrack(m->id))
+        agent_send_exit(m->id, m->status);
+}
+
+void
+zygote_on_message(void)
+{
+    struct agent_msg m;
+    ssize_t n;
+    while ((n = recv(z.fd, &m, sizeof(m), MSG_DONTWAIT)) == (ssize_t)sizeof(m))
+        on_message(&m);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+        zygote_lost("ended before the run started");
+}
+
+void
+zygote_reaped(pid_t pid, int status)
+{
+    if (pid == z.self_pid) {
+        z.self_pid = 0;
+        if (z.fd < 0)
+            zygote_start();
+        return;
+    }
+    if (pid == z.pid) {
+        z.pid = -1;
+        if (z.fd < 0)
+            return;
+        struct agent_msg m; /* the starts it reported before it went */
+        while (recv(z.fd, &m, sizeof(m), MSG_DONTWAIT) == (ssize_t)sizeof(m))
+            on_message(&m);
+        char why[64];
+        if (WIFSIGNALED(status))
+            snprintf(why, sizeof(why), "was killed by signal %d", WTERMSIG(status));
+        else
+            snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
+        zygote_lost(why);
+    }
+}

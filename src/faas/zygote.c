@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Zygotes (deploy field "zygote", `husk fn deploy --zygote`): an interpreted function whose
+ * instances keep one process of its interpreter with the function's code loaded, forked per
+ * call, instead of starting the interpreter for each call.
+ *
+ * What it takes is one row per interpreter: how its program is recognised, the contracts it
+ * serves, and how its command line becomes the zygote's. Python (stdio and CGI) runs husk's
+ * zygote.py with `-c`; the instance's agent starts it and hands it the runs (agent/zygote.c).
+ * Node.js is recognised to be refused with the reason: it cannot fork, and Node 20's startup
+ * snapshots cannot hold its http module (docs/zygote.md has the measurements).
+ *
+ * The calls stay in the instance's cgroup, with the zygote: its limits are the function's as
+ * before (the zygote counts in them), and no cgroup is made per call (CLONE_INTO_CGROUP would
+ * only help for one that is, and only with cgroup2 controllers).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent-proto.h"
+#include "faas-internal.h"
+#include "util.h"
+
+extern const char faas_zygote_py_bin[], faas_zygote_py_end[];
+
+struct zygote_kind {
+    const char *name;
+    bool (*matches)(const char *base); /* the program's file name */
+    /* NULL: recognised, refused with why */
+    int (*plan)(struct faas_function *f, struct husk_error **err);
+    const char *why;
+    const struct faas_contract_ops *const contracts[3];
+};
+
+static const char *
+base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* python, python3, python3.N */
+static bool
+is_python(const char *base)
+{
+    if (strcmp(base, "python") == 0 || strcmp(base, "python3") == 0)
+        return true;
+    if (!str_has_prefix(base, "python3."))
+        return false;
+    const char *v = base + strlen("python3.");
+    return *v && strspn(v, "0123456789") == strlen(v);
+}
+
+static bool
+is_node(const char *base)
+{
+    return strcmp(base, "node") == 0 || strcmp(base, "nodejs") == 0;
+}
+
+/* Interpreter options that take no value; -X and -W take one. */
+static const char PY_FLAGS[] = "bBdEIOqsSuvP";
+
+/* The index of the script in `python3 [OPTIONS] SCRIPT [ARG...]`, or -1 (*bad: the argument
+ * that is no script). */
+static ssize_t
+python_script(char **args, const char **bad)
+{
+    size_t i = 1;
+    for (; args[i] && args[i][0] == '-'; i++) {
+        const char *a = args[i];
+        if (strcmp(a, "--") == 0)
+            return args[i + 1] ? (ssize_t)i + 1 : -1;
+        if ((strcmp(a, "-X") == 0 || strcmp(a, "-W") == 0) && args[i + 1]) {
+            i++;
+            continue;
+        }
+        if (str_has_prefix(a, "-X") || str_has_prefix(a, "-W"))
+            continue;
+        if (a[1] == '\0' || strspn(a + 1, PY_FLAGS) != strlen(a + 1)) {
+            *bad = a;
+            return -1;
+        }
+    }
+    return args[i] ? (ssize_t)i : -1;
+}
+
+/* argv: the interpreter, AGENT_ZYGOTE_ARG, the interpreter and its options, -c ZYGOTE, SCRIPT and
+ * its arguments. */
+static int
+plan_python(struct faas_function *f, struct husk_error **err)
+{
+    struct sbx_process *p = &f->cfg->sbx->process;
+    const char *bad = NULL;
+    ssize_t script = python_script(p->args, &bad);
+    if (script < 0)
+        return husk_err(err, 0,
+                        "field 'zygote': %s%s%sthe zygote runs a script: the command must be "
+                        "%s [OPTIONS] SCRIPT [ARG...]",
+                        bad ? "'" : "", bad ? bad : "", bad ? "' is not supported: " : "",
+                        p->args[0]);
+    size_t n = strv_len(p->args);
+    char **v = xcalloc(n + 5, sizeof(char *));
+    size_t k = 0;
+    v[k++] = xstrdup(p->args[0]);
+    v[k++] = xstrdup(AGENT_ZYGOTE_ARG);
+    for (ssize_t i = 0; i < script; i++)
+        v[k++] = xstrdup(p->args[i]);
+    v[k++] = xstrdup("-c");
+    v[k++] = xstrndup(faas_zygote_py_bin, (size_t)(faas_zygote_py_end - faas_zygote_py_bin));
+    for (size_t i = (size_t)script; i < n; i++)
+        v[k++] = xstrdup(p->args[i]);
+    strv_freep(&p->args);
+    p->args = v;
+    return 0;
+}
+
+static const struct zygote_kind kinds[] = {
+    {"Python", is_python, plan_python, NULL, {&faas_contract_stdio, &faas_contract_cgi}},
+    {"Node.js",
+     is_node,
+     NULL,
+     "Node.js cannot fork, and Node 20's startup snapshots cannot hold its http module",
+     {NULL}},
+};
+
+static int
+refuse_contract(const struct faas_function *f, const struct zygote_kind *k, struct husk_error **err)
+{
+    struct faas_buf names = {0};
+    for (size_t i = 0; k->contracts[i]; i++)
+        faas_buf_addf(&names, "%s%s", i ? ", " : "", k->contracts[i]->name);
+    faas_buf_add(&names, "", 1);
+    int r = husk_err(err, 0,
+                     "field 'zygote': a %s function's zygote serves the %s contracts, not %s "
+                     "(%s)",
+                     k->name, names.p, f->contract->name,
+                     f->contract->server ? "a server starts once per instance: no call to fork"
+                                         : "its runtime is not forked per call");
+    faas_buf_free(&names);
+    return r;
+}
+
+int
+faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
+{
+    json_t *v = json_object_get(spec, "zygote");
+    char **args = f->cfg->sbx->process.args;
+    if (v && !json_is_boolean(v))
+        return husk_err(err, 0, "field 'zygote': must be true or false");
+    if (!json_is_true(v)) {
+        if (args && args[0] && args[1] && strcmp(args[1], AGENT_ZYGOTE_ARG) == 0)
+            return husk_err(err, 0, "field 'command': '%s' as the first argument is husk's",
+                            AGENT_ZYGOTE_ARG);
+        return 0;
+    }
+    if (json_object_get(spec, "wasm"))
+        return husk_err(err, 0,
+                        "field 'zygote': not with 'wasm' (its engine keeps the compiled "
+                        "module across calls already)");
+    if (args == NULL || args[0] == NULL)
+        return husk_err(err, 0, "field 'zygote': the function has no command");
+    const char *base = base_name(args[0]);
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        const struct zygote_kind *k = &kinds[i];
+        if (!k->matches(base))
+            continue;
+        if (k->plan == NULL)
+            return husk_err(err, 0, "field 'zygote': '%s' runs as it is: %s", args[0], k->why);
+        bool served = false;
+        for (size_t c = 0; k->contracts[c]; c++)
+            served |= k->contracts[c] == f->contract;
+        return served ? k->plan(f, err) : refuse_contract(f, k, err);
+    }
+    return husk_err(err, 0,
+                    "field 'zygote': the program '%s' is not a Python interpreter (python3, "
+                    "python3.N): only Python functions start from a zygote",
+                    args[0]);
+}
