@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -84,16 +83,8 @@ def main():
         prog = sb.find_examples(args, tmp)["hello-stdio"]
         image = os.path.join(tmp, "hello.erofs")
         argv = sb.husk_pack(args.husk, "erofs", image, prog)
-        port = sb.free_port()
-        sock = os.path.join(tmp, "admin.sock")
-        url = f"unix:{sock}"
-        daemon = subprocess.Popen([args.husk, "serve", "--listen", f"127.0.0.1:{port}", "--state",
-                                   os.path.join(tmp, "state"), "--admin-socket", sock,
-                                   "--parallel-starts", str(args.parallel_starts)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=sb.set_pdeathsig)
-        if not sb.wait_port(port, daemon, 10):
-            raise RuntimeError("husk serve did not start")
+        daemon, port, url = sb.start_serve(args.husk, tmp, "--parallel-starts",
+                                           str(args.parallel_starts))
         fds0, rss0 = len(os.listdir(f"/proc/{daemon.pid}/fd")), rss_kib(daemon.pid)
         avail0 = mem_available_kib()
         want = args.min * args.functions
@@ -150,13 +141,7 @@ def main():
         print(f"density_bench: {e}", file=sys.stderr)
         return 1
     finally:
-        if daemon:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(120)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        sb.stop_pid(daemon, 120)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -63,15 +62,7 @@ def main():
         prog = sb.find_examples(args, tmp)["hello-stdio"]
         image = os.path.join(tmp, "hello.erofs")
         argv = sb.husk_pack(args.husk, "erofs", image, prog)
-        port = sb.free_port()
-        sock = os.path.join(tmp, "admin.sock")
-        url = f"unix:{sock}"
-        daemon = subprocess.Popen([args.husk, "serve", "--listen", f"127.0.0.1:{port}", "--state",
-                                   os.path.join(tmp, "state"), "--admin-socket", sock],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  preexec_fn=sb.set_pdeathsig)
-        if not sb.wait_port(port, daemon, 10):
-            raise RuntimeError("husk serve did not start")
+        daemon, port, url = sb.start_serve(args.husk, tmp)
         for name, extra in (("plain", []), ("frozen", ["--freeze", "1"])):
             r = subprocess.run([args.husk, "fn", "deploy", name, "--url", url, "--image", image,
                                 *extra, "--", *argv], capture_output=True, text=True, timeout=60)
@@ -107,13 +98,7 @@ def main():
         print(f"freeze_bench: {e}", file=sys.stderr)
         return 1
     finally:
-        if daemon:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+        sb.stop_pid(daemon, 30)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

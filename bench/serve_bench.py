@@ -120,6 +120,21 @@ def stop_pid(proc, grace=10.0):
         proc.wait()
 
 
+def start_serve(husk, tmp, *extra):
+    """`husk serve` on a free loopback port with its state and admin socket under tmp, for the
+    small benchmarks beside this one: (process, port, admin URL); RuntimeError if it does not
+    listen within 10 s."""
+    port, sock = free_port(), os.path.join(tmp, "admin.sock")
+    proc = subprocess.Popen([husk, "serve", "--listen", f"127.0.0.1:{port}", "--state",
+                             os.path.join(tmp, "state"), "--admin-socket", sock, *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=set_pdeathsig)
+    if not wait_port(port, proc, 10):
+        stop_pid(proc)
+        raise RuntimeError("husk serve did not start")
+    return proc, port, f"unix:{sock}"
+
+
 def wait_port(port, proc, timeout):
     """True once 127.0.0.1:port accepts a connection; False if proc exits or time runs out."""
     end = time.monotonic() + timeout
