@@ -820,7 +820,8 @@ struct faas_server {
     uint32_t next_agent_id;
     uint64_t rng[4];
     struct faas_stats *stats;
-    struct faas_stats *dirty_stats;     /* with log lines to write before the loop sleeps */
+    struct faas_stats *dirty_stats;     /* with log lines to write (t_logs) */
+    struct faas_timer t_logs;           /* writes them: at most every LOG_FLUSH_NS */
     void *stats_index;                  /* tsearch(3) tree of stats by function name */
     struct faas_tracer *tracer;         /* NULL: no traces exported */
     struct faas_egress *egress;         /* the bridge for functions on the network (egress.c) */

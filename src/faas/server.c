@@ -423,7 +423,9 @@ server_free(struct faas_server *s)
     faas_publish_close(s);
     faas_listeners_close(s);
     faas_clients_free(s);
+    faas_logs_flush(s);
     free(s->timers);
+    s->timers = NULL; /* no timer from here on: log lines are written as they come */
     free_graves(s);
     free(s->graves);
     faas_metrics_free(s);
@@ -445,7 +447,6 @@ loop(struct faas_server *s, struct husk_error **err)
     struct epoll_event evs[64];
     while (!s->stopping || s->n_calls || s->n_conns) {
         int timeout = faas_timers_run(s);
-        faas_logs_flush(s);
         free_graves(s);
         int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR)

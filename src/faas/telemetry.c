@@ -120,10 +120,22 @@ log_flush(struct faas_server *s, struct faas_stats *st)
     st->log.off = st->log.len = 0;
 }
 
-/* Before the loop sleeps (redis's beforeSleep): the lines of this turn, one write each log. */
+/* The lines logged since the last flush, one write each log: by a timer at most LOG_FLUSH_NS
+ * after the first (a call logs two or three lines, in different turns of the loop: one write per
+ * turn would be two or three per call), before a log is read, and at the stop. */
+#define LOG_FLUSH_NS (10ull * 1000000ull)
+
+static void
+flush_now(struct faas_server *s, struct faas_timer *t)
+{
+    faas_logs_flush(s);
+}
+
 void
 faas_logs_flush(struct faas_server *s)
 {
+    if (s->timers)
+        faas_timer_cancel(s, &s->t_logs);
     while (s->dirty_stats) {
         struct faas_stats *st = s->dirty_stats;
         s->dirty_stats = st->next_dirty;
@@ -149,12 +161,16 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
     faas_buf_addf(&st->log, "%s %s %s %s ", when, instance, rid, stream);
     faas_buf_add(&st->log, text, len);
     faas_buf_add(&st->log, "\n", 1);
-    if (faas_buf_pending(&st->log) > (64u << 10)) {
+    if (faas_buf_pending(&st->log) > (64u << 10) || s->timers == NULL) {
         log_flush(s, st);
     } else if (!st->dirty) {
         st->dirty = true;
         st->next_dirty = s->dirty_stats;
         s->dirty_stats = st;
+        if (!s->t_logs.slot) {
+            s->t_logs.fn = flush_now;
+            faas_timer_set(s, &s->t_logs, now_ns() + LOG_FLUSH_NS);
+        }
     }
 }
 
