@@ -329,11 +329,13 @@ def test_kill_9_during_setup_leaves_nothing_after_the_next_run(ctx, bundle, net)
                           not n.startswith("hkitr")], 20, "the veth to go with the namespace")
     store = ctx.state / ".network" / "husk0"
     assert [p.name for p in store.iterdir() if p.name[0].isdigit()], "the stale lease"
-    # What a killed create leaves besides networking (its state dir, its cgroup) is not this
-    # test's subject: removed by hand.
+    # What a killed create leaves besides networking (its state dir, its cgroups) is not this
+    # test's subject: removed by hand (the cgroups are found by the id, so before it goes).
+    cgroups = ctx._cgroups()
+    assert cgroups, "the killed create's cgroups"
     shutil.rmtree(ctx.state / cid)
     ctx.ids.remove(cid)
-    for c in ctx._cgroups():
+    for c in cgroups:
         for sub in sorted((d for d, _, _ in os.walk(c)), key=len, reverse=True):
             os.rmdir(sub)
     run_sh(ctx, ctx.bundle("next"), "true", "--network", "bridge")
