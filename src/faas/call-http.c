@@ -80,6 +80,7 @@ body_chunks(struct faas_call *c)
     struct faas_buf *in = &c->body_in, *b = &c->up_out;
     size_t n = faas_buf_pending(in);
     if (n) {
+        faas_buf_compact(b, n + 32); /* a streamed body is never sent again (retry_fresh) */
         faas_buf_addf(b, "%zx\r\n", n);
         faas_buf_add(b, in->p + in->off, n);
         faas_buf_add(b, "\r\n", 2);

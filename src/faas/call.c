@@ -226,6 +226,7 @@ static void
 body_data(void *sink, const char *p, size_t n)
 {
     struct faas_call *c = sink;
+    faas_buf_compact(&c->body_in, n); /* held at most BODY_ROOM: the buffer stays that size */
     faas_buf_add(&c->body_in, p, n);
     if (c->inst && c->fn->contract->call_body)
         c->fn->contract->call_body(c);

@@ -325,6 +325,10 @@ struct faas_buf {
     size_t len, off, cap;
 };
 void faas_buf_add(struct faas_buf *b, const void *data, size_t len);
+/* Move what is pending to the front, when len more bytes would otherwise grow the buffer: for
+ * a buffer consumed from the front while it is filled (a streamed body), whose holders keep no
+ * offsets into it. */
+void faas_buf_compact(struct faas_buf *b, size_t len);
 void faas_buf_addf(struct faas_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void faas_buf_free(struct faas_buf *b);
 size_t faas_buf_pending(const struct faas_buf *b);

@@ -135,6 +135,16 @@ faas_buf_add(struct faas_buf *b, const void *data, size_t len)
     b->len += len;
 }
 
+void
+faas_buf_compact(struct faas_buf *b, size_t len)
+{
+    if (b->off == 0 || b->len + len <= b->cap)
+        return;
+    memmove(b->p, b->p + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+}
+
 /* Formatted straight into the buffer: no allocation on the request path once it has grown. */
 void
 faas_buf_addf(struct faas_buf *b, const char *fmt, ...)
