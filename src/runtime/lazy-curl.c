@@ -27,12 +27,10 @@ LAZY_FWD_VOID(curl, curl_slist_free_all, (struct curl_slist * list), (list))
 CURLcode
 curl_easy_setopt(CURL *c, CURLoption option, ...)
 {
-    static CURLcode (*fn)(CURL *, CURLoption, ...);
+    LAZY_SYM(curl, curl_easy_setopt)
     va_list ap;
     CURLcode r;
 
-    if (fn == NULL)
-        fn = (CURLcode(*)(CURL *, CURLoption, ...))lazy_sym(&curl, "curl_easy_setopt");
     va_start(ap, option);
     if (option < CURLOPTTYPE_OBJECTPOINT)
         r = fn(c, option, va_arg(ap, long));
@@ -51,11 +49,9 @@ curl_easy_setopt(CURL *c, CURLoption option, ...)
 CURLcode
 curl_easy_getinfo(CURL *c, CURLINFO info, ...)
 {
-    static CURLcode (*fn)(CURL *, CURLINFO, ...);
+    LAZY_SYM(curl, curl_easy_getinfo)
     va_list ap;
 
-    if (fn == NULL)
-        fn = (CURLcode(*)(CURL *, CURLINFO, ...))lazy_sym(&curl, "curl_easy_getinfo");
     va_start(ap, info);
     void *out = va_arg(ap, void *);
     va_end(ap);

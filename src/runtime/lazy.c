@@ -10,9 +10,12 @@
 void *
 lazy_sym(struct lazy_lib *lib, const char *name)
 {
-    if (lib->handle == NULL)
-        lib->handle = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
-    void *p = lib->handle ? dlsym(lib->handle, name) : NULL;
+    void *h = __atomic_load_n(&lib->handle, __ATOMIC_ACQUIRE);
+    if (h == NULL) { /* a second dlopen of it only counts a reference */
+        h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
+        __atomic_store_n(&lib->handle, h, __ATOMIC_RELEASE);
+    }
+    void *p = h ? dlsym(h, name) : NULL;
     if (p == NULL) {
         fprintf(stderr, "husk: %s: %s\n", lib->soname, dlerror());
         abort();
