@@ -419,26 +419,6 @@ fn_simple(struct cli *cli, struct fn_opts *o, const char *sub, const char *metho
 }
 
 static int
-fn_ls(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    return fn_simple(cli, o, "ls", "GET", "/system/functions", NULL, 0);
-}
-
-static int
-fn_get(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/functions/%s", name);
-    return fn_simple(cli, o, "get", "GET", path, NULL, 0);
-}
-
-static int
-fn_rm(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/functions/%s", name);
-    return fn_simple(cli, o, "rm", "DELETE", path, NULL, 0);
-}
-
-static int
 fn_deploy(struct cli *cli, struct fn_opts *o, const char *name, char **command)
 {
     struct husk_error *err = NULL;
@@ -497,36 +477,6 @@ fn_invoke(struct cli *cli, struct fn_opts *o, const char *name, char **command)
                            .stream = !o->async};
     int status = http_call(o, &call, &err);
     return report(cli, "invoke", &call, status, err);
-}
-
-/* `husk fn calls NAME`: its latest asynchronous calls; `husk fn call ID`: one of them. */
-static int
-fn_calls(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/calls?function=%s", name);
-    return fn_simple(cli, o, "calls", "GET", path, NULL, 0);
-}
-
-static int
-fn_call(struct cli *cli, struct fn_opts *o, const char *id, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/calls/%s", id);
-    return fn_simple(cli, o, "call", "GET", path, NULL, 0);
-}
-
-/* `husk fn versions NAME`: every version deployed. */
-static int
-fn_versions(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/functions/%s/versions", name);
-    return fn_simple(cli, o, "versions", "GET", path, NULL, 0);
-}
-
-static int
-fn_aliases(struct cli *cli, struct fn_opts *o, const char *name, char **command)
-{
-    cleanup_free char *path = xasprintf("/system/functions/%s/aliases", name);
-    return fn_simple(cli, o, "aliases", "GET", path, NULL, 0);
 }
 
 /* `husk fn alias NAME ALIAS VERSION [--weight V=SHARE]`: point ALIAS at VERSION (and V for a
@@ -595,6 +545,8 @@ static const struct fn_sub {
     struct cli_sub sub;        /* first: verb_fn describes fn_subs as a table of these */
     size_t min_args, max_args; /* NAME and what follows it */
     int (*run)(struct cli *cli, struct fn_opts *o, const char *name, char **command);
+    /* Without run: one request, METHOD PATH_PRE[NAME]PATH_POST, its answer printed. */
+    const char *method, *path_pre, *path_post;
 } fn_subs[] = {
     {{"deploy",
       "NAME (--bundle DIR|--image FILE|--dir DIR|--wasm FILE) [flags] [-- COMMAND [ARG...]]",
@@ -610,12 +562,21 @@ static const struct fn_sub {
      1,
      1,
      fn_update},
-    {{"ls", "", "List the functions."}, 0, 0, fn_ls},
-    {{"get", "NAME", "Show a function.", 0, CLI_ARG_FUNCTION}, 1, 1, fn_get},
+    {{"ls", "", "List the functions."}, 0, 0, NULL, "GET", "/system/functions", ""},
+    {{"get", "NAME", "Show a function.", 0, CLI_ARG_FUNCTION},
+     1,
+     1,
+     NULL,
+     "GET",
+     "/system/functions/",
+     ""},
     {{"rm", "NAME", "Remove a function, its versions and aliases.", 0, CLI_ARG_FUNCTION},
      1,
      1,
-     fn_rm},
+     NULL,
+     "DELETE",
+     "/system/functions/",
+     ""},
     {{"invoke", "NAME [flags] < BODY",
       "Call a function: stdin is the request's body, the answer is printed as it comes.", FN_INVOKE,
       CLI_ARG_FUNCTION},
@@ -626,18 +587,36 @@ static const struct fn_sub {
     {{"calls", "NAME", "List a function's latest asynchronous calls.", 0, CLI_ARG_FUNCTION},
      1,
      1,
-     fn_calls},
-    {{"call", "ID", "Show an asynchronous call: its state and result."}, 1, 1, fn_call},
+     NULL,
+     "GET",
+     "/system/calls?function=",
+     ""},
+    {{"call", "ID", "Show an asynchronous call: its state and result."},
+     1,
+     1,
+     NULL,
+     "GET",
+     "/system/calls/",
+     ""},
     {{"versions", "NAME", "List every version of a function deployed.", 0, CLI_ARG_FUNCTION},
      1,
      1,
-     fn_versions},
+     NULL,
+     "GET",
+     "/system/functions/",
+     "/versions"},
     {{"rollback", "NAME [--to N]", "Deploy an earlier version again, as the latest.", FN_ROLLBACK,
       CLI_ARG_FUNCTION},
      1,
      1,
      fn_rollback},
-    {{"aliases", "NAME", "List a function's aliases.", 0, CLI_ARG_FUNCTION}, 1, 1, fn_aliases},
+    {{"aliases", "NAME", "List a function's aliases.", 0, CLI_ARG_FUNCTION},
+     1,
+     1,
+     NULL,
+     "GET",
+     "/system/functions/",
+     "/aliases"},
     {{"alias", "NAME ALIAS VERSION [--weight V=SHARE]",
       "Point an alias at a version (NAME@ALIAS calls it), and another for a share of the calls.",
       FN_ALIAS, CLI_ARG_FUNCTION},
@@ -646,6 +625,13 @@ static const struct fn_sub {
      fn_alias},
     {{"unalias", "NAME ALIAS", "Remove an alias.", 0, CLI_ARG_FUNCTION}, 2, 2, fn_unalias},
 };
+
+static int
+fn_request(struct cli *cli, struct fn_opts *o, const struct fn_sub *sub, const char *name)
+{
+    cleanup_free char *path = xasprintf("%s%s%s", sub->path_pre, name ? name : "", sub->path_post);
+    return fn_simple(cli, o, sub->sub.name, sub->method, path, NULL, 0);
+}
 
 /* Flags anywhere; NAME and up to max_args - 1 more words; what follows "--" is the command
  * (deploy, update). */
@@ -742,7 +728,7 @@ cmd_fn(struct cli *cli, int argc, char **argv)
     if (load_token(&o, &err) < 0)
         r = cli_fail(cli, err);
     else
-        r = sub->run(cli, &o, name, command);
+        r = sub->run ? sub->run(cli, &o, name, command) : fn_request(cli, &o, sub, name);
     fn_opts_clear(&o);
     return r;
 }
