@@ -5,14 +5,14 @@
 Run as root: /usr/bin/python3 bench/zygote_bench.py [--husk PATH] [--calls N] [--cycles N]
 
 In one run, on this machine:
-  host         `python3 -c pass` (the interpreter's start, the floor a plain call pays);
+  host         `python3 -c pass` and `node -e 0` with a bare environment (the interpreters'
+               start, the floor a plain call pays);
   python       examples/functions/python-json.py (stdio) from a packed root, deployed twice,
-               with and without --zygote: warm call p50 (the whole answer, a new connection
-               each), and cold start p50 (each deploy a new version, its first call cold);
-  node         examples/functions/node-http.js (http): cold start to first byte without
-               --zygote, and what --zygote says; on the host, `node` loading the modules the
-               example loads, plainly and from a V8 startup snapshot holding all but `http`
-               (which Node 20 cannot snapshot).
+  node         examples/functions/node-json.js (stdio) likewise: with and without --zygote,
+               warm call p50 (the whole answer, a new connection each), and cold start p50
+               (each deploy a new version, its first call cold);
+  node http    examples/functions/node-http.js: cold start to first byte (no zygote: a server
+               starts once per instance), and what --zygote says.
 Calls of the two deployments are interleaved. Prints p50s, ratios and the load average.
 Timing never fails anything; exit 1 when something could not be set up.
 """
@@ -59,9 +59,14 @@ def first_byte(port, method, path, body=b""):
     return t1 - t0, t2 - t0, r.status, data
 
 
+# The host's runs get a function's bare environment: a variable such as NODE_EXTRA_CA_CERTS
+# (Node reads every certificate at start) would time the shell, not the interpreter.
+BARE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
 def run_ns(argv, stdin=b""):
     t0 = time.perf_counter_ns()
-    subprocess.run(argv, input=stdin, capture_output=True, check=True)
+    subprocess.run(argv, input=stdin, capture_output=True, check=True, env=BARE_ENV)
     return time.perf_counter_ns() - t0
 
 
@@ -107,17 +112,17 @@ def pack(husk, work, out, *argv):
         raise RuntimeError(f"husk pack {argv[0]}: {r.stderr.strip()}")
 
 
-def python_part(args, serve, work, res):
-    script = os.path.join(work, "python-json.py")
-    shutil.copy(os.path.join(REPO, "examples", "functions", "python-json.py"), script)
-    root = os.path.join(work, "py-root")
-    pack(args.husk, work, root, PY, script)
-    names = {"plain": "py", "zygote": "pyz"}
-    version = 0
+def stdio_part(args, serve, work, res, label, interpreter, example):
+    """The stdio example, deployed with and without --zygote, calls interleaved."""
+    script = os.path.join(work, example)
+    shutil.copy(os.path.join(REPO, "examples", "functions", example), script)
+    root = os.path.join(work, f"{label}-root")
+    pack(args.husk, work, root, interpreter, script)
+    names = {"plain": label, "zygote": f"{label}z"}
     cold = {k: [] for k in names}
     for cycle in range(args.cycles + 1):  # each deploy a new version: its first call is cold
         for kind, name in names.items():
-            status, body = serve.deploy({"name": name, "dir": root, "command": [PY, script],
+            status, body = serve.deploy({"name": name, "dir": root, "command": [interpreter, script],
                                          "zygote": kind == "zygote", "timeout": 30})
             if status != 201:
                 raise RuntimeError(f"deploy {name}: {status} {body!r}")
@@ -134,24 +139,19 @@ def python_part(args, serve, work, res):
                                              b'{"name": "bench"}')
             warm[kind].append(whole)
     for kind in names:
-        res[f"python warm p50, {kind}"] = ms(p50(warm[kind]))
-        res[f"python cold start p50, {kind}"] = ms(p50(cold[kind]))
+        res[f"{label} warm p50, {kind}"] = ms(p50(warm[kind]))
+        res[f"{label} cold start p50, {kind}"] = ms(p50(cold[kind]))
 
 
-def node_part(args, serve, work, res, notes):
-    node = shutil.which("node")
-    if node is None:
-        notes.append("node: not installed (Debian's nodejs): its part is skipped")
-        return
-    node = os.path.realpath(node)
+def node_http_part(args, serve, work, res, notes, node):
     script = os.path.join(work, "node-http.js")
     shutil.copy(os.path.join(REPO, "examples", "functions", "node-http.js"), script)
-    root = os.path.join(work, "node-root")
+    root = os.path.join(work, "node-http-root")
     pack(args.husk, work, root, node, script)
     spec = {"name": "web", "dir": root, "command": [node, script], "contract": "http",
             "timeout": 30, "init_timeout": 60}
     status, body = serve.deploy(dict(spec, zygote=True))
-    notes.append(f"node with --zygote: HTTP {status}: "
+    notes.append(f"node http with --zygote: HTTP {status}: "
                  f"{json.loads(body).get('error', body) if status >= 400 else 'deployed'}")
     cold = []
     for cycle in range(args.cycles + 1):
@@ -164,21 +164,15 @@ def node_part(args, serve, work, res, notes):
         if cycle:
             cold.append(fb)
     res["node http cold start to first byte p50, plain"] = ms(p50(cold))
-    # The V8 startup snapshot Node 20 can build: the example's modules but http.
-    snap_js = os.path.join(work, "snap.js")
-    with open(snap_js, "w") as f:
-        f.write("require('crypto'); require('net');\n"
-                "require('v8').startupSnapshot.setDeserializeMainFunction(() => "
-                "{ require('http'); });\n")
-    blob = os.path.join(work, "snap.blob")
-    subprocess.run([node, "--snapshot-blob", blob, "--build-snapshot", snap_js],
-                   capture_output=True, check=True)
-    plain, snap = [], []
-    for _ in range(args.cycles * 2):
-        plain.append(run_ns([node, "-e", "require('crypto'); require('net'); require('http')"]))
-        snap.append(run_ns([node, "--snapshot-blob", blob]))
-    res["host: node loading the example's modules p50, plain"] = ms(p50(plain))
-    res["host: node loading them from a startup snapshot p50"] = ms(p50(snap))
+
+
+def ratios(res, label, host):
+    floor = res[host]
+    zw, zc = res[f"{label} warm p50, zygote"], res[f"{label} cold start p50, zygote"]
+    print(f"{label} warm, zygote / {host[6:-4]}: {zw / floor:.2f}x (plain: "
+          f"{res[f'{label} warm p50, plain'] / floor:.2f}x)")
+    print(f"{label} cold start, zygote / {host[6:-4]}: {zc / floor:.2f}x; zygote / plain: "
+          f"{zc / res[f'{label} cold start p50, plain']:.2f}x")
 
 
 def main():
@@ -195,11 +189,20 @@ def main():
     load0 = os.getloadavg()
     serve = None
     try:
-        host = [run_ns([PY, "-c", "pass"]) for _ in range(args.calls)]
-        res["host: python3 -c pass p50"] = ms(p50(host))
+        node = shutil.which("node")
+        node = node and os.path.realpath(node)
+        res["host: python3 -c pass p50"] = ms(p50([run_ns([PY, "-c", "pass"])
+                                                   for _ in range(args.calls)]))
+        if node:
+            res["host: node -e 0 p50"] = ms(p50([run_ns([node, "-e", "0"])
+                                                 for _ in range(args.calls)]))
+        else:
+            notes.append("node: not installed (Debian's nodejs): its part is skipped")
         serve = Serve(args.husk, work)
-        python_part(args, serve, work, res)
-        node_part(args, serve, work, res, notes)
+        stdio_part(args, serve, work, res, "python", PY, "python-json.py")
+        if node:
+            stdio_part(args, serve, work, res, "node", node, "node-json.js")
+            node_http_part(args, serve, work, res, notes, node)
     except (RuntimeError, subprocess.SubprocessError, OSError) as e:
         print(f"zygote_bench: {e}", file=sys.stderr)
         return 1
@@ -211,12 +214,9 @@ def main():
     width = max(len(k) for k in res)
     for k, v in res.items():
         print(f"{k:<{width}}  {v:8.2f} ms")
-    host = res["host: python3 -c pass p50"]
-    zw, zc = res["python warm p50, zygote"], res["python cold start p50, zygote"]
-    print(f"python warm, zygote / python3 -c pass: {zw / host:.2f}x (plain: "
-          f"{res['python warm p50, plain'] / host:.2f}x)")
-    print(f"python cold start, zygote / python3 -c pass: {zc / host:.2f}x; zygote / plain: "
-          f"{zc / res['python cold start p50, plain']:.2f}x")
+    ratios(res, "python", "host: python3 -c pass p50")
+    if "node warm p50, zygote" in res:
+        ratios(res, "node", "host: node -e 0 p50")
     for n in notes:
         print(n)
     print("load average: %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end" % (*load0, *load1))

@@ -6,9 +6,9 @@
  *
  * What it takes is one row per interpreter: how its program is recognised, the contracts it
  * serves, and how its command line becomes the zygote's. Python (stdio and CGI) runs husk's
- * zygote.py with `-c`; the instance's agent starts it and hands it the runs (agent/zygote.c).
- * Node.js is recognised to be refused with the reason: it cannot fork, and Node 20's startup
- * snapshots cannot hold its http module (docs/zygote.md has the measurements).
+ * zygote.py with `-c`; Node.js (stdio and CGI) runs zygote-node.js with `-e`, V8 single-
+ * threaded, and the agent preloads husk's library that forks it (agent/zygote-preload.c). The
+ * instance's agent starts the zygote and hands it the runs (agent/zygote.c).
  *
  * The calls stay in the instance's cgroup, with the zygote: its limits are the function's as
  * before (the zygote counts in them), and no cgroup is made per call (CLONE_INTO_CGROUP would
@@ -24,13 +24,12 @@
 #include "util.h"
 
 extern const char faas_zygote_py_bin[], faas_zygote_py_end[];
+extern const char faas_zygote_node_bin[], faas_zygote_node_end[];
 
 struct zygote_kind {
     const char *name;
     bool (*matches)(const char *base); /* the program's file name */
-    /* NULL: recognised, refused with why */
     int (*plan)(struct faas_function *f, struct husk_error **err);
-    const char *why;
     const struct faas_contract_ops *const contracts[3];
 };
 
@@ -86,8 +85,78 @@ python_script(char **args, const char **bad)
     return args[i] ? (ssize_t)i : -1;
 }
 
-/* argv: the interpreter, AGENT_ZYGOTE_ARG, the interpreter and its options, -c ZYGOTE, SCRIPT and
- * its arguments. */
+/* Node options that take the next argument as their value, and those that run something other
+ * than a script (--name=value counts as --name). */
+static const char *const NODE_VALUED[] = {
+    "-r", "--require",    "--import", "--loader", "--experimental-loader",
+    "-C", "--conditions", "--title",  NULL};
+static const char *const NODE_NO_SCRIPT[] = {
+    "-e",      "--eval",       "-p", "--print",   "-i", "--interactive", "-c", "--check", "--test",
+    "--watch", "--watch-path", "-v", "--version", "-h", "--help",        NULL};
+
+static bool
+option_in(const char *a, const char *const *list)
+{
+    size_t n = strcspn(a, "=");
+    for (size_t i = 0; list[i]; i++)
+        if (strlen(list[i]) == n && strncmp(a, list[i], n) == 0)
+            return true;
+    return false;
+}
+
+/* The index of the script in `node [OPTIONS] SCRIPT [ARG...]`, or -1 (*bad: the argument that
+ * is no script's option). */
+static ssize_t
+node_script(char **args, const char **bad)
+{
+    size_t i = 1;
+    for (; args[i] && args[i][0] == '-'; i++) {
+        const char *a = args[i];
+        if (strcmp(a, "--") == 0)
+            return args[i + 1] ? (ssize_t)i + 1 : -1;
+        if (option_in(a, NODE_NO_SCRIPT) || (a[1] != '-' && !option_in(a, NODE_VALUED))) {
+            *bad = a;
+            return -1;
+        }
+        if (option_in(a, NODE_VALUED) && strchr(a, '=') == NULL && args[i + 1])
+            i++;
+    }
+    return args[i] ? (ssize_t)i : -1;
+}
+
+/* The agent's argv: the interpreter, agent_arg, the interpreter, extra, its options (a "--"
+ * before the script dropped), flag CODE, the script and its arguments. */
+static void
+rewrite(struct sbx_process *p, size_t script, const char *agent_arg, const char *extra,
+        const char *flag, const char *code, const char *code_end)
+{
+    size_t n = strv_len(p->args), k = 0;
+    char **v = xcalloc(n + 7, sizeof(char *));
+    v[k++] = xstrdup(p->args[0]);
+    v[k++] = xstrdup(agent_arg);
+    v[k++] = xstrdup(p->args[0]);
+    if (extra)
+        v[k++] = xstrdup(extra);
+    for (size_t i = 1; i < script; i++)
+        if (i + 1 < script || strcmp(p->args[i], "--") != 0)
+            v[k++] = xstrdup(p->args[i]);
+    v[k++] = xstrdup(flag);
+    v[k++] = xstrndup(code, (size_t)(code_end - code));
+    for (size_t i = script; i < n; i++)
+        v[k++] = xstrdup(p->args[i]);
+    strv_freep(&p->args);
+    p->args = v;
+}
+
+static int
+no_script(const struct sbx_process *p, const char *bad, struct husk_error **err)
+{
+    return husk_err(err, 0,
+                    "field 'zygote': %s%s%sthe zygote runs a script: the command must be "
+                    "%s [OPTIONS] SCRIPT [ARG...]",
+                    bad ? "'" : "", bad ? bad : "", bad ? "' is not supported: " : "", p->args[0]);
+}
+
 static int
 plan_python(struct faas_function *f, struct husk_error **err)
 {
@@ -95,34 +164,28 @@ plan_python(struct faas_function *f, struct husk_error **err)
     const char *bad = NULL;
     ssize_t script = python_script(p->args, &bad);
     if (script < 0)
-        return husk_err(err, 0,
-                        "field 'zygote': %s%s%sthe zygote runs a script: the command must be "
-                        "%s [OPTIONS] SCRIPT [ARG...]",
-                        bad ? "'" : "", bad ? bad : "", bad ? "' is not supported: " : "",
-                        p->args[0]);
-    size_t n = strv_len(p->args);
-    char **v = xcalloc(n + 5, sizeof(char *));
-    size_t k = 0;
-    v[k++] = xstrdup(p->args[0]);
-    v[k++] = xstrdup(AGENT_ZYGOTE_ARG);
-    for (ssize_t i = 0; i < script; i++)
-        v[k++] = xstrdup(p->args[i]);
-    v[k++] = xstrdup("-c");
-    v[k++] = xstrndup(faas_zygote_py_bin, (size_t)(faas_zygote_py_end - faas_zygote_py_bin));
-    for (size_t i = (size_t)script; i < n; i++)
-        v[k++] = xstrdup(p->args[i]);
-    strv_freep(&p->args);
-    p->args = v;
+        return no_script(p, bad, err);
+    rewrite(p, (size_t)script, AGENT_ZYGOTE_ARG, NULL, "-c", faas_zygote_py_bin,
+            faas_zygote_py_end);
+    return 0;
+}
+
+static int
+plan_node(struct faas_function *f, struct husk_error **err)
+{
+    struct sbx_process *p = &f->cfg->sbx->process;
+    const char *bad = NULL;
+    ssize_t script = node_script(p->args, &bad);
+    if (script < 0)
+        return no_script(p, bad, err);
+    rewrite(p, (size_t)script, AGENT_ZYGOTE_PRELOAD_ARG, "--single-threaded", "-e",
+            faas_zygote_node_bin, faas_zygote_node_end);
     return 0;
 }
 
 static const struct zygote_kind kinds[] = {
-    {"Python", is_python, plan_python, NULL, {&faas_contract_stdio, &faas_contract_cgi}},
-    {"Node.js",
-     is_node,
-     NULL,
-     "Node.js cannot fork, and Node 20's startup snapshots cannot hold its http module",
-     {NULL}},
+    {"Python", is_python, plan_python, {&faas_contract_stdio, &faas_contract_cgi}},
+    {"Node.js", is_node, plan_node, {&faas_contract_stdio, &faas_contract_cgi}},
 };
 
 static int
@@ -150,9 +213,11 @@ faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
     if (v && !json_is_boolean(v))
         return husk_err(err, 0, "field 'zygote': must be true or false");
     if (!json_is_true(v)) {
-        if (args && args[0] && args[1] && strcmp(args[1], AGENT_ZYGOTE_ARG) == 0)
+        if (args && args[0] && args[1] &&
+            (strcmp(args[1], AGENT_ZYGOTE_ARG) == 0 ||
+             strcmp(args[1], AGENT_ZYGOTE_PRELOAD_ARG) == 0))
             return husk_err(err, 0, "field 'command': '%s' as the first argument is husk's",
-                            AGENT_ZYGOTE_ARG);
+                            args[1]);
         return 0;
     }
     if (json_object_get(spec, "wasm"))
@@ -166,15 +231,13 @@ faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
         const struct zygote_kind *k = &kinds[i];
         if (!k->matches(base))
             continue;
-        if (k->plan == NULL)
-            return husk_err(err, 0, "field 'zygote': '%s' runs as it is: %s", args[0], k->why);
         bool served = false;
         for (size_t c = 0; k->contracts[c]; c++)
             served |= k->contracts[c] == f->contract;
         return served ? k->plan(f, err) : refuse_contract(f, k, err);
     }
     return husk_err(err, 0,
-                    "field 'zygote': the program '%s' is not a Python interpreter (python3, "
-                    "python3.N): only Python functions start from a zygote",
+                    "field 'zygote': the program '%s' is not a Python or Node.js interpreter "
+                    "(python3, python3.N, node): only their functions start from a zygote",
                     args[0]);
 }

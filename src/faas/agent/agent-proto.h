@@ -33,6 +33,10 @@ enum agent_kind {
  * (fd 3: a socket speaking these messages) instead of executing the program per run. argv[0]
  * is the program too: the spawn looks it up in the root. */
 #define AGENT_ZYGOTE_ARG "husk-zygote"
+/* The same, with husk's preload library (zygote-preload.c: a fork for Node.js) loaded into the
+ * zygote from a memfd whose fd number the zygote finds in AGENT_PRELOAD_ENV. */
+#define AGENT_ZYGOTE_PRELOAD_ARG "husk-zygote-preload"
+#define AGENT_PRELOAD_ENV        "HUSK_ZYGOTE_PRELOAD"
 
 struct agent_msg {
     uint32_t kind;

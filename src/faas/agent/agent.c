@@ -9,7 +9,8 @@
  * EOF on fd 0 means the daemon is gone: everything in the sandbox is killed, at once or, for a
  * run the daemon said may go on (a published function's server, whose clients do not go
  * through the daemon), once that run ends or its time is up. Called as
- * ARGV0 AGENT_ZYGOTE_ARG ..., it hands the runs to a zygote instead (zygote.c).
+ * ARGV0 AGENT_ZYGOTE_ARG (or AGENT_ZYGOTE_PRELOAD_ARG) ..., it hands the runs to a zygote
+ * instead (zygote.c).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -221,12 +222,13 @@ main(int argc, char **argv)
     if (argc < 1)
         return 2;
     prog_argv = argv;
-    zygote = argc > 2 && strcmp(argv[1], AGENT_ZYGOTE_ARG) == 0;
+    bool preload = argc > 2 && strcmp(argv[1], AGENT_ZYGOTE_PRELOAD_ARG) == 0;
+    zygote = preload || (argc > 2 && strcmp(argv[1], AGENT_ZYGOTE_ARG) == 0);
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigprocmask(SIG_BLOCK, &set, &old);
     if (zygote)
-        zygote_init(argv + 2, &old);
+        zygote_init(argv + 2, &old, preload);
     int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     char *buf = malloc(sizeof(struct agent_msg) + AGENT_MSG_MAX + 1);
     if (sfd < 0 || buf == NULL)

@@ -17,8 +17,9 @@ void agent_send_exit(uint32_t id, int32_t status);
 void agent_track(pid_t pid, uint32_t id, int32_t hold);
 bool agent_untrack(uint32_t id);
 
-/* zygote.c. init: argv is the zygote's command line (after AGENT_ZYGOTE_ARG). */
-void zygote_init(char **argv, const sigset_t *old);
+/* zygote.c. init: argv is the zygote's command line (after AGENT_ZYGOTE_ARG); preload: load
+ * husk's preload library into it (AGENT_ZYGOTE_PRELOAD_ARG). */
+void zygote_init(char **argv, const sigset_t *old, bool preload);
 /* Hand the run to the zygote (it takes the fds). */
 void zygote_run(struct agent_msg *m, const char *payload, const int fds[3]);
 /* The zygote's socket (-1: none), and what to do when it is readable. */

@@ -11,12 +11,17 @@
  * the run (no fork on the cold start's path), and the next zygote starts at once for the runs
  * that follow. A zygote that dies (killed, out of memory) is started again for the next run;
  * the runs it had not started yet fail with a line on their stderr, which the daemon logs.
+ *
+ * Called with AGENT_ZYGOTE_PRELOAD_ARG, the agent preloads husk's library (zygote-preload.c,
+ * embedded in the agent) into each zygote: Node.js has no fork of its own.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -34,8 +39,15 @@ struct pending {
     int fds[3]; /* kept to write why the run failed, should the zygote die first */
 };
 
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x10U
+#endif
+
+extern const char faas_zygote_preload_bin[], faas_zygote_preload_end[];
+
 static struct {
     char **argv;
+    bool preload;
     const sigset_t *old;
     pid_t pid;
     int fd;
@@ -44,6 +56,31 @@ static struct {
     struct pending pending[MAX_PENDING];
     size_t n_pending;
 } z = {.pid = -1, .fd = -1};
+
+/* The preload library in a sealed memfd, fd ZYGOTE_FD + 1, named in LD_PRELOAD (after the
+ * function's own) and in AGENT_PRELOAD_ENV; the library closes it once loaded. */
+static int
+preload(void)
+{
+    size_t size = (size_t)(faas_zygote_preload_end - faas_zygote_preload_bin);
+    int fd = memfd_create("husk-zygote-preload", MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL) /* before Linux 6.3 */
+        fd = memfd_create("husk-zygote-preload", MFD_ALLOW_SEALING);
+    if (fd < 0 || write(fd, faas_zygote_preload_bin, size) != (ssize_t)size ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0 ||
+        dup2(fd, ZYGOTE_FD + 1) < 0)
+        return -1;
+    char path[64], num[16];
+    const char *old = getenv("LD_PRELOAD");
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", ZYGOTE_FD + 1);
+    snprintf(num, sizeof(num), "%d", ZYGOTE_FD + 1);
+    size_t n = (old ? strlen(old) + 1 : 0) + strlen(path) + 1;
+    char *list = malloc(n);
+    if (list == NULL)
+        return -1;
+    snprintf(list, n, "%s%s%s", old ? old : "", old ? ":" : "", path);
+    return setenv("LD_PRELOAD", list, 1) < 0 || setenv(AGENT_PRELOAD_ENV, num, 1) < 0 ? -1 : 0;
+}
 
 static _Noreturn void
 zygote_child(int sock)
@@ -54,6 +91,10 @@ zygote_child(int sock)
     if (sock == ZYGOTE_FD) /* dup2 onto itself keeps close-on-exec */
         fcntl(ZYGOTE_FD, F_SETFD, 0);
     syscall(SYS_close_range, ZYGOTE_FD + 1, ~0U, 0);
+    if (z.preload && preload() < 0) {
+        dprintf(2, "husk-agent: load the zygote's preload library: %s\n", strerror(errno));
+        _exit(126);
+    }
     sigprocmask(SIG_SETMASK, z.old, NULL);
     execvp(z.argv[0], z.argv);
     dprintf(2, "husk-agent: execute the zygote %s: %s\n", z.argv[0], strerror(errno));
@@ -85,9 +126,10 @@ zygote_start(void)
 }
 
 void
-zygote_init(char **argv, const sigset_t *old)
+zygote_init(char **argv, const sigset_t *old, bool preload)
 {
     z.argv = argv;
+    z.preload = preload;
     z.old = old;
     zygote_start(); /* loads while the first run is on its way; tried again per run if not */
 }
