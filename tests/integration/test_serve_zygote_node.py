@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO
 from test_serve import daemon  # noqa: F401 (fixture)
+from test_serve_zygote import call, log
 
 # Everything a stdio call shows of itself (a JSON line, then what its 'exit' listener and its
 # worker write): stdin, its variables, argv, whether zlib was loaded before the script ran, what
@@ -103,22 +104,10 @@ def deploy(daemon, app, node, name, script="echo.js", **spec):
     return body
 
 
-def call(daemon, name, body=b"", query=""):
-    status, _, out = daemon.request("POST", f"/function/{name}" + (f"?{query}" if query else ""),
-                                    body)
-    return status, out
-
-
 def answer(out):
     """The call's JSON line and the lines after it."""
     first, _, rest = out.partition(b"\n")
     return json.loads(first), rest.decode()
-
-
-def log(daemon, name):
-    status, _, body = daemon.request("GET", f"/system/logs/{name}")
-    assert status == 200
-    return body.decode()
 
 
 def test_same_behaviour_as_without(ctx, daemon, app, node):

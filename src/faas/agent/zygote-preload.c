@@ -143,28 +143,19 @@ pthread_join(pthread_t t, void **ret)
 
 /* Threads made before the fork may have waited on a condition or held a lock: they are not here
  * to leave or release it, and glibc would wait for them (or libuv abort on EBUSY). Destroying
- * either frees nothing. */
-int
-pthread_cond_destroy(pthread_cond_t *c)
-{
-    static int (*real)(pthread_cond_t *);
-    if (forked)
-        return 0;
-    if (real == NULL)
-        real = dlsym(RTLD_NEXT, "pthread_cond_destroy");
-    return real(c);
-}
-
-int
-pthread_mutex_destroy(pthread_mutex_t *m)
-{
-    static int (*real)(pthread_mutex_t *);
-    if (forked)
-        return 0;
-    if (real == NULL)
-        real = dlsym(RTLD_NEXT, "pthread_mutex_destroy");
-    return real(m);
-}
+ * either frees nothing: in a forked run, it is skipped. */
+#define SKIPPED_IN_A_RUN(fn, type)                                                                 \
+    int fn(type *obj)                                                                              \
+    {                                                                                              \
+        static int (*real)(type *);                                                                \
+        if (forked)                                                                                \
+            return 0;                                                                              \
+        if (real == NULL)                                                                          \
+            real = dlsym(RTLD_NEXT, #fn);                                                          \
+        return real(obj);                                                                          \
+    }
+SKIPPED_IN_A_RUN(pthread_cond_destroy, pthread_cond_t)
+SKIPPED_IN_A_RUN(pthread_mutex_destroy, pthread_mutex_t)
 
 /* A forked run's exit (process.reallyExit, once its 'exit' listeners ran): no destructors of
  * the zygote's objects, no atexit handlers; Node's stdio are written synchronously. */
