@@ -21,7 +21,8 @@
  *   fork returns at once (it does not exist there; glibc would read its freed descriptor), and
  *   so does destroying a condition variable or a mutex such a thread waited on or held.
  *
- * Built against glibc; uses no symbol newer than the interpreters husk packs.
+ * Linked against nothing, so no glibc version is asked for: the process's own glibc (and node's
+ * libuv) is resolved when node loads it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -46,9 +47,6 @@
 
 #define ZYGOTE_FD 3
 #define MAX_CALLS 1024 /* as the agent's runs */
-
-/* The oldest dlsym, so that the library loads with any glibc. */
-__asm__(".symver dlsym,dlsym@GLIBC_2.2.5");
 
 /* node's libuv (exported by the node executable; weak: absent in anything else). */
 extern void *uv_default_loop(void) __attribute__((weak));
