@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Raw wrappers for syscalls glibc 2.36 lacks or declares in conflicting headers. */
+/* Raw wrappers for syscalls glibc 2.36 lacks or declares in conflicting headers, and for the
+ * identity calls a sandbox's child makes: glibc's setresuid, setresgid and setgroups signal
+ * every other thread of the process to change its identity too, and a child cloned raw from the
+ * multi-threaded daemon has a copy of the daemon's thread list (a failing tgkill per thread,
+ * per call). The child is single-threaded: the syscall is the whole job. */
 #ifndef HUSK_CORE_SYSCALLS_H
 #define HUSK_CORE_SYSCALLS_H
 
@@ -85,6 +89,24 @@ static inline int
 sys_pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned flags)
 {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, info, flags);
+}
+
+static inline int
+sys_setresuid(uid_t r, uid_t e, uid_t s)
+{
+    return (int)syscall(SYS_setresuid, r, e, s);
+}
+
+static inline int
+sys_setresgid(gid_t r, gid_t e, gid_t s)
+{
+    return (int)syscall(SYS_setresgid, r, e, s);
+}
+
+static inline int
+sys_setgroups(size_t n, const gid_t *groups)
+{
+    return (int)syscall(SYS_setgroups, n, groups);
 }
 
 static inline int

@@ -14,6 +14,7 @@ struct sbx_child_ctx {
     int rootfd; /* O_PATH fd of the rootfs bind mount, -1 without a mount namespace */
     int step, index, err;
     bool caller_privileged; /* the parent is root in the initial user namespace */
+    bool no_mknod;          /* mknod was refused (a user namespace): devices are bound */
     int host_pid;           /* our pid as the host sees it (sent with the first GO) */
     /* A detached mount tree that becomes the root (cfg->rootfs_image's, or a clone of
      * opts->rootfs_fd), or -1: cfg->rootfs is bound by path. */

@@ -76,12 +76,12 @@ set_identity(struct sbx_child_ctx *ctx)
 {
     const struct sbx_process *p = &ctx->cfg->process;
 
-    if (setgroups(p->n_groups, (const gid_t *)p->groups) < 0 &&
+    if (sys_setgroups(p->n_groups, (const gid_t *)p->groups) < 0 &&
         !(errno == EPERM && p->n_groups == 0))
         return child_fail(ctx, SBX_STEP_SETGROUPS, 0, errno);
-    if (setresgid(p->gid, p->gid, p->gid) < 0)
+    if (sys_setresgid(p->gid, p->gid, p->gid) < 0)
         return child_fail(ctx, SBX_STEP_SETGID, 0, errno);
-    if (setresuid(p->uid, p->uid, p->uid) < 0)
+    if (sys_setresuid(p->uid, p->uid, p->uid) < 0)
         return child_fail(ctx, SBX_STEP_SETUID, 0, errno);
     umask(p->umask >= 0 ? (mode_t)p->umask : 022);
     return 0;

@@ -525,9 +525,11 @@ bind_host_device(int dir, const char *name, const char *path, mode_t type, dev_t
     return 0;
 }
 
-/* mknod where we may, else bind the host's node (bind_host_device). */
+/* mknod where we may, else bind the host's node (bind_host_device). Once mknod was refused
+ * (a user namespace), the next devices are bound without asking again. */
 static int
-make_device(int rootfd, const char *path, mode_t type, dev_t dev, mode_t perm, uid_t uid, gid_t gid)
+make_device(struct sbx_child_ctx *ctx, const char *path, mode_t type, dev_t dev, mode_t perm,
+            uid_t uid, gid_t gid)
 {
     cleanup_fd int dir = -1;
     const char *slash = strrchr(path, '/');
@@ -537,18 +539,21 @@ make_device(int rootfd, const char *path, mode_t type, dev_t dev, mode_t perm, u
         return -EINVAL;
     memcpy(parent, path, (size_t)(slash - path));
     parent[slash - path] = '\0';
-    dir = child_open_in_root(rootfd, parent[0] ? parent : "/", true, true);
+    dir = child_open_in_root(ctx->rootfd, parent[0] ? parent : "/", true, true);
     if (dir < 0)
         return dir;
     const char *name = slash + 1;
     unlinkat(dir, name, 0);
-    if (mknodat(dir, name, type | perm, dev) == 0) {
-        if (fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+    if (!ctx->no_mknod || type == S_IFIFO) {
+        if (mknodat(dir, name, type | perm, dev) == 0) {
+            if (fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                return -errno;
+            return 0;
+        }
+        if (errno != EPERM || type == S_IFIFO)
             return -errno;
-        return 0;
+        ctx->no_mknod = true;
     }
-    if (errno != EPERM || type == S_IFIFO)
-        return -errno;
     return bind_host_device(dir, name, path, type, dev);
 }
 
@@ -560,7 +565,7 @@ setup_devices(struct sbx_child_ctx *ctx)
 
     for (size_t i = 0; i < ARRAY_SIZE(default_devices); i++) {
         snprintf(path, sizeof(path), "/dev/%s", default_devices[i].name);
-        int r = make_device(ctx->rootfd, path, S_IFCHR,
+        int r = make_device(ctx, path, S_IFCHR,
                             makedev(default_devices[i].maj, default_devices[i].min), 0666, 0, 0);
         if (r < 0)
             return child_fail(ctx, SBX_STEP_DEFAULT_DEVICE, (int)i, r);
@@ -568,8 +573,8 @@ setup_devices(struct sbx_child_ctx *ctx)
     for (size_t i = 0; i < cfg->n_devices; i++) {
         const struct sbx_device *d = &cfg->devices[i];
         mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
-        int r = make_device(ctx->rootfd, d->path, type, makedev(d->major, d->minor),
-                            d->mode & 07777, d->uid, d->gid);
+        int r = make_device(ctx, d->path, type, makedev(d->major, d->minor), d->mode & 07777,
+                            d->uid, d->gid);
         if (r < 0)
             return child_fail(ctx, SBX_STEP_DEVICE, (int)i, r);
     }

@@ -199,7 +199,8 @@ sbx_child_main(struct sbx_child_ctx *ctx)
     }
     if (child_join_namespaces(ctx) < 0)
         goto fail;
-    if (cfg->ns[SBX_NS_USER].enabled && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) {
+    if (cfg->ns[SBX_NS_USER].enabled &&
+        (sys_setresgid(0, 0, 0) < 0 || sys_setresuid(0, 0, 0) < 0)) {
         child_fail(ctx, SBX_STEP_USERNS_ID, 0, errno);
         goto fail;
     }
