@@ -231,7 +231,13 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     so.console_fd = console_fd;
     so.join_pidfd = init_fd;
     int spawned = sbx_spawn(cfg->sbx, &so, &child, err);
-    if (spawned < 0 || sbx_child_start(child, cfg->sbx, err) < 0)
+    if (spawned < 0)
+        return -EINVAL;
+    /* Before the process runs: a signal that comes once it has started (its first output may
+     * already be read) is the process's, not ours to die of. */
+    if (!o->detach)
+        ctr_forward_signals(child->pid);
+    if (sbx_child_start(child, cfg->sbx, err) < 0)
         return -EINVAL;
     if (o->pid_file) {
         char buf[16];
@@ -242,7 +248,6 @@ exec_in(struct cli *cli, struct container *c, const struct exec_opts *o, int arg
     }
     if (o->detach)
         return 0;
-    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)

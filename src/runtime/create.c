@@ -206,12 +206,14 @@ spawn_container(struct cli *cli, const char *id, struct oci_config *cfg, struct 
         goto kill;
     if (mode == CREATE_WAIT_START)
         return 0;
+    /* Before the process runs: a signal that comes once it has started is its own. */
+    if (mode != CREATE_RUN_DETACHED)
+        ctr_forward_signals(child->pid);
     if (sbx_child_start(child, cfg->sbx, err) < 0)
         goto kill;
     ctr_hooks_warn(cli, cfg, OCI_HOOK_POSTSTART, &st, "running");
     if (mode == CREATE_RUN_DETACHED)
         return 0;
-    ctr_forward_signals(child->pid);
     if (child->pty_master >= 0)
         tty_relay(child->pty_master, child->pidfd, err);
     if (sbx_child_wait(child, &status, err) < 0)
