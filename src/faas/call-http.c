@@ -331,12 +331,10 @@ pump_out(struct faas_call *c)
 }
 
 /* Read the response while the client takes it (backpressure past 1 MiB queued for it), then
- * send the client what came in one go. */
-static void
-pump(struct faas_call *c)
+ * send the client what came in one go. false: the call ended. */
+static bool
+pump_in(struct faas_call *c)
 {
-    if (!pump_out(c))
-        return;
     char buf[65536];
     struct faas_server *s = c->s;
     struct faas_conn *conn = c->conn;
@@ -351,20 +349,32 @@ pump(struct faas_call *c)
         if (n >= 0 && (size_t)n < sizeof(buf))
             c->up->readable = false; /* drained: more is a new edge */
         if (n <= 0 && !c->head_done && c->relayed == 0 && !c->fresh_up && retry_fresh(c))
-            return;
+            return false;
         const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
         size_t used = 0;
         int r = n < 0 ? -1 : faas_resp_feed(c->resp, buf, (size_t)n, &used, &why);
         if (!resp_outcome(c, r, n > 0 ? (size_t)n - used : 0, why)) {
             if (conn && !conn->w.dead)
                 faas_conn_flush(s, conn);
-            return;
+            return false;
         }
         if (n == 0)
             break;
     }
     if (conn)
         faas_conn_flush(s, conn);
+    return true;
+}
+
+/* Until the server has nothing more to read or the client no room: a send that emptied the
+ * client's queue made room that no event will report (only a full socket gets EPOLLOUT). */
+static void
+pump(struct faas_call *c)
+{
+    if (!pump_out(c))
+        return;
+    while (pump_in(c) && c->up->readable && faas_reply_room(c))
+        ;
 }
 
 static void

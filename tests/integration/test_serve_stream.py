@@ -106,6 +106,25 @@ def test_an_http_function_streams(ctx, daemon):
     assert r.status == 200 and (first, rest) == (b"line1\n", b"line2\n") and gap > 0.5
 
 
+def test_large_http_answers_arrive_whole_and_at_once(ctx, daemon):
+    """A server that writes its answer faster than the client takes it (8 MiB at once): each
+    answer arrives whole, and none waits for the call's deadline. The daemon stops reading the
+    server while 1 MiB is queued for the client; when its own send then emptied that queue, no
+    event would ever say so (the client's socket never filled), and the call hung until its
+    timeout with part of the body sent."""
+    size = 8 << 20
+    b = http_bundle(ctx, "big", READ_HEAD +
+                    f"printf 'HTTP/1.1 200 OK\\r\\nContent-Length: {size}\\r\\n"
+                    f"Connection: close\\r\\n\\r\\n'; head -c {size} /dev/zero\n")
+    assert daemon.deploy(name="big", bundle=str(b.path), contract="http", timeout=30)[0] == 201
+    for _ in range(6):
+        start = time.monotonic()
+        status, _, body = daemon.request("GET", "/function/big", timeout=60)
+        took = time.monotonic() - start
+        assert status == 200 and len(body) == size, (status, len(body))
+        assert took < 15, f"an 8 MiB answer took {took:.1f} s"
+
+
 def read_until(sock, buf, want, what):
     while want not in buf:
         got = sock.recv(65536)
