@@ -255,6 +255,21 @@ body_end(struct faas_conn *c)
     faas_request_reset(&tr);
 }
 
+/* "100 Continue" to a client that waits for it before sending its body: said once, as the
+ * body is about to be read, unless the final answer has begun (a function that answers before
+ * it reads). A request refused on its head alone (a declared body over the limit) gets its
+ * final answer instead, and the client never sends the body. */
+static void
+send_continue(struct faas_server *s, struct faas_conn *c)
+{
+    static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->continue_due = false;
+    if (c->call && c->call->head_done)
+        return;
+    faas_buf_add(&c->out, line, sizeof(line) - 1);
+    faas_conn_flush(s, c);
+}
+
 /* Body bytes parsed: to the taker. false: stop reading (no room, or no taker any more). */
 static bool
 body_pass(struct faas_conn *c)
@@ -276,6 +291,7 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     char rid[72];
     faas_parser_take(c->parser, &req);
     c->body_open = req.body_streams;
+    c->continue_due = req.body_streams && req.expect_continue; /* owed once it is taken */
     c->busy = true;
     faas_timer_cancel(s, &c->deadline); /* answering: the call has its own deadline */
     c->keep_alive = req.keep_alive;
@@ -324,6 +340,8 @@ conn_read(struct faas_server *s, struct faas_conn *c)
     while (reading(c)) {
         const char *p = buf;
         ssize_t n;
+        if (c->continue_due && c->body_open) /* the streamed body's taker reads it now */
+            send_continue(s, c);
         if (faas_buf_pending(&c->in)) {
             p = c->in.p + c->in.off;
             n = (ssize_t)faas_buf_pending(&c->in);
@@ -360,6 +378,12 @@ conn_read(struct faas_server *s, struct faas_conn *c)
                 faas_buf_add(&c->in, buf + used, (size_t)n - used);
         } else {
             c->in.off += used;
+        }
+        struct faas_request *head = faas_parser_request(c->parser);
+        if (!body && head->expect_continue && head->headers_done && !head->complete &&
+            !faas_parser_streaming(c->parser)) { /* a body read whole, here, before routing */
+            head->expect_continue = false;
+            send_continue(s, c);
         }
         bool more = body ? body_pass(c) : true;
         if (body && r == 1 && c->body_open)

@@ -51,6 +51,9 @@ struct faas_request {
     bool headers_done, complete;
     bool keep_alive; /* the client may send another request on the connection */
     bool http10;     /* an HTTP/1.0 client: no chunked responses */
+    /* Expect: 100-continue from an HTTP/1.1 client with a body: it waits for "100 Continue"
+     * before sending the body (RFC 9110 10.1.1), which the connection says as it reads it */
+    bool expect_continue;
 };
 
 struct faas_parser;
@@ -357,8 +360,9 @@ struct faas_conn {
     /* the body of the request being answered, when it streams to whoever took it */
     const struct faas_body_sink_ops *sink_ops;
     void *sink;
-    bool body_open;   /* more of it to come */
-    bool body_paused; /* its taker has no room now: not reading */
+    bool body_open;    /* more of it to come */
+    bool body_paused;  /* its taker has no room now: not reading */
+    bool continue_due; /* "100 Continue" is owed before the body is read */
     struct faas_timer t_resume;
     struct faas_conn *prev, *next;
 };

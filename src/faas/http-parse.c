@@ -149,6 +149,9 @@ on_headers_complete(llhttp_t *h)
         return HPE_PAUSED;
     }
     bool chunked = h->flags & F_CHUNKED;
+    const char *expect = faas_request_header(r, "Expect");
+    r->expect_continue = expect && strcasecmp(expect, "100-continue") == 0 && !r->http10 &&
+                         (chunked || ((h->flags & F_CONTENT_LENGTH) && h->content_length > 0));
     if (r->may_stream &&
         (chunked || ((h->flags & F_CONTENT_LENGTH) && h->content_length >= STREAM_FROM))) {
         r->body_streams = true;

@@ -125,6 +125,54 @@ def test_large_http_answers_arrive_whole_and_at_once(ctx, daemon):
         assert took < 15, f"an 8 MiB answer took {took:.1f} s"
 
 
+def expect_continue(daemon, path, length, body=True):
+    """A client that sends `Expect: 100-continue` and waits for the 100 before its body, as
+    curl does for large bodies (for a second) and many SDKs do: what came before the body, and
+    the final answer's head and body."""
+    s = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    try:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
+                  "Expect: 100-continue\r\n\r\n".encode())
+        first = read_until(s, b"", b"\r\n\r\n", "an interim or final answer")
+        if first.startswith(b"HTTP/1.1 100 ") and body:
+            s.sendall(b"x" * length)
+        buf = first
+        if first.startswith(b"HTTP/1.1 100 "):
+            buf = read_until(s, first.split(b"\r\n\r\n", 1)[1], b"\r\n\r\n", "the answer")
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        want = int(next((ln.split(b":")[1] for ln in head.split(b"\r\n")
+                         if ln.lower().startswith(b"content-length:")), b"0"))
+        while len(rest) < want:
+            got = s.recv(65536)
+            if not got:
+                break
+            rest += got
+        return first, head, rest
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("length", [100, 1 << 20])  # a buffered body, and a streamed one
+def test_expect_100_continue_is_answered_before_the_body(ctx, daemon, length):
+    """The daemon says `100 Continue` as it starts reading the body: a client that waits for it
+    does not wait for nothing (curl waited a second on every upload of 1 MiB or more)."""
+    b = shell_bundle(ctx, "wc -c", name="count")
+    assert daemon.deploy(name="count", bundle=str(b.path), max_body=4 << 20)[0] == 201
+    first, head, rest = expect_continue(daemon, "/function/count", length)
+    assert first.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), first
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert rest.strip() == str(length).encode()
+
+
+def test_expect_100_continue_gets_the_refusal_instead(ctx, daemon):
+    """A declared body over max_body is refused on the head alone, at once and without a 100:
+    the client never sends it."""
+    b = shell_bundle(ctx, "wc -c", name="small")
+    assert daemon.deploy(name="small", bundle=str(b.path), max_body=1 << 10)[0] == 201
+    first, head, _ = expect_continue(daemon, "/function/small", 1 << 20, body=False)
+    assert first.startswith(b"HTTP/1.1 413 "), first
+
+
 def read_until(sock, buf, want, what):
     while want not in buf:
         got = sock.recv(65536)
