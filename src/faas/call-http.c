@@ -110,9 +110,7 @@ on_resp_head(void *data, const struct faas_resp_head *h)
             faas_buf_addf(&lines, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     }
     faas_reply_head(c, h->status, h->reason, lines.p, lines.len,
-                    h->has_length ? (int64_t)h->length
-                    : h->no_body  ? 0
-                                  : -1);
+                    h->has_length ? (int64_t)h->length : -1);
     faas_buf_free(&lines);
 }
 

@@ -37,7 +37,9 @@ faas_reply_head(struct faas_call *c, int status, const char *reason, const char 
     faas_buf_add(out, headers, hlen);
     bool no_body = c->no_body =
         status == 204 || status == 304 || strcmp(c->req.method, "HEAD") == 0;
-    if (length >= 0)
+    /* A 204 or a 304 has no Content-Length (RFC 9110 8.6: a 304's would have to be the
+     * length a 200 would have); a HEAD answer has the one the function gave, if any. */
+    if (length >= 0 && status != 204 && status != 304)
         faas_buf_addf(out, "Content-Length: %lld\r\n", (long long)length);
     else if (!no_body && !c->req.http10)
         c->chunked_out = true;

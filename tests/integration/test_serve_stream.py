@@ -173,6 +173,36 @@ def test_expect_100_continue_gets_the_refusal_instead(ctx, daemon):
     assert first.startswith(b"HTTP/1.1 413 "), first
 
 
+def test_bodiless_answers_carry_no_length(ctx, daemon):
+    """204 and 304 from a function reach the client without a Content-Length (RFC 9110 8.6) or
+    a body, a HEAD answer without an invented length, and the connection serves the next call."""
+    b = http_bundle(ctx, "bodiless", READ_HEAD +
+                    "printf 'HTTP/1.1 %s\\r\\nETag: \"e\"\\r\\nConnection: close\\r\\n\\r\\n' "
+                    "\"$(cat /srv/app/status)\"\n")
+    (b.rootfs / "srv" / "app" / "status").write_text("204 No Content")
+    assert daemon.deploy(name="bodiless", bundle=str(b.path), contract="http")[0] == 201
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=15)
+    try:
+        for method in ("GET", "HEAD", "GET"):
+            conn.request(method, "/function/bodiless")
+            r = conn.getresponse()
+            assert r.status == 204 and r.read() == b""
+            assert r.getheader("Content-Length") is None, r.getheaders()
+            assert r.getheader("Transfer-Encoding") is None, r.getheaders()
+    finally:
+        conn.close()
+    (b.rootfs / "srv" / "app" / "status").write_text("304 Not Modified")
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=15)
+    try:
+        for _ in range(2):
+            conn.request("GET", "/function/bodiless", headers={"If-None-Match": '"e"'})
+            r = conn.getresponse()
+            assert r.status == 304 and r.read() == b"" and r.getheader("ETag") == '"e"'
+            assert r.getheader("Content-Length") is None, r.getheaders()
+    finally:
+        conn.close()
+
+
 def read_until(sock, buf, want, what):
     while want not in buf:
         got = sock.recv(65536)
