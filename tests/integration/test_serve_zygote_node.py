@@ -17,6 +17,14 @@ from conftest import REPO
 from test_serve import daemon  # noqa: F401 (fixture)
 from test_serve_zygote import call, log
 
+# The calls' tests in the sanitizer pass: what they run beyond the daemon's side (the agent, the
+# preload library, node) is built without sanitizers, and the daemon's side of a zygote's calls
+# is the Python zygote's, which that pass runs. The deploys' checks (the daemon's) run in both.
+calls_unsanitized = pytest.mark.skipif(
+    "ASAN_OPTIONS" in os.environ,
+    reason="the sanitizer pass: the daemon's side of a zygote's calls is test_serve_zygote.py's; "
+    "the rest of these calls is not sanitized; the plain pass runs them")
+
 # Everything a stdio call shows of itself (a JSON line, then what its 'exit' listener and its
 # worker write): stdin, its variables, argv, whether zlib was loaded before the script ran, what
 # a module global left by an earlier call would show, its pid as Node says it and as the kernel
@@ -110,6 +118,7 @@ def answer(out):
     return json.loads(first), rest.decode()
 
 
+@calls_unsanitized
 def test_same_behaviour_as_without(ctx, daemon, app, node):
     """stdin to stdout, the variables, argv, require.main, exit listeners, exit codes (500 with
     the output), stderr and stack traces to the log, child processes: the same with the zygote as
@@ -144,6 +153,7 @@ def test_same_behaviour_as_without(ctx, daemon, app, node):
     assert seen["zyg"][0]["ppid"] == 1 and seen["zyg"][1]["ppid"] != 1
 
 
+@calls_unsanitized
 def test_each_call_is_a_fresh_fork(ctx, daemon, app, node):
     """A new process, new Math.random and randomUUID values each call; what a call changes in a
     module the zygote loaded (zlib) is gone at the next."""
@@ -161,6 +171,7 @@ def test_each_call_is_a_fresh_fork(ctx, daemon, app, node):
     assert len({o["ppid"] for o in outs[1:]}) == 1 and outs[1]["ppid"] != 1
 
 
+@calls_unsanitized
 def test_threads_in_a_forked_call(ctx, daemon, app, node):
     """A forked call makes and joins a worker thread, and ends with its status."""
     deploy(daemon, app, node, "threads", zygote=True)
@@ -170,6 +181,7 @@ def test_threads_in_a_forked_call(ctx, daemon, app, node):
         assert "worker 42\n" in answer(out)[1], out
 
 
+@calls_unsanitized
 def test_cgi_contract(ctx, daemon, app, node):
     deploy(daemon, app, node, "cgi", script="cgi.js", contract="cgi", zygote=True)
     for _ in range(2):
@@ -178,6 +190,7 @@ def test_cgi_contract(ctx, daemon, app, node):
         assert out == b"cgi GET x=2\n"
 
 
+@calls_unsanitized
 def test_memory_limit_still_kills(ctx, daemon, app, node):
     deploy(daemon, app, node, "hog", zygote=True, memory=128 << 20)
     call(daemon, "hog")  # the instance's first call: the next are forks
@@ -188,6 +201,7 @@ def test_memory_limit_still_kills(ctx, daemon, app, node):
     assert status == 200 and answer(out)[0]["body"] == "again", out
 
 
+@calls_unsanitized
 def test_timeout_still_works(ctx, daemon, app, node):
     deploy(daemon, app, node, "slow", zygote=True, timeout=2)
     call(daemon, "slow")
@@ -199,6 +213,7 @@ def test_timeout_still_works(ctx, daemon, app, node):
     assert status == 200 and answer(out)[0]["body"] == "next", out
 
 
+@calls_unsanitized
 def test_the_example(ctx, daemon, app, node):
     """examples/functions/node-json.js, as its header deploys it."""
     status, body = daemon.deploy(name="greet", dir=str(app / "root"), zygote=True, timeout=30,
@@ -233,6 +248,7 @@ def test_bad_deploy_is_400_and_creates_nothing(ctx, daemon, app, node, command, 
     assert not list((daemon.state).glob("**/bad*"))
 
 
+@calls_unsanitized
 def test_options_before_the_script(ctx, daemon, app, node):
     """Node's own options stay the function's: --require with its value, --name=value, and a
     '--' before the script."""
