@@ -2,9 +2,9 @@
 /*
  * The http contract (Knative / Cloud Run: a server on $PORT). The request goes to
  * 127.0.0.1:$PORT inside the instance's network namespace with Forwarded, X-Forwarded-* and the
- * request id, hop-by-hop headers stripped; the response comes back as the server sends it
- * (chunked and streamed bodies pass through as they arrive), with the request id added and
- * the connection header made the client's.
+ * request id, hop-by-hop headers stripped, the body sized or chunked as the client sent it;
+ * the response comes back as the server sends it (chunked and streamed bodies pass through as
+ * they arrive), with the request id added and the connection header made the client's.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -65,7 +65,11 @@ build_request(struct faas_call *c)
     if (host)
         faas_buf_addf(b, "X-Forwarded-Host: %s\r\n", host);
     faas_buf_addf(b, "X-Request-Id: %s\r\nX-Call-Id: %s\r\n", c->rid, c->rid);
-    if (r->body_streams) { /* the body follows as it comes, chunked */
+    if (r->body_streams && r->stream_sized) { /* the body follows as it comes, as sized */
+        faas_buf_addf(b, "Content-Length: %llu\r\n\r\n", (unsigned long long)r->stream_length);
+        return;
+    }
+    if (r->body_streams) { /* the body follows as it comes, chunked as the client sent it */
         faas_buf_add(b, "Transfer-Encoding: chunked\r\n\r\n", 30);
         return;
     }
@@ -73,21 +77,26 @@ build_request(struct faas_call *c)
     faas_buf_add(b, r->body, r->body_len);
 }
 
-/* What came of a streamed body goes to the server as chunks (trailers are not passed on). */
+/* What came of a streamed body goes to the server as it came: the bytes of a sized body, or
+ * chunks of a chunked one (trailers are not passed on). */
 static void
 body_chunks(struct faas_call *c)
 {
     struct faas_buf *in = &c->body_in, *b = &c->up_out;
+    bool sized = c->req.stream_sized;
     size_t n = faas_buf_pending(in);
     if (n) {
         faas_buf_compact(b, n + 32); /* a streamed body is never sent again (retry_fresh) */
-        faas_buf_addf(b, "%zx\r\n", n);
+        if (!sized)
+            faas_buf_addf(b, "%zx\r\n", n);
         faas_buf_add(b, in->p + in->off, n);
-        faas_buf_add(b, "\r\n", 2);
+        if (!sized)
+            faas_buf_add(b, "\r\n", 2);
         in->off = in->len = 0;
     }
     if (!c->body_open && !c->body_ended) {
-        faas_buf_add(b, "0\r\n\r\n", 5);
+        if (!sized)
+            faas_buf_add(b, "0\r\n\r\n", 5);
         c->body_ended = true;
     }
 }

@@ -54,6 +54,10 @@ struct faas_request {
     /* Expect: 100-continue from an HTTP/1.1 client with a body: it waits for "100 Continue"
      * before sending the body (RFC 9110 10.1.1), which the connection says as it reads it */
     bool expect_continue;
+    /* A streamed body the client sized (Content-Length, not chunked): its length, passed on as
+     * it is to an http function (many servers take no chunked request body) */
+    bool stream_sized;
+    uint64_t stream_length;
 };
 
 struct faas_parser;

@@ -155,6 +155,8 @@ on_headers_complete(llhttp_t *h)
     if (r->may_stream &&
         (chunked || ((h->flags & F_CONTENT_LENGTH) && h->content_length >= STREAM_FROM))) {
         r->body_streams = true;
+        r->stream_sized = !chunked;
+        r->stream_length = chunked ? 0 : h->content_length;
         r->keep_alive = llhttp_should_keep_alive(h);
         p->streaming = true;
         p->streamed = 0;

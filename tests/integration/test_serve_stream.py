@@ -247,6 +247,36 @@ def test_a_request_body_streams_into_an_http_function(ctx, daemon):
     duplex(daemon, "/function/echoer")
 
 
+def test_a_sized_body_reaches_an_http_function_sized(ctx, daemon):
+    """A body the client sized (Content-Length) streams to an http function with that length,
+    not re-chunked: many servers (Python's http.server, the http-hello example) take no chunked
+    request body. A chunked body stays chunked."""
+    handler = (
+        "len=0; te=\n"
+        "while IFS= read -r l; do l=$(printf %s \"$l\" | tr -d '\\r'); [ -z \"$l\" ] && break\n"
+        "  case \"$l\" in [Cc]ontent-[Ll]ength:*) len=${l#*: };; "
+        "[Tt]ransfer-[Ee]ncoding:*) te=${l#*: };; esac\n"
+        "done\n"
+        "got=$(head -c \"$len\" | wc -c)\n"
+        "out=\"length=$len te=$te got=$got\"\n"
+        "printf 'HTTP/1.1 200 OK\\r\\nContent-Length: %s\\r\\nConnection: close\\r\\n\\r\\n%s' "
+        "${#out} \"$out\"\n")
+    b = http_bundle(ctx, "sized", handler)
+    assert daemon.deploy(name="sized", bundle=str(b.path), contract="http", max_body=8 << 20,
+                         timeout=20)[0] == 201
+    size = 1 << 20  # over 64 KiB: it streams
+    status, _, body = daemon.request("POST", "/function/sized", b"y" * size, timeout=30)
+    assert status == 200 and body == f"length={size} te= got={size}".encode(), body
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=30)
+    try:
+        conn.request("POST", "/function/sized", body=iter([b"a" * 1000, b"b" * 1000]),
+                     encode_chunked=True, headers={"Transfer-Encoding": "chunked"})
+        r = conn.getresponse()
+        assert r.status == 200 and b"te=chunked" in r.read()
+    finally:
+        conn.close()
+
+
 def test_a_large_body_streams_through_in_bounded_memory(ctx, daemon):
     b = shell_bundle(ctx, "wc -c")
     assert daemon.deploy(name="count", bundle=str(b.path), max_body=64 << 20)[0] == 201
