@@ -194,7 +194,12 @@ def test_bad_deploy_is_400_and_creates_nothing(ctx, daemon, app, spec, words):
     full = {"name": "bad", "dir": str(app / "root"), "command": [PY, str(app / "echo.py")],
             "zygote": True, "timeout": 10}
     full.update(spec)
-    status, body = daemon.deploy(**full)
+    refused(daemon, full, words)
+
+
+def refused(daemon, spec, words):
+    """The deploy of spec (named "bad") is a 400 naming words, and creates nothing."""
+    status, body = daemon.deploy(**spec)
     assert status == 400, body
     msg = json.loads(body)["error"]
     for w in words:

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO
 from test_serve import daemon  # noqa: F401 (fixture)
-from test_serve_zygote import call, log
+from test_serve_zygote import call, log, refused
 
 # The calls' tests in the sanitizer pass: what they run beyond the daemon's side (the agent, the
 # preload library, node) is built without sanitizers, and the daemon's side of a zygote's calls
@@ -237,15 +237,8 @@ def test_the_example(ctx, daemon, app, node):
     ([], ["field 'zygote'", "SCRIPT"]),
 ])
 def test_bad_deploy_is_400_and_creates_nothing(ctx, daemon, app, node, command, words):
-    status, body = daemon.deploy(name="bad", dir=str(app / "root"), zygote=True, timeout=10,
-                                 command=[node, *command])
-    assert status == 400, body
-    msg = json.loads(body)["error"]
-    for w in words:
-        assert w in msg, msg
-    status, _, _ = daemon.request("GET", "/system/functions/bad")
-    assert status == 404
-    assert not list((daemon.state).glob("**/bad*"))
+    refused(daemon, {"name": "bad", "dir": str(app / "root"), "zygote": True, "timeout": 10,
+                     "command": [node, *command]}, words)
 
 
 @calls_unsanitized
