@@ -6,6 +6,7 @@ bootstrap that misbehaves on request against the Runtime API."""
 
 import base64
 import concurrent.futures
+import errno
 import glob
 import http.client
 import json
@@ -119,8 +120,9 @@ def instance_pids(daemon, name):
     for cg in instance_cgroups(daemon, name):
         try:
             pids |= {int(p) for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
-        except FileNotFoundError:
-            pass
+        except OSError as e:  # gone, or being removed (ENODEV): no processes
+            if e.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
     return pids
 
 
