@@ -3,6 +3,7 @@
 policy, functions are not root on the host, and a hostile function or client cannot hurt the
 daemon or other callers. The attacker is an unprivileged user (nobody) where it matters."""
 
+import errno
 import glob
 import json
 import os
@@ -63,8 +64,9 @@ def instance_pids(name):
     for cg in instance_cgroups(name):
         try:
             pids |= {int(p) for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
-        except FileNotFoundError:
-            pass
+        except OSError as e:  # gone, or being removed (ENODEV): no processes
+            if e.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
     return pids
 
 
