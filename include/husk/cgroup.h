@@ -221,6 +221,11 @@ int sbx_cgroup_is_frozen(struct sbx_cgroup *cg);
 
 /* Every process in the cgroup (and below it), never the caller. Caller frees *pids. */
 int sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, struct husk_error **err);
+/* The same from another thread, which must not touch cg while its owner may free it: a
+ * directory fd of the cgroup (-errno), then its processes read through that fd (none once the
+ * cgroup is removed). The caller closes the fd and frees *pids. */
+int sbx_cgroup_procs_dir(struct sbx_cgroup *cg);
+void sbx_cgroup_pids_at(int dir_fd, pid_t **pids, size_t *n);
 /* Signal every process (SIGKILL through cgroup.kill where the kernel has it). */
 int sbx_cgroup_kill(struct sbx_cgroup *cg, int sig, struct husk_error **err);
 /* Kill what is left, then remove the directories this cgroup made, retrying while busy. */

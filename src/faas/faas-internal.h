@@ -490,6 +490,8 @@ struct faas_instance {
     bool agent_reaped;    /* waited for by pid (an instance without a pidfd) */
     bool program_exited;  /* its program (the agent, the server) ended by itself */
     bool frozen;          /* idle for --freeze seconds: its cgroup is frozen */
+    bool pub_checking;    /* its idle check is off the loop (publish.c): not freed until back */
+    bool bury_later;      /* released during that check */
     char answered[8][40]; /* lambda: the last request ids answered (a second answer: 403) */
     unsigned n_answered;
     struct faas_server *s;
@@ -549,6 +551,10 @@ void faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool bu
 uint64_t faas_instance_max_memory(struct faas_instance *in);
 /* Calls in flight changed: the idle timer starts or stops. */
 void faas_instance_idle_check(struct faas_server *s, struct faas_instance *in);
+/* A published instance's idle check is back: keep it (its idle timer again) or stop it. */
+void faas_instance_idle_decided(struct faas_server *s, struct faas_instance *in, bool keep);
+/* Whether it was released while its idle check was out (then it is buried now). */
+bool faas_instance_released(struct faas_server *s, struct faas_instance *in);
 /* http: wait for the server to accept connections (a connect with backoff, never a poll). */
 void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
 
@@ -589,7 +595,9 @@ int faas_publish_listen_fd(const struct faas_function *f);
  * the socket, or at once with LISTEN_FDS). */
 bool faas_publish_await(struct faas_server *s, struct faas_instance *in);
 /* Its idle timer ran out: true to keep it (the function needs it, or it holds connections). */
-bool faas_publish_busy(struct faas_server *s, struct faas_instance *in);
+/* An idle published instance: whether its function's open connections still need it is
+ * decided off the loop, then faas_instance_idle_decided. false: not published (stop it). */
+bool faas_publish_idle_check(struct faas_server *s, struct faas_instance *in);
 /* Where the proxied path connects: the published address, as the daemon reaches it. */
 bool faas_publish_dial(const struct faas_function *f, struct sockaddr_storage *sa, socklen_t *len);
 /* "published" in the function's JSON, and the lines of /metrics. */

@@ -319,7 +319,10 @@ release(struct faas_server *s, struct faas_instance *in)
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
-    faas_server_bury(s, in);
+    if (in->pub_checking)
+        in->bury_later = true; /* faas_instance_released, when the check is back */
+    else
+        faas_server_bury(s, in);
     faas_pool_maybe_free(s, f);
 }
 
@@ -556,7 +559,28 @@ static void
 idle_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_idle);
-    if (faas_publish_busy(s, in)) { /* its function's connections still need it */
+    if (in->pub_checking || faas_publish_idle_check(s, in)) /* decided off the loop */
+        return;
+    faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
+    faas_instance_destroy(s, in);
+}
+
+bool
+faas_instance_released(struct faas_server *s, struct faas_instance *in)
+{
+    if (!in->bury_later)
+        return false;
+    faas_server_bury(s, in);
+    return true;
+}
+
+void
+faas_instance_idle_decided(struct faas_server *s, struct faas_instance *in, bool keep)
+{
+    struct faas_function *f = in->fn;
+    if (in->state != INST_READY) /* stopping already */
+        return;
+    if (keep || in->in_flight || f->n_instances <= (size_t)f->min) { /* as it is now */
         faas_instance_idle_check(s, in);
         return;
     }

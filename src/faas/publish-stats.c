@@ -254,17 +254,17 @@ on_open(const struct nlmsghdr *h, void *data)
 
 /* Bytecode: the source address (any, for an unspecified one) and port of the socket. */
 static size_t
-bytecode(const struct faas_pub *p, char *out)
+bytecode(const struct sockaddr_storage *sa, char *out)
 {
-    bool v6 = p->sa.ss_family == AF_INET6;
-    const struct sockaddr_in *a = (const struct sockaddr_in *)&p->sa;
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&p->sa;
+    bool v6 = sa->ss_family == AF_INET6;
+    const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
     size_t alen = v6 ? 16 : 4,
            len = sizeof(struct inet_diag_bc_op) + sizeof(struct inet_diag_hostcond) + alen;
     bool any = v6 ? IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr) : a->sin_addr.s_addr == 0;
     struct inet_diag_bc_op op = {
         .code = INET_DIAG_BC_S_COND, .yes = (unsigned char)len, .no = (unsigned short)(len + 4)};
-    struct inet_diag_hostcond c = {.family = (uint8_t)p->sa.ss_family,
+    struct inet_diag_hostcond c = {.family = (uint8_t)sa->ss_family,
                                    .prefix_len = any ? 0 : (uint8_t)(8 * alen),
                                    .port = ntohs(a->sin_port)};
     memcpy(out, &op, sizeof(op));
@@ -281,7 +281,8 @@ mnl_closep(struct mnl_socket **nl)
 }
 
 int
-faas_pubstats_open_conns(struct faas_pub *p, size_t *n, uint64_t **inodes, size_t *n_inodes)
+faas_pubstats_open_conns(const struct sockaddr_storage *sa, size_t *n, uint64_t **inodes,
+                         size_t *n_inodes)
 {
     cleanup_(mnl_closep) struct mnl_socket *nl = mnl_socket_open2(NETLINK_SOCK_DIAG, SOCK_CLOEXEC);
     if (nl == NULL || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
@@ -292,10 +293,10 @@ faas_pubstats_open_conns(struct faas_pub *p, size_t *n, uint64_t **inodes, size_
     h->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     h->nlmsg_seq = (uint32_t)now_ns();
     struct inet_diag_req_v2 *req = mnl_nlmsg_put_extra_header(h, sizeof(*req));
-    req->sdiag_family = (uint8_t)p->sa.ss_family;
+    req->sdiag_family = (uint8_t)sa->ss_family;
     req->sdiag_protocol = IPPROTO_TCP;
     req->idiag_states = OPEN_STATES;
-    mnl_attr_put(h, INET_DIAG_REQ_BYTECODE, bytecode(p, bc), bc);
+    mnl_attr_put(h, INET_DIAG_REQ_BYTECODE, bytecode(sa, bc), bc);
     uint32_t seq = h->nlmsg_seq, portid = mnl_socket_get_portid(nl);
     if (mnl_socket_sendto(nl, h, h->nlmsg_len) < 0)
         return -errno;
@@ -343,14 +344,15 @@ pid_holds(pid_t pid, const uint64_t *inodes, size_t n)
 }
 
 bool
-faas_pubstats_holds(struct faas_instance *in, const uint64_t *inodes, size_t n)
+faas_pubstats_holds(int procs_dir, const uint64_t *inodes, size_t n)
 {
     cleanup_free pid_t *pids = NULL;
     size_t np = 0;
     if (n == 0)
         return false;
-    if (in->cg == NULL || sbx_cgroup_pids(in->cg, &pids, &np, NULL) < 0)
+    if (procs_dir < 0)
         return true; /* cannot tell: kept */
+    sbx_cgroup_pids_at(procs_dir, &pids, &np);
     for (size_t i = 0; i < np; i++)
         if (pid_holds(pids[i], inodes, n))
             return true;
@@ -368,7 +370,7 @@ faas_publish_json(const struct faas_function *f, json_t *j)
     json_t *pj = json_pack("{s:s, s:s, s:b}", "address", f->publish, "mode",
                            f->publish_fds ? "listen_fds" : "bind", "serving", p && p->active == f);
     size_t open = 0;
-    if (p && p->active == f && faas_pubstats_open_conns(p, &open, NULL, NULL) == 0) {
+    if (p && p->active == f && faas_pubstats_open_conns(&p->sa, &open, NULL, NULL) == 0) {
         size_t ready = 0;
         for (struct faas_instance *in = f->instances; in; in = in->next)
             ready += in->state == INST_READY;
@@ -400,7 +402,7 @@ faas_publish_metrics(struct faas_server *s, struct faas_buf *b)
         size_t n = 0;
         if (p->active == NULL)
             continue;
-        if (faas_pubstats_open_conns(p, &n, NULL, NULL) == 0)
+        if (faas_pubstats_open_conns(&p->sa, &n, NULL, NULL) == 0)
             faas_buf_addf(&open, "husk_published_connections{function=\"%s\",state=\"open\"} %zu\n",
                           p->fn, n);
         faas_buf_addf(&open, "husk_published_connections{function=\"%s\",state=\"queued\"} %u\n",

@@ -506,24 +506,73 @@ faas_publish_await(struct faas_server *s, struct faas_instance *in)
     return true;
 }
 
-/* On the idle timer of a published instance (every --idle seconds, not per connection). The
- * dump of open connections is one netlink round trip; the fd tables are read only for an
- * instance beyond what the open connections need, which then holds few of them. */
-bool
-faas_publish_busy(struct faas_server *s, struct faas_instance *in)
+/* On the idle timer of a published instance (every --idle seconds, not per connection), off
+ * the loop: the dump of open connections is a netlink round trip, and which instance holds which
+ * of them is read from its processes' fd tables. The instance is kept while it is being decided
+ * (faas_instance_idle_decided, on the loop). */
+struct idle_check {
+    struct faas_work work;
+    struct faas_instance *in;
+    struct sockaddr_storage sa;
+    int procs_dir;
+    int r;
+    size_t open;
+    bool holds;
+};
+
+static void
+idle_check_run(struct faas_work *w)
 {
+    struct idle_check *k = container_of(w, struct idle_check, work);
+    cleanup_free uint64_t *inodes = NULL;
+    size_t n_inodes = 0;
+    k->r = faas_pubstats_open_conns(&k->sa, &k->open, &inodes, &n_inodes);
+    if (k->r == 0)
+        k->holds = faas_pubstats_holds(k->procs_dir, inodes, n_inodes);
+}
+
+static void
+idle_check_done(struct faas_server *s, struct faas_work *w)
+{
+    struct idle_check *k = container_of(w, struct idle_check, work);
+    struct faas_instance *in = k->in;
+    bool counted = k->r == 0, holds = k->holds;
+    size_t open = k->open;
+    if (k->procs_dir >= 0)
+        close(k->procs_dir);
+    free(k);
+    in->pub_checking = false;
+    if (faas_instance_released(s, in)) /* stopped meanwhile */
+        return;
     struct faas_function *f = in->fn;
     struct faas_pub *p = f->pub;
-    size_t open = 0, n_inodes = 0;
-    cleanup_free uint64_t *inodes = NULL;
-    if (p == NULL || p->active != f || faas_pubstats_open_conns(p, &open, &inodes, &n_inodes) < 0)
+    bool keep = false;
+    if (counted && p && p->active == f) {
+        size_t need = open ? instances_for(f, open) : 0;
+        if (need < (size_t)f->min)
+            need = (size_t)f->min;
+        keep = f->n_instances <= need || holds;
+        p->n_kept += keep;
+    }
+
+    faas_instance_idle_decided(s, in, keep);
+}
+
+bool
+faas_publish_idle_check(struct faas_server *s, struct faas_instance *in)
+{
+    struct faas_pub *p = in->fn->pub;
+    if (p == NULL || p->active != in->fn)
         return false;
-    size_t need = open ? instances_for(f, open) : 0;
-    if (need < (size_t)f->min)
-        need = (size_t)f->min;
-    bool keep = f->n_instances <= need || faas_pubstats_holds(in, inodes, n_inodes);
-    p->n_kept += keep;
-    return keep;
+    struct idle_check *k = xcalloc(1, sizeof(*k));
+    k->work.run = idle_check_run;
+    k->work.done = idle_check_done;
+    k->in = in;
+    k->sa = p->sa;
+    k->procs_dir = in->cg ? sbx_cgroup_procs_dir(in->cg) : -1;
+    in->pub_checking = true;
+    faas_work_submit(s, &k->work);
+    return true;
 }
 
 bool

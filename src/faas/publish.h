@@ -59,9 +59,11 @@ void faas_pubstats_update(struct faas_server *s);
 void faas_pubstats_close(struct faas_publishing *pg);
 /* Connections now open on the socket (queued ones too); with inodes, the sorted socket inodes
  * of those an instance accepted (caller frees). -errno when they cannot be counted. */
-int faas_pubstats_open_conns(struct faas_pub *p, size_t *n, uint64_t **inodes, size_t *n_inodes);
-/* Whether any process of the instance holds one of these sockets. */
-bool faas_pubstats_holds(struct faas_instance *in, const uint64_t *inodes, size_t n);
+int faas_pubstats_open_conns(const struct sockaddr_storage *sa, size_t *n, uint64_t **inodes,
+                             size_t *n_inodes);
+/* Whether any process of a cgroup (sbx_cgroup_procs_dir) holds one of these sockets. Reads
+ * the processes' fd tables: off the loop. */
+bool faas_pubstats_holds(int procs_dir, const uint64_t *inodes, size_t n);
 /* The accept queue's length now. */
 unsigned faas_pub_queue(const struct faas_pub *p);
 

@@ -64,16 +64,53 @@ joined_tracker(struct sbx_cgroup *cg)
     return NULL;
 }
 
+/* The same hierarchy of a parked cgroup (its fds closed, its paths kept). */
+static struct cg_hier *
+parked_tracker(struct sbx_cgroup *cg)
+{
+    if (cg->v2 >= 0 && cg->h[cg->v2].parked)
+        return &cg->h[cg->v2];
+    struct cg_hier *h = cg_where(cg, CG_FREEZER);
+    if (h && h->parked)
+        return h;
+    for (size_t i = 0; i < cg->n_h; i++)
+        if (cg->h[i].parked)
+            return &cg->h[i];
+    return NULL;
+}
+
+int
+sbx_cgroup_procs_dir(struct sbx_cgroup *cg)
+{
+    struct cg_hier *h = joined_tracker(cg);
+    int fd = h ? fcntl(h->fd, F_DUPFD_CLOEXEC, 3) : -1;
+    if (h == NULL && (h = parked_tracker(cg)) != NULL) { /* one open by path */
+        cleanup_free char *path = xasprintf("%s/%s%s", cg->root, h->dir, cg->path);
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (h == NULL)
+        return -ENOENT;
+    return fd < 0 ? -errno : fd;
+}
+
+void
+sbx_cgroup_pids_at(int dir_fd, pid_t **pids, size_t *n)
+{
+    struct pidv v = {0};
+    collect(dir_fd, &v, 0);
+    *pids = v.v;
+    *n = v.n;
+}
+
 int
 sbx_cgroup_pids(struct sbx_cgroup *cg, pid_t **pids, size_t *n, struct husk_error **err)
 {
-    struct cg_hier *h = joined_tracker(cg);
-    struct pidv v = {0};
-    if (h == NULL)
+    cleanup_fd int fd = sbx_cgroup_procs_dir(cg);
+    if (fd == -ENOENT)
         return husk_err(err, ENOENT, "cgroup '%s' is in no hierarchy", cg->path);
-    collect(h->fd, &v, 0);
-    *pids = v.v;
-    *n = v.n;
+    if (fd < 0)
+        return husk_err(err, -fd, "open cgroup '%s'", cg->path);
+    sbx_cgroup_pids_at(fd, pids, n);
     return 0;
 }
 

@@ -279,6 +279,39 @@ def test_scale_to_zero_keeps_the_socket_and_comes_back(ctx, app, daemon):
     wait_for(lambda: instances(daemon, "nap") == 0, 10, "the idle instance to stop again")
 
 
+def test_an_idle_instance_holding_an_open_connection_is_kept(ctx, app, daemon):
+    """Past --idle, of two instances with one connection open, the one that accepted it stays
+    (its processes' fd tables are read off the loop) and the other stops; the kept one then
+    answers that connection."""
+    bundle = pack(ctx, app, "server.py", "/usr/bin/python3", PY_SERVER)
+    port = free_port()
+    deploy(daemon, "hold", bundle, "--publish", f"127.0.0.1:{port}", "--concurrency", "1",
+           "--max", "2", "--idle", "1")
+    held = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        held.sendall(b"GET /held HTTP/1.0\r\n")  # http.server now waits in this request
+        wait_for(lambda: instances(daemon, "hold") == 1, 15, "an instance for the connection")
+        # a second connection waits in the accept queue: a second instance serves it
+        status, _, body = get(port, "/other")
+        assert status == 200, body
+        other = body.split()[0]
+        assert instances(daemon, "hold") == 2
+        wait_for(lambda: instances(daemon, "hold") == 1, 15, "the surplus instance to stop")
+        time.sleep(2.5)  # two more idle periods: the holder is still needed
+        assert instances(daemon, "hold") == 1
+        assert fn_get(daemon, "hold")["published"]["scaling"]["kept_idle"] >= 2
+        held.sendall(b"\r\n")
+        answer = b""
+        while chunk := held.recv(4096):
+            answer += chunk
+    finally:
+        held.close()
+    assert answer.startswith(b"HTTP/1.0 200"), answer
+    kept = answer.split(b"\r\n\r\n", 1)[1].split()[0].decode()
+    assert kept != other, (kept, other)
+    wait_for(lambda: instances(daemon, "hold") == 0, 15, "scale to zero once it is closed")
+
+
 def test_kill9_of_the_daemon_while_instances_serve(ctx, app):
     bundle = pack(ctx, app, "server.py", "/usr/bin/python3", PY_SERVER)
     port = free_port()
