@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -252,7 +253,9 @@ up_open(struct faas_call *c, struct husk_error **err)
     while (in->idle_up) {
         struct faas_upstream *u = in->idle_up;
         in->idle_up = u->next;
-        if (!idempotent(c) && !up_alive(u->fd)) {
+        /* Closed by the server, or holding bytes nobody asked for (a response appended to the
+         * last one, still unseen by the loop): never handed to this call. */
+        if (!up_alive(u->fd)) {
             up_close(c->s, u);
             continue;
         }
@@ -346,6 +349,8 @@ pump_in(struct faas_call *c)
     struct faas_server *s = c->s;
     struct faas_conn *conn = c->conn;
     while (c->up->readable && faas_reply_room(c)) {
+        if (faas_splice_wanted(c)) /* the rest of a large sized body: socket to socket */
+            return true;
         ssize_t n = read(c->up->fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -380,8 +385,19 @@ pump(struct faas_call *c)
 {
     if (!pump_out(c))
         return;
-    while (pump_in(c) && c->up->readable && faas_reply_room(c))
+    bool alive = true;
+    while (!c->splice && (alive = pump_in(c)) && c->up->readable && faas_reply_room(c))
         ;
+    if (!alive || c->splice == NULL)
+        return;
+    const char *why = NULL;
+    int r = faas_splice_pump(c, &why), extra = 0;
+    /* Bytes already waiting past the body are another response: the connection is not reused
+     * (later ones: on_idle_up). */
+    if (r == 1 && ioctl(c->up->fd, FIONREAD, &extra) < 0)
+        extra = 0;
+    if (r == 1 || r == -1) /* -2: the client is gone, and its connection's close ends the call */
+        resp_outcome(c, r, extra > 0 ? (size_t)extra : 0, why);
 }
 
 static void
@@ -428,6 +444,7 @@ static void
 http_close(struct faas_call *c)
 {
     up_release(c, false); /* a call that ended otherwise left its connection mid-exchange */
+    faas_splice_free(c);
     faas_resp_parser_free(c->resp);
     c->resp = NULL;
 }

@@ -157,6 +157,12 @@ conn_broken(struct faas_server *s, struct faas_conn *c)
 }
 
 void
+faas_conn_broken(struct faas_server *s, struct faas_conn *c)
+{
+    conn_broken(s, c);
+}
+
+void
 faas_conn_flush(struct faas_server *s, struct faas_conn *c)
 {
     if (c->writable && !c->broken && conn_flush(c) < 0)

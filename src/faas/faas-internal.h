@@ -127,6 +127,10 @@ int faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size
 const char *faas_resp_header(const struct faas_resp_head *r, const char *name);
 /* The complete response left the connection open for another (its framing and headers). */
 bool faas_resp_keep_alive(const struct faas_resp_parser *p);
+/* Bytes of a sized body still to come once its head is parsed (0: none, unsized or over). */
+uint64_t faas_resp_body_left(const struct faas_resp_parser *p);
+/* n of them were taken past the parser (spliced): the response is complete at 0. */
+void faas_resp_body_skip(struct faas_resp_parser *p, uint64_t n);
 
 /* ---- functions (spec.c) and their registry (registry.c) */
 
@@ -398,6 +402,15 @@ struct faas_conn *faas_conn_new(struct faas_server *s, int fd, const char *peer,
  * in one turn go out in one send). */
 void faas_conn_send(struct faas_server *s, struct faas_conn *c, const void *data, size_t len);
 void faas_conn_flush(struct faas_server *s, struct faas_conn *c);
+/* http-splice.c: a large sized body of an http function's answer, socket to socket. Whether
+ * the call's body goes that way from now on (its head has left for the client). */
+bool faas_splice_wanted(struct faas_call *c);
+/* Move what the sockets take: 0 blocked (an edge of either resumes it), 1 the body is whole,
+ * -1 the server's side failed (*why), -2 the client is gone (its connection closes). */
+int faas_splice_pump(struct faas_call *c, const char **why);
+void faas_splice_free(struct faas_call *c);
+/* A write to the client failed: it is closed on the next turn of the loop. */
+void faas_conn_broken(struct faas_server *s, struct faas_conn *c);
 /* A complete response with Content-Length, then the request is done. */
 void faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, const char *rid,
                        const char *content_type, const char *body, size_t len,
@@ -681,6 +694,7 @@ struct faas_call {
     bool no_body;                /* HEAD, 204, 304: the head only */
     bool fresh_up;               /* the upstream connection is new: no retry on a closed one */
     uint64_t relayed;
+    struct faas_splice *splice; /* a large sized body moving socket to socket (call-http.c) */
 };
 
 struct faas_call *faas_call_new(struct faas_server *s, struct faas_conn *conn,

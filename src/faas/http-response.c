@@ -246,6 +246,22 @@ faas_resp_keep_alive(const struct faas_resp_parser *p)
     return p->done && p->head.keep_alive;
 }
 
+uint64_t
+faas_resp_body_left(const struct faas_resp_parser *p)
+{
+    const struct faas_resp_head *r = &p->head;
+    if (p->done || p->failed || r->status < 200 || r->no_body || !r->has_length)
+        return 0;
+    return p->http.content_length; /* llhttp counts it down as the body passes */
+}
+
+void
+faas_resp_body_skip(struct faas_resp_parser *p, uint64_t n)
+{
+    p->http.content_length -= n < p->http.content_length ? n : p->http.content_length;
+    p->done = p->http.content_length == 0;
+}
+
 const char *
 faas_resp_header(const struct faas_resp_head *r, const char *name)
 {

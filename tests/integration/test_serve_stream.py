@@ -450,3 +450,22 @@ def test_the_aws_sdk_streams_a_stdio_function(ctx, daemon):
     assert chunks[-1]["ms"] - chunks[0]["ms"] > 500
     complete = next(x["complete"] for x in lines if "complete" in x)
     assert complete["error"] == "Unhandled", complete  # it exited with 4 once it had begun
+
+
+def test_a_large_sized_answer_passes_whole_and_nothing_after_it(ctx, daemon):
+    """A sized answer of 2 MiB moves socket to socket (splice) past its head: it arrives whole
+    and exact, and a second response the server appends to it (in the same write) reaches no
+    caller: the next call gets its own answer on a new connection."""
+    size = 2 << 20
+    before = (f"printf 'HTTP/1.1 200 OK\\r\\nContent-Length: {size}\\r\\n\\r\\n' >/tmp/r; "
+              f"yes abcdefg | head -c {size} >>/tmp/r; "
+              "printf 'HTTP/1.1 200 OK\\r\\nContent-Length: 8\\r\\n\\r\\ninjected' >>/tmp/r; ")
+    b = http_bundle(ctx, "bigkeep", READ_HEAD + "cat /tmp/r\n" + READ_HEAD +
+                    "printf 'HTTP/1.1 200 OK\\r\\nContent-Length: 6\\r\\n\\r\\nreused'\n",
+                    before=before)
+    assert daemon.deploy(name="bigkeep", bundle=str(b.path), contract="http", timeout=30)[0] == 201
+    want = (b"abcdefg\n" * (size // 8 + 1))[:size]
+    for _ in range(3):
+        status, _, body = daemon.request("GET", "/function/bigkeep", timeout=60)
+        assert status == 200 and len(body) == size and body == want, (status, len(body), body[:40])
+    assert "after its response" in daemon.log.read_text()
