@@ -66,6 +66,9 @@ build_request(struct faas_call *c)
     if (host)
         faas_buf_addf(b, "X-Forwarded-Host: %s\r\n", host);
     faas_buf_addf(b, "X-Request-Id: %s\r\nX-Call-Id: %s\r\n", c->rid, c->rid);
+    if (c->upgrade_asked) /* hop-by-hop, asked of this hop too: passed on (tunnel.c) */
+        faas_buf_addf(b, "Connection: Upgrade\r\nUpgrade: %s\r\n",
+                      faas_request_header(r, "Upgrade"));
     if (r->body_streams && r->stream_sized) { /* the body follows as it comes, as sized */
         faas_buf_addf(b, "Content-Length: %llu\r\n\r\n", (unsigned long long)r->stream_length);
         return;
@@ -116,6 +119,8 @@ on_resp_head(void *data, const struct faas_resp_head *h)
         bool drop = false;
         for (size_t k = 0; k < ARRAY_SIZE(resp_hop_by_hop) && !drop; k++)
             drop = strcasecmp(h->headers[i].name, resp_hop_by_hop[k]) == 0;
+        if (h->status == 101 && strcasecmp(h->headers[i].name, "Upgrade") == 0)
+            drop = false; /* the protocol switched to, which the client asked for */
         if (!drop)
             faas_buf_addf(&lines, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     }
@@ -289,6 +294,15 @@ up_open(struct faas_call *c, struct husk_error **err)
     return 0;
 }
 
+/* For the call's response: a HEAD's has no body; a 101 ends an upgrade's. */
+static void
+parser_ready(struct faas_call *c)
+{
+    faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
+    if (c->upgrade_asked)
+        faas_resp_allow_upgrade(c->resp);
+}
+
 /* A reused connection the server closed before it answered: the request goes again on a new
  * one, when it may be repeated. true: it went. */
 static bool
@@ -298,7 +312,7 @@ retry_fresh(struct faas_call *c)
         return false;
     up_release(c, false);
     c->up_out.off = 0;
-    faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
+    parser_ready(c);
     if (up_open(c, NULL) < 0)
         return false;
     pump(c);
@@ -365,6 +379,10 @@ pump_in(struct faas_call *c)
         const char *why = n < 0 ? strerror(errno) : NULL; /* reset: never a clean end */
         size_t used = 0;
         int r = n < 0 ? -1 : faas_resp_feed(c->resp, buf, (size_t)n, &used, &why);
+        if (r == 1 && faas_resp_upgraded(c->resp)) {
+            faas_tunnel_start(c, buf + used, (size_t)n - used);
+            return false; /* the tunnel goes on from here: pump() hands it the events */
+        }
         if (!resp_outcome(c, r, n > 0 ? (size_t)n - used : 0, why)) {
             if (conn && !conn->w.dead)
                 faas_conn_flush(s, conn);
@@ -383,6 +401,10 @@ pump_in(struct faas_call *c)
 static void
 pump(struct faas_call *c)
 {
+    if (c->tunnel) {
+        faas_tunnel_pump(c);
+        return;
+    }
     if (!pump_out(c))
         return;
     bool alive = true;
@@ -414,11 +436,12 @@ on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
 static int
 http_start(struct faas_call *c, struct husk_error **err)
 {
+    c->upgrade_asked = faas_tunnel_asked(c);
     build_request(c);
     if (c->req.body_streams)
         body_chunks(c);
     c->resp = faas_resp_parser_new(&resp_ops, c);
-    faas_resp_parser_reset(c->resp, strcmp(c->req.method, "HEAD") == 0);
+    parser_ready(c);
     int r = up_open(c, err);
     if (r == 0)
         pump(c); /* a kept-alive connection takes the request now, no event needed */
@@ -445,6 +468,7 @@ http_close(struct faas_call *c)
 {
     up_release(c, false); /* a call that ended otherwise left its connection mid-exchange */
     faas_splice_free(c);
+    faas_tunnel_free(c);
     faas_resp_parser_free(c->resp);
     c->resp = NULL;
 }

@@ -415,6 +415,11 @@ conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events)
         c->peer_closed = true; /* a half-close still gets its answer; a write tells the rest */
     if (events & EPOLLIN)
         c->readable = true;
+    if (c->call && c->call->tunnel) { /* upgraded: no HTTP, bytes both ways (tunnel.c) */
+        c->writable |= (events & EPOLLOUT) != 0;
+        faas_tunnel_pump(c->call);
+        return;
+    }
     if (events & EPOLLOUT) {
         c->writable = true;
         int r = conn_flush(c);

@@ -125,6 +125,10 @@ void faas_resp_parser_free(struct faas_resp_parser *p);
 int faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size_t *used,
                    const char **why);
 const char *faas_resp_header(const struct faas_resp_head *r, const char *name);
+/* A 101 answer may end the response (the request asked for an upgrade): the parser stops
+ * after its head, and faas_resp_upgraded says so. */
+void faas_resp_allow_upgrade(struct faas_resp_parser *p);
+bool faas_resp_upgraded(const struct faas_resp_parser *p);
 /* The complete response left the connection open for another (its framing and headers). */
 bool faas_resp_keep_alive(const struct faas_resp_parser *p);
 /* Bytes of a sized body still to come once its head is parsed (0: none, unsized or over). */
@@ -409,6 +413,17 @@ bool faas_splice_wanted(struct faas_call *c);
  * -1 the server's side failed (*why), -2 the client is gone (its connection closes). */
 int faas_splice_pump(struct faas_call *c, const char **why);
 void faas_splice_free(struct faas_call *c);
+/* tunnel.c: upgraded connections of the http contract (WebSocket, h2c). Whether the request
+ * asks for an upgrade that can be relayed (a client of the front door, no body). */
+bool faas_tunnel_asked(const struct faas_call *c);
+/* The server answered 101 (its head is queued for the client; from_server: what it sent
+ * after it): the two connections become one stream each way until both ends close. */
+void faas_tunnel_start(struct faas_call *c, const char *from_server, size_t n);
+void faas_tunnel_pump(struct faas_call *c);
+void faas_tunnel_end(struct faas_call *c);
+void faas_tunnel_free(struct faas_call *c);
+/* The daemon stops: every tunnel closes now (an open WebSocket would hold it forever). */
+void faas_tunnel_stop_all(struct faas_server *s);
 /* A write to the client failed: it is closed on the next turn of the loop. */
 void faas_conn_broken(struct faas_server *s, struct faas_conn *c);
 /* A complete response with Content-Length, then the request is done. */
@@ -695,6 +710,8 @@ struct faas_call {
     bool fresh_up;               /* the upstream connection is new: no retry on a closed one */
     uint64_t relayed;
     struct faas_splice *splice; /* a large sized body moving socket to socket (call-http.c) */
+    bool upgrade_asked;         /* the client asked for an upgrade, and the server is told so */
+    struct faas_tunnel *tunnel; /* the server said 101: bytes both ways (tunnel.c) */
 };
 
 struct faas_call *faas_call_new(struct faas_server *s, struct faas_conn *conn,
@@ -840,6 +857,7 @@ struct faas_server {
     struct faas_workq *work;           /* threads for slow work (work.c) */
     struct faas_workq *spawns;         /* threads that start instances (--parallel-starts) */
     struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
+    struct faas_tunnel *tunnels;       /* upgraded connections open (tunnel.c) */
     struct faas_asyncq *async;         /* asynchronous calls (async.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */
     struct faas_watch w_signal;

@@ -26,6 +26,7 @@ struct faas_resp_parser {
     struct faas_resp_head head;
     size_t cap_headers, head_bytes;
     bool in_value, head_only, done, failed;
+    bool upgrade_ok, upgraded; /* a 101 ends the response: the request asked for it */
     const char *why;
 };
 
@@ -125,9 +126,9 @@ on_headers_complete(llhttp_t *h)
     r->status = h->status_code;
     if (r->status < 100 || r->status > 599)
         return fail(h, "the response status is not from 100 to 599");
-    if (r->status == 101)
-        return fail(h, "the server switched protocols (upgrades are not relayed)");
-    if (r->status < 200) { /* 100 Continue and the like: not the response, wait for it */
+    if (r->status == 101 && !p->upgrade_ok)
+        return fail(h, "the server switched protocols, which the request did not ask for");
+    if (r->status < 200 && r->status != 101) { /* 100 Continue and the like: wait for more */
         head_clear(r);
         p->head_bytes = 0;
         p->in_value = false;
@@ -144,6 +145,12 @@ on_headers_complete(llhttp_t *h)
     r->length = r->has_length ? h->content_length : 0;
     r->no_body = p->head_only || r->status == 204 || r->status == 304;
     r->keep_alive = llhttp_should_keep_alive(h);
+    if (r->status == 101) { /* the head ends the response: what follows is the new protocol */
+        r->no_body = true;
+        p->upgraded = p->done = true;
+        p->ops->head(p->data, r);
+        return 2; /* llhttp: no body, and HPE_PAUSED_UPGRADE */
+    }
     p->ops->head(p->data, r);
     return r->no_body ? 1 : 0;
 }
@@ -160,7 +167,7 @@ static int
 on_message_complete(llhttp_t *h)
 {
     struct faas_resp_parser *p = resp_of(h);
-    if (p->head.status < 200)
+    if (p->head.status < 200 && !p->upgraded)
         return 0; /* an interim response ended; the real one follows */
     p->head.keep_alive = llhttp_should_keep_alive(h);
     p->done = true;
@@ -189,7 +196,7 @@ faas_resp_parser_reset(struct faas_resp_parser *p, bool head_only)
 {
     head_clear(&p->head);
     p->head_bytes = 0;
-    p->in_value = p->done = p->failed = false;
+    p->in_value = p->done = p->failed = p->upgrade_ok = p->upgraded = false;
     p->why = NULL;
     p->head_only = head_only;
     llhttp_init(&p->http, HTTP_RESPONSE, &p->settings);
@@ -218,7 +225,7 @@ faas_resp_feed(struct faas_resp_parser *p, const char *buf, size_t len, size_t *
     }
     llhttp_errno_t e = len ? llhttp_execute(&p->http, buf, len) : llhttp_finish(&p->http);
     *used = len;
-    if (e == HPE_PAUSED) {
+    if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
         const char *pos = llhttp_get_error_pos(&p->http);
         if (pos >= buf && pos <= buf + len)
             *used = (size_t)(pos - buf);
@@ -244,6 +251,18 @@ bool
 faas_resp_keep_alive(const struct faas_resp_parser *p)
 {
     return p->done && p->head.keep_alive;
+}
+
+void
+faas_resp_allow_upgrade(struct faas_resp_parser *p)
+{
+    p->upgrade_ok = true;
+}
+
+bool
+faas_resp_upgraded(const struct faas_resp_parser *p)
+{
+    return p->upgraded;
 }
 
 uint64_t

@@ -36,7 +36,11 @@ faas_reply_head(struct faas_call *c, int status, const char *reason, const char 
                   reason && *reason ? reason : faas_status_text(status));
     faas_buf_add(out, headers, hlen);
     bool no_body = c->no_body =
-        status == 204 || status == 304 || strcmp(c->req.method, "HEAD") == 0;
+        status == 101 || status == 204 || status == 304 || strcmp(c->req.method, "HEAD") == 0;
+    if (status == 101) { /* switched (tunnel.c): nothing of HTTP follows */
+        faas_buf_addf(out, "X-Request-Id: %s\r\nConnection: Upgrade\r\n\r\n", c->rid);
+        return;
+    }
     /* A 204 or a 304 has no Content-Length (RFC 9110 8.6: a 304's would have to be the
      * length a 200 would have); a HEAD answer has the one the function gave, if any. */
     if (length >= 0 && status != 204 && status != 304)

@@ -200,6 +200,7 @@ stop_accepting(struct faas_server *s, unsigned signo)
     s->stopping = true;
     faas_listeners_close(s);
     faas_conn_close_all(s, true);
+    faas_tunnel_stop_all(s);
 }
 
 static void
