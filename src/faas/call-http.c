@@ -333,22 +333,10 @@ up_failed(struct faas_call *c, const char *what, int e)
 static bool
 pump_out(struct faas_call *c)
 {
-    struct faas_upstream *u = c->up;
-    while (u->writable && faas_buf_pending(&c->up_out)) {
-        size_t want = faas_buf_pending(&c->up_out);
-        ssize_t n = send(u->fd, c->up_out.p + c->up_out.off, want, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            u->writable = false;
-            break;
-        }
-        if (n < 0) {
-            up_failed(c, "could not reach", errno);
-            return false;
-        }
-        c->up_out.off += (size_t)n;
-        u->writable = (size_t)n == want;
+    /* Kept whole until answered: a retry on a fresh connection sends it again (off = 0). */
+    if (faas_buf_send(&c->up_out, c->up->fd, &c->up->writable) < 0) {
+        up_failed(c, "could not reach", errno);
+        return false;
     }
     faas_call_body_consumed(c);
     return true;

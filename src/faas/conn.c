@@ -107,23 +107,11 @@ conn_close(struct faas_server *s, struct faas_conn *c)
 static int
 conn_flush(struct faas_conn *c)
 {
-    while (faas_buf_pending(&c->out)) {
-        size_t want = faas_buf_pending(&c->out);
-        ssize_t n = send(c->fd, c->out.p + c->out.off, want, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            c->writable = false;
-        if (n < 0)
-            return errno == EAGAIN ? 1 : -1;
-        c->out.off += (size_t)n;
-        if ((size_t)n < want) { /* the socket is full: the next send would fail */
-            c->writable = false;
-            return 1;
-        }
-    }
-    c->out.off = c->out.len = 0;
-    return 0;
+    c->writable = true; /* called when it is, or to try */
+    int r = faas_buf_send(&c->out, c->fd, &c->writable);
+    if (r == 0)
+        c->out.off = c->out.len = 0;
+    return r;
 }
 
 /* After a response: close, or go back to reading (a pipelined request may be buffered). */

@@ -347,6 +347,10 @@ void faas_buf_compact(struct faas_buf *b, size_t len);
 void faas_buf_addf(struct faas_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void faas_buf_free(struct faas_buf *b);
 size_t faas_buf_pending(const struct faas_buf *b);
+/* Send what is pending to a non-blocking socket while it takes it (*writable: what the last
+ * edge said; false once it is full). 0 all sent (the bytes stay, before off), 1 more to send,
+ * -1 the peer is gone (errno). */
+int faas_buf_send(struct faas_buf *b, int fd, bool *writable);
 
 /* ---- client connections (conn.c) */
 

@@ -135,6 +135,24 @@ faas_buf_add(struct faas_buf *b, const void *data, size_t len)
     b->len += len;
 }
 
+int
+faas_buf_send(struct faas_buf *b, int fd, bool *writable)
+{
+    while (*writable && faas_buf_pending(b)) {
+        size_t want = faas_buf_pending(b);
+        ssize_t n = send(fd, b->p + b->off, want, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            *writable = false;
+        if (n < 0)
+            return errno == EAGAIN ? 1 : -1;
+        b->off += (size_t)n;
+        *writable = (size_t)n == want; /* short: the socket is full, the next send would fail */
+    }
+    return faas_buf_pending(b) ? 1 : 0;
+}
+
 void
 faas_buf_compact(struct faas_buf *b, size_t len)
 {

@@ -109,27 +109,14 @@ take(int fd, bool *readable, bool *eof, struct faas_buf *q)
     return got;
 }
 
-/* Send what q holds while fd takes it. -1: the peer is gone. */
+/* Send what q holds while fd takes it; emptied, it starts again at its front. */
 static int
-give(int fd, bool *writable, struct faas_buf *q)
+sent(struct faas_buf *q, int fd, bool *writable)
 {
-    while (*writable && faas_buf_pending(q)) {
-        size_t want = faas_buf_pending(q);
-        ssize_t n = send(fd, q->p + q->off, want, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            *writable = false;
-            break;
-        }
-        if (n < 0)
-            return -1;
-        q->off += (size_t)n;
-        *writable = (size_t)n == want;
-    }
-    if (faas_buf_pending(q) == 0)
+    int r = faas_buf_send(q, fd, writable);
+    if (r == 0)
         q->off = q->len = 0;
-    return 0;
+    return r;
 }
 
 void
@@ -145,8 +132,8 @@ faas_tunnel_pump(struct faas_call *c)
     for (bool moved = true; moved;) {
         int a = take(conn->fd, &conn->readable, &t->client_eof, &c->up_out);
         int b = take(u->fd, &u->readable, &t->server_eof, &conn->out);
-        if (a < 0 || b < 0 || give(u->fd, &u->writable, &c->up_out) < 0 ||
-            give(conn->fd, &conn->writable, &conn->out) < 0) {
+        if (a < 0 || b < 0 || sent(&c->up_out, u->fd, &u->writable) < 0 ||
+            sent(&conn->out, conn->fd, &conn->writable) < 0) {
             faas_tunnel_end(c);
             return;
         }
