@@ -3,6 +3,7 @@
 body reaches the function as the client sends it, at the pace of the slower side, and the
 daemon holds neither whole. A function that fails once its answer began cuts the body off."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -328,6 +329,30 @@ def test_a_slow_reader_holds_the_function_back_not_the_daemon(ctx, daemon):
         total += len(chunk)
     conn.close()
     assert total == 48000000
+    grew = peak_kb(daemon) - before
+    assert SANITIZED or grew < 16 * 1024, f"the daemon's peak RSS grew by {grew} kB"
+
+
+def test_a_slow_reader_of_a_large_sized_http_answer_holds_the_function_back(ctx, daemon):
+    """The spliced path (a sized answer past 256 KiB) keeps the backpressure: while the client
+    reads slowly the daemon holds at most its pipe, and the answer arrives whole and exact."""
+    size = 48 << 20
+    b = http_bundle(ctx, "bigslow", READ_HEAD +
+                    f"printf 'HTTP/1.1 200 OK\\r\\nContent-Length: {size}\\r\\n"
+                    f"Connection: close\\r\\n\\r\\n'; yes 0123456789abcde | head -c {size}\n")
+    assert daemon.deploy(name="bigslow", bundle=str(b.path), contract="http", timeout=60)[0] == 201
+    before = peak_kb(daemon)
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+    conn.request("GET", "/function/bigslow")
+    r = conn.getresponse()
+    time.sleep(1.5)  # the function writes on; the daemon must not take it all in meanwhile
+    digest, total = hashlib.sha256(), 0
+    while chunk := r.read(1 << 20):
+        digest.update(chunk)
+        total += len(chunk)
+    conn.close()
+    want = (b"0123456789abcde\n" * (size // 16 + 1))[:size]
+    assert total == size and digest.hexdigest() == hashlib.sha256(want).hexdigest()
     grew = peak_kb(daemon) - before
     assert SANITIZED or grew < 16 * 1024, f"the daemon's peak RSS grew by {grew} kB"
 
