@@ -20,20 +20,10 @@
 
 static const char *dir; /* fuzz_scratch_dir() */
 static char *bundle, *config, *cgroot;
-static unsigned long n_loaded, n_refused, n_compiled; /* how far inputs got, said at exit */
-
-static void
-report(void)
-{
-    printf("fuzz-config: %lu configs loaded (%lu seccomp programs compiled), %lu refused\n",
-           n_loaded, n_compiled, n_refused);
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     dir = fuzz_scratch_dir();
-    atexit(report);
     bundle = xasprintf("%s/bundle", dir);
     config = xasprintf("%s/config.json", bundle);
     cgroot = xasprintf("%s/cgroup", dir);
@@ -163,20 +153,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int r = oci_config_load(bundle, &c, &err);
     if (r < 0) {
-        n_refused++;
+        fuzz_count(0); /* refused */
         fuzz_check(c == NULL);
         check_error(err, r, config);
         fuzz_set_input(NULL, 0);
         return 0;
     }
     fuzz_check(err == NULL);
-    n_loaded++;
+    fuzz_count(1); /* configs loaded */
     check_config(c);
     if (c->seccomp) {
         struct sbx_seccomp sc = {0};
         r = oci_seccomp_compile(c->seccomp, c->path, NULL, &sc, &err);
         if (r == 0) {
-            n_compiled++;
+            fuzz_count(2); /* seccomp programs compiled */
             check_program(&sc);
         } else
             check_error(err, r, config);
@@ -222,6 +212,7 @@ static const size_t long_runs[] = {4096, 65536};
 
 const struct fuzz_target fuzz_target = {
     .name = "config",
+    .counted = {"refused", "configs loaded", "seccomp programs compiled"},
     .tokens = words,
     .n_tokens = ARRAY_SIZE(words),
     .bytes = grammar,

@@ -20,14 +20,6 @@
 
 static const char *dir; /* fuzz_scratch_dir() */
 static char *state, *bundle, *root, *image;
-static unsigned long n_deployed, n_refused;
-
-static void
-report(void)
-{
-    printf("fuzz-deploy: %lu requests accepted, %lu refused\n", n_deployed, n_refused);
-}
-
 static void
 put(const char *path, const char *text)
 {
@@ -40,7 +32,6 @@ int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     dir = fuzz_scratch_dir();
-    atexit(report);
     state = xasprintf("%s/state", dir);
     bundle = xasprintf("%s/bundle", dir);
     root = xasprintf("%s/bundle/rootfs", dir);
@@ -126,12 +117,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct faas_policy policy = {.userns_base = 1u << 30, .userns_slots = 16};
     struct faas_deploy_ctx dc = {.state_dir = state, .policy = &policy};
     if (faas_function_parse(body, len, &dc, &f, &err) == 0) {
-        n_deployed++;
+        fuzz_count(0); /* requests accepted */
         fuzz_check(err == NULL);
         check_function(f);
         faas_function_free(f);
     } else {
-        n_refused++;
+        fuzz_count(1); /* refused */
         fuzz_check(f == NULL && err != NULL);
         /* A deployer's mistake names the field, or says the body is not an object. */
         fuzz_check(str_has_prefix(err->msg, "field '") || str_has_prefix(err->msg, "body"));
@@ -156,6 +147,7 @@ static const char grammar[] = "{}[]\",:\\ 0-.@";
 
 const struct fuzz_target fuzz_target = {
     .name = "deploy",
+    .counted = {"requests accepted", "refused"},
     .tokens = words,
     .n_tokens = ARRAY_SIZE(words),
     .bytes = grammar,

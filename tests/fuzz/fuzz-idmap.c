@@ -14,21 +14,6 @@
 
 #define MAX_RANGES 340 /* what the kernel accepts in one map */
 
-static unsigned long n_parsed, n_refused;
-
-static void
-report(void)
-{
-    printf("fuzz-idmap: %lu maps parsed, %lu refused\n", n_parsed, n_refused);
-}
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    atexit(report);
-    return 0;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,12 +24,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_set_input(data, size);
     int rc = idmap_parse((const char *)data, size, r, MAX_RANGES, &n);
     if (rc < 0) {
-        n_refused++;
+        fuzz_count(1); /* refused */
         fuzz_check(rc == -EINVAL || rc == -E2BIG);
         fuzz_set_input(NULL, 0);
         return 0;
     }
-    n_parsed++;
+    fuzz_count(0); /* maps parsed */
     for (size_t i = 0; i < n; i++) {
         fuzz_check(r[i].count >= 1);
         fuzz_check((uint64_t)r[i].inner + r[i].count <= (uint64_t)UINT32_MAX + 1);
@@ -70,6 +55,7 @@ static const size_t long_runs[] = {64, 1000};
 
 const struct fuzz_target fuzz_target = {
     .name = "idmap",
+    .counted = {"maps parsed", "refused"},
     .tokens = tokens,
     .n_tokens = ARRAY_SIZE(tokens),
     .bytes = grammar,

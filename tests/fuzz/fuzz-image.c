@@ -12,22 +12,6 @@
 #include "img-internal.h"
 #include "util.h"
 
-static unsigned long n_docs, n_index, n_manifest, n_config;
-
-static void
-report(void)
-{
-    printf("fuzz-image: %lu documents: %lu picked a manifest, %lu manifests, %lu configs\n", n_docs,
-           n_index, n_manifest, n_config);
-}
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    atexit(report);
-    return 0;
-}
-
 static void
 refused(struct husk_error *err)
 {
@@ -48,7 +32,7 @@ as_index(json_t *j, const char *ref)
     char *found = NULL;
     struct husk_error *err = NULL;
     if (img_index_select(j, "index.json", ref, &d, &found, &err) == 0) {
-        n_index++;
+        fuzz_count(1); /* picked a manifest */
         check_desc(&d);
         fuzz_check(ref == NULL || (found && strcmp(found, ref) == 0));
     } else {
@@ -65,7 +49,7 @@ as_manifest(json_t *j)
     size_t n = 0;
     struct husk_error *err = NULL;
     if (img_manifest_parse(j, "manifest", &config, &layers, &n, &err) == 0) {
-        n_manifest++;
+        fuzz_count(2); /* manifests */
         check_desc(&config);
         for (size_t i = 0; i < n; i++) {
             enum img_compression comp;
@@ -87,7 +71,7 @@ as_config(json_t *j)
     struct img_config c = {0};
     struct husk_error *err = NULL;
     if (img_config_parse(j, "config", &c, &err) == 0) {
-        n_config++;
+        fuzz_count(3); /* configs */
         fuzz_check(c.workdir == NULL || c.workdir[0] != '\0');
         fuzz_check(c.user == NULL || c.user[0] != '\0');
     } else {
@@ -108,7 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_set_input(NULL, 0);
         return 0;
     }
-    n_docs++;
+    fuzz_count(0); /* documents */
     as_index(j, NULL);
     as_index(j, "test");
     as_manifest(j);
@@ -139,6 +123,7 @@ static const char grammar[] = "{}[]\",:\\ 0af";
 
 const struct fuzz_target fuzz_target = {
     .name = "image",
+    .counted = {"documents", "picked a manifest", "manifests", "configs"},
     .tokens = words,
     .n_tokens = ARRAY_SIZE(words),
     .bytes = grammar,

@@ -12,21 +12,6 @@
 #include "img-internal.h"
 #include "util.h"
 
-static unsigned long n_scanned, n_refused;
-
-static void
-report(void)
-{
-    printf("fuzz-script: %lu shell scripts scanned, %lu refused\n", n_scanned, n_refused);
-}
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    atexit(report);
-    return 0;
-}
-
 static void
 check_names(char **v, size_t n)
 {
@@ -44,12 +29,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = 0, ns = 0, nm = 0, np = 0;
     struct husk_error *err = NULL;
     if (img_sh_commands(text, &cmds, &n, &err) < 0) {
-        n_refused++;
+        fuzz_count(1); /* refused */
         cleanup_free char *msg = husk_error_string(err);
         fuzz_check(strstr(msg, "that starts on line") || strstr(msg, "nest too deep"));
         husk_error_free(err);
     } else {
-        n_scanned++;
+        fuzz_count(0); /* shell scripts scanned */
         fuzz_check(err == NULL);
     }
     img_js_specifiers(text, &specs, &ns);
@@ -75,6 +60,7 @@ static const size_t long_runs[] = {64, 4000};
 
 const struct fuzz_target fuzz_target = {
     .name = "script",
+    .counted = {"shell scripts scanned", "refused"},
     .tokens = tokens,
     .n_tokens = ARRAY_SIZE(tokens),
     .bytes = grammar,

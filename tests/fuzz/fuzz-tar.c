@@ -36,19 +36,10 @@
 
 static const char *dir; /* fuzz_scratch_dir() */
 static int dirfd_;
-static unsigned long n_applied, n_refused;
-
-static void
-report(void)
-{
-    printf("fuzz-tar: %lu inputs applied whole, %lu refused\n", n_applied, n_refused);
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     dir = fuzz_scratch_dir();
-    atexit(report);
     dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dirfd_ < 0 || mkdirat(dirfd_, "canary", 0755) < 0)
         abort();
@@ -219,9 +210,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         close(fds[i]);
     }
     if (r == 0)
-        n_applied++;
+        fuzz_count(0); /* inputs applied whole */
     else
-        n_refused++;
+        fuzz_count(1); /* refused */
     check_outside();
     check_tree(openat(root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), "");
     fuzz_check(rm_rf_at(dirfd_, "root") == 0);
@@ -241,6 +232,7 @@ static const size_t long_runs[] = {255, 4096};
 
 const struct fuzz_target fuzz_target = {
     .name = "tar",
+    .counted = {"inputs applied whole", "refused"},
     .tokens = tokens,
     .n_tokens = ARRAY_SIZE(tokens),
     .bytes = grammar,

@@ -10,21 +10,6 @@
 #include "fuzz.h"
 #include "util.h"
 
-static unsigned long n_accepted, n_refused;
-
-static void
-report(void)
-{
-    printf("fuzz-wasm: %lu modules accepted, %lu refused\n", n_accepted, n_refused);
-}
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    atexit(report);
-    return 0;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -33,11 +18,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(why, 'x', sizeof(why));
     fuzz_set_input(data, size);
     if (faas_wasm_module_check(data, size, &info, why, sizeof(why)) == 0) {
-        n_accepted++;
+        fuzz_count(0); /* modules accepted */
         fuzz_check(info.has_start && info.has_memory && info.exports_memory);
         fuzz_check(size >= 8);
     } else {
-        n_refused++;
+        fuzz_count(1); /* refused */
         fuzz_check(memchr(why, '\0', sizeof(why)) != NULL && why[0] != '\0');
     }
     fuzz_set_input(NULL, 0);
@@ -55,6 +40,7 @@ static const size_t long_runs[] = {127, 128, 16384};
 
 const struct fuzz_target fuzz_target = {
     .name = "wasm",
+    .counted = {"modules accepted", "refused"},
     .tokens = tokens,
     .n_tokens = ARRAY_SIZE(tokens),
     .bytes = grammar,

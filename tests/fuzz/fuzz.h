@@ -13,6 +13,8 @@ struct fuzz_input {
     size_t len;
 };
 
+#define FUZZ_COUNTS 4
+
 struct fuzz_target {
     const char *name;
     const char *const *tokens; /* inserted whole */
@@ -27,9 +29,12 @@ struct fuzz_target {
      * one): false when it could not (the input is not of the format any more). */
     bool (*mutate)(struct fuzz_input *in, uint64_t *rng);
     unsigned mutate_share;
+    /* What fuzz_count(i) counts ("maps parsed", "refused"): how far inputs got, said at exit. */
+    const char *counted[FUZZ_COUNTS];
 };
 
-/* Each target defines these two, and fuzz_target. */
+/* Each target defines fuzz_target and LLVMFuzzerTestOneInput; LLVMFuzzerInitialize when it
+ * has something to set up (the driver's does nothing). */
 extern const struct fuzz_target fuzz_target;
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -37,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The input under test, printed (as a C string) when a check fails or a sanitizer reports. */
 void fuzz_set_input(const uint8_t *data, size_t size);
 _Noreturn void fuzz_fail(const char *what, int line);
+/* One more input got as far as fuzz_target.counted[i] says. */
+void fuzz_count(unsigned i);
 #define fuzz_check(cond) ((cond) ? (void)0 : fuzz_fail(#cond, __LINE__))
 
 /* A directory of the run's own under /tmp, removed with what is in it at exit. */
