@@ -124,6 +124,8 @@ on_resp_head(void *data, const struct faas_resp_head *h)
         if (!drop)
             faas_buf_addf(&lines, "%s: %s\r\n", h->headers[i].name, h->headers[i].value);
     }
+    if (c->upgrade_asked && h->status != 101 && c->conn)
+        c->conn->close_after = true; /* not switched: what the client sent ahead is not HTTP */
     faas_reply_head(c, h->status, h->reason, lines.p, lines.len,
                     h->has_length ? (int64_t)h->length : -1);
     faas_buf_free(&lines);
