@@ -2,8 +2,10 @@
 """A `husk serve` under test: its front door on a loopback port, its admin API on a unix socket
 in the test's own directory (as an operator runs it), and clients for both."""
 
+import glob
 import http.client
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -28,6 +30,15 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.unix_path)
+
+
+def serve_cgroup(daemon):
+    """The daemon's own cgroup, /husk/serve-HASH (server.c's FNV-1a-style hash of its state
+    directory's real path): other daemons on this machine have functions of the same names."""
+    h = 1469598103934665603  # server.c's starting value
+    for b in os.path.realpath(daemon.state).encode():
+        h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+    return f"husk/serve-{(h ^ (h >> 32)) & 0xffffffff:08x}"
 
 
 class Daemon:
@@ -67,10 +78,36 @@ class Daemon:
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            rc = self.proc.wait(timeout=15)
+            try:
+                rc = self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill_stuck(sig)
             self.proc = None
             return rc
         return None
+
+    def kill_stuck(self, sig):
+        """A daemon that did not stop: what its threads waited in, then SIGKILL, its empty
+        cgroups removed (the next tests must not inherit them), and the failure said."""
+        pid = self.proc.pid
+        waits = []
+        for task in glob.glob(f"/proc/{pid}/task/*"):
+            try:
+                with open(f"{task}/comm") as c, open(f"{task}/wchan") as w:
+                    waits.append(f"{c.read().strip()}: {w.read().strip()}")
+            except OSError:
+                pass
+        self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+        for top in glob.glob(f"/sys/fs/cgroup/*/{serve_cgroup(self)}"):
+            for sub in sorted((p for p, _, _ in os.walk(top)), key=len, reverse=True):
+                try:
+                    os.rmdir(sub)
+                except OSError:
+                    pass
+        raise AssertionError(f"husk serve did not stop within 15 s of signal {int(sig)}; its "
+                             f"threads waited in {waits}; log:\n{self.log.read_text()[-3000:]}")
 
     def connection(self, via, timeout=30):
         if via == "unix":

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HUSK, REPO, pid_alive, wait_for
+from serve_harness import serve_cgroup  # noqa: F401 (imported from here by other tests)
 from test_serve import daemon  # noqa: F401 (fixture)
 from test_serve_pools import fn_get
 
@@ -100,15 +101,6 @@ def invoke(daemon, name, payload, headers=None, timeout=30):
     """The Lambda Invoke API: (status, headers, body)."""
     return daemon.request("POST", f"/2015-03-31/functions/{name}/invocations", payload,
                           headers=headers, timeout=timeout)
-
-
-def serve_cgroup(daemon):
-    """The daemon's own cgroup, /husk/serve-HASH (server.c's FNV-1a-style hash of its state
-    directory's real path): other daemons on this machine have functions of the same names."""
-    h = 1469598103934665603  # server.c's starting value
-    for b in os.path.realpath(daemon.state).encode():
-        h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
-    return f"husk/serve-{(h ^ (h >> 32)) & 0xffffffff:08x}"
 
 
 def instance_cgroups(daemon, name):
