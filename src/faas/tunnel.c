@@ -32,10 +32,11 @@ bool
 faas_tunnel_asked(const struct faas_call *c)
 {
     const struct faas_request *r = &c->req;
-    const char *upgrade = faas_request_header(r, "Upgrade");
-    const char *conn = faas_request_header(r, "Connection");
-    if (c->conn == NULL || c->front || upgrade == NULL || conn == NULL || *upgrade == '\0' ||
-        r->body_streams || r->body_len)
+    if (c->conn == NULL || c->front || r->body_streams || r->body_len)
+        return false;
+    const char *upgrade = faas_request_header(r, "Upgrade"); /* most calls end here */
+    const char *conn = upgrade && *upgrade ? faas_request_header(r, "Connection") : NULL;
+    if (conn == NULL)
         return false;
     /* "Connection: keep-alive, Upgrade": a token of the list */
     cleanup_free char *list = xstrdup(conn);
