@@ -141,6 +141,20 @@ static const struct faas_resp_ops resp_ops = {.head = on_resp_head, .body = on_r
 
 static void up_release(struct faas_call *c, bool reusable);
 
+/* The server failed the call (502). Its instance may have been OOM-killed: the kernel's count
+ * says so (read only on this failure path), and so does the answer. */
+static void
+fail_server(struct faas_call *c, const char *msg)
+{
+    if (c->inst && faas_instance_oom_check(c->s, c->inst)) {
+        cleanup_free char *oom =
+            xasprintf("%s: it ran out of memory (limit %lld bytes)", msg, (long long)c->fn->memory);
+        faas_call_fail(c, 502, oom, NULL);
+        return;
+    }
+    faas_call_fail(c, 502, msg, NULL);
+}
+
 /* The response ended (r 1) or broke (r -1). false: the call ended (and is freed). */
 static bool
 resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
@@ -162,7 +176,7 @@ resp_outcome(struct faas_call *c, int r, size_t extra, const char *why)
     if (!c->head_done) {
         cleanup_free char *msg = xasprintf(
             "function '%s' answered with a malformed HTTP response: %s", c->fn->name, why);
-        faas_call_fail(c, 502, msg, NULL);
+        fail_server(c, msg);
         return false;
     }
     /* Part of the response is out: the client's connection is cut, never ended cleanly. */
@@ -277,7 +291,7 @@ up_open(struct faas_call *c, struct husk_error **err)
     int r = faas_instance_connect(c->s, in, &fd);
     if (r < 0)
         return husk_err(err, -r, "connect to the function's server on port %lld (instance %s)",
-                        (long long)c->fn->port, in->id);
+                        (long long)in->port, in->id);
     struct faas_upstream *u = xcalloc(1, sizeof(*u));
     u->fd = fd;
     u->in = in;
@@ -327,8 +341,8 @@ up_failed(struct faas_call *c, const char *what, int e)
     if (retry_fresh(c))
         return;
     cleanup_free char *msg = xasprintf("%s the function's server on port %lld: %s", what,
-                                       (long long)c->fn->port, strerror(e));
-    faas_call_fail(c, 502, msg, NULL);
+                                       (long long)c->inst->port, strerror(e));
+    fail_server(c, msg);
 }
 
 /* Send the request as far as the socket takes it. false: the call ended. */

@@ -204,6 +204,11 @@ struct faas_function {
     char *publish;        /* the address as deployed, "HOST:PORT"; NULL: not published */
     bool publish_fds;     /* "publish_mode": "listen_fds" (else "bind") */
     struct faas_pub *pub; /* the socket, held by the deployed version (not a pinned one) */
+    /* zygote-http.c: an http function with "zygote": its instances are forks of the zygote in
+     * one template sandbox, kept while the version is deployed */
+    bool fork_instances;
+    struct faas_instance *tmpl;
+    size_t n_tmpl; /* template sandboxes not released yet: the version is not freed under them */
 };
 
 void faas_function_free(struct faas_function *f);
@@ -496,6 +501,15 @@ const struct faas_contract_ops *faas_contract_find(const char *name);
 
 /* ---- instances (instance.c) and the pool that schedules calls on them (pool.c) */
 
+/* Where a fork of a zygote (zygote-http.c) is on its way to be an instance. */
+enum faas_fork_phase {
+    FORK_PREPARING,     /* its cgroup and pipes, on a work thread */
+    FORK_AWAIT_TMPL,    /* the template sandbox is being made */
+    FORK_AWAIT_STARTED, /* asked of the template's agent */
+    FORK_ENTERING,      /* being moved into its cgroup, on a work thread */
+    FORK_RUNNING,       /* through its gate */
+};
+
 enum faas_instance_state {
     INST_SPAWNING, /* the sandbox is being made, off the loop */
     INST_STARTING, /* made; its server is not answering yet */
@@ -556,6 +570,17 @@ struct faas_instance {
     /* publish.c: the seccomp listener of its bind() and listen() calls */
     struct faas_watch w_notify;
     int notify_fd;
+    int64_t port; /* http: its server's $PORT in its network */
+    /* zygote-http.c: a template (the zygote's sandbox, in no pool), or a fork of one */
+    bool is_template, is_fork;
+    enum faas_fork_phase phase;
+    struct faas_instance *tmpl; /* a fork's template; NULL once that is gone */
+    struct faas_instance *forks, *fork_next;
+    int gate_fd, run_pidfd; /* the fork's gate (write end), its process */
+    int hand[2];            /* the gate's read end, the log's write end: for the agent */
+    pid_t run_pid;          /* ... as the daemon sees it */
+    int32_t early_status;   /* it ended while it was being moved into its cgroup */
+    bool ended_early;
     struct faas_instance *next;
 };
 
@@ -589,6 +614,34 @@ void faas_instance_idle_decided(struct faas_server *s, struct faas_instance *in,
 bool faas_instance_released(struct faas_server *s, struct faas_instance *in);
 /* http: wait for the server to accept connections (a connect with backoff, never a poll). */
 void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
+
+/* What instance.c shares with zygote-http.c. */
+struct faas_instance *faas_instance_new(struct faas_server *s, struct faas_function *f);
+int faas_instance_make_cgroup(struct faas_server *s, struct faas_function *f,
+                              struct faas_instance *in, struct husk_error **err);
+int faas_instance_watch_log(struct faas_server *s, struct faas_instance *in);
+/* Its program ended (why: owned by the caller): its calls fail, the pool replaces it. */
+void faas_instance_end(struct faas_server *s, struct faas_instance *in, const char *why);
+/* Its processes are gone: the cgroup goes, then the instance. */
+void faas_instance_reaped(struct faas_server *s, struct faas_instance *in);
+/* The message of a program's end by its wait status (or -errno). Owned. */
+char *faas_instance_end_reason(struct faas_server *s, struct faas_instance *in, int status);
+
+/* ---- http functions from a zygote (zygote-http.c) */
+
+/* Start the version's template sandbox, when it has none (at deploy, and for an instance). */
+void faas_fork_template(struct faas_server *s, struct faas_function *f);
+/* Make instance in as a fork of the template's zygote. */
+void faas_fork_spawn(struct faas_server *s, struct faas_instance *in);
+/* The template's sandbox exists (or could not be made: spawn_r), or ended. */
+void faas_fork_template_spawned(struct faas_server *s, struct faas_instance *t);
+void faas_fork_template_ended(struct faas_server *s, struct faas_instance *t, const char *why);
+/* Kill a fork that is stopping; faas_instance_reaped once its processes are gone. */
+void faas_fork_kill(struct faas_server *s, struct faas_instance *in);
+/* The retired version's last instance went: its template goes too. */
+void faas_fork_template_stop(struct faas_server *s, struct faas_function *f);
+/* The template's agent's messages (its forks' starts and ends). */
+void faas_fork_on_ctl(struct faas_server *s, struct faas_watch *w, uint32_t events);
 
 /* A non-blocking connection to the instance's server (socket and connect): to $PORT in its
  * network, or to its function's published socket. 0 or -errno. */

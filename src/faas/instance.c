@@ -279,25 +279,39 @@ on_log(struct faas_server *s, struct faas_watch *w, uint32_t events)
     }
 }
 
-/* The instance's program (the agent, or an http instance's server) ended: so does it. */
-static void
-instance_ended(struct faas_server *s, struct faas_instance *in, int status)
+char *
+faas_instance_end_reason(struct faas_server *s, struct faas_instance *in, int status)
 {
-    bool oom = faas_instance_oom_check(s, in);
-    cleanup_free char *why =
-        oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
-        : status < 0
-            ? xasprintf("its program could not be run: %s", strerror(-status))
-            : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
+    if (faas_instance_oom_check(s, in))
+        return xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory);
+    return status < 0
+               ? xasprintf("its program could not be run: %s", strerror(-status))
+               : xasprintf("its program exited with status %d", sbx_status_to_exit_code(status));
+}
+
+void
+faas_instance_end(struct faas_server *s, struct faas_instance *in, const char *why)
+{
     faas_server_log(s, "info", "instance %s ended: %s", in->id, why);
+    if (in->is_template) {
+        faas_fork_template_ended(s, in, why);
+        return;
+    }
     in->program_exited = true;
     for (struct faas_call *c = in->calls, *next; c; c = next) {
         next = c->next;
-        c->oom = oom;
         c->runtime_exited = true;
         faas_call_abort(c, 502, why);
     }
     faas_pool_instance_gone(s, in, why);
+}
+
+/* The instance's program (the agent, or an http instance's server) ended: so does it. */
+static void
+instance_ended(struct faas_server *s, struct faas_instance *in, int status)
+{
+    cleanup_free char *why = faas_instance_end_reason(s, in, status);
+    faas_instance_end(s, in, why);
 }
 
 /* ---- stopping */
@@ -311,6 +325,17 @@ release(struct faas_server *s, struct faas_instance *in)
         unlink(record);
     }
     faas_egress_release(s, in);
+    for (struct faas_instance **p = in->tmpl ? &in->tmpl->forks : NULL; p && *p;
+         p = &(*p)->fork_next)
+        if (*p == in) {
+            *p = in->fork_next;
+            break;
+        }
+    for (struct faas_instance *k = in->is_template ? in->forks : NULL; k; k = k->fork_next)
+        k->tmpl = NULL; /* what is left of them needs it no more */
+    if (in->is_template && in->fn->tmpl == in)
+        in->fn->tmpl = NULL;
+    in->fn->n_tmpl -= in->is_template;
     sbx_child_free(in->child);
     faas_buf_free(&in->log);
     husk_error_free(in->spawn_err);
@@ -348,11 +373,17 @@ try_remove(struct faas_server *s, struct faas_timer *t)
     release(s, in);
 }
 
-/* The agent (pid 1) is gone, and with it its pid namespace: reap it, then the cgroup. */
-static void
-reaped(struct faas_server *s, struct faas_instance *in)
+/* The agent (pid 1) is gone, and with it its pid namespace (a fork: its process): reap it,
+ * then the cgroup. */
+void
+faas_instance_reaped(struct faas_server *s, struct faas_instance *in)
 {
     faas_timer_cancel(s, &in->t_reap);
+    if (in->run_pidfd >= 0) {
+        faas_watch_del(s, in->run_pidfd);
+        close(in->run_pidfd);
+        in->run_pidfd = -1;
+    }
     if (in->ctl_fd >= 0) { /* kept to hear the end of an instance without a pidfd */
         faas_watch_del(s, in->ctl_fd);
         close(in->ctl_fd);
@@ -384,7 +415,7 @@ on_exit_(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_pid);
     if (in->state == INST_DYING) {
-        reaped(s, in);
+        faas_instance_reaped(s, in);
         return;
     }
     siginfo_t si = {0};
@@ -415,7 +446,7 @@ agent_gone(struct faas_server *s, struct faas_instance *in)
     }
     in->agent_reaped = true;
     if (in->state == INST_DYING)
-        reaped(s, in);
+        faas_instance_reaped(s, in);
     else
         instance_ended(s, in, r == 0 ? wait_status(&si) : 0);
 }
@@ -470,13 +501,17 @@ faas_instance_destroy(struct faas_server *s, struct faas_instance *in)
         in->ctl_fd = -1;
     in->probe_fd = in->netns_fd = in->peak_fd = in->api_fd = -1;
     close_log(s, in);
+    if (in->is_fork) { /* its own cgroup is all of it */
+        faas_fork_kill(s, in);
+        return;
+    }
     /* pid 1 of its namespace: the kernel kills everything else in it too. */
     if (in->child && in->child->pidfd >= 0 &&
         syscall(SYS_pidfd_send_signal, in->child->pidfd, SIGKILL, NULL, 0) == 0)
         return; /* on_exit_ hears when it is gone */
     if (by_pid && kill(in->child->pid, SIGKILL) == 0)
         return; /* our unreaped child: its pid is its own; its control socket closing says when */
-    reaped(s, in);
+    faas_instance_reaped(s, in);
 }
 
 /* ---- readiness */
@@ -520,7 +555,7 @@ static void
 probe_now(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_probe);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)in->fn->port)};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)in->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     in->probe_fd = faas_instance_socket(s, in);
     if (in->probe_fd < 0) {
@@ -652,7 +687,7 @@ faas_instance_connect(struct faas_server *s, struct faas_instance *in, int *fd)
     bool published = faas_publish_dial(in->fn, &ss, &sl);
     if (!published)
         *sin = (struct sockaddr_in){.sin_family = AF_INET,
-                                    .sin_port = htons((uint16_t)in->fn->port),
+                                    .sin_port = htons((uint16_t)in->port),
                                     .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     /* The published socket is in the daemon's own network; $PORT in the instance's. */
     *fd = published ? socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
@@ -671,9 +706,9 @@ faas_instance_connect(struct faas_server *s, struct faas_instance *in, int *fd)
 
 /* ---- making one: on a work thread, touching only the instance and the (read-only) plan */
 
-static int
-make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
-            struct husk_error **err)
+int
+faas_instance_make_cgroup(struct faas_server *s, struct faas_function *f, struct faas_instance *in,
+                          struct husk_error **err)
 {
     struct sbx_cgroup_limits l = {0};
     if (f->cfg->resources)
@@ -801,7 +836,7 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
     int stdio[3] = {-1, -1, -1};
     int r = faas_recheck_trusted(f->root_fd, f->owner, f->root_path, err);
     if (r == 0)
-        r = make_cgroup(s, f, in, err);
+        r = faas_instance_make_cgroup(s, f, in, err);
     if (r == 0)
         r = faas_egress_attach(s, in, err);
     if (r == 0)
@@ -825,7 +860,7 @@ instance_run(struct faas_server *s, struct faas_function *f, struct faas_instanc
         return r;
     if ((r = sbx_child_start(in->child, f->cfg->sbx, err)) < 0)
         return r;
-    if (f->contract->server && (r = start_server(in, log_w, err)) < 0)
+    if (in->server_run && (r = start_server(in, log_w, err)) < 0)
         return r;
     slim(in);
     return 0;
@@ -846,10 +881,6 @@ spawn_done(struct faas_server *s, struct faas_work *w)
     in->fn->n_spawning--;
     in->state = INST_STARTING;
     if (in->spawn_r == 0) {
-        in->w_pid.fn = on_exit_;
-        in->w_log.fn = on_log;
-        in->w_probe.fn = on_probe;
-        in->w_ctl.fn = on_ctl;
         if (!in->fn->contract->server) { /* its control socket closing says it is gone */
             close(in->child->pidfd);
             in->child->pidfd = -1;
@@ -863,6 +894,10 @@ spawn_done(struct faas_server *s, struct faas_work *w)
             faas_server_log(s, "debug", "instance %s spawned (pid %d)", in->id, in->child->pid);
         faas_publish_spawned(s, in);
     }
+    if (in->is_template) {
+        faas_fork_template_spawned(s, in);
+        return;
+    }
     if (in->doomed) {
         faas_instance_destroy(s, in);
         return;
@@ -870,31 +905,53 @@ spawn_done(struct faas_server *s, struct faas_work *w)
     faas_pool_spawned(s, in);
 }
 
-void
-faas_instance_spawn(struct faas_server *s, struct faas_function *f)
+/* A new instance of f, spawning: not in the pool yet, its sandbox not asked for. */
+struct faas_instance *
+faas_instance_new(struct faas_server *s, struct faas_function *f)
 {
     struct faas_instance *in = xcalloc(1, sizeof(*in));
     in->s = s;
     in->fn = f;
     in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = -1;
-    in->api_fd = in->notify_fd = -1;
+    in->api_fd = in->notify_fd = in->gate_fd = in->run_pidfd = in->hand[0] = in->hand[1] = -1;
+    in->port = f->port;
     in->spawned_ns = now_ns();
     in->state = INST_SPAWNING;
     in->t_init.fn = init_expired;
     in->t_idle.fn = idle_expired;
     in->t_probe.fn = probe_now;
+    in->w_pid.fn = on_exit_;
+    in->w_log.fn = on_log;
+    in->w_probe.fn = on_probe;
+    in->w_ctl.fn = on_ctl;
     in->work.run = spawn_run;
     in->work.done = spawn_done;
     if (f->contract->server)
         in->server_run = ++s->next_agent_id;
+    f->n_spawning++;
+    s->n_instances++;
+    return in;
+}
+
+void
+faas_instance_spawn(struct faas_server *s, struct faas_function *f)
+{
+    struct faas_instance *in = faas_instance_new(s, f);
     snprintf(in->id, sizeof(in->id), "%s-v%lld-%zu", f->name, (long long)f->version,
              ++f->next_instance);
     in->next = f->instances;
     f->instances = in;
     f->n_instances++;
     f->n_starting++;
-    f->n_spawning++;
-    s->n_instances++;
     faas_publish_starting(s, f);
-    faas_workq_submit(s->spawns, &in->work); /* --parallel-starts at once */
+    if (f->fork_instances)
+        faas_fork_spawn(s, in);
+    else
+        faas_workq_submit(s->spawns, &in->work); /* --parallel-starts at once */
+}
+
+int
+faas_instance_watch_log(struct faas_server *s, struct faas_instance *in)
+{
+    return in->log_fd < 0 ? 0 : faas_watch_add(s, in->log_fd, EPOLLIN, &in->w_log);
 }

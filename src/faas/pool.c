@@ -155,7 +155,9 @@ faas_pool_submit(struct faas_server *s, struct faas_call *c)
 void
 faas_pool_maybe_free(struct faas_server *s, struct faas_function *f)
 {
-    if (!f->retired || f->n_instances || f->n_spawning || f->n_dying)
+    if (f->retired && f->n_instances == 0)
+        faas_fork_template_stop(s, f); /* its last instance went */
+    if (!f->retired || f->n_instances || f->n_spawning || f->n_dying || f->n_tmpl)
         return;
     for (struct faas_function **p = &s->retired; *p; p = &(*p)->next_retired)
         if (*p == f) {
@@ -261,6 +263,8 @@ faas_pool_activate(struct faas_server *s, struct faas_function *f)
     f->t_min.fn = min_retry;
     instance_env(f);
     faas_publish_activate(s, f);
+    if (f->fork_instances) /* its zygote loads now: the first call's start is a fork */
+        faas_fork_template(s, f);
     keep_min(s, f);
 }
 

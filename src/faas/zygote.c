@@ -30,7 +30,7 @@ struct zygote_kind {
     const char *name;
     bool (*matches)(const char *base); /* the program's file name */
     int (*plan)(struct faas_function *f, struct husk_error **err);
-    const struct faas_contract_ops *const contracts[3];
+    const struct faas_contract_ops *const contracts[4];
 };
 
 static const char *
@@ -184,8 +184,14 @@ plan_node(struct faas_function *f, struct husk_error **err)
 }
 
 static const struct zygote_kind kinds[] = {
-    {"Python", is_python, plan_python, {&faas_contract_stdio, &faas_contract_cgi}},
-    {"Node.js", is_node, plan_node, {&faas_contract_stdio, &faas_contract_cgi}},
+    {"Python",
+     is_python,
+     plan_python,
+     {&faas_contract_stdio, &faas_contract_cgi, &faas_contract_http}},
+    {"Node.js",
+     is_node,
+     plan_node,
+     {&faas_contract_stdio, &faas_contract_cgi, &faas_contract_http}},
 };
 
 static int
@@ -197,17 +203,35 @@ refuse_contract(const struct faas_function *f, const struct zygote_kind *k, stru
     faas_buf_add(&names, "", 1);
     int r = husk_err(err, 0,
                      "field 'zygote': a %s function's zygote serves the %s contracts, not %s "
-                     "(%s)",
-                     k->name, names.p, f->contract->name,
-                     f->contract->server ? "a server starts once per instance: no call to fork"
-                                         : "its runtime is not forked per call");
+                     "(its runtime is not forked per call)",
+                     k->name, names.p, f->contract->name);
     faas_buf_free(&names);
     return r;
+}
+
+/* An http function's instances are forks in one sandbox: they share its network, where
+ * neither a published socket's handover nor egress per instance applies. */
+static int
+forks_only(json_t *spec, struct husk_error **err)
+{
+    json_t *net = json_object_get(spec, "network");
+    if (json_object_get(spec, "publish"))
+        return husk_err(err, 0,
+                        "field 'zygote': not with 'publish' (an http function's instances are "
+                        "forks in one sandbox; its published socket is handed to each instance "
+                        "by its own sandbox)");
+    if (net && json_is_string(net) && strcmp(json_string_value(net), "egress") == 0)
+        return husk_err(err, 0,
+                        "field 'zygote': not with \"network\": \"egress\" (an http function's "
+                        "instances are forks that share one sandbox's network; egress is set up "
+                        "per sandbox)");
+    return 0;
 }
 
 int
 faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
 {
+    int r;
     json_t *v = json_object_get(spec, "zygote");
     char **args = f->cfg->sbx->process.args;
     if (v && !json_is_boolean(v))
@@ -234,7 +258,12 @@ faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
         bool served = false;
         for (size_t c = 0; k->contracts[c]; c++)
             served |= k->contracts[c] == f->contract;
-        return served ? k->plan(f, err) : refuse_contract(f, k, err);
+        if (!served)
+            return refuse_contract(f, k, err);
+        if (f->contract->server && (r = forks_only(spec, err)) < 0)
+            return r;
+        f->fork_instances = f->contract->server;
+        return k->plan(f, err);
     }
     return husk_err(err, 0,
                     "field 'zygote': the program '%s' is not a Python or Node.js interpreter "

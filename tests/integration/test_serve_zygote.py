@@ -179,8 +179,9 @@ def test_cli_flag(ctx, daemon, app):
 
 @pytest.mark.parametrize("spec,words", [
     ({"command": ["/bin/true"], "dir": "TRUE"}, ["field 'zygote'", "'/bin/true'", "Python"]),
-    ({"contract": "http"}, ["field 'zygote'", "http", "stdio, cgi"]),
-    ({"contract": "lambda", "handler": "x.y"}, ["field 'zygote'", "lambda"]),
+    ({"contract": "lambda", "handler": "x.y"}, ["field 'zygote'", "lambda", "stdio, cgi, http"]),
+    ({"contract": "http", "publish": "127.0.0.1:1"}, ["field 'zygote'", "'publish'", "forks"]),
+    ({"contract": "http", "network": "egress"}, ["field 'zygote'", "egress", "forks"]),
     ({"command": [PY, "-m", "http.server"]}, ["field 'zygote'", "'-m'", "SCRIPT"]),
     ({"command": [PY]}, ["field 'zygote'", "SCRIPT"]),
     ({"zygote": "yes"}, ["field 'zygote'", "true or false"]),
@@ -218,23 +219,19 @@ def node_or_skip():
 
 
 def test_node_example(ctx, daemon, app):
-    """The Node example serves; with --zygote it is refused, naming why."""
+    """The Node http example serves, with --zygote as without (test_serve_zygote_http.py has
+    the rest of the http zygote)."""
     node = os.path.realpath(node_or_skip())
     script = app / "node-http.js"
     shutil.copy(REPO / "examples" / "functions" / "node-http.js", script)
     root = app / "node-root"
     r = ctx.runtime("pack", "-f", "rootfs", "-o", str(root), node, str(script), timeout=300)
     assert r.rc == 0, str(r)
-    spec = {"name": "web", "dir": str(root), "command": [node, str(script)], "contract": "http",
+    spec = {"dir": str(root), "command": [node, str(script)], "contract": "http",
             "timeout": 10, "init_timeout": 30}
-    status, body = daemon.deploy(**spec, zygote=True)
-    assert status == 400, body
-    msg = json.loads(body)["error"]
-    assert "field 'zygote'" in msg and "Node.js" in msg and "fork" in msg, msg
-    status, _, _ = daemon.request("GET", "/system/functions/web")
-    assert status == 404
-    status, body = daemon.deploy(**spec)
-    assert status == 201, body
-    status, _, out = daemon.request("GET", "/function/web/x")
-    assert status == 200, out
-    assert json.loads(out)["hello"] == "node"
+    for name, zygote in (("web", False), ("webz", True)):
+        status, body = daemon.deploy(name=name, **spec, zygote=zygote)
+        assert status == 201, body
+        status, _, out = daemon.request("GET", f"/function/{name}/x")
+        assert status == 200, out
+        assert json.loads(out)["hello"] == "node"

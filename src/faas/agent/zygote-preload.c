@@ -202,11 +202,26 @@ reap(size_t i)
     calls[i] = calls[--n_calls];
 }
 
+/* A gated run (AGENT_RUN_GATED) waits on its stdin for the daemon's byte: it has moved the
+ * run into the instance's cgroup by then. Closed without one: the instance is gone. */
+static void
+pass_gate(int fd)
+{
+    char c;
+    ssize_t r;
+    while ((r = syscall(SYS_read, fd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (r != 1)
+        _exit(70);
+}
+
 /* Become the run: its stdio; fd 3 (the agent's socket, or a spare's) closed. */
 static ssize_t
 become_run(void *buf, size_t n, const int fds[3])
 {
     role = ROLE_RUN;
+    if (((struct agent_msg *)buf)->status & AGENT_RUN_GATED)
+        pass_gate(fds[0]);
     close(ZYGOTE_FD);
     for (size_t i = 0; i < n_calls; i++)
         close(calls[i].pidfd);

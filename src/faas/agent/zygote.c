@@ -36,7 +36,8 @@
 
 struct pending {
     uint32_t id;
-    int fds[3]; /* kept to write why the run failed, should the zygote die first */
+    int fds[3];  /* kept to write why the run failed, should the zygote die first */
+    bool report; /* AGENT_FORK: its pidfd goes to the daemon */
 };
 
 #ifndef MFD_EXEC
@@ -174,8 +175,10 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
         agent_send_exit(m->id, -EAGAIN);
         return;
     }
-    bool self = !z.served && z.n_pending == 0;
-    m->status = self ? AGENT_RUN_SELF : 0;
+    bool fork_run = m->kind == AGENT_FORK;
+    bool self = !fork_run && !z.served && z.n_pending == 0;
+    m->kind = AGENT_RUN;
+    m->status = self ? AGENT_RUN_SELF : fork_run ? AGENT_RUN_GATED : 0;
     ssize_t n;
     while ((n = agent_send_run(z.fd, m, payload, fds, 3)) < 0 && errno == EINTR)
         ;
@@ -186,7 +189,7 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
                  errno);
         return;
     }
-    z.served = true;
+    z.served |= !fork_run;
     if (self) { /* that zygote is the run now, reaped as one; the next one starts */
         close_fds(fds);
         agent_track(z.pid, m->id, 0);
@@ -198,7 +201,33 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
     }
     struct pending *p = &z.pending[z.n_pending++];
     p->id = m->id;
+    p->report = fork_run;
     memcpy(p->fds, fds, sizeof(p->fds));
+}
+
+/* AGENT_STARTED to the daemon for a fork run: its pid, and a pidfd of it by SCM_RIGHTS (the
+ * daemon moves the run into the instance's cgroup by it). */
+static void
+report_started(uint32_t id, int32_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct agent_msg m = {.kind = AGENT_STARTED, .id = id, .status = pidfd < 0 ? -errno : pid};
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {&m, sizeof(m)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (pidfd >= 0) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof(cbuf);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
+    }
+    while (sendmsg(0, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+        ;
+    if (pidfd >= 0)
+        close(pidfd);
 }
 
 /* The run's process exists (or could not be made: -errno). */
@@ -208,6 +237,7 @@ started(uint32_t id, int32_t pid)
     for (size_t i = 0; i < z.n_pending; i++) {
         if (z.pending[i].id != id)
             continue;
+        bool report = z.pending[i].report;
         close_fds(z.pending[i].fds);
         z.pending[i] = z.pending[--z.n_pending];
         if (pid <= 0) {
@@ -215,6 +245,8 @@ started(uint32_t id, int32_t pid)
             return;
         }
         agent_track(pid, id, 0);
+        if (report)
+            report_started(id, pid);
         return;
     }
 }

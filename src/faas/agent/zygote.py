@@ -24,6 +24,7 @@ import select
 _HDR = _struct.Struct("=IIiI")  # struct agent_msg
 _RUN, _EXIT, _STARTED = 1, 2, 3
 _SELF = 1  # AGENT_RUN_SELF
+_GATED = 2  # AGENT_RUN_GATED: stdin is a gate, one byte once the run is in its cgroup
 
 
 def _husk_load(script):
@@ -164,7 +165,7 @@ def _husk_serve():
                 if run is None or run[0] is None:
                     posix._exit(0)  # the zygote is gone
                 theirs.close()
-                return run[1], run[2]
+                return run[1], run[2], run[3]
             theirs.close()
             spare = (pid, mine) if pid > 0 else mine.close()
             continue
@@ -191,12 +192,12 @@ def _husk_serve():
             continue
         if flags & _SELF:  # the agent reaps this process as the run now
             _husk_leave(loop + ((spare[1],) if spare else ()))
-            return env, fds
+            return env, fds, flags
         pid = -1
         if spare:
             try:
                 spare[1].sendmsg(
-                    [_HDR.pack(_RUN, rid, 0, len(env)), env],
+                    [_HDR.pack(_RUN, rid, flags & _GATED, len(env)), env],
                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)],
                 )
                 pid = spare[0]
@@ -206,7 +207,7 @@ def _husk_serve():
         if pid < 0:
             pid = _husk_fork(loop)
             if pid == 0:
-                return env, fds
+                return env, fds, flags
         for fd in fds:
             posix.close(fd)
         ctl.send(_HDR.pack(_STARTED, rid, pid, 0))
@@ -214,10 +215,17 @@ def _husk_serve():
             calls[pid] = rid
 
 
-def _husk_call(env, fds, argv, here):
+def _husk_call(env, fds, flags, argv, here):
     """Become the call's process: its stdio, environment, argv, sys.path and new random state."""
     import os
 
+    if flags & _GATED:  # the daemon's byte: the run is in its instance's cgroup now
+        try:
+            passed = posix.read(fds[0], 1)
+        except OSError:
+            passed = b""
+        if not passed:
+            posix._exit(70)
     for i in range(3):
         posix.dup2(fds[i], i)
     for fd in fds:
@@ -260,8 +268,8 @@ def _husk_main():
         except BaseException:
             pass
     gc.freeze()  # what is loaded now is shared: the calls' collections leave its pages alone
-    env, fds = _husk_serve()
-    _husk_call(env, fds, argv, here)
+    env, fds, flags = _husk_serve()
+    _husk_call(env, fds, flags, argv, here)
     return script, code, oserr, err
 
 

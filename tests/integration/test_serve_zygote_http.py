@@ -1,0 +1,241 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`husk serve` with zygotes for http functions (--zygote with the http contract): the version
+keeps one template sandbox whose zygote loaded the interpreter and the script's modules, and
+each instance is a fork of it with its own cgroup (the function's limits, its own OOM kills),
+its own $PORT and random state. The template stays while the version is deployed (a cold start
+from zero instances is a fork) and goes with it; should it die, new instances come from a new
+one."""
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from serve_harness import Daemon, serve_cgroup
+from test_serve import daemon  # noqa: F401 (fixture)
+from test_serve_zygote import PY, log
+from test_serve_zygote_node import node_or_skip
+
+NODE_SERVER = r"""
+const http = require('http');
+const fs = require('fs');
+http.createServer((req, res) => {
+  const q = new URL(req.url, 'http://x').searchParams;
+  if (q.get('alloc')) {
+    const hog = [];
+    for (let i = 0; i < Number(q.get('alloc')); i++) hog.push(Buffer.alloc(1 << 20, 1));
+  }
+  setTimeout(() => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({
+      pid: process.pid, kernelPid: Number(fs.readlinkSync('/proc/self')),
+      port: process.env.PORT, random: Math.random(), greeting: process.env.GREETING || null,
+      preload: process.env.LD_PRELOAD || null,
+    }));
+  }, Number(q.get('ms') || 0));
+}).listen(Number(process.env.PORT), '127.0.0.1');
+"""
+
+PY_SERVER = r"""
+import sys
+PRELOADED = "http.server" in sys.modules  # loaded by the zygote before the script ran
+import http.server, json, os, random, time
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        q = dict(p.split("=", 1) for p in self.path.partition("?")[2].split("&") if "=" in p)
+        if "alloc" in q:
+            hog = bytearray(int(q["alloc"]) << 20)
+            for i in range(0, len(hog), 4096):
+                hog[i] = 1
+        time.sleep(int(q.get("ms", 0)) / 1000)
+        body = json.dumps({"pid": os.getpid(), "port": os.environ["PORT"],
+                           "random": random.random(), "greeting": os.environ.get("GREETING"),
+                           "preloaded": PRELOADED, "main": __name__}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+@pytest.fixture(scope="module")
+def node():
+    return node_or_skip()
+
+
+@pytest.fixture
+def app(ctx, node):
+    """The servers outside /tmp (a function's tmpfs covers /tmp), packed with node and python3."""
+    d = Path("/var/tmp") / f"husk-zygote-http-{ctx.token}"
+    d.mkdir(mode=0o755)
+    (d / "server.js").write_text(NODE_SERVER)
+    (d / "server.py").write_text(PY_SERVER)
+    for root, program, script in (("node-root", node, "server.js"), ("py-root", PY, "server.py")):
+        r = ctx.runtime("pack", "-f", "rootfs", "-o", str(d / root), program, str(d / script),
+                        timeout=300)
+        assert r.rc == 0, str(r)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def deploy(daemon, app, interpreter, script, name, **spec):
+    spec.setdefault("timeout", 30)
+    spec.setdefault("init_timeout", 60)
+    root = app / ("py-root" if script.endswith(".py") else "node-root")
+    status, body = daemon.deploy(name=name, dir=str(root), contract="http",
+                                 command=[interpreter, str(app / script)], zygote=True, **spec)
+    assert status == 201, body
+    return json.loads(body)
+
+
+def get(daemon, name, query=""):
+    status, _, out = daemon.request("GET", f"/function/{name}/x" + (f"?{query}" if query else ""),
+                                    timeout=60)
+    return status, out
+
+
+def cgroups(daemon, name):
+    """The function's cgroups in the memory hierarchy: {dir name: [pids]}."""
+    base = Path("/sys/fs/cgroup/memory") / serve_cgroup(daemon)
+    if not base.is_dir():
+        base = Path("/sys/fs/cgroup") / serve_cgroup(daemon)
+    out = {}
+    for d in base.glob(f"{name}-v*"):
+        try:
+            out[d.name] = [int(p) for p in (d / "cgroup.procs").read_text().split()]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def concurrent(daemon, name, n, query):
+    results = [None] * n
+
+    def one(i):
+        results[i] = get(daemon, name, query)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.parametrize("lang", ["node", "python"])
+def test_instances_are_forks_with_their_own_port_cgroup_and_random(ctx, daemon, app, node, lang):
+    """Three calls at once (one call per instance): three instances, each a fork of the
+    template's zygote with its own $PORT, its own cgroup (holding its server and nothing else)
+    and its own random state; the version's variables reach each; husk's preload library is not
+    in the server's environment; the template's cgroup holds the zygote."""
+    interpreter, script = (node, "server.js") if lang == "node" else (PY, "server.py")
+    deploy(daemon, app, interpreter, script, "web", concurrency=1, max=3, env=["GREETING=hi"])
+    outs = concurrent(daemon, "web", 3, "ms=1500")
+    assert all(s == 200 for s, _ in outs), (outs, log(daemon, "web"))
+    got = [json.loads(o) for _, o in outs]
+    assert len({g["port"] for g in got}) == 3, got
+    assert len({g["random"] for g in got}) == 3, got
+    assert all(g["greeting"] == "hi" for g in got), got
+    if lang == "node":
+        assert all(g["preload"] is None and g["pid"] == g["kernelPid"] for g in got), got
+    else:
+        assert all(g["preloaded"] and g["main"] == "__main__" for g in got), got
+    groups = cgroups(daemon, "web")
+    tmpl = [k for k in groups if "-zygote" in k]
+    insts = [k for k in groups if "-zygote" not in k]
+    assert len(tmpl) == 1 and len(insts) == 3, groups
+    assert len(groups[tmpl[0]]) >= 2, groups  # the agent and the zygote (and a spare)
+    assert all(len(groups[k]) >= 1 for k in insts), groups
+    # A second round goes to the same instances (kept alive), not new forks.
+    outs = concurrent(daemon, "web", 3, "ms=300")
+    assert {json.loads(o)["port"] for _, o in outs} <= {g["port"] for g in got}, outs
+
+
+@pytest.mark.parametrize("lang", ["node", "python"])
+def test_memory_limit_is_each_instances(ctx, daemon, app, node, lang):
+    """An instance that grows past the function's memory limit is OOM-killed in its own cgroup:
+    its call is a 502 naming the memory, the template survives, and the next call is served by
+    a new fork."""
+    interpreter, script = (node, "server.js") if lang == "node" else (PY, "server.py")
+    deploy(daemon, app, interpreter, script, "hog", memory=96 << 20, max=2)
+    status, out = get(daemon, "hog")
+    assert status == 200, out
+    before = cgroups(daemon, "hog")
+    tmpl = [k for k in before if "-zygote" in k]
+    status, out = get(daemon, "hog", "alloc=300")
+    assert status == 502, out
+    assert b"ran out of memory" in out, out
+    status, out = get(daemon, "hog")
+    assert status == 200, out
+    after = cgroups(daemon, "hog")
+    assert [k for k in after if "-zygote" in k] == tmpl, (before, after)
+
+
+def test_scale_to_zero_keeps_the_template_and_rm_removes_everything(ctx, daemon, app, node):
+    """With idle 1 the instance stops; the template stays and the next call is a new fork. fn rm
+    takes the template, its cgroups and its processes with it."""
+    deploy(daemon, app, node, "server.js", "idle", idle=1)
+    status, out = get(daemon, "idle")
+    assert status == 200, out
+    first = json.loads(out)
+    wait_for(lambda: [k for k in cgroups(daemon, "idle") if "-zygote" not in k] == [],
+             timeout=15, what="the idle instance to stop")
+    tmpl = list(cgroups(daemon, "idle"))
+    assert len(tmpl) == 1 and "-zygote" in tmpl[0], tmpl
+    status, out = get(daemon, "idle")
+    assert status == 200, out
+    assert json.loads(out)["random"] != first["random"]
+    pids = [p for ps in cgroups(daemon, "idle").values() for p in ps]
+    assert pids
+    status, _, body = daemon.request("DELETE", "/system/functions/idle")
+    assert status in (200, 202, 204), body
+    wait_for(lambda: cgroups(daemon, "idle") == {}, timeout=15, what="the cgroups to go")
+    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in pids), timeout=15,
+             what="the processes to go")
+
+
+def test_a_dead_template_is_replaced(ctx, daemon, app, node):
+    """Killing the template's agent (pid 1 of the sandbox the forks share) ends the instances;
+    the next call is served from a new template."""
+    deploy(daemon, app, node, "server.js", "phoenix")
+    status, out = get(daemon, "phoenix")
+    assert status == 200, out
+    groups = cgroups(daemon, "phoenix")
+    tmpl = [k for k in groups if "-zygote" in k]
+    agent = min(groups[tmpl[0]])  # the agent, pid 1 of the sandbox, is its first process
+    os.kill(agent, signal.SIGKILL)
+    wait_for(lambda: tmpl[0] not in cgroups(daemon, "phoenix"), timeout=15,
+             what="the dead template's cgroup to go")
+    status, out = get(daemon, "phoenix")
+    assert status == 200, out
+    assert [k for k in cgroups(daemon, "phoenix") if "-zygote" in k] != tmpl
+
+
+def test_stop_leaves_nothing(ctx, app, node):
+    """A daemon stopped with instances and a template running removes all of their cgroups."""
+    d = Daemon(ctx, ctx.dir / "faas-stop")
+    d.start()
+    try:
+        deploy(d, app, node, "server.js", "bye", min=2)
+        wait_for(lambda: len(cgroups(d, "bye")) == 3, timeout=30, what="two instances")
+        pids = [p for ps in cgroups(d, "bye").values() for p in ps]
+    finally:
+        assert d.stop() in (0, None), d.log.read_text()
+    assert cgroups(d, "bye") == {}
+    time.sleep(0.2)
+    assert not any(os.path.exists(f"/proc/{p}") for p in pids)
