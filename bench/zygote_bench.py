@@ -11,8 +11,9 @@ In one run, on this machine:
   node         examples/functions/node-json.js (stdio) likewise: with and without --zygote,
                warm call p50 (the whole answer, a new connection each), and cold start p50
                (each deploy a new version, its first call cold);
-  node http    examples/functions/node-http.js: cold start to first byte (no zygote: a server
-               starts once per instance), and what --zygote says.
+  node http    examples/functions/node-http.js, with and without --zygote (instances forked
+               from the version's template), idle 1: cold start from zero instances to the
+               first byte, p50.
 Calls of the two deployments are interleaved. Prints p50s, ratios and the load average.
 Timing never fails anything; exit 1 when something could not be set up.
 """
@@ -99,6 +100,18 @@ class Serve:
         c.close()
         return r.status, body
 
+    def instances(self, name):
+        """How many instances the function has (starting, idle or busy)."""
+        c = http.client.HTTPConnection("localhost", timeout=60)
+        c.sock = socket.socket(socket.AF_UNIX)
+        c.sock.connect(self.admin)
+        c.request("GET", f"/system/functions/{name}")
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        i = body["instances"]
+        return i["starting"] + i["idle"] + i["busy"]
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
@@ -143,27 +156,36 @@ def stdio_part(args, serve, work, res, label, interpreter, example):
         res[f"{label} cold start p50, {kind}"] = ms(p50(cold[kind]))
 
 
-def node_http_part(args, serve, work, res, notes, node):
+def node_http_part(args, serve, work, res, node):
+    """The http example with and without --zygote, both with idle 1: each cycle's call starts
+    an instance from zero (plain: a new sandbox and node; --zygote: a fork of the version's
+    template), then both wait until their instance has stopped again."""
     script = os.path.join(work, "node-http.js")
     shutil.copy(os.path.join(REPO, "examples", "functions", "node-http.js"), script)
     root = os.path.join(work, "node-http-root")
     pack(args.husk, work, root, node, script)
-    spec = {"name": "web", "dir": root, "command": [node, script], "contract": "http",
-            "timeout": 30, "init_timeout": 60}
-    status, body = serve.deploy(dict(spec, zygote=True))
-    notes.append(f"node http with --zygote: HTTP {status}: "
-                 f"{json.loads(body).get('error', body) if status >= 400 else 'deployed'}")
-    cold = []
-    for cycle in range(args.cycles + 1):
-        status, body = serve.deploy(spec)
+    names = {"plain": "web", "zygote": "webz"}
+    for kind, name in names.items():
+        status, body = serve.deploy({"name": name, "dir": root, "command": [node, script],
+                                     "contract": "http", "timeout": 30, "init_timeout": 60,
+                                     "idle": 1, "zygote": kind == "zygote"})
         if status != 201:
-            raise RuntimeError(f"deploy web: {status} {body!r}")
-        fb, _, status, out = first_byte(serve.port, "GET", "/function/web/x")
-        if status != 200:
-            raise RuntimeError(f"web: {status} {out!r}")
-        if cycle:
-            cold.append(fb)
-    res["node http cold start to first byte p50, plain"] = ms(p50(cold))
+            raise RuntimeError(f"deploy {name}: {status} {body!r}")
+    cold = {k: [] for k in names}
+    for cycle in range(args.cycles + 1):  # the first: the zygote's template may still load
+        for kind, name in names.items():
+            fb, _, status, out = first_byte(serve.port, "GET", f"/function/{name}/x")
+            if status != 200:
+                raise RuntimeError(f"{name}: {status} {out!r}")
+            if cycle:
+                cold[kind].append(fb)
+        deadline = time.monotonic() + 30
+        while any(serve.instances(n) for n in names.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the http instances did not stop when idle")
+            time.sleep(0.05)
+    for kind in names:
+        res[f"node http cold start to first byte p50, {kind}"] = ms(p50(cold[kind]))
 
 
 def ratios(res, label, host):
@@ -202,7 +224,7 @@ def main():
         stdio_part(args, serve, work, res, "python", PY, "python-json.py")
         if node:
             stdio_part(args, serve, work, res, "node", node, "node-json.js")
-            node_http_part(args, serve, work, res, notes, node)
+            node_http_part(args, serve, work, res, node)
     except (RuntimeError, subprocess.SubprocessError, OSError) as e:
         print(f"zygote_bench: {e}", file=sys.stderr)
         return 1
@@ -217,6 +239,9 @@ def main():
     ratios(res, "python", "host: python3 -c pass p50")
     if "node warm p50, zygote" in res:
         ratios(res, "node", "host: node -e 0 p50")
+    if "node http cold start to first byte p50, zygote" in res:
+        z, p = (res[f"node http cold start to first byte p50, {k}"] for k in ("zygote", "plain"))
+        print(f"node http cold start, zygote / plain: {z / p:.2f}x")
     for n in notes:
         print(n)
     print("load average: %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end" % (*load0, *load1))

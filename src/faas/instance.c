@@ -35,7 +35,7 @@
 #include "util.h"
 
 #define PROBE_FIRST_NS  (200ull * 1000ull)   /* 0.2 ms, doubling ... */
-#define PROBE_MAX_NS    (50ull * 1000000ull) /* ... up to 50 ms between connects */
+#define PROBE_MAX_NS    (4ull * 1000000ull)  /* ... up to 4 ms: a cold start waits at most that */
 #define REMOVE_FIRST_NS (1000000ull)         /* cgroup still busy: 1 ms, doubling */
 #define REMOVE_TRIES    14                   /* about 16 s in all */
 #define LOG_BATCH_NS    (10ull * 1000000ull) /* a published instance's log: every 10 ms */
