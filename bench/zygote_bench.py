@@ -11,9 +11,9 @@ In one run, on this machine:
   node         examples/functions/node-json.js (stdio) likewise: with and without --zygote,
                warm call p50 (the whole answer, a new connection each), and cold start p50
                (each deploy a new version, its first call cold);
-  node http    examples/functions/node-http.js, with and without --zygote (instances forked
-               from the version's template), idle 1: cold start from zero instances to the
-               first byte, p50.
+  http         examples/functions/python-http.py and node-http.js, with and without --zygote
+               (instances forked from the version's template), idle 1: cold start from zero
+               instances to the first byte, p50.
 Calls of the two deployments are interleaved. Prints p50s, ratios and the load average.
 Timing never fails anything; exit 1 when something could not be set up.
 """
@@ -156,17 +156,17 @@ def stdio_part(args, serve, work, res, label, interpreter, example):
         res[f"{label} cold start p50, {kind}"] = ms(p50(cold[kind]))
 
 
-def node_http_part(args, serve, work, res, node):
+def http_part(args, serve, work, res, label, interpreter, example):
     """The http example with and without --zygote, both with idle 1: each cycle's call starts
-    an instance from zero (plain: a new sandbox and node; --zygote: a fork of the version's
-    template), then both wait until their instance has stopped again."""
-    script = os.path.join(work, "node-http.js")
-    shutil.copy(os.path.join(REPO, "examples", "functions", "node-http.js"), script)
-    root = os.path.join(work, "node-http-root")
-    pack(args.husk, work, root, node, script)
-    names = {"plain": "web", "zygote": "webz"}
+    an instance from zero (plain: a new sandbox and interpreter; --zygote: a fork of the
+    version's template), then both wait until their instance has stopped again."""
+    script = os.path.join(work, example)
+    shutil.copy(os.path.join(REPO, "examples", "functions", example), script)
+    root = os.path.join(work, f"{label}-http-root")
+    pack(args.husk, work, root, interpreter, script)
+    names = {"plain": f"{label}web", "zygote": f"{label}webz"}
     for kind, name in names.items():
-        status, body = serve.deploy({"name": name, "dir": root, "command": [node, script],
+        status, body = serve.deploy({"name": name, "dir": root, "command": [interpreter, script],
                                      "contract": "http", "timeout": 30, "init_timeout": 60,
                                      "idle": 1, "zygote": kind == "zygote"})
         if status != 201:
@@ -185,7 +185,7 @@ def node_http_part(args, serve, work, res, node):
                 raise RuntimeError("the http instances did not stop when idle")
             time.sleep(0.05)
     for kind in names:
-        res[f"node http cold start to first byte p50, {kind}"] = ms(p50(cold[kind]))
+        res[f"{label} http cold start to first byte p50, {kind}"] = ms(p50(cold[kind]))
 
 
 def ratios(res, label, host):
@@ -222,9 +222,10 @@ def main():
             notes.append("node: not installed (Debian's nodejs): its part is skipped")
         serve = Serve(args.husk, work)
         stdio_part(args, serve, work, res, "python", PY, "python-json.py")
+        http_part(args, serve, work, res, "python", PY, "python-http.py")
         if node:
             stdio_part(args, serve, work, res, "node", node, "node-json.js")
-            node_http_part(args, serve, work, res, node)
+            http_part(args, serve, work, res, "node", node, "node-http.js")
     except (RuntimeError, subprocess.SubprocessError, OSError) as e:
         print(f"zygote_bench: {e}", file=sys.stderr)
         return 1
@@ -239,9 +240,11 @@ def main():
     ratios(res, "python", "host: python3 -c pass p50")
     if "node warm p50, zygote" in res:
         ratios(res, "node", "host: node -e 0 p50")
-    if "node http cold start to first byte p50, zygote" in res:
-        z, p = (res[f"node http cold start to first byte p50, {k}"] for k in ("zygote", "plain"))
-        print(f"node http cold start, zygote / plain: {z / p:.2f}x")
+    for label in ("python", "node"):
+        if f"{label} http cold start to first byte p50, zygote" in res:
+            z, p = (res[f"{label} http cold start to first byte p50, {k}"]
+                    for k in ("zygote", "plain"))
+            print(f"{label} http cold start, zygote / plain: {z / p:.2f}x")
     for n in notes:
         print(n)
     print("load average: %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end" % (*load0, *load1))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_for
+from conftest import REPO, wait_for
 from serve_harness import Daemon, serve_cgroup
 from test_serve import daemon  # noqa: F401 (fixture)
 from test_serve_zygote import PY, log
@@ -239,3 +239,27 @@ def test_stop_leaves_nothing(ctx, app, node):
     assert cgroups(d, "bye") == {}
     time.sleep(0.2)
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)
+
+
+def test_the_python_example(ctx, daemon):
+    """examples/functions/python-http.py, packed and deployed with --zygote as its header says,
+    answers from a fork of its version's template."""
+    d = Path("/var/tmp") / f"husk-zygote-http-ex-{ctx.token}"
+    d.mkdir(mode=0o755)
+    try:
+        script = d / "python-http.py"
+        shutil.copy(REPO / "examples" / "functions" / "python-http.py", script)
+        r = ctx.runtime("pack", "-f", "rootfs", "-o", str(d / "root"), PY, str(script),
+                        timeout=300)
+        assert r.rc == 0, str(r)
+        status, body = daemon.deploy(name="pyweb", dir=str(d / "root"), contract="http",
+                                     zygote=True, command=[PY, str(script)], timeout=30)
+        assert status == 201, body
+        status, out = get(daemon, "pyweb")
+        assert status == 200, out
+        got = json.loads(out)
+        assert got["hello"] == "python" and got["path"] == "/x"
+        groups = cgroups(daemon, "pyweb")
+        assert len([k for k in groups if "-zygote" in k]) == 1 and len(groups) == 2, groups
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
