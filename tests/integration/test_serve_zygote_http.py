@@ -23,8 +23,13 @@ from test_serve_zygote import PY, log
 from test_serve_zygote_node import node_or_skip
 
 NODE_SERVER = r"""
-const http = require('http');
 const fs = require('fs');
+// The cgroup its first line runs in (the memory controller's line), to its log.
+const memcg = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => /:memory:|^0::/.test(l));
+process.stderr.write(`first line in ${memcg}\n`);
+const http = require('http');
+const kept = [];  // HOG_AT_START MiB held from the server's first line on
+for (let i = 0; i < Number(process.env.HOG_AT_START || 0); i++) kept.push(Buffer.alloc(1 << 20, 1));
 http.createServer((req, res) => {
   const q = new URL(req.url, 'http://x').searchParams;
   if (q.get('alloc')) {
@@ -44,8 +49,15 @@ http.createServer((req, res) => {
 
 PY_SERVER = r"""
 import sys
+with open("/proc/self/cgroup") as f:  # the cgroup its first line runs in, to its log
+    MEMCG = [l for l in f.read().splitlines() if ":memory:" in l or l.startswith("0::")][0]
+print("first line in", MEMCG, file=sys.stderr, flush=True)
 PRELOADED = "http.server" in sys.modules  # loaded by the zygote before the script ran
 import http.server, json, os, random, time
+
+KEPT = bytearray(int(os.environ.get("HOG_AT_START", "0")) << 20)  # held from the start on
+for i in range(0, len(KEPT), 4096):
+    KEPT[i] = 1
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -161,6 +173,12 @@ def test_instances_are_forks_with_their_own_port_cgroup_and_random(ctx, daemon, 
     assert len(tmpl) == 1 and len(insts) == 3, groups
     assert len(groups[tmpl[0]]) >= 2, groups  # the agent and the zygote (and a spare)
     assert all(len(groups[k]) >= 1 for k in insts), groups
+    # Each server's first line ran in its own instance's cgroup, never the template's.
+    firsts = [line for line in log(daemon, "web").splitlines() if "first line in" in line]
+    assert len(firsts) == 3, firsts
+    for line in firsts:
+        inst = line.split()[1]  # the log line's instance id
+        assert inst in insts and line.rstrip().endswith("/" + inst), (line, insts)
     # A second round goes to the same instances (kept alive), not new forks.
     outs = concurrent(daemon, "web", 3, "ms=300")
     assert {json.loads(o)["port"] for _, o in outs} <= {g["port"] for g in got}, outs
@@ -184,6 +202,33 @@ def test_memory_limit_is_each_instances(ctx, daemon, app, node, lang):
     assert status == 200, out
     after = cgroups(daemon, "hog")
     assert [k for k in after if "-zygote" in k] == tmpl, (before, after)
+
+
+def oom_kills(daemon, group):
+    """The kernel's count of OOM kills in one of the daemon's cgroups (memory v1 or v2)."""
+    v1 = Path("/sys/fs/cgroup/memory") / serve_cgroup(daemon) / group
+    d = v1 if v1.is_dir() else Path("/sys/fs/cgroup") / serve_cgroup(daemon) / group
+    text = (d / ("memory.oom_control" if v1.is_dir() else "memory.events")).read_text()
+    return int(dict(line.split() for line in text.splitlines())["oom_kill"])
+
+
+@pytest.mark.parametrize("lang", ["node", "python"])
+def test_an_instance_is_in_its_cgroup_from_its_first_line(ctx, daemon, app, node, lang):
+    """A server that takes more than the memory limit in its first lines, before it listens,
+    is OOM-killed in its instance's cgroup: the call says the function could not start because
+    it ran out of memory; the template's cgroup saw no OOM kill and its zygote lives on. (That
+    a fork runs nothing before its gate opens is test_zygote_gate.py's.)"""
+    interpreter, script = (node, "server.js") if lang == "node" else (PY, "server.py")
+    deploy(daemon, app, interpreter, script, "early", memory=64 << 20, env=["HOG_AT_START=200"])
+    wait_for(lambda: len(next(iter(cgroups(daemon, "early").values()), [])) >= 2, timeout=30,
+             what="the template's agent and zygote")
+    tmpl, = cgroups(daemon, "early")
+    zygote = cgroups(daemon, "early")[tmpl]
+    status, out = get(daemon, "early")
+    assert status == 502, out
+    assert b"could not start" in out and b"ran out of memory" in out, out
+    assert oom_kills(daemon, tmpl) == 0
+    assert all(os.path.exists(f"/proc/{p}") for p in zygote[:2]), zygote
 
 
 def test_scale_to_zero_keeps_the_template_and_rm_removes_everything(ctx, daemon, app, node):

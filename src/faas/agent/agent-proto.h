@@ -56,7 +56,7 @@ struct agent_msg {
 };
 
 /* Send a run: m, its payload, and its n_fds fds (3: stdin, stdout, stderr; 4: and a listening
- * socket), by SCM_RIGHTS. sendmsg's result. */
+ * socket), by SCM_RIGHTS; or any message with fds (AGENT_STARTED's pidfd). sendmsg's result. */
 static inline ssize_t
 agent_send_run(int sock, struct agent_msg *m, const void *payload, const int *fds, size_t n_fds)
 {

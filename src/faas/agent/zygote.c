@@ -212,19 +212,9 @@ report_started(uint32_t id, int32_t pid)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     struct agent_msg m = {.kind = AGENT_STARTED, .id = id, .status = pidfd < 0 ? -errno : pid};
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {&m, sizeof(m)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (pidfd >= 0) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof(cbuf);
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
-    }
-    while (sendmsg(0, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR)
+    while ((pidfd < 0 ? send(0, &m, sizeof(m), MSG_NOSIGNAL)
+                      : agent_send_run(0, &m, NULL, &pidfd, 1)) < 0 &&
+           errno == EINTR)
         ;
     if (pidfd >= 0)
         close(pidfd);
