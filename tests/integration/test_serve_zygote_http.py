@@ -308,3 +308,46 @@ def test_the_python_example(ctx, daemon):
         assert len([k for k in groups if "-zygote" in k]) == 1 and len(groups) == 2, groups
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_redeploy_drains_the_old_version_then_drops_its_template(ctx, daemon, app, node):
+    """A call running on version 1 when version 2 is deployed finishes there; then version 1's
+    instance and template go, and version 2 serves from a template of its own."""
+    deploy(daemon, app, node, "server.js", "roll")
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=get(daemon, "roll", "ms=1500")))
+    t.start()
+    wait_for(lambda: json.loads(daemon.request("GET", "/system/functions/roll")[2])
+             ["instances"]["busy"] == 1, timeout=30, what="the call running on version 1")
+    deploy(daemon, app, node, "server.js", "roll", env=["GREETING=v2"])
+    t.join()
+    assert slow["r"][0] == 200, slow
+    assert json.loads(slow["r"][1])["greeting"] is None  # version 1's answer
+    status, out = get(daemon, "roll")
+    assert status == 200 and json.loads(out)["greeting"] == "v2", out
+    wait_for(lambda: not [k for k in cgroups(daemon, "roll") if "-v1-" in k], timeout=15,
+             what="version 1's instance and template to go")
+    assert [k for k in cgroups(daemon, "roll") if "-v2-zygote" in k]
+
+
+def test_a_restart_starts_a_new_template(ctx, app, node):
+    """A daemon restarted on the same state loads the function, makes a new template (the old
+    sandboxes gone with the old daemon) and serves."""
+    d = Daemon(ctx, ctx.dir / "faas-restart")
+    d.start()
+    try:
+        deploy(d, app, node, "server.js", "again")
+        status, out = get(d, "again")
+        assert status == 200, out
+    finally:
+        assert d.stop() in (0, None), d.log.read_text()
+    assert cgroups(d, "again") == {}
+    d.start()
+    try:
+        status, out = get(d, "again")
+        assert status == 200, out
+        groups = cgroups(d, "again")
+        assert len([k for k in groups if "-zygote" in k]) == 1 and len(groups) == 2, groups
+    finally:
+        assert d.stop() in (0, None), d.log.read_text()
+    assert cgroups(d, "again") == {}
