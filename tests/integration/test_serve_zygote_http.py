@@ -135,6 +135,12 @@ def cgroups(daemon, name):
     return out
 
 
+def nspid(pid):
+    """The process's pid in its own pid namespace."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("NSpid:")).split()[-1])
+
+
 def concurrent(daemon, name, n, query):
     results = [None] * n
 
@@ -262,7 +268,7 @@ def test_a_dead_template_is_replaced(ctx, daemon, app, node):
     assert status == 200, out
     groups = cgroups(daemon, "phoenix")
     tmpl = [k for k in groups if "-zygote" in k]
-    agent = min(groups[tmpl[0]])  # the agent, pid 1 of the sandbox, is its first process
+    agent, = [p for p in groups[tmpl[0]] if nspid(p) == 1]  # the agent: pid 1 of the sandbox
     os.kill(agent, signal.SIGKILL)
     wait_for(lambda: tmpl[0] not in cgroups(daemon, "phoenix"), timeout=15,
              what="the dead template's cgroup to go")
