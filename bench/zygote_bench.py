@@ -9,8 +9,9 @@ In one run, on this machine:
                start, the floor a plain call pays);
   python       examples/functions/python-json.py (stdio) from a packed root, deployed twice,
   node         examples/functions/node-json.js (stdio) likewise: with and without --zygote,
-               warm call p50 (the whole answer, a new connection each), and cold start p50
-               (each deploy a new version, its first call cold);
+               warm call p50 (the whole answer, a new connection each), the first call after
+               each deploy (a new version; with --zygote its template starts with it), and the
+               cold start from zero instances with the version deployed (idle 1; first byte);
   http         examples/functions/python-http.py and node-http.js, with and without --zygote
                (instances forked from the version's template), idle 1: cold start from zero
                instances to the first byte, p50.
@@ -125,22 +126,43 @@ def pack(husk, work, out, *argv):
         raise RuntimeError(f"husk pack {argv[0]}: {r.stderr.strip()}")
 
 
+def from_zero(args, serve, names, method, path, body, ok):
+    """Cold starts from zero instances, the versions deployed with idle 1: per cycle, a call to
+    each (first byte), then a wait until their instances have stopped again. The first cycle
+    is not counted (a zygote's template may still be loading)."""
+    cold = {k: [] for k in names}
+    for cycle in range(args.cycles + 1):
+        for kind, name in names.items():
+            fb, _, status, out = first_byte(serve.port, method, f"/function/{name}{path}", body)
+            if status != 200 or ok not in out:
+                raise RuntimeError(f"{name}: {status} {out!r}")
+            if cycle:
+                cold[kind].append(fb)
+        deadline = time.monotonic() + 30
+        while any(serve.instances(n) for n in names.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the instances did not stop when idle")
+            time.sleep(0.05)
+    return cold
+
+
 def stdio_part(args, serve, work, res, label, interpreter, example):
-    """The stdio example, deployed with and without --zygote, calls interleaved."""
+    """The stdio example, deployed with and without --zygote, calls interleaved: the first call
+    after each deploy (a new version), warm calls, then calls from zero instances."""
     script = os.path.join(work, example)
     shutil.copy(os.path.join(REPO, "examples", "functions", example), script)
     root = os.path.join(work, f"{label}-root")
     pack(args.husk, work, root, interpreter, script)
     names = {"plain": label, "zygote": f"{label}z"}
+    body = b'{"name": "bench"}'
     cold = {k: [] for k in names}
     for cycle in range(args.cycles + 1):  # each deploy a new version: its first call is cold
         for kind, name in names.items():
-            status, body = serve.deploy({"name": name, "dir": root, "command": [interpreter, script],
-                                         "zygote": kind == "zygote", "timeout": 30})
+            status, text = serve.deploy({"name": name, "dir": root, "command": [interpreter, script],
+                                         "zygote": kind == "zygote", "timeout": 30, "idle": 1})
             if status != 201:
-                raise RuntimeError(f"deploy {name}: {status} {body!r}")
-            _, whole, status, out = first_byte(serve.port, "POST", f"/function/{name}",
-                                               b'{"name": "bench"}')
+                raise RuntimeError(f"deploy {name}: {status} {text!r}")
+            _, whole, status, out = first_byte(serve.port, "POST", f"/function/{name}", body)
             if status != 200 or b"bench" not in out:
                 raise RuntimeError(f"{name}: {status} {out!r}")
             if cycle:
@@ -148,18 +170,19 @@ def stdio_part(args, serve, work, res, label, interpreter, example):
     warm = {k: [] for k in names}
     for _ in range(args.calls):
         for kind, name in names.items():
-            _, whole, status, _ = first_byte(serve.port, "POST", f"/function/{name}",
-                                             b'{"name": "bench"}')
+            _, whole, status, _ = first_byte(serve.port, "POST", f"/function/{name}", body)
             warm[kind].append(whole)
+    zero = from_zero(args, serve, names, "POST", "", body, b"bench")
     for kind in names:
         res[f"{label} warm p50, {kind}"] = ms(p50(warm[kind]))
-        res[f"{label} cold start p50, {kind}"] = ms(p50(cold[kind]))
+        res[f"{label} first call after deploy p50, {kind}"] = ms(p50(cold[kind]))
+        res[f"{label} cold start from zero p50, {kind}"] = ms(p50(zero[kind]))
 
 
 def http_part(args, serve, work, res, label, interpreter, example):
     """The http example with and without --zygote, both with idle 1: each cycle's call starts
     an instance from zero (plain: a new sandbox and interpreter; --zygote: a fork of the
-    version's template), then both wait until their instance has stopped again."""
+    version's template)."""
     script = os.path.join(work, example)
     shutil.copy(os.path.join(REPO, "examples", "functions", example), script)
     root = os.path.join(work, f"{label}-http-root")
@@ -171,30 +194,18 @@ def http_part(args, serve, work, res, label, interpreter, example):
                                      "idle": 1, "zygote": kind == "zygote"})
         if status != 201:
             raise RuntimeError(f"deploy {name}: {status} {body!r}")
-    cold = {k: [] for k in names}
-    for cycle in range(args.cycles + 1):  # the first: the zygote's template may still load
-        for kind, name in names.items():
-            fb, _, status, out = first_byte(serve.port, "GET", f"/function/{name}/x")
-            if status != 200:
-                raise RuntimeError(f"{name}: {status} {out!r}")
-            if cycle:
-                cold[kind].append(fb)
-        deadline = time.monotonic() + 30
-        while any(serve.instances(n) for n in names.values()):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the http instances did not stop when idle")
-            time.sleep(0.05)
+    cold = from_zero(args, serve, names, "GET", "/x", b"", b"hello")
     for kind in names:
-        res[f"{label} http cold start to first byte p50, {kind}"] = ms(p50(cold[kind]))
+        res[f"{label} http cold start from zero p50, {kind}"] = ms(p50(cold[kind]))
 
 
 def ratios(res, label, host):
     floor = res[host]
-    zw, zc = res[f"{label} warm p50, zygote"], res[f"{label} cold start p50, zygote"]
-    print(f"{label} warm, zygote / {host[6:-4]}: {zw / floor:.2f}x (plain: "
-          f"{res[f'{label} warm p50, plain'] / floor:.2f}x)")
-    print(f"{label} cold start, zygote / {host[6:-4]}: {zc / floor:.2f}x; zygote / plain: "
-          f"{zc / res[f'{label} cold start p50, plain']:.2f}x")
+    name = host[6:-4]
+    for what in ("warm", "first call after deploy", "cold start from zero"):
+        z, p = res[f"{label} {what} p50, zygote"], res[f"{label} {what} p50, plain"]
+        print(f"{label} {what}, zygote / {name}: {z / floor:.2f}x (plain: {p / floor:.2f}x); "
+              f"zygote / plain: {z / p:.2f}x")
 
 
 def main():
@@ -241,10 +252,10 @@ def main():
     if "node warm p50, zygote" in res:
         ratios(res, "node", "host: node -e 0 p50")
     for label in ("python", "node"):
-        if f"{label} http cold start to first byte p50, zygote" in res:
-            z, p = (res[f"{label} http cold start to first byte p50, {k}"]
+        if f"{label} http cold start from zero p50, zygote" in res:
+            z, p = (res[f"{label} http cold start from zero p50, {k}"]
                     for k in ("zygote", "plain"))
-            print(f"{label} http cold start, zygote / plain: {z / p:.2f}x")
+            print(f"{label} http cold start from zero, zygote / plain: {z / p:.2f}x")
     for n in notes:
         print(n)
     print("load average: %.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end" % (*load0, *load1))

@@ -204,7 +204,7 @@ struct faas_function {
     char *publish;        /* the address as deployed, "HOST:PORT"; NULL: not published */
     bool publish_fds;     /* "publish_mode": "listen_fds" (else "bind") */
     struct faas_pub *pub; /* the socket, held by the deployed version (not a pinned one) */
-    /* zygote-http.c: an http function with "zygote": its instances are forks of the zygote in
+    /* zygote-fork.c: a function with "zygote": its instances are forks of the zygote in
      * one template sandbox, kept while the version is deployed */
     bool fork_instances;
     struct faas_instance *tmpl;
@@ -501,7 +501,7 @@ const struct faas_contract_ops *faas_contract_find(const char *name);
 
 /* ---- instances (instance.c) and the pool that schedules calls on them (pool.c) */
 
-/* Where a fork of a zygote (zygote-http.c) is on its way to be an instance. */
+/* Where a fork of a zygote (zygote-fork.c) is on its way to be an instance. */
 enum faas_fork_phase {
     FORK_PREPARING,     /* its cgroup and pipes, on a work thread */
     FORK_AWAIT_TMPL,    /* the template sandbox is being made */
@@ -571,7 +571,7 @@ struct faas_instance {
     struct faas_watch w_notify;
     int notify_fd;
     int64_t port; /* http: its server's $PORT in its network */
-    /* zygote-http.c: a template (the zygote's sandbox, in no pool), or a fork of one */
+    /* zygote-fork.c: a template (the zygote's sandbox, in no pool), or a fork of one */
     bool is_template, is_fork;
     enum faas_fork_phase phase;
     struct faas_instance *tmpl; /* a fork's template; NULL once that is gone */
@@ -615,7 +615,7 @@ bool faas_instance_released(struct faas_server *s, struct faas_instance *in);
 /* http: wait for the server to accept connections (a connect with backoff, never a poll). */
 void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
 
-/* What instance.c shares with zygote-http.c. */
+/* What instance.c shares with zygote-fork.c. */
 struct faas_instance *faas_instance_new(struct faas_server *s, struct faas_function *f);
 int faas_instance_make_cgroup(struct faas_server *s, struct faas_function *f,
                               struct faas_instance *in, struct husk_error **err);
@@ -627,7 +627,7 @@ void faas_instance_reaped(struct faas_server *s, struct faas_instance *in);
 /* The message of a program's end by its wait status (or -errno). Owned. */
 char *faas_instance_end_reason(struct faas_server *s, struct faas_instance *in, int status);
 
-/* ---- http functions from a zygote (zygote-http.c) */
+/* ---- functions from a zygote (zygote-fork.c) */
 
 /* Start the version's template sandbox, when it has none (at deploy, and for an instance). */
 void faas_fork_template(struct faas_server *s, struct faas_function *f);

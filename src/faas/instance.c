@@ -881,7 +881,7 @@ spawn_done(struct faas_server *s, struct faas_work *w)
     in->fn->n_spawning--;
     in->state = INST_STARTING;
     if (in->spawn_r == 0) {
-        if (!in->fn->contract->server) { /* its control socket closing says it is gone */
+        if (!in->fn->contract->server && !in->is_template) { /* its socket says it is gone */
             close(in->child->pidfd);
             in->child->pidfd = -1;
         }

@@ -209,7 +209,7 @@ refuse_contract(const struct faas_function *f, const struct zygote_kind *k, stru
     return r;
 }
 
-/* An http function's instances are forks in one sandbox: they share its network, where
+/* The instances are forks in one sandbox (zygote-fork.c): they share its network, where
  * neither a published socket's handover nor egress per instance applies. */
 static int
 forks_only(json_t *spec, struct husk_error **err)
@@ -217,12 +217,12 @@ forks_only(json_t *spec, struct husk_error **err)
     json_t *net = json_object_get(spec, "network");
     if (json_object_get(spec, "publish"))
         return husk_err(err, 0,
-                        "field 'zygote': not with 'publish' (an http function's instances are "
-                        "forks in one sandbox; its published socket is handed to each instance "
-                        "by its own sandbox)");
+                        "field 'zygote': not with 'publish' (the function's instances are forks "
+                        "in one sandbox; its published socket is handed to each instance by its "
+                        "own sandbox)");
     if (net && json_is_string(net) && strcmp(json_string_value(net), "egress") == 0)
         return husk_err(err, 0,
-                        "field 'zygote': not with \"network\": \"egress\" (an http function's "
+                        "field 'zygote': not with \"network\": \"egress\" (the function's "
                         "instances are forks that share one sandbox's network; egress is set up "
                         "per sandbox)");
     return 0;
@@ -260,9 +260,9 @@ faas_zygote_plan(struct faas_function *f, json_t *spec, struct husk_error **err)
             served |= k->contracts[c] == f->contract;
         if (!served)
             return refuse_contract(f, k, err);
-        if (f->contract->server && (r = forks_only(spec, err)) < 0)
+        if ((r = forks_only(spec, err)) < 0)
             return r;
-        f->fork_instances = f->contract->server;
+        f->fork_instances = true;
         return k->plan(f, err);
     }
     return husk_err(err, 0,

@@ -97,8 +97,8 @@ static const struct flag fn_flags[] = {
     DEPLOY_FLAG("no-landlock", FLAG_BOOL, no_landlock,
                 "no landlock rules (the function's own root stays its only file system anyway)"),
     DEPLOY_FLAG("zygote", FLAG_BOOL, zygote,
-                "Python or Node.js: load the interpreter and the code once, fork each call "
-                "from it (stdio, cgi) or each instance (http)"),
+                "Python or Node.js: load the interpreter and the code once per version, fork "
+                "each instance from it (and each stdio or cgi call from its instance's)"),
     DEPLOY_FLAG("concurrency", FLAG_INT, concurrency,
                 "calls per instance (stdio, cgi, lambda 1; http 100)"),
     DEPLOY_FLAG("min", FLAG_INT, min, "instances kept ready (default 0)"),

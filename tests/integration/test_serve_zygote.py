@@ -114,12 +114,13 @@ def test_same_behaviour_as_without(ctx, daemon, app):
         assert "ValueError: bad input" in text
         assert f'File "{app}/echo.py", line' in text
         assert '"<string>"' not in text  # the traceback starts at the script
-    # Only the zygote's calls run in an interpreter that loaded json for them: the first, the
-    # instance's first zygote itself (the agent's child); the next, forks of the next zygote.
+    # Only the zygote's calls run in an interpreter that loaded json for them, each a fork of
+    # its instance's zygote (the agent, pid 1, starts the plain calls).
     assert seen["plain"]["ppid"] == 1 and not seen["plain"]["preloaded"]
-    assert seen["zyg"]["preloaded"]
+    assert seen["zyg"]["preloaded"] and seen["zyg"]["ppid"] != 1
     status, out = call(daemon, "zyg")
-    assert status == 200 and json.loads(out)["ppid"] != 1 and json.loads(out)["preloaded"], out
+    assert status == 200 and json.loads(out)["ppid"] == seen["zyg"]["ppid"], out
+    assert json.loads(out)["preloaded"], out
 
 
 def test_cgi_contract(ctx, daemon, app):
@@ -141,9 +142,8 @@ def test_each_call_is_a_fresh_fork(ctx, daemon, app):
     assert [o["calls"] for o in outs] == [1] * 5
     assert len({o["random"] for o in outs}) == 5
     assert len({o["pid"] for o in outs}) == 5
-    # The first is the first zygote itself; one zygote forked the others.
-    assert outs[0]["ppid"] == 1
-    assert len({o["ppid"] for o in outs[1:]}) == 1 and outs[1]["ppid"] != 1
+    # One zygote, the instance's (a fork of its version's template), forked them all.
+    assert len({o["ppid"] for o in outs}) == 1 and outs[0]["ppid"] != 1
 
 
 def test_memory_limit_still_kills(ctx, daemon, app):
@@ -235,3 +235,20 @@ def test_node_example(ctx, daemon, app):
         status, _, out = daemon.request("GET", f"/function/{name}/x")
         assert status == 200, out
         assert json.loads(out)["hello"] == "node"
+
+
+def test_instances_are_forks_of_the_version_template(ctx, daemon, app):
+    """Two calls at once (one per instance): two instances, each its own zygote (a fork of the
+    version's template) in its own cgroup; with idle 1 they stop, the template stays, and the
+    next call's instance is a fork of it again."""
+    from test_serve_zygote_http import cgroups, concurrent_calls
+    deploy(daemon, app, "forks", zygote=True, concurrency=1, max=2, idle=1)
+    outs = concurrent_calls(lambda: call(daemon, "forks", b"", "sleep=1.5"), 2)
+    assert all(status == 200 for status, _ in outs), outs
+    got = [json.loads(out) for _, out in outs]
+    assert len({g["ppid"] for g in got}) == 2 and all(g["preloaded"] for g in got), got
+    groups = cgroups(daemon, "forks")
+    assert len([k for k in groups if "-zygote" in k]) == 1 and len(groups) == 3, groups
+    wait_for(lambda: len(cgroups(daemon, "forks")) == 1, timeout=15, what="the instances to stop")
+    status, out = call(daemon, "forks", b"again")
+    assert status == 200 and json.loads(out)["body"] == "again", out

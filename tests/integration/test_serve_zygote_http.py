@@ -141,11 +141,12 @@ def nspid(pid):
     return int(next(line for line in status.splitlines() if line.startswith("NSpid:")).split()[-1])
 
 
-def concurrent(daemon, name, n, query):
+def concurrent_calls(fn, n):
+    """fn() n times at once, in threads: their results."""
     results = [None] * n
 
     def one(i):
-        results[i] = get(daemon, name, query)
+        results[i] = fn()
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
@@ -153,6 +154,10 @@ def concurrent(daemon, name, n, query):
     for t in threads:
         t.join()
     return results
+
+
+def concurrent(daemon, name, n, query):
+    return concurrent_calls(lambda: get(daemon, name, query), n)
 
 
 @pytest.mark.parametrize("lang", ["node", "python"])

@@ -12,16 +12,17 @@ import signal
 import socket
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import HUSK, REPO
+from conftest import HUSK, REPO, pid_alive
 from test_serve_zygote_node import node_or_skip
 
 HDR = struct.Struct("=IIiI")  # struct agent_msg
 RUN, EXIT, STARTED = 1, 2, 3
-GATED = 2
+GATED, ZYGOTE = 2, 4
 SCRIPTS = {"python": "import sys\nsys.stdout.write('ran\\n')\n",
            "node": "process.stdout.write('ran\\n');\n"}
 
@@ -56,9 +57,9 @@ def start_zygote(lang, tmp):
     return proc, ours
 
 
-def send_run(sock, rid, gate_r, out_w):
+def send_run(sock, rid, gate_r, out_w, flags=GATED):
     env = b"A=1\0"
-    socket.send_fds(sock, [HDR.pack(RUN, rid, GATED, len(env)) + env], [gate_r, out_w, out_w])
+    socket.send_fds(sock, [HDR.pack(RUN, rid, flags, len(env)) + env], [gate_r, out_w, out_w])
 
 
 def recv_msg(sock, timeout=30):
@@ -104,9 +105,74 @@ def test_a_gated_run_waits_for_its_byte(ctx, lang):
         assert os.read(out_r, 100) == b""
         os.close(out_r)
     finally:
+        spares = children(proc.pid)
         sock.close()  # the zygote and its spare end when their socket does
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+        for pid in spares:
+            gone(pid)
+
+
+def children(pid):
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def gone(pid, timeout=10):
+    """Wait for an orphaned spare to end (it is reparented to this subreaper, which reaps it);
+    SIGKILL at the timeout."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        pid_alive(pid)
+
+
+@pytest.mark.parametrize("lang", ["python", "node"])
+def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
+    """A run flagged AGENT_RUN_ZYGOTE (a stdio or CGI instance) becomes a zygote serving runs on
+    its stdin, a socket: it forks nothing (no spare) before its first message there, which the
+    daemon sends once it is in its instance's cgroup; then its runs are its own forks."""
+    proc, sock = start_zygote(lang, ctx.dir)
+    inst = None
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        null = os.open("/dev/null", os.O_WRONLY)
+        send_run(sock, 9, theirs.fileno(), null, flags=ZYGOTE)
+        theirs.close()
+        os.close(null)
+        kind, rid, inst, _ = recv_msg(sock)
+        assert (kind, rid) == (STARTED, 9) and inst > 0
+        assert inst in children(proc.pid)  # this test shares the zygote's pid namespace
+        time.sleep(0.5)
+        assert children(inst) == [], "the instance's zygote forked before its first message"
+        out_r, out_w = os.pipe()
+        null = os.open("/dev/null", os.O_RDONLY)
+        send_run(ours, 10, null, out_w, flags=0)
+        os.close(null)
+        os.close(out_w)
+        kind, rid, pid, _ = recv_msg(ours)
+        assert (kind, rid) == (STARTED, 10) and pid > 0
+        assert readable(out_r, 30) and os.read(out_r, 100) == b"ran\n"
+        kind, rid, status, _ = recv_msg(ours)
+        assert (kind, rid, status) == (EXIT, 10, 0)
+        os.close(out_r)
+        ours.close()  # the instance's zygote ends with its socket
+        kind, rid, status, _ = recv_msg(sock)
+        assert (kind, rid, status) == (EXIT, 9, 0)
+    finally:
+        spares = children(proc.pid) + (children(inst) if inst else [])
+        sock.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        for pid in spares:
+            gone(pid)

@@ -25,19 +25,26 @@ enum agent_kind {
      * to reap), or could not be made (status: -errno). */
     AGENT_STARTED = 3,
     /* daemon -> agent in zygote mode: a run forked from the zygote (never the zygote itself)
-     * that serves as an instance of its own (an http function's server: zygote-http.c). As
+     * that serves as an instance of its own (an http function's server: zygote-fork.c). As
      * AGENT_RUN with 3 fds, stdin being a gate: the run waits for one byte there before it
      * starts (the daemon moves it into the instance's cgroup first). The agent answers
      * AGENT_STARTED with the run's pid and, by SCM_RIGHTS, a pidfd of it (status -errno and no
-     * fd when it could not be made), then AGENT_EXIT as for any run. */
+     * fd when it could not be made), then AGENT_EXIT as for any run. With status
+     * AGENT_FORK_ZYGOTE the fork becomes a zygote of its own instead (a stdio or CGI instance):
+     * stdin is its control socket, where it serves runs as the zygote does on fd 3; it forks
+     * nothing before the first message there (the daemon sends it once the fork is in the
+     * instance's cgroup: the socket is its gate). */
     AGENT_FORK = 4,
 };
 
-/* AGENT_RUN's status to a zygote: run it yourself (the zygote becomes the run). */
-#define AGENT_RUN_SELF 1
 /* AGENT_RUN's status to a zygote: the run's stdin is its gate (AGENT_FORK): read one byte
  * there before running, and exit with status 70 if it closes instead. */
 #define AGENT_RUN_GATED 2
+/* AGENT_RUN's status to a zygote: the run becomes a zygote itself, serving runs on its stdin
+ * (AGENT_FORK with AGENT_FORK_ZYGOTE). */
+#define AGENT_RUN_ZYGOTE 4
+/* AGENT_FORK's status from the daemon: the fork is to be a zygote (AGENT_RUN_ZYGOTE). */
+#define AGENT_FORK_ZYGOTE 1
 
 /* The agent's argv[1] when it runs its program (argv[2..]) as a zygote that forks each run
  * (fd 3: a socket speaking these messages) instead of executing the program per run. argv[0]

@@ -166,8 +166,9 @@ on_control(char *buf, const sigset_t *old)
             memcpy(fds, CMSG_DATA(c), (nfds > 4 ? 4 : nfds) * sizeof(int));
         }
     struct agent_msg *m = (struct agent_msg *)buf;
-    bool fork_run = (size_t)n >= sizeof(*m) && m->kind == AGENT_FORK && zygote && nfds == 3;
-    if ((size_t)n < sizeof(*m) || (m->kind != AGENT_RUN && !fork_run) || nfds < 3 || nfds > 4 ||
+    /* A template's agent (zygote mode) takes forks, an instance's runs. */
+    uint32_t kind = zygote ? AGENT_FORK : AGENT_RUN;
+    if ((size_t)n < sizeof(*m) || m->kind != kind || nfds < 3 || nfds > (zygote ? 3 : 4) ||
         m->len != (size_t)n - sizeof(*m)) {
         for (int i = 0; i < 4 && i < nfds; i++)
             close(fds[i]);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The fork of a Node.js function's zygote (`husk fn deploy --zygote -- node SCRIPT`). Node has
- * no fork; this library, preloaded into the zygote by the instance's agent (agent/zygote.c, an
- * LD_PRELOAD of a sealed memfd), is where it forks. The zygote's script (zygote-node.js) loads
- * what the function needs, then reads fd 3 once: that read is this library's. It serves the
- * agent's runs on fd 3 as zygote.py does (agent-proto.h: AGENT_RUN in, AGENT_STARTED and
- * AGENT_EXIT out) and returns only in a run's process, with the run in the buffer: its header
- * (status: the process's pid, which Node would otherwise report as the zygote's) and its
- * environment block; fds 0-2 are the run's.
+ * no fork; this library, preloaded into the zygote by the template sandbox's agent
+ * (agent/zygote.c, an LD_PRELOAD of a sealed memfd), is where it forks. The zygote's script
+ * (zygote-node.js) loads what the function needs, then reads fd 3 once: that read is this
+ * library's. It serves the agent's runs on fd 3 as zygote.py does (agent-proto.h: AGENT_RUN
+ * in, AGENT_STARTED and AGENT_EXIT out) and returns only in a run's process, with the run in
+ * the buffer: its header (status: the process's pid, which Node would otherwise report as the
+ * zygote's) and its environment block; fds 0-2 are the run's. A gated run (an http instance)
+ * first waits for the daemon's byte on its stdin; a run flagged AGENT_RUN_ZYGOTE (a stdio or
+ * CGI instance) becomes a zygote itself and serves the daemon's calls on that socket.
  *
  * What a fork of Node needs, and gets here:
  * - V8 advises MADV_DONTFORK on its heap's pages: a child would have none of them and fault at
@@ -215,10 +217,30 @@ pass_gate(int fd)
         _exit(70);
 }
 
+static ssize_t serve(void *buf, size_t len);
+static bool wait_first; /* an instance's zygote: no spare before its first message */
+
+/* Become an instance's zygote (AGENT_RUN_ZYGOTE): its socket (fds[0]) on fd 3, its log on 1
+ * and 2, and serve there. */
+static ssize_t
+become_zygote(void *buf, size_t len, const int fds[3])
+{
+    role = ROLE_ZYGOTE;
+    wait_first = true;
+    if (dup2(fds[0], ZYGOTE_FD) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], 2) < 0)
+        _exit(126);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] > ZYGOTE_FD)
+            close(fds[i]);
+    return serve(buf, len);
+}
+
 /* Become the run: its stdio; fd 3 (the agent's socket, or a spare's) closed. */
 static ssize_t
-become_run(void *buf, size_t n, const int fds[3])
+become_run(void *buf, size_t n, size_t len, const int fds[3])
 {
+    if (((struct agent_msg *)buf)->status & AGENT_RUN_ZYGOTE)
+        return become_zygote(buf, len, fds);
     role = ROLE_RUN;
     if (((struct agent_msg *)buf)->status & AGENT_RUN_GATED)
         pass_gate(fds[0]);
@@ -374,15 +396,11 @@ take_run(void *buf, size_t len)
     if (n == 0)
         return 0;
     const struct agent_msg *m = buf;
-    if (m->status & AGENT_RUN_SELF) { /* the instance's first: the agent reaps us as it */
-        drop_spare();
-        return become_run(buf, (size_t)n, fds);
-    }
     uint32_t id = m->id;
     int pidfd = -1;
     pid_t pid = start_run(buf, (size_t)n, fds, &pidfd);
     if (pid == 0)
-        return become_run(buf, (size_t)n, fds);
+        return become_run(buf, (size_t)n, len, fds);
     for (int i = 0; i < 3; i++)
         close(fds[i]);
     send_msg(AGENT_STARTED, id, pid);
@@ -403,7 +421,7 @@ serve(void *buf, size_t len)
         p[1] = (struct pollfd){.fd = spare.pidfd, .events = POLLIN};
         for (size_t i = 0; i < n_calls; i++)
             p[2 + i] = (struct pollfd){.fd = calls[i].pidfd, .events = POLLIN};
-        int ready = poll(p, 2 + n_calls, spare.pid > 0 || spare_failed ? -1 : 0);
+        int ready = poll(p, 2 + n_calls, spare.pid > 0 || spare_failed || wait_first ? -1 : 0);
         if (ready < 0 && errno != EINTR)
             _exit(70);
         if (ready == 0) { /* idle, no spare */
@@ -424,6 +442,7 @@ serve(void *buf, size_t len)
             drop_spare();
         if (p[0].revents) {
             spare_failed = false;
+            wait_first = false;
             ssize_t n = take_run(buf, len);
             if (n > 0)
                 return n;
@@ -440,8 +459,8 @@ spare_wait(void *buf, size_t len)
     while ((n = recv_run(ZYGOTE_FD, buf, len, fds)) == 0)
         ;
     if (n < 0)
-        _exit(0); /* the zygote is gone, or became a run itself */
-    return become_run(buf, (size_t)n, fds);
+        _exit(0); /* the zygote is gone */
+    return become_run(buf, (size_t)n, len, fds);
 }
 
 ssize_t

@@ -1,16 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The agent's zygote mode: instead of executing the function's program per run, the agent
- * keeps one process of it, the zygote (for Python: husk's zygote.py, which has loaded the
- * interpreter and the function's code), and hands it each run; the zygote forks the run,
- * reports its pid, reaps it and reports its wait status (an OOM kill included: the kernel's
- * status, only relayed). Should the zygote die first, its runs are reparented to the agent
- * (pid 1 of the sandbox), which reaps them by the pids it was told.
- *
- * The instance's first run goes to its first zygote as AGENT_RUN_SELF: that zygote becomes
- * the run (no fork on the cold start's path), and the next zygote starts at once for the runs
- * that follow. A zygote that dies (killed, out of memory) is started again for the next run;
- * the runs it had not started yet fail with a line on their stderr, which the daemon logs.
+ * The agent's zygote mode, in the template sandbox of a `--zygote` function's version
+ * (../zygote-fork.c): instead of executing the function's program, the agent keeps one process
+ * of it, the zygote (for Python: husk's zygote.py, which has loaded the interpreter and the
+ * function's code), and hands it the daemon's forks (AGENT_FORK): each instance of the version
+ * is a fork of the zygote, a server (http) or a zygote of its own (stdio, CGI). The zygote
+ * forks it, reports its pid (the agent sends the daemon a pidfd of it), reaps it and reports
+ * its wait status (an OOM kill included: the kernel's status, only relayed). Should the zygote
+ * die first, its forks are reparented to the agent (pid 1 of the sandbox), which reaps them by
+ * the pids it was told. A zygote that dies (killed, out of memory) is started again for the
+ * next fork; the forks it had not started yet fail with a line on their stderr.
  *
  * Called with AGENT_ZYGOTE_PRELOAD_ARG, the agent preloads husk's library (zygote-preload.c,
  * embedded in the agent) into each zygote: Node.js has no fork of its own.
@@ -36,8 +35,7 @@
 
 struct pending {
     uint32_t id;
-    int fds[3];  /* kept to write why the run failed, should the zygote die first */
-    bool report; /* AGENT_FORK: its pidfd goes to the daemon */
+    int fds[3]; /* kept to write why the run failed, should the zygote die first */
 };
 
 #ifndef MFD_EXEC
@@ -52,8 +50,6 @@ static struct {
     const sigset_t *old;
     pid_t pid;
     int fd;
-    bool served;    /* a run went to a zygote: the next are forked */
-    pid_t self_pid; /* the zygote that became the first run: the next starts when it ends */
     struct pending pending[MAX_PENDING];
     size_t n_pending;
 } z = {.pid = -1, .fd = -1};
@@ -175,10 +171,8 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
         agent_send_exit(m->id, -EAGAIN);
         return;
     }
-    bool fork_run = m->kind == AGENT_FORK;
-    bool self = !fork_run && !z.served && z.n_pending == 0;
     m->kind = AGENT_RUN;
-    m->status = self ? AGENT_RUN_SELF : fork_run ? AGENT_RUN_GATED : 0;
+    m->status = m->status & AGENT_FORK_ZYGOTE ? AGENT_RUN_ZYGOTE : AGENT_RUN_GATED;
     ssize_t n;
     while ((n = agent_send_run(z.fd, m, payload, fds, 3)) < 0 && errno == EINTR)
         ;
@@ -189,24 +183,13 @@ zygote_run(struct agent_msg *m, const char *payload, const int fds[3])
                  errno);
         return;
     }
-    z.served |= !fork_run;
-    if (self) { /* that zygote is the run now, reaped as one; the next one starts */
-        close_fds(fds);
-        agent_track(z.pid, m->id, 0);
-        close(z.fd);
-        z.fd = -1;
-        z.self_pid = z.pid;
-        z.pid = -1;
-        return;
-    }
     struct pending *p = &z.pending[z.n_pending++];
     p->id = m->id;
-    p->report = fork_run;
     memcpy(p->fds, fds, sizeof(p->fds));
 }
 
-/* AGENT_STARTED to the daemon for a fork run: its pid, and a pidfd of it by SCM_RIGHTS (the
- * daemon moves the run into the instance's cgroup by it). */
+/* AGENT_STARTED to the daemon: the fork's pid, and a pidfd of it by SCM_RIGHTS (the daemon
+ * moves the fork into its instance's cgroup by it). */
 static void
 report_started(uint32_t id, int32_t pid)
 {
@@ -227,7 +210,6 @@ started(uint32_t id, int32_t pid)
     for (size_t i = 0; i < z.n_pending; i++) {
         if (z.pending[i].id != id)
             continue;
-        bool report = z.pending[i].report;
         close_fds(z.pending[i].fds);
         z.pending[i] = z.pending[--z.n_pending];
         if (pid <= 0) {
@@ -235,8 +217,7 @@ started(uint32_t id, int32_t pid)
             return;
         }
         agent_track(pid, id, 0);
-        if (report)
-            report_started(id, pid);
+        report_started(id, pid);
         return;
     }
 }
@@ -277,12 +258,6 @@ zygote_on_message(void)
 void
 zygote_reaped(pid_t pid, int status)
 {
-    if (pid == z.self_pid) {
-        z.self_pid = 0;
-        if (z.fd < 0)
-            zygote_start();
-        return;
-    }
     if (pid == z.pid) {
         z.pid = -1;
         if (z.fd < 0)

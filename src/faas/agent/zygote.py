@@ -1,12 +1,14 @@
 # SPDX-License-Identifier: Apache-2.0
-# The zygote of a Python function (`husk fn deploy --zygote`): run by the instance's agent as
+# The zygote of a Python function (`husk fn deploy --zygote`): run by the agent of the
+# version's template sandbox as
 #   python3 [OPTIONS] -c THIS SCRIPT [ARG...]
 # with the agent's socket on fd 3. It compiles SCRIPT and imports what SCRIPT imports at its top
-# level from outside its own directory (the standard library, site-packages) once, then forks
-# per call: the agent sends the call's environment and stdio (agent-proto.h, AGENT_RUN), the
-# zygote answers the call's pid (AGENT_STARTED) and, once it reaped it, its wait status
-# (AGENT_EXIT). An instance's first call is run by its first zygote itself (no fork on the cold
-# start's path); the agent starts the next. The call's process sets up stdio, environment, argv and __main__ as
+# level from outside its own directory (the standard library, site-packages) once, then forks:
+# the agent sends a run's environment and stdio (agent-proto.h, AGENT_RUN), the zygote answers
+# its pid (AGENT_STARTED) and, once it reaped it, its wait status (AGENT_EXIT). A run is an
+# instance: an http server (gated: it waits for a byte on stdin, sent once the daemon moved it
+# into the instance's cgroup), or a zygote of its own (stdio, CGI) serving the daemon's calls
+# on its stdin the same way. A call's process sets up stdio, environment, argv and __main__ as
 # `python3 SCRIPT` would, draws new random state, runs the compiled code, and exits as Python
 # does (threads joined, atexit handlers, the script's objects released, stdio flushed) but
 # without tearing the interpreter down: that would write to every object the zygote shares
@@ -23,8 +25,8 @@ import select
 
 _HDR = _struct.Struct("=IIiI")  # struct agent_msg
 _RUN, _EXIT, _STARTED = 1, 2, 3
-_SELF = 1  # AGENT_RUN_SELF
 _GATED = 2  # AGENT_RUN_GATED: stdin is a gate, one byte once the run is in its cgroup
+_ZYGOTE = 4  # AGENT_RUN_ZYGOTE: the run becomes a zygote serving runs on its stdin
 
 
 def _husk_load(script):
@@ -134,11 +136,13 @@ def _husk_warm():
         sys.modules.get(name)
 
 
-def _husk_serve():
+def _husk_serve(wait_first):
     """The fork server's loop; returns in each call's process only. The next call's process is
     forked ahead (the spare) when the zygote is idle, so a call waits for no fork: it is handed
-    to the spare. A run flagged _SELF (an instance's first: its zygote just started, there is
-    no spare yet) is the zygote's own: it leaves the loop to run it, the agent starts another."""
+    to the spare. A run flagged _ZYGOTE returns too, to serve again as an instance's zygote
+    (stdio, CGI: its calls are forked from it); such a zygote
+    (wait_first) forks no spare before its first message: it is moved into its instance's
+    cgroup before that, and a child would stay behind."""
     ctl = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, 3)
     buf = bytearray(_HDR.size + 256 * 1024)
     anc = _socket.CMSG_SPACE(3 * 4)
@@ -155,7 +159,7 @@ def _husk_serve():
     calls = {}  # pid: run id
     spare = None  # (pid, its socket)
     while True:
-        ready = [fd for fd, _ in poll.poll(0 if spare is None else None)]
+        ready = [fd for fd, _ in poll.poll(0 if spare is None and not wait_first else None)]
         if not ready:  # idle, no spare
             mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
             pid = _husk_fork(loop + (mine,))
@@ -184,20 +188,18 @@ def _husk_serve():
                     spare = spare[1].close()
         if 3 not in ready:
             continue
+        wait_first = False
         run = _husk_receive(ctl, buf, anc)
         if run is None:
             posix._exit(0)  # the agent is gone
         rid, env, fds, flags = run
         if rid is None:
             continue
-        if flags & _SELF:  # the agent reaps this process as the run now
-            _husk_leave(loop + ((spare[1],) if spare else ()))
-            return env, fds, flags
         pid = -1
         if spare:
             try:
                 spare[1].sendmsg(
-                    [_HDR.pack(_RUN, rid, flags & _GATED, len(env)), env],
+                    [_HDR.pack(_RUN, rid, flags & (_GATED | _ZYGOTE), len(env)), env],
                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)],
                 )
                 pid = spare[0]
@@ -268,7 +270,14 @@ def _husk_main():
         except BaseException:
             pass
     gc.freeze()  # what is loaded now is shared: the calls' collections leave its pages alone
-    env, fds, flags = _husk_serve()
+    env, fds, flags = _husk_serve(False)
+    while flags & _ZYGOTE:  # an instance's zygote: its socket on fd 3, its log on 1 and 2
+        for i, fd in ((3, fds[0]), (1, fds[1]), (2, fds[2])):
+            posix.dup2(fd, i)
+        for fd in set(fds):
+            if fd > 3:
+                posix.close(fd)
+        env, fds, flags = _husk_serve(True)
     _husk_call(env, fds, flags, argv, here)
     return script, code, oserr, err
 

@@ -1,21 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * http functions from a zygote ("zygote": true with the http contract). The version keeps one
- * template sandbox, made as an instance's is (its namespaces, cgroup, seccomp filter, landlock
- * rules, read-only root), whose agent holds the function's interpreter with its code loaded
- * (the zygote: agent/zygote.c); the template is in no pool and serves no call. Each instance
- * is a fork of that zygote with its own cgroup (the function's limits, its own accounting and
- * OOM kills), its own $PORT, log and random state; the version's instances share the
+ * Functions from a zygote ("zygote": true). The version keeps one template sandbox, made as an
+ * instance's is (its namespaces, cgroup, seccomp filter, landlock rules, read-only root), whose
+ * agent holds the function's interpreter with its code loaded (the zygote: agent/zygote.c);
+ * the template is in no pool and serves no call. Each instance is a fork of that zygote with
+ * its own cgroup (the function's limits, its own accounting and OOM kills) and random state:
+ * an http instance's fork runs the server on its own $PORT with its own log; a stdio or CGI
+ * instance's becomes a zygote of its own, which forks the instance's calls, speaking the
+ * agent's protocol with the daemon on a socket of its own. The version's instances share the
  * template's namespaces (network, pid, mounts), as threads of one function would.
  *
- * An instance's way there, none of it blocking the loop: its cgroup and pipes are made on a
- * work thread; the template's agent is asked for a fork (AGENT_FORK) whose stdin is a gate;
- * the agent answers with the fork's pidfd; a work thread moves that process into the
- * instance's cgroup; only then does the gate open (one byte), and the fork runs the server,
- * which is probed on its port as any http instance's. A stopping instance's cgroup is killed
- * (off the loop: a v1 freezer waits) and its pidfd says when it is gone. The template goes
- * with its version; should it end first, its instances end with it and the pool starts new
- * ones from a new template.
+ * An instance's way there, none of it blocking the loop: its cgroup and pipes (or socket) are
+ * made on a work thread; the template's agent is asked for a fork (AGENT_FORK); the agent
+ * answers with the fork's pidfd; a work thread moves that process into the instance's cgroup;
+ * only then does the fork run anything of the function's: a server's gate (its stdin) gets a
+ * byte; a zygote's first message is the daemon's first call, and it forks nothing before.
+ * A stopping instance's cgroup is killed (off the loop: a v1 freezer waits) and its pidfd says
+ * when it is gone. The template goes with its version; should it end first, its instances end
+ * with it and the pool starts new ones from a new template.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,8 +53,9 @@ tmpl_gone(const struct faas_instance *in)
     return in->tmpl == NULL || in->tmpl->state == INST_DYING;
 }
 
-/* Its server's process ended: the instance does, at once (the agent's report of its status
- * comes through the zygote, later; a call must not go to it meanwhile). */
+/* Its process (the server, or the instance's zygote) ended: the instance does, at once (the
+ * agent's report of its status comes through the template's zygote, later; a call must not go
+ * to it meanwhile). */
 static void
 run_exited(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
@@ -61,7 +64,7 @@ run_exited(struct faas_server *s, struct faas_watch *w, uint32_t events)
     bool oom = faas_instance_oom_check(s, in);
     cleanup_free char *why =
         oom ? xasprintf("it ran out of memory (limit %lld bytes)", (long long)in->fn->memory)
-            : xstrdup("its server exited");
+            : xstrdup(in->fn->contract->server ? "its server exited" : "its zygote exited");
     faas_instance_end(s, in, why);
 }
 
@@ -76,11 +79,11 @@ fork_done(struct faas_server *s, struct faas_instance *in)
         in->phase = FORK_RUNNING;
         in->w_pid.fn = run_exited;
         if (faas_instance_watch_log(s, in) < 0 ||
-            faas_watch_add(s, in->run_pidfd, EPOLLIN, &in->w_pid) < 0)
+            faas_watch_add(s, in->run_pidfd, EPOLLIN, &in->w_pid) < 0 ||
+            (in->ctl_fd >= 0 && faas_watch_add(s, in->ctl_fd, EPOLLIN, &in->w_ctl) < 0))
             in->spawn_r = husk_err(&in->spawn_err, errno, "watch the instance");
         else
-            faas_server_log(s, "debug", "instance %s forked from %s (port %lld)", in->id,
-                            in->tmpl->id, (long long)in->port);
+            faas_server_log(s, "debug", "instance %s forked from %s", in->id, in->tmpl->id);
     }
     if (in->doomed) {
         faas_instance_destroy(s, in);
@@ -174,24 +177,52 @@ faas_fork_template_stop(struct faas_server *s, struct faas_function *f)
 
 /* ---- an instance: its cgroup and pipes, on a work thread */
 
+/* A server's: its log, and a gate pipe (the daemon keeps the write end). */
+static int
+server_pipes(struct faas_instance *in)
+{
+    int logp[2], gate[2];
+    if (pipe2(logp, O_CLOEXEC) < 0)
+        return -1;
+    in->log_fd = logp[0];
+    in->hand[1] = logp[1];
+    fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
+    if (pipe2(gate, O_CLOEXEC) < 0)
+        return -1;
+    in->hand[0] = gate[0];
+    in->gate_fd = gate[1];
+    return 0;
+}
+
+/* A zygote's (stdio, CGI): its control socket, the gate too (the zygote forks nothing before
+ * the daemon's first run there); its own output to /dev/null (each call has its pipes). */
+static int
+zygote_socket(struct faas_instance *in)
+{
+    int sv[2];
+    if ((in->hand[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0 ||
+        socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    int big = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big));
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big));
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    in->ctl_fd = sv[0];
+    in->hand[0] = sv[1];
+    return 0;
+}
+
 static void
 prepare_run(struct faas_work *w)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, work);
-    int logp[2] = {-1, -1}, gate[2] = {-1, -1};
     if (in->spawn_r < 0) /* no template to fork from */
         return;
     int r = in->port < 0 ? husk_err(&in->spawn_err, EADDRINUSE,
                                     "no free port for another instance (%d at most)", PORTS_MAX)
                          : faas_instance_make_cgroup(in->s, in->fn, in, &in->spawn_err);
-    if (r == 0 && (pipe2(logp, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0))
+    if (r == 0 && (in->fn->contract->server ? server_pipes(in) : zygote_socket(in)) < 0)
         r = husk_err(&in->spawn_err, errno, "create the instance's pipes");
-    in->log_fd = logp[0];
-    in->hand[1] = logp[1];
-    in->hand[0] = gate[0];
-    in->gate_fd = gate[1];
-    if (in->log_fd >= 0)
-        fcntl(in->log_fd, F_SETFL, O_NONBLOCK);
     in->spawn_r = r;
 }
 
@@ -212,8 +243,8 @@ prepared(struct faas_server *s, struct faas_work *w)
     send_fork(s, in);
 }
 
-/* Ask the template's agent for the fork: the version's environment with the instance's $PORT,
- * stdin the gate, stdout and stderr the instance's log. */
+/* Ask the template's agent for the fork: the version's environment (a server's with the
+ * instance's $PORT), stdin the gate (a zygote's: its socket), stdout and stderr the log. */
 static void
 send_fork(struct faas_server *s, struct faas_instance *in)
 {
@@ -222,17 +253,25 @@ send_fork(struct faas_server *s, struct faas_instance *in)
         fork_fail(s, in, husk_err(&in->spawn_err, ECANCELED, "stopped before it started"));
         return;
     }
+    bool server = in->fn->contract->server;
     struct faas_buf env = {0};
     for (char **e = in->fn->cfg->sbx->process.env; e && *e; e++)
-        if (!str_has_prefix(*e, "PORT="))
+        if (!server || !str_has_prefix(*e, "PORT="))
             faas_buf_add(&env, *e, strlen(*e) + 1);
-    faas_buf_addf(&env, "PORT=%lld", (long long)in->port);
-    faas_buf_add(&env, "", 1);
-    struct agent_msg m = {.kind = AGENT_FORK, .id = in->server_run, .len = (uint32_t)env.len};
+    if (server) {
+        faas_buf_addf(&env, "PORT=%lld", (long long)in->port);
+        faas_buf_add(&env, "", 1);
+    }
+    struct agent_msg m = {.kind = AGENT_FORK,
+                          .id = in->server_run,
+                          .status = server ? 0 : AGENT_FORK_ZYGOTE,
+                          .len = (uint32_t)env.len};
     int fds[3] = {in->hand[0], in->hand[1], in->hand[1]};
     in->phase = FORK_AWAIT_STARTED;
-    in->netns_fd = fcntl(t->netns_fd, F_DUPFD_CLOEXEC, 0);
-    int r = in->netns_fd < 0 ? husk_err(&in->spawn_err, errno, "hold the instance's network")
+    if (server) /* probes and calls connect in its network */
+        in->netns_fd = fcntl(t->netns_fd, F_DUPFD_CLOEXEC, 0);
+    int r = server && in->netns_fd < 0
+                ? husk_err(&in->spawn_err, errno, "hold the instance's network")
             : env.len > AGENT_MSG_MAX
                 ? husk_err(&in->spawn_err, E2BIG, "the function's environment is too large")
             : agent_send_run(t->ctl_fd, &m, env.p, fds, 3) < 0
@@ -273,7 +312,17 @@ enter_run(struct faas_work *w)
     in->spawn_r = r;
 }
 
-/* In its cgroup: the gate opens. */
+/* In its cgroup: the gate opens. A server's is a byte on its stdin; a zygote's, a first
+ * message with no run in it (kind 0, which it drops): it may fork its spare from now on. */
+static int
+open_gate(struct faas_instance *in)
+{
+    struct agent_msg go = {0};
+    if (in->gate_fd >= 0)
+        return write(in->gate_fd, "g", 1) == 1 ? 0 : -1;
+    return send(in->ctl_fd, &go, sizeof(go), MSG_DONTWAIT | MSG_NOSIGNAL) == sizeof(go) ? 0 : -1;
+}
+
 static void
 entered(struct faas_server *s, struct faas_work *w)
 {
@@ -283,9 +332,10 @@ entered(struct faas_server *s, struct faas_work *w)
                                sbx_status_to_exit_code(in->early_status));
     if (in->spawn_r == 0 && tmpl_gone(in))
         in->spawn_r = husk_err(&in->spawn_err, ECANCELED, "its zygote's sandbox ended");
-    if (in->spawn_r == 0 && write(in->gate_fd, "g", 1) != 1)
+    if (in->spawn_r == 0 && open_gate(in) < 0)
         in->spawn_r = husk_err(&in->spawn_err, errno, "let the fork go");
-    close(in->gate_fd); /* without the byte: the fork exits */
+    if (in->gate_fd >= 0)
+        close(in->gate_fd); /* without the byte: the fork exits */
     in->gate_fd = -1;
     fork_done(s, in);
 }
@@ -403,9 +453,11 @@ faas_fork_spawn(struct faas_server *s, struct faas_instance *in)
     struct faas_instance *t = f->tmpl;
     in->is_fork = true;
     in->phase = FORK_PREPARING;
+    if (in->server_run == 0) /* the fork's id with the template's agent */
+        in->server_run = ++s->next_agent_id;
     in->work.run = prepare_run;
     in->work.done = prepared;
-    in->port = -1;
+    in->port = f->contract->server ? -1 : f->port;
     for (int64_t p = f->port; t && p < f->port + PORTS_MAX && p <= 65535 && in->port < 0; p++) {
         struct faas_instance *k = t->forks;
         while (k && k->port != p)
