@@ -71,17 +71,36 @@ def readable(fd, timeout):
     return bool(select.select([fd], [], [], timeout)[0])
 
 
+def gated_run(sock, rid):
+    """A gated run of the script, started: its gate's write end and its output's read end."""
+    gate_r, gate_w = os.pipe()
+    out_r, out_w = os.pipe()
+    send_run(sock, rid, gate_r, out_w)
+    os.close(gate_r)
+    os.close(out_w)
+    kind, got, pid, _ = recv_msg(sock)
+    assert (kind, got) == (STARTED, rid) and pid > 0
+    return gate_w, out_r
+
+
+def stop_zygote(proc, sock, also=()):
+    """Close the zygote's socket (it and its spare end with it) and wait for them."""
+    spares = children(proc.pid) + [c for p in also for c in children(p)]
+    sock.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    for pid in spares:
+        gone(pid)
+
+
 @pytest.mark.parametrize("lang", ["python", "node"])
 def test_a_gated_run_waits_for_its_byte(ctx, lang):
     proc, sock = start_zygote(lang, ctx.dir)
     try:
-        gate_r, gate_w = os.pipe()
-        out_r, out_w = os.pipe()
-        send_run(sock, 7, gate_r, out_w)
-        os.close(gate_r)
-        os.close(out_w)
-        kind, rid, pid, _ = recv_msg(sock)
-        assert (kind, rid) == (STARTED, 7) and pid > 0
+        gate_w, out_r = gated_run(sock, 7)
         assert not readable(out_r, 0.5), "the script ran before its gate opened"
         os.write(gate_w, b"g")
         os.close(gate_w)
@@ -92,28 +111,14 @@ def test_a_gated_run_waits_for_its_byte(ctx, lang):
         os.close(out_r)
 
         # A gate closed without its byte: the run ends with status 70, the script never ran.
-        gate_r, gate_w = os.pipe()
-        out_r, out_w = os.pipe()
-        send_run(sock, 8, gate_r, out_w)
-        os.close(gate_r)
-        os.close(out_w)
-        kind, rid, pid, _ = recv_msg(sock)
-        assert (kind, rid) == (STARTED, 8) and pid > 0
+        gate_w, out_r = gated_run(sock, 8)
         os.close(gate_w)
         kind, rid, status, _ = recv_msg(sock)
         assert (kind, rid) == (EXIT, 8) and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 70
         assert os.read(out_r, 100) == b""
         os.close(out_r)
     finally:
-        spares = children(proc.pid)
-        sock.close()  # the zygote and its spare end when their socket does
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        for pid in spares:
-            gone(pid)
+        stop_zygote(proc, sock)
 
 
 def children(pid):
@@ -167,12 +172,4 @@ def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
         kind, rid, status, _ = recv_msg(sock)
         assert (kind, rid, status) == (EXIT, 9, 0)
     finally:
-        spares = children(proc.pid) + (children(inst) if inst else [])
-        sock.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        for pid in spares:
-            gone(pid)
+        stop_zygote(proc, sock, also=[inst] if inst else [])
