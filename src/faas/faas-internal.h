@@ -503,7 +503,7 @@ const struct faas_contract_ops *faas_contract_find(const char *name);
 
 /* Where a fork of a zygote (zygote-fork.c) is on its way to be an instance. */
 enum faas_fork_phase {
-    FORK_PREPARING,     /* its cgroup and pipes, on a work thread */
+    FORK_PREPARING,     /* its cgroup and pipes (a zygote's: its socket), on a work thread */
     FORK_AWAIT_TMPL,    /* the template sandbox is being made */
     FORK_AWAIT_STARTED, /* asked of the template's agent */
     FORK_ENTERING,      /* being moved into its cgroup, on a work thread */
@@ -577,9 +577,8 @@ struct faas_instance {
     struct faas_instance *tmpl; /* a fork's template; NULL once that is gone */
     struct faas_instance *forks, *fork_next;
     int gate_fd, run_pidfd; /* the fork's gate (write end), its process */
-    int hand[2];            /* the gate's read end, the log's write end: for the agent */
-    pid_t run_pid;          /* ... as the daemon sees it */
-    int32_t early_status;   /* it ended while it was being moved into its cgroup */
+    int hand[2]; /* for the agent: the gate's read end (a zygote's socket), the log's write end */
+    int32_t early_status; /* it ended while it was being moved into its cgroup */
     bool ended_early;
     struct faas_instance *next;
 };

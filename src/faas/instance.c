@@ -10,6 +10,10 @@
  * stop on a timer. Stopping kills the agent, which as pid 1 takes its pid namespace along:
  * when its pidfd says it is gone every process of the instance is, and the cgroup is removed
  * (tried again on a timer while the kernel still counts a leaving process).
+ *
+ * A function deployed with "zygote" has no sandbox per instance: its instances are forks of
+ * its version's template (zygote-fork.c), which uses this file's life cycle with its own
+ * start and end.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

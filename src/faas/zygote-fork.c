@@ -303,9 +303,9 @@ static void
 enter_run(struct faas_work *w)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, work);
-    in->run_pid = pidfd_pid(in->run_pidfd);
-    int r = in->run_pid < 0 ? husk_err(&in->spawn_err, ESRCH, "the fork is gone")
-                            : sbx_cgroup_enter(in->cg, in->run_pid, &in->spawn_err);
+    pid_t pid = pidfd_pid(in->run_pidfd);
+    int r = pid < 0 ? husk_err(&in->spawn_err, ESRCH, "the fork is gone")
+                    : sbx_cgroup_enter(in->cg, pid, &in->spawn_err);
     if (r < 0)
         husk_err_prefix(&in->spawn_err, "move the fork into the instance's cgroup: ");
     sbx_cgroup_park(in->cg);
