@@ -347,8 +347,10 @@ def test_kill9_of_the_daemon_while_instances_serve(ctx, app):
 def test_listen_fds_socket_activation(ctx, app, daemon):
     bundle = pack(ctx, app, "activated.py", "/usr/bin/python3", PY_LISTEN_FDS)
     port = free_port()
+    # One instance at most: the scaler may start a second when the first request waited two
+    # samples in a row (a slow start under load), and the proxied call must reach this one.
     shown = deploy(daemon, "sd", bundle, "--publish", f"127.0.0.1:{port}", "--publish-mode",
-                   "listen_fds")
+                   "listen_fds", "--max", "1")
     assert shown["published"]["mode"] == "listen_fds"
     status, _, body = get(port, "/x")
     assert status == 200, body
