@@ -22,6 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,6 +307,12 @@ enter_run(struct faas_work *w)
     pid_t pid = pidfd_pid(in->run_pidfd);
     int r = pid < 0 ? husk_err(&in->spawn_err, ESRCH, "the fork is gone")
                     : sbx_cgroup_enter(in->cg, pid, &in->spawn_err);
+    /* The move goes by pid: had the fork ended and been reaped meanwhile, the number could
+     * name another process by now (the kernel hands pids out in a cycle, so hardly so soon).
+     * A fork still alive after the move was the one moved. */
+    struct pollfd alive = {.fd = in->run_pidfd, .events = POLLIN};
+    if (r == 0 && poll(&alive, 1, 0) != 0)
+        r = husk_err(&in->spawn_err, ESRCH, "the fork ended while it was moved");
     if (r < 0)
         husk_err_prefix(&in->spawn_err, "move the fork into the instance's cgroup: ");
     sbx_cgroup_park(in->cg);

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HUSK, REPO, pid_alive
+from conftest import HUSK, REPO, pid_alive, wait_for
 from test_serve_zygote_node import node_or_skip
 
 HDR = struct.Struct("=IIiI")  # struct agent_msg
@@ -143,7 +143,8 @@ def gone(pid, timeout=10):
 def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
     """A run flagged AGENT_RUN_ZYGOTE (a stdio or CGI instance) becomes a zygote serving runs on
     its stdin, a socket: it forks nothing (no spare) before its first message there, which the
-    daemon sends once it is in its instance's cgroup; then its runs are its own forks."""
+    daemon sends once it is in its instance's cgroup (a message with no run in it); then it
+    forks its spare, and its runs are its own forks."""
     proc, sock = start_zygote(lang, ctx.dir)
     inst = None
     try:
@@ -157,6 +158,8 @@ def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
         assert inst in children(proc.pid)  # this test shares the zygote's pid namespace
         time.sleep(0.5)
         assert children(inst) == [], "the instance's zygote forked before its first message"
+        ours.send(HDR.pack(0, 0, 0, 0))  # the daemon's "go": no run in it; a spare may come now
+        wait_for(lambda: children(inst), 10, "the instance's zygote to fork its spare")
         out_r, out_w = os.pipe()
         null = os.open("/dev/null", os.O_RDONLY)
         send_run(ours, 10, null, out_w, flags=0)
