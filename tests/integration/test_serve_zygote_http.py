@@ -206,9 +206,14 @@ def test_memory_limit_is_each_instances(ctx, daemon, app, node, lang):
     assert status == 200, out
     before = cgroups(daemon, "hog")
     tmpl = [k for k in before if "-zygote" in k]
+    killed = [k for k in before if "-zygote" not in k]
     status, out = get(daemon, "hog", "alloc=300")
     assert status == 502, out
     assert b"ran out of memory" in out, out
+    # The instance ends when its process's end reaches the daemon (its pidfd): a call sent in
+    # between could still be routed to it.
+    wait_for(lambda: not set(killed) & set(cgroups(daemon, "hog")), timeout=15,
+             what="the killed instance to go")
     status, out = get(daemon, "hog")
     assert status == 200, out
     after = cgroups(daemon, "hog")
