@@ -826,7 +826,8 @@ class Husk:
         self.proc = subprocess.Popen(
             [self.args.husk, "--root", os.path.join(self.dir, "root"), "serve", "--listen",
              f"127.0.0.1:{self.port}", "--state", os.path.join(self.dir, "state"),
-             "--admin-socket", self.admin_url[5:]],
+             "--admin-socket", self.admin_url[5:],
+             *(["--loops", str(self.args.loops)] if self.args.loops else [])],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
             preexec_fn=set_pdeathsig)
         if not wait_port(self.port, self.proc, 10):
@@ -1271,6 +1272,7 @@ def parse_args():
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request or run (30)")
     p.add_argument("--json", help="also write the results to this file")
     p.add_argument("--daemon-log", help="copy the output of `husk serve` to this file")
+    p.add_argument("--loops", type=int, help="husk serve --loops N (default: its own, one per core)")
     a = p.parse_args()
     a.parts = a.only.split(",") if a.only else list(PARTS)
     if not set(a.parts) <= set(PARTS):

@@ -146,7 +146,13 @@ static void up_release(struct faas_call *c, bool reusable);
 static void
 fail_server(struct faas_call *c, const char *msg)
 {
-    if (c->inst && faas_instance_oom_check(c->s, c->inst)) {
+    faas_lock(c->s);
+    /* since the call started: the main loop may have looked first (the server's end) */
+    bool killed =
+        c->inst && (faas_instance_oom_check(c->s, c->inst) || c->inst->oom_kills > c->oom_base);
+    faas_unlock(c->s);
+    c->oom |= killed; /* a front loop's call is not among the instance's own (loops.c) */
+    if (killed) {
         cleanup_free char *oom =
             xasprintf("%s: it ran out of memory (limit %lld bytes)", msg, (long long)c->fn->memory);
         faas_call_fail(c, 502, oom, NULL);
@@ -210,7 +216,7 @@ on_idle_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
     struct faas_upstream *u = container_of(w, struct faas_upstream, w);
     if (!(events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
         return;
-    for (struct faas_upstream **p = &u->in->idle_up; *p; p = &(*p)->next)
+    for (struct faas_upstream **p = u->home; *p; p = &(*p)->next)
         if (*p == u) {
             *p = u->next;
             break;
@@ -226,14 +232,16 @@ up_release(struct faas_call *c, bool reusable)
     c->up = NULL;
     if (u == NULL)
         return;
-    if (!reusable || in->state != INST_READY || c->s->stopping) {
+    /* A front loop's list is its own: an instance on its way out closes its side, and the
+     * connection goes then (on_idle_up); its state is the main loop's to read. */
+    if (!reusable || (!c->lent && in->state != INST_READY) || faas_stopping(c->s)) {
         up_close(c->s, u);
         return;
     }
     u->call = NULL;
     u->w.fn = on_idle_up;
-    u->next = in->idle_up;
-    in->idle_up = u;
+    u->next = *u->home;
+    *u->home = u;
 }
 
 void
@@ -267,13 +275,38 @@ up_alive(int fd)
            (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* The idle list a call's connection comes from: its instance's, or its front loop's bucket
+ * for the instance (each connection says whose it is). */
+static struct faas_upstream **
+idle_list(struct faas_call *c)
+{
+    return c->lent ? &c->loop->idle_up[c->inst->serial % FAAS_LOOP_IDLE_BUCKETS]
+                   : &c->inst->idle_up;
+}
+
+/* A new connection to the server; a front loop's under the lock, to an instance that is
+ * still ready (its network's fd is the main loop's, closed when it goes). */
+static int
+up_connect(struct faas_call *c, int *fd)
+{
+    faas_lock(c->s);
+    int r = c->lent && c->inst->state != INST_READY ? -ECONNREFUSED
+                                                    : faas_instance_connect(c->s, c->inst, fd);
+    faas_unlock(c->s);
+    return r;
+}
+
 static int
 up_open(struct faas_call *c, struct husk_error **err)
 {
     struct faas_instance *in = c->inst;
-    while (in->idle_up) {
-        struct faas_upstream *u = in->idle_up;
-        in->idle_up = u->next;
+    for (struct faas_upstream **p = idle_list(c); *p;) {
+        struct faas_upstream *u = *p;
+        if (u->serial != in->serial) {
+            p = &u->next;
+            continue;
+        }
+        *p = u->next;
         /* Closed by the server, or holding bytes nobody asked for (a response appended to the
          * last one, still unseen by the loop): never handed to this call. */
         if (!up_alive(u->fd)) {
@@ -288,13 +321,15 @@ up_open(struct faas_call *c, struct husk_error **err)
         return 0;
     }
     int fd = -1;
-    int r = faas_instance_connect(c->s, in, &fd);
+    int r = up_connect(c, &fd);
     if (r < 0)
         return husk_err(err, -r, "connect to the function's server on port %lld (instance %s)",
                         (long long)in->port, in->id);
     struct faas_upstream *u = xcalloc(1, sizeof(*u));
     u->fd = fd;
     u->in = in;
+    u->serial = in->serial;
+    u->home = idle_list(c);
     u->call = c;
     u->w.fn = on_up;
     u->writable = r == 0;

@@ -24,6 +24,12 @@ call_expired(struct faas_server *s, struct faas_timer *t)
         faas_call_fail(c, 504, msg, NULL);
         return;
     }
+    if (c->lent) { /* a front loop's: its instance goes on the main loop */
+        faas_front_hold(s, in);
+        faas_call_abort(c, 504, msg);
+        faas_front_instance_gone(s, in, "a call timed out");
+        return;
+    }
     faas_call_abort(c, 504, msg);
     faas_pool_instance_gone(s, in, "a call timed out");
 }
@@ -34,6 +40,7 @@ faas_call_new(struct faas_server *s, struct faas_conn *conn, struct faas_functio
 {
     struct faas_call *c = xcalloc(1, sizeof(*c));
     c->s = s;
+    c->loop = faas_loop_cur();
     c->conn = conn;
     c->fn = f;
     snprintf(c->rid, sizeof(c->rid), "%s", rid);
@@ -44,7 +51,7 @@ faas_call_new(struct faas_server *s, struct faas_conn *conn, struct faas_functio
     c->in_fd = c->out_fd = c->err_fd = -1;
     if (conn)
         conn->call = c;
-    s->n_calls++;
+    c->loop->n_calls++;
     return c;
 }
 
@@ -54,25 +61,30 @@ faas_call_start(struct faas_call *c, struct faas_instance *in)
     struct husk_error *err = NULL;
     c->inst = in;
     c->started_ns = now_ns();
-    /* Cold: the call came before its instance was ready (not one kept warm for it). */
-    c->cold =
-        in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
-    if (in->in_flight++ == 0)
-        faas_instance_busy(c->s, in, true);
-    faas_instance_idle_check(c->s, in);
+    faas_lock(c->s);
+    c->oom_base = in->oom_kills;
+    if (!c->lent) { /* a front loop's call was counted by its lease (loops.c) */
+        /* Cold: the call came before its instance was ready (not one kept warm for it). */
+        c->cold =
+            in->served == 0 && in->in_flight == 0 && c->received_ns < in->spawned_ns + in->init_ns;
+        if (in->in_flight++ == 0)
+            faas_instance_busy(c->s, in, true);
+        faas_instance_idle_check(c->s, in);
+        c->prev = NULL;
+        c->next = in->calls;
+        if (in->calls)
+            in->calls->prev = c;
+        in->calls = c;
+    }
     if (c->aws_id[0] == '\0' && c->fn->contract == &faas_contract_lambda)
         faas_lambda_uuid(c->s, c->aws_id);
     char start[128];
     int n = snprintf(start, sizeof(start), "START RequestId: %s Version: %lld",
                      c->aws_id[0] ? c->aws_id : c->rid, (long long)c->fn->version);
     faas_log_call(c, "report", start, (size_t)n);
-    c->prev = NULL;
-    c->next = in->calls;
-    if (in->calls)
-        in->calls->prev = c;
-    in->calls = c;
     if (c->trace_id[0] == '\0')
         faas_trace_start(c);
+    faas_unlock(c->s);
     if (c->fn->contract->call_start(c, &err) < 0) {
         cleanup_free char *msg = husk_error_string(err);
         husk_error_free(err);
@@ -171,22 +183,26 @@ faas_call_end(struct faas_call *c)
     faas_timer_cancel(s, &c->t_deadline);
     if (c->inst)
         c->fn->contract->call_close(c);
-    if (c->inst) {
+    faas_lock(s);
+    if (c->inst && !c->lent)
         unlink_from_instance(c);
+    if (c->inst)
         report(c, secs);
-    }
     if (c->front)
         c->front->finish(c); /* after END and REPORT: a log tail has them */
     faas_metrics_call(s, c, secs);
     if (s->tracer && c->trace_id[0] == '\0')
         faas_trace_start(c);
     faas_trace_end(c);
+    if (c->lent) /* its pool hears of it now: the connection's next request may lease again */
+        faas_front_call_ended(s, c);
+    faas_unlock(s);
     if (c->conn) {
         struct faas_conn *conn = c->conn;
         c->conn = NULL;
         faas_conn_done(s, conn);
     }
-    if (c->inst)
+    if (c->inst && !c->lent)
         faas_pool_call_ended(s, c);
     faas_request_reset(&c->req);
     free(c->subpath);
@@ -198,7 +214,7 @@ faas_call_end(struct faas_call *c)
     faas_buf_free(&c->reply_body);
     faas_buf_free(&c->log_tail);
     free(c->fail_msg);
-    s->n_calls--;
+    c->loop->n_calls--;
     c->w_in.dead = c->w_out.dead = c->w_err.dead = true;
     faas_server_bury(s, c);
 }

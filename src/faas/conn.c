@@ -23,6 +23,7 @@
 
 static void conn_event(struct faas_server *s, struct faas_watch *w, uint32_t events);
 static void conn_read(struct faas_server *s, struct faas_conn *c);
+static bool reading(const struct faas_conn *c);
 
 const char *
 faas_status_text(int status)
@@ -70,6 +71,21 @@ body_broken(struct faas_conn *c)
 }
 
 static void
+unlink_conn(struct faas_server *s, struct faas_conn *c)
+{
+    struct faas_conn **head = c->from ? &c->from->api_conns : &faas_loop_cur()->conns;
+    if (c->from && c->from->api_next == c)
+        c->from->api_next = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void
 conn_close(struct faas_server *s, struct faas_conn *c)
 {
     if (c->call)
@@ -80,26 +96,55 @@ conn_close(struct faas_server *s, struct faas_conn *c)
         *c->waiter = NULL;
     faas_watch_del(s, c->fd);
     close(c->fd);
-    struct faas_conn **head = c->from ? &c->from->api_conns : &s->conns;
-    if (c->from && c->from->api_next == c)
-        c->from->api_next = NULL;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        *head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    unlink_conn(s, c);
     faas_parser_free(c->parser);
     faas_buf_free(&c->in);
     faas_buf_free(&c->out);
     faas_timer_cancel(s, &c->deadline);
     faas_timer_cancel(s, &c->t_resume);
+    faas_lock(s);
     faas_client_release(s, c->client);
+    faas_unlock(s);
     c->w.dead = true;
     faas_server_bury(s, c);
     if (c->from == NULL)
-        s->n_conns--;
+        __atomic_fetch_sub(&s->n_conns, 1, __ATOMIC_RELAXED);
     faas_listeners_wake(s);
+}
+
+void
+faas_conn_release(struct faas_server *s, struct faas_conn *c)
+{
+    faas_watch_del(s, c->fd);
+    unlink_conn(s, c);
+    faas_timer_cancel(s, &c->deadline);
+    faas_timer_cancel(s, &c->t_resume);
+    c->w.dead = true; /* this batch's events for it are dropped */
+}
+
+void
+faas_conn_read_on(struct faas_server *s, struct faas_conn *c)
+{
+    if (!c->w.dead && reading(c))
+        conn_read(s, c);
+}
+
+int
+faas_conn_adopt(struct faas_server *s, struct faas_conn *c)
+{
+    struct faas_loop *l = faas_loop_cur();
+    c->w.dead = false;
+    c->prev = NULL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    faas_parser_set_head_fn(c->parser, faas_route_head, s);
+    if (faas_watch_add(s, c->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
+        conn_close(s, c);
+        return -1;
+    }
+    return 0;
 }
 
 /* Write what is queued. 0 all written, 1 more to write (an EPOLLOUT edge comes when the
@@ -118,7 +163,7 @@ conn_flush(struct faas_conn *c)
 static void
 conn_next(struct faas_server *s, struct faas_conn *c)
 {
-    if (c->close_after || !c->keep_alive || s->stopping || c->peer_closed) {
+    if (c->close_after || !c->keep_alive || faas_stopping(s) || c->peer_closed) {
         conn_close(s, c);
         return;
     }
@@ -179,7 +224,7 @@ void
 faas_conn_respond(struct faas_server *s, struct faas_conn *c, int status, const char *rid,
                   const char *content_type, const char *body, size_t len, const char *extra_headers)
 {
-    if (s->stopping)
+    if (faas_stopping(s))
         c->close_after = true;
     faas_buf_addf(&c->out,
                   "HTTP/1.1 %d %s\r\nX-Request-Id: %s\r\nX-Call-Id: %s\r\nContent-Type: %s\r\n"
@@ -278,7 +323,8 @@ body_pass(struct faas_conn *c)
     return !c->body_paused;
 }
 
-static void
+/* false: the connection went to the main loop with its request (a front loop's). */
+static bool
 conn_request(struct faas_server *s, struct faas_conn *c)
 {
     struct faas_request req;
@@ -294,11 +340,16 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     if (given && valid_request_id(given))
         snprintf(rid, sizeof(rid), "%s", given); /* a caller's id carries through */
     faas_server_log(s, "debug", "%s %s request %s", req.method, req.url, rid);
+    struct faas_loop *l = faas_loop_cur();
+    l->gave_away = false;
     if (c->from) /* the instance's program talking to the daemon */
         c->from->fn->contract->instance_request(s, c, &req, rid);
+    else if (l->index) /* a front loop */
+        faas_front_route(s, c, &req, rid);
     else
         faas_route(s, c, &req, rid); /* takes the request */
     faas_request_reset(&req);
+    return !l->gave_away;
 }
 
 static void
@@ -382,8 +433,8 @@ conn_read(struct faas_server *s, struct faas_conn *c)
         bool more = body ? body_pass(c) : true;
         if (body && r == 1 && c->body_open)
             body_end(c);
-        else if (r == 1 && !body)
-            conn_request(s, c);
+        else if (r == 1 && !body && !conn_request(s, c))
+            return; /* no longer this loop's */
         if (!more)
             return;
     }
@@ -478,7 +529,8 @@ faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t
     c->writable = true;
     snprintf(c->peer, sizeof(c->peer), "%s", peer);
     c->parser = faas_parser_new();
-    faas_parser_set_head_fn(c->parser, faas_route_head, s);
+    faas_parser_set_head_fn(c->parser, faas_on_front() ? faas_front_route_head : faas_route_head,
+                            s);
     /* Registered once, edge-triggered: no epoll_ctl per request. */
     if (faas_watch_add(s, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
         faas_parser_free(c->parser);
@@ -487,11 +539,12 @@ faas_conn_new(struct faas_server *s, int fd, const char *peer, bool admin, uid_t
     }
     c->client = client;
     faas_timer_set(s, &c->deadline, now_ns() + READ_TIMEOUT_NS(s));
-    s->n_conns++;
-    c->next = s->conns;
-    if (s->conns)
-        s->conns->prev = c;
-    s->conns = c;
+    __atomic_fetch_add(&s->n_conns, 1, __ATOMIC_RELAXED);
+    struct faas_loop *l = faas_loop_cur();
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
     return c;
 }
 
@@ -506,7 +559,7 @@ faas_conn_close_from(struct faas_server *s, struct faas_instance *in)
 void
 faas_conn_close_all(struct faas_server *s, bool idle_only)
 {
-    for (struct faas_conn *c = s->conns, *next; c; c = next) {
+    for (struct faas_conn *c = faas_loop_cur()->conns, *next; c; c = next) {
         next = c->next;
         if (!idle_only || !c->busy)
             conn_close(s, c);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -96,8 +97,6 @@ struct faas_timer {
 /* Arm (or move) t to fire at `when`. */
 void faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
 void faas_timer_cancel(struct faas_server *s, struct faas_timer *t);
-/* Fire what is due; ms until the next deadline, -1 for none (at most a minute). */
-int faas_timers_run(struct faas_server *s);
 /* Ids (not secrets): 64 random bits, or 2 x bytes hex digits and a NUL into out. */
 uint64_t faas_random(struct faas_server *s);
 void faas_random_hex(struct faas_server *s, char *out, size_t bytes);
@@ -209,6 +208,7 @@ struct faas_function {
     bool fork_instances;
     struct faas_instance *tmpl;
     size_t n_tmpl; /* template sandboxes not released yet: the version is not freed under them */
+    size_t n_lent; /* its instances' lent counts: the version is not freed under front loops */
 };
 
 void faas_function_free(struct faas_function *f);
@@ -322,11 +322,15 @@ struct faas_listener {
     int fd;
     bool admin;  /* the unix socket: its (checked) peers may use the admin API */
     bool paused; /* out of fds: not accepting until `resume` or a connection closes */
+    bool shared; /* one socket, many loops: each woken alone (EPOLLEXCLUSIVE) */
     char *path;  /* the socket file, removed at exit while it is still this one */
     dev_t dev;
     ino_t ino;
 };
 int faas_listeners_open(struct faas_server *s, struct husk_error **err);
+/* A front loop watches the front door too (its own listener on the same socket). */
+struct faas_loop;
+int faas_listener_share(struct faas_server *s, struct faas_loop *l);
 void faas_listeners_close(struct faas_server *s);
 int faas_listen_check(const struct faas_serve_opts *o, struct husk_error **err);
 /* "IPV4:PORT" or "[IPV6]:PORT" (what: the flag or field, for the message). */
@@ -522,8 +526,10 @@ struct faas_upstream {
     struct faas_watch w;
     int fd;
     struct faas_instance *in;
-    struct faas_call *call;  /* NULL while idle in the instance's list */
-    bool readable, writable; /* what the last edges said (EPOLLET) */
+    uint64_t serial;             /* its instance's (a front loop's list outlives instances) */
+    struct faas_upstream **home; /* the idle list it goes back to */
+    struct faas_call *call;      /* NULL while idle in the list */
+    bool readable, writable;     /* what the last edges said (EPOLLET) */
     struct faas_upstream *next;
 };
 
@@ -543,6 +549,11 @@ struct faas_instance {
     struct faas_server *s;
     struct faas_function *fn;
     char id[96];
+    uint64_t serial; /* unique in the daemon's life (an address may be reused) */
+    /* Calls of front loops on it, and their messages not handled yet (loops.c): the instance
+     * is not freed before they are done with it. */
+    size_t lent;
+    char lent_rid[72]; /* the request id of the front loop's call that runs alone on it, or "" */
     enum faas_instance_state state;
     bool doomed; /* destroyed while spawning: ended when the spawn returns */
     struct sbx_child *child;
@@ -556,6 +567,7 @@ struct faas_instance {
     uint64_t probe_delay;         /* the next readiness probe's backoff */
     unsigned remove_tries;
     size_t in_flight, served;
+    uint64_t last_end_ns;        /* when its last call ended */
     uint64_t oom_kills;          /* seen so far */
     uint64_t peak, peak_read_ns; /* memory peak, as last read */
     uint32_t server_run;         /* the agent's run of an http instance's server, 0: none */
@@ -688,6 +700,8 @@ bool faas_publish_dial(const struct faas_function *f, struct sockaddr_storage *s
 void faas_publish_json(const struct faas_function *f, json_t *j);
 void faas_publish_metrics(struct faas_server *s, struct faas_buf *b);
 
+/* The ready instance with the fewest calls, if one has room (thawed: not a frozen one). */
+struct faas_instance *faas_pool_pick(struct faas_function *f, bool thawed);
 /* Route a call to an instance of its function: now, after a queue, or refuse it (429). */
 void faas_pool_submit(struct faas_server *s, struct faas_call *c);
 /* Take a call out of its function's queue (when it ends before it started). */
@@ -710,6 +724,8 @@ void faas_pool_counts(const struct faas_function *f, size_t *starting, size_t *i
 
 struct faas_call {
     struct faas_server *s;
+    struct faas_loop *loop; /* where it runs: the main loop, or a front loop (lent) */
+    bool lent;              /* a front loop's call on an instance of the main loop's pools */
     struct faas_conn *conn; /* NULL once the client is gone */
     struct faas_function *fn;
     struct faas_instance *inst;
@@ -721,6 +737,7 @@ struct faas_call {
     bool cold;                     /* it waited for an instance that was started for it */
     int status;                    /* the HTTP status sent, once known */
     bool oom;                      /* the instance's memory limit was hit during the call */
+    uint64_t oom_base;             /* the instance's OOM kills when the call started */
     bool queued;                   /* in fn's queue */
     struct faas_call *next, *prev; /* in the queue, or in the instance's calls */
     /* stdio and cgi */
@@ -894,10 +911,101 @@ void faas_route_status(struct faas_route_ctx *c);
 void faas_metrics_init_counts(struct faas_server *s, uint64_t *counts, size_t n,
                               const double **bounds, size_t *n_bounds);
 
+/* ---- loops (loops.c): the main loop, and the front loops that serve the front door on every
+ * core. The main loop owns the functions, pools, instances and telemetry, and holds the
+ * daemon's lock while it handles events; a front loop owns its connections, its calls and its
+ * connections to instances' servers, and takes the lock only where a call meets what the
+ * main loop owns (its route, its instance's lease, its end's accounting). What else a front
+ * loop's call asks of the main loop goes as a message. */
+
+struct faas_msg;
+#define FAAS_LOOP_IDLE_BUCKETS 64
+struct faas_loop {
+    struct faas_server *s;
+    unsigned index; /* 0: the main loop */
+    int epoll_fd;
+    struct faas_timer **timers; /* the heap (timer.c) */
+    size_t n_timers, cap_timers;
+    void **graves; /* objects torn down during this batch of events, freed after it */
+    size_t n_graves;
+    uint64_t rng[4];
+    struct faas_conn *conns;
+    size_t n_calls;
+    bool stopping;
+    bool gave_away; /* the request just routed went to the main loop with its connection */
+    /* What the loop is told by the others: messages, and an eventfd that wakes it. */
+    int inbox_fd;
+    struct faas_watch w_inbox;
+    pthread_mutex_t inbox_lock;
+    struct faas_msg *inbox, *inbox_tail;
+    /* a front loop */
+    struct faas_listener front;
+    /* kept-alive connections to instances' servers, by the instance's serial */
+    struct faas_upstream *idle_up[FAAS_LOOP_IDLE_BUCKETS];
+    pthread_t thread;
+    bool started;
+};
+/* The loop this thread runs (the main loop's on work threads' callers too). */
+struct faas_loop *faas_loop_cur(void);
+void faas_loop_set_cur(struct faas_loop *l);
+/* Whether this thread is a front loop, whose crossings into the main loop's state take the
+ * lock (the main loop holds it throughout). */
+bool faas_on_front(void);
+void faas_lock(struct faas_server *s);
+void faas_unlock(struct faas_server *s);
+/* The daemon is stopping, as this loop knows it. */
+bool faas_stopping(struct faas_server *s);
+/* Start and stop the front loops (--loops N, N > 1). */
+int faas_loops_start(struct faas_server *s, struct husk_error **err);
+void faas_loops_stop(struct faas_server *s);
+void faas_loops_join(struct faas_server *s);
+int faas_loop_init(struct faas_server *s, struct faas_loop *l, unsigned index,
+                   struct husk_error **err);
+void faas_loop_free(struct faas_loop *l);
+/* Fire the loop's due timers; ms until its next deadline, -1 for none (at most a minute). */
+int faas_loop_timers(struct faas_loop *l);
+/* Handle a batch of events; what they tore down is freed after it. */
+void faas_loop_events(struct faas_server *s, struct faas_loop *l, const struct epoll_event *evs,
+                      int n);
+/* A front loop's request: a warm call of an http function it serves itself; anything else
+ * goes to the main loop with its connection. */
+void faas_front_route(struct faas_server *s, struct faas_conn *c, struct faas_request *req,
+                      const char *rid);
+void faas_front_route_head(struct faas_request *req, void *data);
+/* A front loop's call ended (under the lock): the pool hears of it. */
+void faas_front_call_ended(struct faas_server *s, struct faas_call *c);
+/* A front loop's call timed out: its instance goes (on the main loop). The caller held it
+ * first (faas_front_hold), and the hold goes with the message. */
+void faas_front_hold(struct faas_server *s, struct faas_instance *in);
+void faas_front_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why);
+/* A connection leaves its front loop (its watch and timers), and the main loop takes it. */
+void faas_conn_release(struct faas_server *s, struct faas_conn *c);
+int faas_conn_adopt(struct faas_server *s, struct faas_conn *c);
+/* After its request was routed: read on, for a body that streams to the route's taker. */
+void faas_conn_read_on(struct faas_server *s, struct faas_conn *c);
+/* What the pool does when a front loop's call on the instance ended and it had work from it. */
+void faas_pool_settle(struct faas_server *s, struct faas_instance *in);
+/* The memory peak's fd, held while calls run (a front loop's lease opens it). */
+void faas_instance_peak_open(struct faas_instance *in);
+/* The timers an idle instance needs are armed (its idle stop, its peak's fd, its freeze): a
+ * front loop's call that leaves it idle need not tell the main loop. */
+bool faas_instance_idle_armed(const struct faas_instance *in);
+/* Arm a timer of the main loop's from any loop (under the lock on a front loop). */
+void faas_main_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
+/* An instance's lent count fell to zero on the main loop: freed if it was waiting for that. */
+void faas_instance_unlent(struct faas_server *s, struct faas_instance *in);
+
 /* OpenTelemetry's faas.trigger: calls from HTTP clients, and the others (asynchronous). */
 enum { FAAS_TRIGGER_HTTP, FAAS_TRIGGER_OTHER, FAAS_N_TRIGGERS };
 struct faas_server {
     const struct faas_serve_opts *opts;
+    struct faas_loop main;    /* the main loop */
+    struct faas_loop *fronts; /* --loops N > 1: N front loops on their own threads */
+    unsigned n_fronts;
+    pthread_mutex_t lock;    /* held by the main loop while it works, by front loops briefly */
+    size_t n_conns;          /* client connections, every loop's (atomic) */
+    unsigned fronts_running; /* front loops that have not said they are done */
+    uint64_t next_serial;
     struct faas_policy policy;
     struct faas_registry *reg;
     struct faas_function **fns;
@@ -909,7 +1017,7 @@ struct faas_server {
     char *log_dir, *instance_dir;
     char cgroup_parent[64]; /* "/husk/serve-HASH": instances are cgroups below it */
     char *runtime_dir;      /* /run/husk-functions/serve-HASH (egress.c) */
-    int epoll_fd, agent_fd, self_netns;
+    int agent_fd, self_netns;
     struct faas_workq *work;           /* threads for slow work (work.c) */
     struct faas_workq *spawns;         /* threads that start instances (--parallel-starts) */
     struct faas_workq *net;            /* threads for requests to other hosts (callbacks) */
@@ -917,16 +1025,12 @@ struct faas_server {
     struct faas_asyncq *async;         /* asynchronous calls (async.c) */
     struct faas_listener listeners[2]; /* the front door (TCP), the admin socket */
     struct faas_watch w_signal;
-    struct faas_timer **timers; /* the heap */
-    size_t n_timers, cap_timers;
+    bool timers_gone;             /* stopped: log lines are written as they come */
     struct faas_client **clients; /* connections per client address */
     uint64_t deploy_window;       /* the minute deploys are counted in */
     unsigned deploys_in_window;
-    struct faas_conn *conns;
-    size_t n_conns, n_calls;
     size_t n_instances; /* made and not released yet, dying ones too */
     uint32_t next_agent_id;
-    uint64_t rng[4];
     struct faas_stats *stats;
     struct faas_stats *dirty_stats;     /* with log lines to write (t_logs) */
     struct faas_timer t_logs;           /* writes them: at most every LOG_FLUSH_NS */
@@ -936,8 +1040,6 @@ struct faas_server {
     struct faas_publishing *publishing; /* published functions' sockets (publish.c) */
     struct faas_recent *recent;         /* the latest calls, a ring (status.c) */
     size_t recent_next;
-    void **graves; /* objects torn down during this batch of events, freed after it */
-    size_t n_graves;
     bool stopping;
 };
 

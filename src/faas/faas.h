@@ -34,6 +34,7 @@ struct faas_serve_opts {
     unsigned read_timeout;    /* seconds a client has to send a request (twice that idle) */
     unsigned max_async_queue; /* asynchronous calls accepted and not finished, at most */
     unsigned parallel_starts; /* instances started at once, at most (0: 4) */
+    unsigned loops;           /* event loops serving the front door (0, 1: the main loop's) */
     char **allow_callback;    /* CIDRs callbacks may reach though loopback or link-local */
     size_t n_allow_callback;
     const char *otlp_endpoint; /* traces go here (OTLP/HTTP JSON); NULL: none */

@@ -98,7 +98,9 @@ faas_instance_max_memory(struct faas_instance *in)
 bool
 faas_instance_oom_check(struct faas_server *s, struct faas_instance *in)
 {
-    if (in->cg == NULL || sbx_cgroup_unpark(in->cg, NULL) < 0)
+    /* A dying instance's cgroup is being killed off the loop (and a front loop's call may
+     * outlive it): what it counted before is in oom_kills. */
+    if (in->cg == NULL || in->state == INST_DYING || sbx_cgroup_unpark(in->cg, NULL) < 0)
         return false;
     uint64_t n = sbx_cgroup_oom_kills(in->cg);
     sbx_cgroup_park(in->cg);
@@ -132,11 +134,33 @@ slim(struct faas_instance *in)
     sbx_cgroup_park(in->cg);
 }
 
+/* Front loops' calls (loops.c) leave the main loop's idle timers where they are: a timer
+ * that finds its instance busy, or used since, looks again a period after the last call. */
+static bool
+used_since(struct faas_server *s, struct faas_instance *in, struct faas_timer *t, uint64_t period)
+{
+    uint64_t now = now_ns(), due = in->last_end_ns + period;
+    if (in->in_flight == 0 && due <= now)
+        return false;
+    faas_timer_set(s, t, in->in_flight ? now + period : due);
+    return true;
+}
+
+bool
+faas_instance_idle_armed(const struct faas_instance *in)
+{
+    const struct faas_function *f = in->fn;
+    bool stops = in->state == INST_READY && !f->retired && f->n_instances > (size_t)f->min;
+    return in->t_slim.slot && (!stops || in->t_idle.slot) && (f->freeze <= 0 || in->t_freeze.slot);
+}
+
 /* Idle for a second: the peak's fd goes (calls in a row keep it, and pay no open each). */
 static void
 slim_now(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_slim);
+    if (used_since(s, in, t, NS_PER_SEC))
+        return;
     if (in->peak_fd >= 0)
         close(in->peak_fd);
     in->peak_fd = -1;
@@ -175,7 +199,7 @@ static void
 freeze_now(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_freeze);
-    if (in->state == INST_READY && in->in_flight == 0)
+    if (in->state == INST_READY && !used_since(s, in, t, (uint64_t)in->fn->freeze * NS_PER_SEC))
         set_frozen(in, true);
 }
 
@@ -208,6 +232,12 @@ faas_instance_busy(struct faas_server *s, struct faas_instance *in, bool busy)
     faas_timer_cancel(s, &in->t_slim);
     faas_timer_cancel(s, &in->t_freeze);
     thaw(s, in);
+    faas_instance_peak_open(in);
+}
+
+void
+faas_instance_peak_open(struct faas_instance *in)
+{
     if (in->peak_fd < 0 && in->cg) {
         in->peak_fd = sbx_cgroup_memory_peak_fd(in->cg);
         if (in->peak_fd < 0)
@@ -227,6 +257,8 @@ log_lines(struct faas_instance *in, bool flush)
             break;
         if (in->in_flight == 1 && in->calls) /* one call in flight: the line is its */
             faas_log_call(in->calls, "log", start, n);
+        else if (in->in_flight == 1 && in->lent_rid[0]) /* a front loop's, alone */
+            faas_log_line(in->s, in->fn->name, in->id, in->lent_rid, "log", start, n);
         else
             faas_log_line(in->s, in->fn->name, in->id, "-", "log", start, n);
         b->off += n + (nl != NULL);
@@ -348,8 +380,10 @@ release(struct faas_server *s, struct faas_instance *in)
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
-    if (in->pub_checking)
-        in->bury_later = true; /* faas_instance_released, when the check is back */
+    /* Not while its idle check is out (faas_instance_released, when it is back), or a front
+     * loop's call or message holds it (faas_instance_unlent). */
+    if (in->pub_checking || in->lent)
+        in->bury_later = true;
     else
         faas_server_bury(s, in);
     faas_pool_maybe_free(s, f);
@@ -598,6 +632,8 @@ static void
 idle_expired(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_instance *in = container_of(t, struct faas_instance, t_idle);
+    if (used_since(s, in, t, (uint64_t)in->fn->idle * NS_PER_SEC))
+        return;
     if (in->pub_checking || faas_publish_idle_check(s, in)) /* decided off the loop */
         return;
     faas_server_log(s, "debug", "instance %s idle: stopped", in->id);
@@ -609,8 +645,15 @@ faas_instance_released(struct faas_server *s, struct faas_instance *in)
 {
     if (!in->bury_later)
         return false;
-    faas_server_bury(s, in);
+    if (!in->pub_checking && in->lent == 0)
+        faas_server_bury(s, in);
     return true;
+}
+
+void
+faas_instance_unlent(struct faas_server *s, struct faas_instance *in)
+{
+    faas_instance_released(s, in);
 }
 
 void
@@ -915,6 +958,7 @@ faas_instance_new(struct faas_server *s, struct faas_function *f)
 {
     struct faas_instance *in = xcalloc(1, sizeof(*in));
     in->s = s;
+    in->serial = ++s->next_serial;
     in->fn = f;
     in->ctl_fd = in->log_fd = in->netns_fd = in->probe_fd = in->peak_fd = -1;
     in->api_fd = in->notify_fd = in->gate_fd = in->run_pidfd = in->hand[0] = in->hand[1] = -1;

@@ -75,31 +75,50 @@ faas_client_release(struct faas_server *s, struct faas_client *c)
         }
 }
 
+/* A listener's watch (a pause takes it away: EPOLLEXCLUSIVE allows no EPOLL_CTL_MOD). */
+static int
+listener_watch(struct faas_server *s, struct faas_listener *l)
+{
+    return faas_watch_add(s, l->fd, EPOLLIN | (l->shared ? EPOLLEXCLUSIVE : 0), &l->w);
+}
+
 static void
 listener_resume(struct faas_server *s, struct faas_timer *t)
 {
     struct faas_listener *l = container_of(t, struct faas_listener, resume);
-    if (l->paused && l->fd >= 0 && faas_watch_mod(s, l->fd, EPOLLIN, &l->w) == 0)
+    if (l->paused && l->fd >= 0 && listener_watch(s, l) == 0)
         l->paused = false;
 }
 
 static void
 listener_pause(struct faas_server *s, struct faas_listener *l)
 {
-    if (!l->paused && faas_watch_mod(s, l->fd, 0, &l->w) == 0)
+    if (!l->paused) {
+        faas_watch_del(s, l->fd);
         l->paused = true;
+    }
     faas_timer_set(s, &l->resume, now_ns() + ACCEPT_PAUSE_NS);
 }
 
-/* A connection closed: a listener paused for want of fds may take the next one. */
+static void
+wake(struct faas_server *s, struct faas_listener *l)
+{
+    if (l->paused) {
+        faas_timer_cancel(s, &l->resume);
+        listener_resume(s, &l->resume);
+    }
+}
+
+/* A connection closed: a listener of this loop paused for want of fds may take the next one. */
 void
 faas_listeners_wake(struct faas_server *s)
 {
+    if (faas_on_front()) {
+        wake(s, &faas_loop_cur()->front);
+        return;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(s->listeners); i++)
-        if (s->listeners[i].paused) {
-            faas_timer_cancel(s, &s->listeners[i].resume);
-            listener_resume(s, &s->listeners[i].resume);
-        }
+        wake(s, &s->listeners[i]);
 }
 
 static void
@@ -162,20 +181,26 @@ on_accept(struct faas_server *s, struct faas_watch *w, uint32_t events)
             close(fd); /* the socket's mode should have kept them out already */
             continue;
         }
+        faas_lock(s);
         struct faas_client *c = l->admin ? NULL : client_find(s, peer, true);
-        if (s->n_conns >= (size_t)s->opts->max_connections ||
-            (c && c->n >= (size_t)s->opts->max_client_connections)) {
+        bool busy =
+            __atomic_load_n(&s->n_conns, __ATOMIC_RELAXED) >= (size_t)s->opts->max_connections ||
+            (c && c->n >= (size_t)s->opts->max_client_connections);
+        if (c && !busy)
+            c->n++;
+        faas_unlock(s);
+        if (busy) {
             refuse_busy(fd);
             continue;
         }
-        if (c)
-            c->n++;
         if (!l->admin) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
         if (faas_conn_new(s, fd, peer, l->admin, uid, c) == NULL) {
+            faas_lock(s);
             faas_client_release(s, c);
+            faas_unlock(s);
             close(fd);
         }
     }
@@ -232,6 +257,9 @@ open_tcp(struct faas_server *s, const char *spec, struct husk_error **err)
     if (fd < 0)
         return husk_err(err, errno, "socket");
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* front loops bind sockets of their own beside it (faas_listener_share) */
+    if (s->opts->loops > 1)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0)
         return husk_err(err, errno, "bind %s", spec);
     if (listen(fd, 4096) < 0)
@@ -374,11 +402,46 @@ faas_listeners_open(struct faas_server *s, struct husk_error **err)
     if (s->opts->listen_fd < 0 && s->opts->listen &&
         (front->fd = open_tcp(s, s->opts->listen, err)) < 0)
         return front->fd;
-    for (size_t i = 0; i < ARRAY_SIZE(s->listeners); i++)
-        if (s->listeners[i].fd >= 0 &&
-            faas_watch_add(s, s->listeners[i].fd, EPOLLIN, &s->listeners[i].w) < 0)
+    /* With front loops (--loops N) the main loop leaves the front door to them. */
+    for (size_t i = s->opts->loops > 1 && front->fd >= 0; i < ARRAY_SIZE(s->listeners); i++)
+        if (s->listeners[i].fd >= 0 && listener_watch(s, &s->listeners[i]) < 0)
             return husk_err(err, errno, "watch a listening socket");
     return 0;
+}
+
+/* Another socket on the front door's address (SO_REUSEPORT: the kernel spreads connections
+ * over the group by their addresses). -1: errno. */
+static int
+open_beside(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int one = 1;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -1;
+    cleanup_fd int nfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (nfd < 0 || setsockopt(nfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        setsockopt(nfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        bind(nfd, (struct sockaddr *)&ss, sl) < 0 || listen(nfd, 4096) < 0)
+        return -1;
+    return steal_fd(&nfd);
+}
+
+/* A front loop's listener, its own fd (closing it stops this loop alone): the first takes
+ * the front door's socket, the others sockets beside it; a socket handed over by a service
+ * manager is shared by all, each woken alone. -1: errno. */
+int
+faas_listener_share(struct faas_server *s, struct faas_loop *lp)
+{
+    struct faas_listener *l = &lp->front;
+    int fd = s->listeners[0].fd;
+    l->w.fn = on_accept;
+    l->resume.fn = listener_resume;
+    l->shared = s->opts->listen_fd >= 0;
+    l->fd = l->shared || lp->index == 1 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : open_beside(fd);
+    struct epoll_event ev = {.events = EPOLLIN | (l->shared ? EPOLLEXCLUSIVE : 0),
+                             .data.ptr = &l->w};
+    return l->fd < 0 || epoll_ctl(lp->epoll_fd, EPOLL_CTL_ADD, l->fd, &ev) < 0 ? -1 : 0;
 }
 
 /* Stop accepting (shutdown); the admin socket's file goes if it is still ours. */

@@ -220,10 +220,11 @@ faas_trace_end(struct faas_call *c)
                  json_pack("[o]", attr("faas.name", json_string(c->fn->name), "stringValue")),
                  false));
     }
-    if (json_array_size(t->spans) >= BATCH_SPANS)
+    bool full = json_array_size(t->spans) >= BATCH_SPANS;
+    if (full && !faas_on_front())
         flush(c->s);
-    else if (t->t_flush.slot == 0)
-        faas_timer_set(c->s, &t->t_flush, end + BATCH_NS);
+    else if (full || t->t_flush.slot == 0) /* a front loop's: the main loop's timer flushes */
+        faas_main_timer_set(c->s, &t->t_flush, full ? 0 : end + BATCH_NS);
 }
 
 int

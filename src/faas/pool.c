@@ -32,13 +32,13 @@ faas_pool_counts(const struct faas_function *f, size_t *starting, size_t *idle, 
 }
 
 /* The ready instance with the fewest calls, if one has room. */
-static struct faas_instance *
-pick(struct faas_function *f)
+struct faas_instance *
+faas_pool_pick(struct faas_function *f, bool thawed)
 {
     struct faas_instance *best = NULL;
     for (struct faas_instance *in = f->instances; in; in = in->next)
         if (in->state == INST_READY && in->in_flight < (size_t)f->concurrency &&
-            (best == NULL || in->in_flight < best->in_flight)) {
+            !(thawed && in->frozen) && (best == NULL || in->in_flight < best->in_flight)) {
             best = in;
             if (in->in_flight == 0)
                 break;
@@ -88,7 +88,7 @@ static void
 dispatch(struct faas_function *f)
 {
     struct faas_instance *in;
-    while (f->queue_head && (in = pick(f))) {
+    while (f->queue_head && (in = faas_pool_pick(f, false))) {
         struct faas_call *c = f->queue_head;
         dequeue(f, c);
         faas_call_start(c, in);
@@ -134,7 +134,7 @@ void
 faas_pool_submit(struct faas_server *s, struct faas_call *c)
 {
     struct faas_function *f = c->fn;
-    struct faas_instance *in = f->queue_head ? NULL : pick(f);
+    struct faas_instance *in = f->queue_head ? NULL : faas_pool_pick(f, false);
     if (in) {
         faas_call_start(c, in);
         return;
@@ -157,7 +157,7 @@ faas_pool_maybe_free(struct faas_server *s, struct faas_function *f)
 {
     if (f->retired && f->n_instances == 0)
         faas_fork_template_stop(s, f); /* its last instance went */
-    if (!f->retired || f->n_instances || f->n_spawning || f->n_dying || f->n_tmpl)
+    if (!f->retired || f->n_instances || f->n_spawning || f->n_dying || f->n_tmpl || f->n_lent)
         return;
     for (struct faas_function **p = &s->retired; *p; p = &(*p)->next_retired)
         if (*p == f) {
@@ -202,10 +202,18 @@ void
 faas_pool_call_ended(struct faas_server *s, struct faas_call *c)
 {
     struct faas_instance *in = c->inst;
-    struct faas_function *f = in->fn;
-    if (--in->in_flight == 0)
-        faas_instance_busy(s, in, false);
+    in->in_flight--;
     in->served++;
+    in->last_end_ns = now_ns();
+    faas_pool_settle(s, in);
+}
+
+void
+faas_pool_settle(struct faas_server *s, struct faas_instance *in)
+{
+    struct faas_function *f = in->fn;
+    if (in->in_flight == 0)
+        faas_instance_busy(s, in, false);
     if (f->retired) {
         if (in->in_flight == 0)
             faas_instance_destroy(s, in);

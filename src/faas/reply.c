@@ -51,7 +51,7 @@ faas_reply_head(struct faas_call *c, int status, const char *reason, const char 
         conn->close_after = true; /* the body ends when the connection does */
     if (c->chunked_out)
         faas_buf_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    if (c->s->stopping)
+    if (faas_stopping(c->s))
         conn->close_after = true;
     faas_buf_addf(out, "X-Request-Id: %s\r\nConnection: %s\r\n\r\n", c->rid,
                   faas_conn_connection_header(conn));

@@ -39,21 +39,6 @@ faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
         s->opts->log(level, msg, s->opts->log_data);
 }
 
-void
-faas_server_bury(struct faas_server *s, void *p)
-{
-    s->graves = xrealloc(s->graves, (s->n_graves + 1) * sizeof(*s->graves));
-    s->graves[s->n_graves++] = p;
-}
-
-static void
-free_graves(struct faas_server *s)
-{
-    for (size_t i = 0; i < s->n_graves; i++)
-        free(s->graves[i]);
-    s->n_graves = 0;
-}
-
 static int
 fn_cmp(const void *a, const void *b)
 {
@@ -103,21 +88,21 @@ int
 faas_watch_add(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w)
 {
     struct epoll_event ev = {.events = events, .data.ptr = w};
-    return epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+    return epoll_ctl(faas_loop_cur()->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
 int
 faas_watch_mod(struct faas_server *s, int fd, uint32_t events, struct faas_watch *w)
 {
     struct epoll_event ev = {.events = events, .data.ptr = w};
-    return epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
+    return epoll_ctl(faas_loop_cur()->epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -errno : 0;
 }
 
 void
 faas_watch_del(struct faas_server *s, int fd)
 {
     if (fd >= 0)
-        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        epoll_ctl(faas_loop_cur()->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 void
@@ -214,8 +199,10 @@ agent_memfd(struct husk_error **err)
 static void
 stop_accepting(struct faas_server *s, unsigned signo)
 {
-    faas_server_log(s, "info", "signal %u: finishing %zu requests in flight", signo, s->n_calls);
-    s->stopping = true;
+    faas_server_log(s, "info", "signal %u: finishing %zu requests in flight", signo,
+                    s->main.n_calls);
+    s->stopping = s->main.stopping = true;
+    faas_loops_stop(s); /* each finishes its own */
     faas_listeners_close(s);
     faas_conn_close_all(s, true);
     faas_tunnel_stop_all(s);
@@ -346,9 +333,6 @@ server_init(struct faas_server *s, struct husk_error **err)
     s->runtime_dir = xasprintf("/run/husk-functions%s", strrchr(s->cgroup_parent, '/'));
     s->policy.runtime_dir = s->runtime_dir;
     remove_leftovers(s);
-    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (s->epoll_fd < 0)
-        return husk_err(err, errno, "set up the event loop");
     faas_egress_open(s);
     faas_publish_open(s);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -377,16 +361,11 @@ drain_instances(struct faas_server *s)
     struct epoll_event evs[64];
     uint64_t until = now_ns() + 20 * NS_PER_SEC;
     while (s->n_instances && now_ns() < until) {
-        int timer = faas_timers_run(s);
-        free_graves(s);
-        int n =
-            epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timer < 0 || timer > 100 ? 100 : timer);
-        for (int i = 0; i < n; i++) {
-            struct faas_watch *w = evs[i].data.ptr;
-            if (!w->dead)
-                w->fn(s, w, evs[i].events);
-        }
-        free_graves(s);
+        int timer = faas_loop_timers(&s->main);
+        faas_loop_events(s, &s->main, NULL, 0);
+        int n = epoll_wait(s->main.epoll_fd, evs, ARRAY_SIZE(evs),
+                           timer < 0 || timer > 100 ? 100 : timer);
+        faas_loop_events(s, &s->main, evs, n > 0 ? n : 0);
     }
 }
 
@@ -416,7 +395,9 @@ remove_runtime_dir(struct faas_server *s)
 static void
 server_free(struct faas_server *s)
 {
-    s->stopping = true;
+    s->stopping = s->main.stopping = true;
+    faas_loops_stop(s);
+    faas_loops_join(s); /* no loop but this one from here on */
     for (size_t i = 0; i < s->n_fns; i++) {
         faas_versions_retire(s, s->fns[i]);
         faas_pool_retire(s, s->fns[i]);
@@ -428,7 +409,7 @@ server_free(struct faas_server *s)
     s->fns = NULL;
     s->n_fns = 0;
     faas_conn_close_all(s, false);
-    if (s->epoll_fd >= 0)
+    if (s->main.epoll_fd >= 0)
         drain_instances(s);
     faas_workq_stop(s, &s->spawns); /* runs the `done` of spawns still out: they undo themselves */
     faas_workq_stop(s, &s->work);
@@ -448,15 +429,13 @@ server_free(struct faas_server *s)
         else
             faas_function_free(f);
     }
-    free_graves(s);
+    faas_loop_events(s, &s->main, NULL, 0);
     faas_publish_close(s);
     faas_listeners_close(s);
     faas_clients_free(s);
     faas_logs_flush(s);
-    free(s->timers);
-    s->timers = NULL; /* no timer from here on: log lines are written as they come */
-    free_graves(s);
-    free(s->graves);
+    s->timers_gone = true; /* no timer from here on: log lines are written as they come */
+    faas_loop_free(&s->main);
     faas_metrics_free(s);
     free(s->recent);
     faas_registry_free(s->reg);
@@ -464,30 +443,36 @@ server_free(struct faas_server *s)
     free(s->instance_dir);
     remove_runtime_dir(s);
     free(s->runtime_dir);
-    int fds[] = {s->epoll_fd, s->agent_fd, s->self_netns};
+    pthread_mutex_destroy(&s->lock);
+    int fds[] = {s->agent_fd, s->self_netns};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0)
             close(fds[i]);
 }
 
+/* The main loop holds the daemon's lock while it works, and lets go of it while it waits. */
 static int
 loop(struct faas_server *s, struct husk_error **err)
 {
+    struct faas_loop *l = &s->main;
     struct epoll_event evs[64];
-    while (!s->stopping || s->n_calls || s->n_conns) {
-        int timeout = faas_timers_run(s);
-        free_graves(s);
-        int n = epoll_wait(s->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
-        if (n < 0 && errno != EINTR)
-            return husk_err(err, errno, "wait for events");
-        for (int i = 0; i < n; i++) {
-            struct faas_watch *w = evs[i].data.ptr;
-            if (!w->dead)
-                w->fn(s, w, evs[i].events);
+    int r = 0;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping || l->n_calls || l->conns || s->fronts_running) {
+        int timeout = faas_loop_timers(l);
+        faas_loop_events(s, l, NULL, 0);
+        pthread_mutex_unlock(&s->lock);
+        int n = epoll_wait(l->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
+        int e = errno;
+        pthread_mutex_lock(&s->lock);
+        if (n < 0 && e != EINTR) {
+            r = husk_err(err, e, "wait for events");
+            break;
         }
-        free_graves(s);
+        faas_loop_events(s, l, evs, n > 0 ? n : 0);
     }
-    return 0;
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 int
@@ -509,12 +494,21 @@ faas_serve_check(const struct faas_serve_opts *opts, struct husk_error **err)
 int
 faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
 {
-    struct faas_server s = {.opts = opts, .epoll_fd = -1, .agent_fd = -1, .self_netns = -1};
-    int r = server_init(&s, err);
+    struct faas_server s = {.opts = opts, .agent_fd = -1, .self_netns = -1};
+    pthread_mutex_init(&s.lock, NULL);
+    faas_loop_set_cur(&s.main);
+    int r = faas_loop_init(&s, &s.main, 0, err);
+    if (r == 0)
+        r = server_init(&s, err);
     if (r == 0) {
         for (size_t i = 0; i < s.n_fns; i++)
             faas_pool_activate(&s, s.fns[i]);
         faas_async_start(&s);
+        r = faas_loops_start(&s, err); /* last: from here on the lock is taken */
+    }
+    if (r == 0) {
+        if (s.n_fronts)
+            faas_server_log(&s, "info", "%u loops serve the front door", s.n_fronts);
         if (opts->listen_fd >= 0)
             faas_server_log(&s, "info", "front door on fd %d (socket activation)", opts->listen_fd);
         else if (opts->listen)
@@ -527,5 +521,6 @@ faas_serve(const struct faas_serve_opts *opts, struct husk_error **err)
         faas_server_log(&s, "info", "stopped");
     }
     server_free(&s);
+    faas_loop_set_cur(NULL);
     return r;
 }

@@ -134,7 +134,7 @@ flush_now(struct faas_server *s, struct faas_timer *t)
 void
 faas_logs_flush(struct faas_server *s)
 {
-    if (s->timers)
+    if (!s->timers_gone)
         faas_timer_cancel(s, &s->t_logs);
     while (s->dirty_stats) {
         struct faas_stats *st = s->dirty_stats;
@@ -161,7 +161,7 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
     faas_buf_addf(&st->log, "%s %s %s %s ", when, instance, rid, stream);
     faas_buf_add(&st->log, text, len);
     faas_buf_add(&st->log, "\n", 1);
-    if (faas_buf_pending(&st->log) > (64u << 10) || s->timers == NULL) {
+    if (faas_buf_pending(&st->log) > (64u << 10) || s->timers_gone) {
         log_flush(s, st);
     } else if (!st->dirty) {
         st->dirty = true;
@@ -169,7 +169,7 @@ faas_log_line(struct faas_server *s, const char *fn, const char *instance, const
         s->dirty_stats = st;
         if (!s->t_logs.slot) {
             s->t_logs.fn = flush_now;
-            faas_timer_set(s, &s->t_logs, now_ns() + LOG_FLUSH_NS);
+            faas_main_timer_set(s, &s->t_logs, now_ns() + LOG_FLUSH_NS);
         }
     }
 }

@@ -2,7 +2,9 @@
 /*
  * Timers: a binary min-heap of deadlines (as redis's and nginx's loops keep theirs ordered),
  * so the loop learns the next deadline in O(1) and never scans connections or calls to find
- * what expired. A timer is embedded in its object; arming it again moves it.
+ * what expired. A timer is embedded in its object; arming it again moves it. Each loop has its
+ * own heap: a timer is armed by the loop that owns its object (faas_main_timer_set for the main
+ * loop's, from a front loop).
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -12,14 +14,14 @@
 #include "util.h"
 
 static void
-place(struct faas_server *s, size_t i, struct faas_timer *t)
+place(struct faas_loop *s, size_t i, struct faas_timer *t)
 {
     s->timers[i] = t;
     t->slot = i + 1;
 }
 
 static void
-sift_up(struct faas_server *s, size_t i)
+sift_up(struct faas_loop *s, size_t i)
 {
     struct faas_timer *t = s->timers[i];
     while (i > 0) {
@@ -33,7 +35,7 @@ sift_up(struct faas_server *s, size_t i)
 }
 
 static void
-sift_down(struct faas_server *s, size_t i)
+sift_down(struct faas_loop *s, size_t i)
 {
     struct faas_timer *t = s->timers[i];
     for (;;) {
@@ -52,8 +54,10 @@ sift_down(struct faas_server *s, size_t i)
 }
 
 void
-faas_timer_cancel(struct faas_server *s, struct faas_timer *t)
+faas_timer_cancel(struct faas_server *srv, struct faas_timer *t)
 {
+    struct faas_loop *s = faas_loop_cur();
+    (void)srv;
     if (t->slot == 0)
         return;
     size_t i = t->slot - 1;
@@ -67,9 +71,10 @@ faas_timer_cancel(struct faas_server *s, struct faas_timer *t)
 }
 
 void
-faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when)
+faas_timer_set(struct faas_server *srv, struct faas_timer *t, uint64_t when)
 {
-    faas_timer_cancel(s, t);
+    struct faas_loop *s = faas_loop_cur();
+    faas_timer_cancel(srv, t);
     if (s->n_timers == s->cap_timers) {
         s->cap_timers = s->cap_timers ? 2 * s->cap_timers : 64;
         s->timers = xrealloc(s->timers, s->cap_timers * sizeof(*s->timers));
@@ -80,13 +85,13 @@ faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when)
 }
 
 int
-faas_timers_run(struct faas_server *s)
+faas_loop_timers(struct faas_loop *s)
 {
     uint64_t now = now_ns();
     while (s->n_timers && s->timers[0]->when <= now) {
         struct faas_timer *t = s->timers[0];
-        faas_timer_cancel(s, t);
-        t->fn(s, t); /* may arm timers, this one too */
+        faas_timer_cancel(s->s, t);
+        t->fn(s->s, t); /* may arm timers, this one too */
     }
     if (s->n_timers == 0)
         return -1;
@@ -105,7 +110,8 @@ rotl(uint64_t x, int k)
 uint64_t
 faas_random(struct faas_server *s)
 {
-    uint64_t *r = s->rng;
+    uint64_t *r = faas_loop_cur()->rng; /* each loop its own */
+    (void)s;
     if ((r[0] | r[1] | r[2] | r[3]) == 0 && getrandom(r, 4 * sizeof(uint64_t), 0) < 0)
         r[0] = now_ns() | 1;
     uint64_t out = rotl(r[1] * 5, 7) * 9, t = r[1] << 17;

@@ -35,7 +35,7 @@ struct serve_opts {
     struct strlist allow_bind, allow_callback;
     char **binds; /* allow_bind resolved (owned) */
     int userns_base, max_connections, max_client_connections, max_deploys, read_timeout, max_async,
-        parallel_starts;
+        parallel_starts, loops;
 };
 
 #define OPT(f) offsetof(struct serve_opts, f)
@@ -91,11 +91,22 @@ static const struct flag serve_flags[] = {
      "http://127.0.0.1:4318/v1/traces)"},
     {"parallel-starts", 0, FLAG_INT, OPT(parallel_starts),
      "instances started at once, at most (default 4; up to 16)"},
+    {"loops", 0, FLAG_INT, OPT(loops),
+     "event loops serving the front door, one per core by default (1: the main loop alone; up "
+     "to 256)"},
     {"max-async-queue", 0, FLAG_INT, OPT(max_async),
      "asynchronous calls accepted and not yet finished, at most (default 10000)"},
     {"read-timeout", 0, FLAG_INT, OPT(read_timeout),
      "seconds a client has to send a request, twice that between requests (default 30)"},
 };
+
+/* The default of --loops: one per core this process may run on. */
+static int
+online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
 
 static void
 serve_log(const char *level, const char *msg, void *data)
@@ -174,11 +185,12 @@ static int
 check_numbers(const struct serve_opts *o, struct husk_error **err)
 {
     if (o->max_connections < 1 || o->max_client_connections < 1 || o->max_deploys < 1 ||
-        o->max_async < 1 || o->parallel_starts < 1 || o->parallel_starts > 16)
+        o->max_async < 1 || o->parallel_starts < 1 || o->parallel_starts > 16 || o->loops < 1 ||
+        o->loops > 256)
         return husk_err(err, 0,
                         "--max-connections, --max-connections-per-client, "
                         "--max-deploys-per-minute and --max-async-queue must be at least 1, "
-                        "--parallel-starts from 1 to 16");
+                        "--parallel-starts from 1 to 16, --loops from 1 to 256");
     if (o->userns_base < (int)USERNS_RANGE)
         return husk_err(err, 0,
                         "--userns-base %d: must be at least 65536 (above the host's own "
@@ -282,6 +294,7 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .read_timeout = (unsigned)o->read_timeout,
                                    .max_async_queue = (unsigned)o->max_async,
                                    .parallel_starts = (unsigned)o->parallel_starts,
+                                   .loops = (unsigned)o->loops,
                                    .allow_callback = o->allow_callback.v,
                                    .n_allow_callback = o->allow_callback.n,
                                    .otlp_endpoint = o->otlp,
@@ -331,7 +344,8 @@ cmd_serve(struct cli *cli, int argc, char **argv)
                            .max_deploys = 60,
                            .read_timeout = 30,
                            .max_async = 10000,
-                           .parallel_starts = 4};
+                           .parallel_starts = 4,
+                           .loops = online_cpus()};
     struct husk_error *err = NULL;
     struct serve_config config = {0};
     const char *path = config_path(argc, argv);

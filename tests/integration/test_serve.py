@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import HUSK, pid_alive, wait_for
+from conftest import HUSK, wait_for
 from serve_harness import Daemon
 
 
@@ -94,9 +94,14 @@ def test_timeout_is_504_and_kills_the_sandbox(ctx, daemon):
     assert time.monotonic() - start < 5
     assert "X-Request-Id" in headers
 
+    def sleeping(p):
+        try:
+            return "sleep" in open(f"/proc/{p}/cmdline").read()
+        except OSError:  # gone between the listing and the read
+            return False
+
     def gone():
-        return not [p for p in ctx._token_pids() if pid_alive(p)
-                    and p != daemon.proc.pid and "sleep" in open(f"/proc/{p}/cmdline").read()]
+        return not [p for p in ctx._token_pids() if p != daemon.proc.pid and sleeping(p)]
 
     wait_for(gone, 5, "the timed-out sandbox to be gone")
 

@@ -551,8 +551,10 @@ def test_connections_are_capped_in_total_and_per_client(ctx):
     d.start()
     held = []
     try:
-        for _ in range(8):
+        for _ in range(8):  # each answered: accepted (the loops accept in their own order)
             held.append(socket.create_connection(("127.0.0.1", d.port), timeout=5))
+            held[-1].sendall(b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held[-1].recv(200).startswith(b"HTTP/1.1 200")
         extra = socket.create_connection(("127.0.0.1", d.port), timeout=5)
         assert extra.recv(200).startswith(b"HTTP/1.1 503"), "the 9th from one address"
         extra.close()
