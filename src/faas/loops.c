@@ -271,10 +271,12 @@ faas_front_call_ended(struct faas_server *s, struct faas_call *c)
      * instance is on its way out, or it is idle now without its timers armed (they look at
      * last_end_ns when they fire: calls in a row need no message). */
     if (f->queue_head || f->retired || in->state != INST_READY ||
-        (in->in_flight == 0 && !faas_instance_idle_armed(in)))
+        (in->in_flight == 0 && !faas_instance_idle_armed(in))) {
         post_instance(s, in, NULL, settle_arrived);
-    else
-        unlend(s, in);
+        return;
+    }
+    in->lent--; /* a ready instance of a version in service: nothing waits for this */
+    f->n_lent--;
 }
 
 void

@@ -5,7 +5,6 @@ to the main loop with its connection. A user sees one daemon: each call answered
 logged once, instances idle and stop as they would, a redeploy or a stop loses no call."""
 
 import http.client
-import json
 import os
 import re
 import signal
@@ -19,19 +18,11 @@ import pytest
 
 from conftest import HUSK, wait_for
 from serve_harness import Daemon
-from test_serve import shell_bundle
+from test_serve import daemon, shell_bundle  # noqa: F401  (daemon: the fixture)
 from test_serve_loop import READ_HEAD, fn_get, http_bundle
 
 EXAMPLES = Path(HUSK).resolve().parent / "examples" / "functions"
 CORES = os.cpu_count() or 1
-
-
-@pytest.fixture
-def daemon(ctx):
-    d = Daemon(ctx, ctx.dir / "faas")
-    d.start()
-    yield d
-    assert d.stop() in (0, None), d.log.read_text()
 
 
 @pytest.fixture
