@@ -8,6 +8,7 @@ same checks, so those are compared with runc's results on this host rather than 
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ RUNC = "/usr/sbin/runc"
 
 
 def run_check(runtime, groups):
-    env = dict(os.environ, OCI_CHECK_GROUPS=groups, OCI_CHECK_TIMEOUT="60")
-    r = subprocess.run([str(CHECK), runtime], env=env, capture_output=True, text=True,
-                       timeout=900)
+    # its detailed log goes with the run (by default it stays in /tmp, one file per run)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, OCI_CHECK_GROUPS=groups, OCI_CHECK_TIMEOUT="60",
+                   OCI_CHECK_LOG=os.path.join(tmp, "oci-check.log"))
+        r = subprocess.run([str(CHECK), runtime], env=env, capture_output=True, text=True,
+                           timeout=900)
     passed = {m for m in re.findall(r"^PASS (\S+)", r.stdout, re.M)}
     failed = {m: why for m, why in re.findall(r"^FAIL (\S+): (.*)$", r.stdout, re.M)}
     return passed, failed, r.stdout
