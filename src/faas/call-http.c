@@ -234,7 +234,8 @@ up_release(struct faas_call *c, bool reusable)
         return;
     /* A front loop's list is its own: an instance on its way out closes its side, and the
      * connection goes then (on_idle_up); its state is the main loop's to read. */
-    if (!reusable || (!c->lent && in->state != INST_READY) || faas_stopping(c->s)) {
+    if (!reusable || u->server_closed || (!c->lent && in->state != INST_READY) ||
+        faas_stopping(c->s)) {
         up_close(c->s, u);
         return;
     }
@@ -469,6 +470,10 @@ on_up(struct faas_server *s, struct faas_watch *w, uint32_t events)
         u->writable = true;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         u->readable = true;
+    /* a server that closes after its answer: its FIN may come with the answer's last bytes,
+     * and no edge after it would tell an idle connection */
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        u->server_closed = true;
     pump(u->call);
 }
 

@@ -529,6 +529,7 @@ struct faas_upstream {
     uint64_t serial;             /* its instance's (a front loop's list outlives instances) */
     struct faas_upstream **home; /* the idle list it goes back to */
     struct faas_call *call;      /* NULL while idle in the list */
+    bool server_closed;          /* its edges said so: never kept for another call */
     bool readable, writable;     /* what the last edges said (EPOLLET) */
     struct faas_upstream *next;
 };
