@@ -575,6 +575,10 @@ on_probe(struct faas_server *s, struct faas_watch *w, uint32_t events)
 {
     struct faas_instance *in = container_of(w, struct faas_instance, w_probe);
     int e = 0;
+    /* An event fetched in the batch that ended the instance: its probe is closed, and an
+     * instance stopping must not be made ready again (it would be stopped twice). */
+    if (in->probe_fd < 0 || in->state != INST_STARTING)
+        return;
     socklen_t l = sizeof(e);
     getsockopt(in->probe_fd, SOL_SOCKET, SO_ERROR, &e, &l);
     faas_watch_del(s, in->probe_fd);
