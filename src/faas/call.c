@@ -25,7 +25,7 @@ call_expired(struct faas_server *s, struct faas_timer *t)
         return;
     }
     if (c->lent) { /* a front loop's: its instance goes on the main loop */
-        faas_front_hold(s, in);
+        faas_front_condemn(s, in);
         faas_call_abort(c, 504, msg);
         faas_front_instance_gone(s, in, "a call timed out");
         return;

@@ -556,7 +556,8 @@ struct faas_instance {
     size_t lent;
     char lent_rid[72]; /* the request id of the front loop's call that runs alone on it, or "" */
     enum faas_instance_state state;
-    bool doomed; /* destroyed while spawning: ended when the spawn returns */
+    bool doomed;    /* destroyed while spawning: ended when the spawn returns */
+    bool condemned; /* a front loop's call on it timed out: picked by no call, ended soon */
     struct sbx_child *child;
     struct sbx_cgroup *cg;
     int ctl_fd, log_fd, netns_fd, probe_fd, peak_fd;
@@ -975,9 +976,10 @@ void faas_front_route(struct faas_server *s, struct faas_conn *c, struct faas_re
 void faas_front_route_head(struct faas_request *req, void *data);
 /* A front loop's call ended (under the lock): the pool hears of it. */
 void faas_front_call_ended(struct faas_server *s, struct faas_call *c);
-/* A front loop's call timed out: its instance goes (on the main loop). The caller held it
- * first (faas_front_hold), and the hold goes with the message. */
-void faas_front_hold(struct faas_server *s, struct faas_instance *in);
+/* A front loop's call timed out: its instance goes (on the main loop). The caller condemned it
+ * first (faas_front_condemn: held, and no call picks it from then on), and the hold goes with
+ * the message. */
+void faas_front_condemn(struct faas_server *s, struct faas_instance *in);
 void faas_front_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why);
 /* A connection leaves its front loop (its watch and timers), and the main loop takes it. */
 void faas_conn_release(struct faas_server *s, struct faas_conn *c);

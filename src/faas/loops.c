@@ -286,9 +286,10 @@ faas_front_instance_gone(struct faas_server *s, struct faas_instance *in, const 
 }
 
 void
-faas_front_hold(struct faas_server *s, struct faas_instance *in)
+faas_front_condemn(struct faas_server *s, struct faas_instance *in)
 {
     faas_lock(s);
+    in->condemned = true; /* until the main loop ends it, a caller's next request waits */
     in->lent++;
     in->fn->n_lent++;
     faas_unlock(s);

@@ -37,7 +37,7 @@ faas_pool_pick(struct faas_function *f, bool thawed)
 {
     struct faas_instance *best = NULL;
     for (struct faas_instance *in = f->instances; in; in = in->next)
-        if (in->state == INST_READY && in->in_flight < (size_t)f->concurrency &&
+        if (in->state == INST_READY && !in->condemned && in->in_flight < (size_t)f->concurrency &&
             !(thawed && in->frozen) && (best == NULL || in->in_flight < best->in_flight)) {
             best = in;
             if (in->in_flight == 0)
