@@ -623,7 +623,8 @@ uint64_t faas_instance_max_memory(struct faas_instance *in);
 void faas_instance_idle_check(struct faas_server *s, struct faas_instance *in);
 /* A published instance's idle check is back: keep it (its idle timer again) or stop it. */
 void faas_instance_idle_decided(struct faas_server *s, struct faas_instance *in, bool keep);
-/* Whether it was released while its idle check was out (then it is buried now). */
+/* Its idle check is back, or its last front loop's lease: whether it was released meanwhile
+ * (then it is buried now, if nothing else still holds it). */
 bool faas_instance_released(struct faas_server *s, struct faas_instance *in);
 /* http: wait for the server to accept connections (a connect with backoff, never a poll). */
 void faas_instance_probe_start(struct faas_server *s, struct faas_instance *in);
@@ -995,8 +996,6 @@ void faas_instance_peak_open(struct faas_instance *in);
 bool faas_instance_idle_armed(const struct faas_instance *in);
 /* Arm a timer of the main loop's from any loop (under the lock on a front loop). */
 void faas_main_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when);
-/* An instance's lent count fell to zero on the main loop: freed if it was waiting for that. */
-void faas_instance_unlent(struct faas_server *s, struct faas_instance *in);
 
 /* OpenTelemetry's faas.trigger: calls from HTTP clients, and the others (asynchronous). */
 enum { FAAS_TRIGGER_HTTP, FAAS_TRIGGER_OTHER, FAAS_N_TRIGGERS };

@@ -380,8 +380,8 @@ release(struct faas_server *s, struct faas_instance *in)
     struct faas_function *f = in->fn;
     f->n_dying--;
     s->n_instances--;
-    /* Not while its idle check is out (faas_instance_released, when it is back), or a front
-     * loop's call or message holds it (faas_instance_unlent). */
+    /* Not while its idle check is out or a front loop's call or message holds it
+     * (faas_instance_released, when the last of them is back). */
     if (in->pub_checking || in->lent)
         in->bury_later = true;
     else
@@ -652,12 +652,6 @@ faas_instance_released(struct faas_server *s, struct faas_instance *in)
     if (!in->pub_checking && in->lent == 0)
         faas_server_bury(s, in);
     return true;
-}
-
-void
-faas_instance_unlent(struct faas_server *s, struct faas_instance *in)
-{
-    faas_instance_released(s, in);
 }
 
 void

@@ -215,7 +215,7 @@ unlend(struct faas_server *s, struct faas_instance *in)
     in->lent--;
     f->n_lent--;
     if (in->lent == 0)
-        faas_instance_unlent(s, in);
+        faas_instance_released(s, in); /* freed if it was waiting for that */
     if (f->n_lent == 0)
         faas_pool_maybe_free(s, f);
 }
