@@ -46,6 +46,7 @@ struct faas_serve_opts {
     int signal_fd;
     void (*log)(const char *level, const char *msg, void *data);
     void *log_data;
+    bool log_debug; /* debug messages are wanted (else not even formatted: some come per call) */
 };
 
 /* Check the options as faas_serve would, changing nothing (husk serve --check-config). */

@@ -29,13 +29,15 @@ extern const unsigned char faas_agent_bin[], faas_agent_end[];
 void
 faas_server_log(struct faas_server *s, const char *level, const char *fmt, ...)
 {
+    if (s->opts->log == NULL || (strcmp(level, "debug") == 0 && !s->opts->log_debug))
+        return;
     va_list ap;
     va_start(ap, fmt);
     cleanup_free char *msg = NULL;
     if (vasprintf(&msg, fmt, ap) < 0)
         msg = NULL;
     va_end(ap);
-    if (msg && s->opts->log)
+    if (msg)
         s->opts->log(level, msg, s->opts->log_data);
 }
 

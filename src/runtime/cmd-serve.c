@@ -111,9 +111,7 @@ online_cpus(void)
 static void
 serve_log(const char *level, const char *msg, void *data)
 {
-    struct cli *cli = data;
-    if (cli->debug || level[0] != 'd')
-        cli_log(cli, level, "%s", msg);
+    cli_log(data, level, "%s", msg); /* debug ones only with --debug (log_debug) */
 }
 
 /* The token: a root-owned file no one else may read, at least 16 characters. */
@@ -303,7 +301,8 @@ build_opts(struct cli *cli, struct serve_opts *o, struct faas_serve_opts *so, ch
                                    .listen_fd = listen_fd,
                                    .admin_fd = admin_fd,
                                    .log = serve_log,
-                                   .log_data = cli};
+                                   .log_data = cli,
+                                   .log_debug = cli->debug};
     return 0;
 }
 
