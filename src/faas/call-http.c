@@ -266,8 +266,9 @@ idempotent(const struct faas_call *c)
     return false;
 }
 
-/* Still open and quiet: a kept-alive connection the server has not closed meanwhile. Asked
- * only for a request that could not be retried on a new connection. */
+/* Still open and quiet: a kept-alive connection the server has not closed or written to since
+ * the loop last looked (bytes nobody asked for would be taken for this call's answer). Asked
+ * of every reuse, whatever the method: a closed one would be retried, those bytes not. */
 static bool
 up_alive(int fd)
 {
