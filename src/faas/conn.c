@@ -139,11 +139,14 @@ faas_conn_adopt(struct faas_server *s, struct faas_conn *c)
     if (l->conns)
         l->conns->prev = c;
     l->conns = c;
-    faas_parser_set_head_fn(c->parser, faas_route_head, s);
+    faas_parser_set_head_fn(c->parser, faas_on_front() ? faas_front_route_head : faas_route_head,
+                            s);
     if (faas_watch_add(s, c->fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, &c->w) < 0) {
         conn_close(s, c);
         return -1;
     }
+    if (!c->busy) /* idle, between requests (back at its front loop) */
+        faas_timer_set(s, &c->deadline, now_ns() + IDLE_TIMEOUT_NS(s));
     return 0;
 }
 
@@ -169,6 +172,10 @@ conn_next(struct faas_server *s, struct faas_conn *c)
     }
     c->busy = c->done = false;
     c->got_bytes = false;
+    if (c->home && !faas_on_front()) { /* its next request is its front loop's to read */
+        faas_conn_go_home(s, c);
+        return;
+    }
     faas_timer_set(s, &c->deadline, now_ns() + IDLE_TIMEOUT_NS(s));
     if (faas_buf_pending(&c->in) || c->readable)
         conn_read(s, c);
@@ -339,8 +346,8 @@ conn_request(struct faas_server *s, struct faas_conn *c)
     const char *given = faas_request_header(&req, "X-Request-Id");
     if (given && valid_request_id(given))
         snprintf(rid, sizeof(rid), "%s", given); /* a caller's id carries through */
-    faas_server_log(s, "debug", "%s %s request %s", req.method, req.url, rid);
     struct faas_loop *l = faas_loop_cur();
+    faas_server_log(s, "debug", "%s %s request %s (loop %u)", req.method, req.url, rid, l->index);
     l->gave_away = false;
     if (c->from) /* the instance's program talking to the daemon */
         c->from->fn->contract->instance_request(s, c, &req, rid);

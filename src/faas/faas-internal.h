@@ -389,6 +389,7 @@ struct faas_conn {
     bool body_paused;  /* its taker has no room now: not reading */
     bool continue_due; /* "100 Continue" is owed before the body is read */
     struct faas_timer t_resume;
+    struct faas_loop *home; /* the front loop it came from, when the main loop answers it */
     struct faas_conn *prev, *next;
 };
 
@@ -982,9 +983,13 @@ void faas_front_call_ended(struct faas_server *s, struct faas_call *c);
  * the message. */
 void faas_front_condemn(struct faas_server *s, struct faas_instance *in);
 void faas_front_instance_gone(struct faas_server *s, struct faas_instance *in, const char *why);
-/* A connection leaves its front loop (its watch and timers), and the main loop takes it. */
+/* A connection leaves its loop (its watch and timers), and another takes it: the main loop for
+ * a request a front loop does not serve, its front loop again once it is idle. */
 void faas_conn_release(struct faas_server *s, struct faas_conn *c);
 int faas_conn_adopt(struct faas_server *s, struct faas_conn *c);
+/* The main loop answered a front loop's connection, which is idle now: it goes back there
+ * after this batch of events (a stopping daemon closes it instead). */
+void faas_conn_go_home(struct faas_server *s, struct faas_conn *c);
 /* After its request was routed: read on, for a body that streams to the route's taker. */
 void faas_conn_read_on(struct faas_server *s, struct faas_conn *c);
 /* What the pool does when a front loop's call on the instance ended and it had work from it. */

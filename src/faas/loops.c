@@ -144,6 +144,8 @@ faas_server_bury(struct faas_server *s, void *p)
     l->graves[l->n_graves++] = p;
 }
 
+static void flush_outgoing(struct faas_server *s);
+
 void
 faas_loop_events(struct faas_server *s, struct faas_loop *l, const struct epoll_event *evs, int n)
 {
@@ -153,6 +155,7 @@ faas_loop_events(struct faas_server *s, struct faas_loop *l, const struct epoll_
             w->fn(s, w, evs[i].events);
     }
     free_graves(l);
+    flush_outgoing(s);
 }
 
 void
@@ -302,6 +305,7 @@ struct conn_msg {
     struct faas_conn *conn;
     struct faas_request req;
     char rid[72];
+    struct faas_loop *to;
     struct conn_msg *next_out; /* posted once the loop's batch of events is done */
 };
 
@@ -317,6 +321,28 @@ conn_arrived(struct faas_server *s, struct faas_msg *m)
     free(cm);
 }
 
+/* An idle connection this loop takes: it reads on (a pipelined request may be buffered), or
+ * goes with the other idle ones when the loop is stopping. */
+static void
+adopt_idle(struct faas_server *s, struct faas_conn *c)
+{
+    if (faas_conn_adopt(s, c) < 0)
+        return;
+    if (faas_stopping(s))
+        faas_conn_close_all(s, true);
+    else
+        faas_conn_read_on(s, c);
+}
+
+/* Back at its front loop. */
+static void
+conn_home(struct faas_server *s, struct faas_msg *m)
+{
+    struct conn_msg *cm = container_of(m, struct conn_msg, m);
+    adopt_idle(s, cm->conn);
+    free(cm);
+}
+
 /* The batch's hand-overs: its events may still name the connections (marked dead for it). */
 static __thread struct conn_msg *outgoing;
 
@@ -326,22 +352,42 @@ flush_outgoing(struct faas_server *s)
     while (outgoing) {
         struct conn_msg *cm = outgoing;
         outgoing = cm->next_out;
-        post(&s->main, &cm->m, conn_arrived);
+        if (cm->to != &s->main && faas_stopping(s)) { /* it stays here, and goes */
+            adopt_idle(s, cm->conn);
+            free(cm);
+            continue;
+        }
+        post(cm->to, &cm->m, cm->to == &s->main ? conn_arrived : conn_home);
     }
+}
+
+static struct conn_msg *
+send_conn(struct faas_server *s, struct faas_conn *c, struct faas_loop *to)
+{
+    struct conn_msg *cm = xcalloc(1, sizeof(*cm));
+    faas_conn_release(s, c);
+    cm->conn = c;
+    cm->to = to;
+    cm->next_out = outgoing;
+    outgoing = cm;
+    cur->gave_away = true;
+    return cm;
 }
 
 static void
 hand_over(struct faas_server *s, struct faas_conn *c, struct faas_request *req, const char *rid)
 {
-    struct conn_msg *cm = xcalloc(1, sizeof(*cm));
-    faas_conn_release(s, c);
-    cm->conn = c;
+    struct conn_msg *cm = send_conn(s, c, &s->main);
+    c->home = cur;
     cm->req = *req;
     memset(req, 0, sizeof(*req));
     snprintf(cm->rid, sizeof(cm->rid), "%s", rid);
-    cm->next_out = outgoing;
-    outgoing = cm;
-    cur->gave_away = true;
+}
+
+void
+faas_conn_go_home(struct faas_server *s, struct faas_conn *c)
+{
+    send_conn(s, c, c->home);
 }
 
 /* ---- a front loop's requests */
@@ -443,8 +489,7 @@ front_run(void *arg)
     faas_loop_set_cur(l);
     while (!l->stopping || l->n_calls || l->conns) {
         int timeout = faas_loop_timers(l);
-        free_graves(l);
-        flush_outgoing(s);
+        faas_loop_events(s, l, NULL, 0); /* what the timers tore down or handed over */
         int n = epoll_wait(l->epoll_fd, evs, ARRAY_SIZE(evs), timeout);
         if (n < 0 && errno != EINTR) {
             faas_server_log(s, "error", "front loop %u: wait for events: %s", l->index,
@@ -452,7 +497,6 @@ front_run(void *arg)
             break;
         }
         faas_loop_events(s, l, evs, n > 0 ? n : 0);
-        flush_outgoing(s);
     }
     for (size_t i = 0; i < ARRAY_SIZE(l->idle_up); i++)
         while (l->idle_up[i]) {

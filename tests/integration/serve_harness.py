@@ -42,10 +42,12 @@ def serve_cgroup(daemon):
 
 
 class Daemon:
-    def __init__(self, ctx, state, args=(), wrap=()):
+    def __init__(self, ctx, state, args=(), wrap=(), husk_args=()):
         """wrap: a command the daemon runs under (nsenter into a test's network namespace);
-        its front door is then out of reach, and calls go through the admin socket."""
+        its front door is then out of reach, and calls go through the admin socket.
+        husk_args: husk's own flags, before "serve" (--debug)."""
         self.ctx, self.state, self.args, self.wrap = ctx, state, list(args), list(wrap)
+        self.husk_args = list(husk_args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.socket = str(ctx.dir / f"admin-{self.port}.sock")
@@ -56,9 +58,9 @@ class Daemon:
     def start(self):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                [*self.wrap, HUSK, "--root", str(self.ctx.state), "serve", "--listen",
-                 f"127.0.0.1:{self.port}", "--state", str(self.state), "--admin-socket",
-                 self.socket, *self.args],
+                [*self.wrap, HUSK, *self.husk_args, "--root", str(self.ctx.state), "serve",
+                 "--listen", f"127.0.0.1:{self.port}", "--state", str(self.state),
+                 "--admin-socket", self.socket, *self.args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.ctx.env())
 
         def up():

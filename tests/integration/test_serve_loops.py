@@ -4,6 +4,7 @@ door's connections and serve warm calls of http functions themselves; every othe
 to the main loop with its connection. A user sees one daemon: each call answered, counted and
 logged once, instances idle and stop as they would, a redeploy or a stop loses no call."""
 
+import datetime
 import http.client
 import os
 import re
@@ -115,6 +116,7 @@ def test_a_loop_per_core_serves_the_calls_each_counted_and_logged_once(ctx, daem
     deploy_hello(daemon, hello)
     assert daemon.request("GET", "/function/hh")[0] == 200  # its cold start
     before = {tid: run_ns(pid, tid) for tid in loops}
+    started = time.time()
     calls = hammer(daemon, "/function/hh", 16, 60)
     assert len(calls) == 960 and {s for s, _, _ in calls} == {200}
     # each answer is its own request's, as the function saw it (its id passed on)
@@ -128,7 +130,58 @@ def test_a_loop_per_core_serves_the_calls_each_counted_and_logged_once(ctx, daem
                    and t, timeout=10, what="961 REPORT lines")
     reported = re.findall(r"REPORT RequestId: (\S+)\t.*\tStatus: 200", log)
     assert len(reported) == 961 and set(ids) <= set(reported)
+    # Each line says when (UTC, to the millisecond), which instance and which call.
+    lines = re.findall(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z (\S+) (\S+) report "
+                       r"REPORT RequestId: (\S+)\t", log, re.M)
+    assert len(lines) == 961
+    stamps = [datetime.datetime.strptime(w, "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp() for w, _, rid, rep in lines if rid in ids]
+    assert all(rid == rep and inst.startswith("hh-") for _, inst, rid, rep in lines), lines[:3]
+    assert len(stamps) == 960 and all(started - 1 < t < time.time() + 1 for t in stamps), \
+        (started, stamps[:3])
     assert metric(daemon, "husk_invocations_total", {"function": "hh", "status": 200}) == 961
+
+
+@pytest.mark.skipif(CORES < 2, reason="one core: the main loop serves the front door alone")
+def test_a_connection_the_main_loop_answered_goes_back_to_its_front_loop(ctx, hello):
+    """A stdio call is the main loop's: its connection goes there, and back to its front loop
+    once answered, so the http calls after it are a front loop's again (the daemon's debug
+    line for each request names the loop that routed it)."""
+    d = Daemon(ctx, ctx.dir / "faas", husk_args=["--debug"])
+    d.start()
+    try:
+        deploy_hello(d, hello)
+        b = shell_bundle(ctx, 'printf "echo:"; cat', "echo")
+        assert d.deploy(name="echo", bundle=str(b.path))[0] == 201
+        c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+        sent = []
+        for i, (method, path, body) in enumerate(
+                [("GET", "/function/hh", None), ("POST", "/function/echo", b"abc")] +
+                [("GET", "/function/hh", None)] * 3 + [("POST", "/function/echo", b"abc")] +
+                [("GET", "/function/hh", None)] * 3):
+            rid = f"back-{i}"
+            c.request(method, path, body=body, headers={"X-Request-Id": rid})
+            r = c.getresponse()
+            assert r.status == 200 and r.read(), (path, r.status)
+            sent.append((path, rid))
+        c.close()
+        # a pipelined pair: the main loop answers the first, its front loop reads the second
+        with socket.create_connection(("127.0.0.1", d.port), timeout=30) as sock:
+            sock.sendall(b"POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                         b"X-Request-Id: back-p1\r\n\r\nhi"
+                         b"GET /function/hh HTTP/1.1\r\nHost: x\r\nX-Request-Id: back-p2\r\n"
+                         b"Connection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert data.count(b"HTTP/1.1 200") == 2 and b"echo:hi" in data, data
+        sent += [("/function/echo", "back-p1"), ("/function/hh", "back-p2")]
+        log = d.log.read_text()
+        loops = dict(re.findall(r"request (back-\S+) \(loop (\d+)\)", log))
+        for path, rid in sent:  # each read by a front loop (1..N), none by the main loop (0)
+            assert loops.get(rid, "0") != "0", (path, rid, loops, log[-2000:])
+    finally:
+        assert d.stop() in (0, None), d.log.read_text()
 
 
 @pytest.mark.parametrize("loops", [None, "1"])
