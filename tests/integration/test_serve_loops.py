@@ -4,6 +4,7 @@ door's connections and serve warm calls of http functions themselves; every othe
 to the main loop with its connection. A user sees one daemon: each call answered, counted and
 logged once, instances idle and stop as they would, a redeploy or a stop loses no call."""
 
+import contextlib
 import datetime
 import http.client
 import os
@@ -42,6 +43,30 @@ def deploy_hello(daemon, hello, name="hh", **spec):
     status, body = daemon.deploy(name=name, image=str(image), contract="http",
                                  command=[prog], **spec)
     assert status == 201, body
+
+
+@contextlib.contextmanager
+def hh_and_echo(ctx, hello, **kw):
+    """A daemon of its own with an http function (hh) and a stdio one (echo) deployed."""
+    d = Daemon(ctx, ctx.dir / "faas", **kw)
+    d.start()
+    try:
+        deploy_hello(d, hello)
+        b = shell_bundle(ctx, 'printf "echo:"; cat', "echo")
+        assert d.deploy(name="echo", bundle=str(b.path))[0] == 201
+        yield d
+    finally:
+        assert d.stop() in (0, None), d.log.read_text()
+
+
+def exchange(port, data):
+    """Everything the daemon answers to data sent in one write, until it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(data)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return got
 
 
 def loop_threads(pid):
@@ -147,12 +172,7 @@ def test_a_connection_the_main_loop_answered_goes_back_to_its_front_loop(ctx, he
     """A stdio call is the main loop's: its connection goes there, and back to its front loop
     once answered, so the http calls after it are a front loop's again (the daemon's debug
     line for each request names the loop that routed it)."""
-    d = Daemon(ctx, ctx.dir / "faas", husk_args=["--debug"])
-    d.start()
-    try:
-        deploy_hello(d, hello)
-        b = shell_bundle(ctx, 'printf "echo:"; cat', "echo")
-        assert d.deploy(name="echo", bundle=str(b.path))[0] == 201
+    with hh_and_echo(ctx, hello, husk_args=["--debug"]) as d:
         c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
         sent = []
         for i, (method, path, body) in enumerate(
@@ -166,22 +186,16 @@ def test_a_connection_the_main_loop_answered_goes_back_to_its_front_loop(ctx, he
             sent.append((path, rid))
         c.close()
         # a pipelined pair: the main loop answers the first, its front loop reads the second
-        with socket.create_connection(("127.0.0.1", d.port), timeout=30) as sock:
-            sock.sendall(b"POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-                         b"X-Request-Id: back-p1\r\n\r\nhi"
-                         b"GET /function/hh HTTP/1.1\r\nHost: x\r\nX-Request-Id: back-p2\r\n"
-                         b"Connection: close\r\n\r\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
+        data = exchange(d.port, b"POST /function/echo HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 2\r\nX-Request-Id: back-p1\r\n\r\nhi"
+                        b"GET /function/hh HTTP/1.1\r\nHost: x\r\nX-Request-Id: back-p2\r\n"
+                        b"Connection: close\r\n\r\n")
         assert data.count(b"HTTP/1.1 200") == 2 and b"echo:hi" in data, data
         sent += [("/function/echo", "back-p1"), ("/function/hh", "back-p2")]
         log = d.log.read_text()
         loops = dict(re.findall(r"request (back-\S+) \(loop (\d+)\)", log))
         for path, rid in sent:  # each read by a front loop (1..N), none by the main loop (0)
             assert loops.get(rid, "0") != "0", (path, rid, loops, log[-2000:])
-    finally:
-        assert d.stop() in (0, None), d.log.read_text()
 
 
 @pytest.mark.parametrize("loops", [None, "1"])
@@ -189,12 +203,7 @@ def test_any_request_on_a_front_loops_connection_is_answered(ctx, hello, loops):
     """Admin, stdio, health and unknown paths go to the main loop with the connection (the
     request already read, pipelined ones behind it); the http calls before and after them are
     answered in order, as with the main loop alone."""
-    d = Daemon(ctx, ctx.dir / "faas", args=["--loops", loops] if loops else [])
-    d.start()
-    try:
-        deploy_hello(d, hello)
-        b = shell_bundle(ctx, 'printf "echo:"; cat', "echo")
-        assert d.deploy(name="echo", bundle=str(b.path))[0] == 201
+    with hh_and_echo(ctx, hello, args=["--loops", loops] if loops else []) as d:
         c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
         for method, path, body, want in (
                 ("GET", "/function/hh", None, (200, b"method: GET\npath: /\n")),
@@ -211,19 +220,13 @@ def test_any_request_on_a_front_loops_connection_is_answered(ctx, hello, loops):
             assert r.status == want[0] and got.startswith(want[1]), (path, r.status, got)
         c.close()
         # Three requests in one write: an http call, a stdio call, an http call.
-        with socket.create_connection(("127.0.0.1", d.port), timeout=30) as s:
-            s.sendall(b"GET /function/hh HTTP/1.1\r\nHost: x\r\n\r\n"
-                      b"POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
-                      b"GET /function/hh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
+        data = exchange(d.port, b"GET /function/hh HTTP/1.1\r\nHost: x\r\n\r\n"
+                        b"POST /function/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+                        b"GET /function/hh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answers = re.findall(rb"HTTP/1.1 (\d+) [^\r]*\r\n.*?\r\n\r\n(method: GET|echo:hi)",
                              data, re.S)
         assert [(int(s), b) for s, b in answers] == \
             [(200, b"method: GET"), (200, b"echo:hi"), (200, b"method: GET")], data
-    finally:
-        assert d.stop() in (0, None), d.log.read_text()
 
 
 def test_an_instance_front_loops_keep_busy_stays_and_then_idles_out(ctx, daemon, hello):
