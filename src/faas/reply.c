@@ -98,7 +98,8 @@ faas_reply_end(struct faas_call *c, bool ok)
         c->conn->close_after = true; /* a cut body: the client must not take it as whole */
     else if (c->chunked_out)
         faas_buf_add(&c->conn->out, "0\r\n\r\n", 5);
-    faas_conn_flush(c->s, c->conn);
+    /* Sent by the call's end, after its pool counted it as ended: a caller with the answer
+     * finds the instance free for its next call. */
 }
 
 /* Whether more of a streamed body may be read for this caller now (backpressure: a client

@@ -7,6 +7,7 @@ logged once, instances idle and stop as they would, a redeploy or a stop loses n
 import contextlib
 import datetime
 import http.client
+import json
 import os
 import re
 import signal
@@ -227,6 +228,22 @@ def test_any_request_on_a_front_loops_connection_is_answered(ctx, hello, loops):
                              data, re.S)
         assert [(int(s), b) for s, b in answers] == \
             [(200, b"method: GET"), (200, b"echo:hi"), (200, b"method: GET")], data
+
+
+def test_an_instance_is_free_again_before_its_caller_has_the_answer(ctx, daemon, hello):
+    """The pool counts a call as ended before its answer's last bytes go: a caller that asks
+    anything as soon as it has the answer (the function's state, another call on another
+    connection) finds the instance idle, never busy with the call it already has the answer
+    of (which, at concurrency 1, would queue the next call or start another instance)."""
+    deploy_hello(daemon, hello)
+    assert daemon.request("GET", "/function/hh")[0] == 200  # its cold start
+    busy = []
+    for _ in range(300):
+        assert daemon.request("GET", "/function/hh")[0] == 200
+        status, _, body = daemon.request("GET", "/system/functions/hh")
+        busy.append(json.loads(body)["instances"]["busy"])
+    assert busy == [0] * 300, f"{sum(busy)} of 300 answers came before their call had ended"
+    assert metric(daemon, "husk_cold_starts_total", {"function": "hh"}) == 1
 
 
 def test_an_instance_front_loops_keep_busy_stays_and_then_idles_out(ctx, daemon, hello):
