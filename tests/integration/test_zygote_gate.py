@@ -84,8 +84,9 @@ def gated_run(sock, rid):
 
 
 def stop_zygote(proc, sock, also=()):
-    """Close the zygote's socket (it and its spare end with it) and wait for them."""
-    spares = children(proc.pid) + [c for p in also for c in children(p)]
+    """Close the zygote's socket (it and its spare end with it) and wait for them, and for the
+    processes in also (forks of its forks, orphaned when their parent ended)."""
+    spares = children(proc.pid) + list(also)
     sock.close()
     try:
         proc.wait(timeout=10)
@@ -146,7 +147,7 @@ def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
     daemon sends once it is in its instance's cgroup (a message with no run in it); then it
     forks its spare, and its runs are its own forks."""
     proc, sock = start_zygote(lang, ctx.dir)
-    inst = None
+    forks = []  # the instance's zygote's spare, orphaned when it ends: waited for
     try:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         null = os.open("/dev/null", os.O_WRONLY)
@@ -160,6 +161,7 @@ def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
         assert children(inst) == [], "the instance's zygote forked before its first message"
         ours.send(HDR.pack(0, 0, 0, 0))  # the daemon's "go": no run in it; a spare may come now
         wait_for(lambda: children(inst), 10, "the instance's zygote to fork its spare")
+        forks += children(inst)
         out_r, out_w = os.pipe()
         null = os.open("/dev/null", os.O_RDONLY)
         send_run(ours, 10, null, out_w, flags=0)
@@ -175,4 +177,4 @@ def test_a_zygote_run_serves_on_its_socket_and_forks_nothing_before(ctx, lang):
         kind, rid, status, _ = recv_msg(sock)
         assert (kind, rid, status) == (EXIT, 9, 0)
     finally:
-        stop_zygote(proc, sock, also=[inst] if inst else [])
+        stop_zygote(proc, sock, also=forks)
