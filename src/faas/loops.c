@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Loops: the main loop, and the front loops of `husk serve --loops N` (nginx's workers, as
- * threads). Each front loop watches the front door (one listening socket, EPOLLEXCLUSIVE: one
- * loop is woken per connection), reads its connections' requests and serves the warm calls of
- * http functions itself: an instance leased under the daemon's lock, a kept-alive connection
- * to its server from the loop's own list, the response relayed by the same code as the main
- * loop's. Anything else (admin, other contracts, a cold start, a queue, versions, streams,
- * upgrades) goes to the main loop with its connection, which answers it there.
+ * threads). Each front loop accepts on a socket of its own on the front door's address
+ * (SO_REUSEPORT; a socket-activated one is shared, EPOLLEXCLUSIVE: one loop is woken per
+ * connection), reads its connections' requests and serves the warm calls of http functions
+ * itself: an instance leased under the daemon's lock, a kept-alive connection to its server
+ * from the loop's own list, the response relayed by the same code as the main loop's. Anything
+ * else (admin, other contracts, a cold start, a queue, versions, streams, upgrades) goes to the
+ * main loop with its connection, which answers it there and, once the connection is idle,
+ * sends it back (faas_conn_go_home).
  *
  * What the main loop owns stays the main loop's: a front loop takes the lock to lease an
  * instance, to log and count a call, and to connect to a server; what would arm a main loop's

@@ -14,88 +14,89 @@
 #include "util.h"
 
 static void
-place(struct faas_loop *s, size_t i, struct faas_timer *t)
+place(struct faas_loop *lp, size_t i, struct faas_timer *t)
 {
-    s->timers[i] = t;
+    lp->timers[i] = t;
     t->slot = i + 1;
 }
 
 static void
-sift_up(struct faas_loop *s, size_t i)
+sift_up(struct faas_loop *lp, size_t i)
 {
-    struct faas_timer *t = s->timers[i];
+    struct faas_timer *t = lp->timers[i];
     while (i > 0) {
         size_t up = (i - 1) / 2;
-        if (s->timers[up]->when <= t->when)
+        if (lp->timers[up]->when <= t->when)
             break;
-        place(s, i, s->timers[up]);
+        place(lp, i, lp->timers[up]);
         i = up;
     }
-    place(s, i, t);
+    place(lp, i, t);
 }
 
 static void
-sift_down(struct faas_loop *s, size_t i)
+sift_down(struct faas_loop *lp, size_t i)
 {
-    struct faas_timer *t = s->timers[i];
+    struct faas_timer *t = lp->timers[i];
     for (;;) {
         size_t l = 2 * i + 1, best = i;
         uint64_t when = t->when;
-        if (l < s->n_timers && s->timers[l]->when < when)
-            best = l, when = s->timers[l]->when;
-        if (l + 1 < s->n_timers && s->timers[l + 1]->when < when)
+        if (l < lp->n_timers && lp->timers[l]->when < when)
+            best = l, when = lp->timers[l]->when;
+        if (l + 1 < lp->n_timers && lp->timers[l + 1]->when < when)
             best = l + 1;
         if (best == i)
             break;
-        place(s, i, s->timers[best]);
+        place(lp, i, lp->timers[best]);
         i = best;
     }
-    place(s, i, t);
+    place(lp, i, t);
 }
 
+/* On the heap of the loop this thread runs (the timer's owner's). */
 void
-faas_timer_cancel(struct faas_server *srv, struct faas_timer *t)
+faas_timer_cancel(struct faas_server *s, struct faas_timer *t)
 {
-    struct faas_loop *s = faas_loop_cur();
-    (void)srv;
+    struct faas_loop *lp = faas_loop_cur();
+    (void)s;
     if (t->slot == 0)
         return;
     size_t i = t->slot - 1;
     t->slot = 0;
-    struct faas_timer *last = s->timers[--s->n_timers];
-    if (i == s->n_timers)
+    struct faas_timer *last = lp->timers[--lp->n_timers];
+    if (i == lp->n_timers)
         return;
-    place(s, i, last);
-    sift_up(s, i);
-    sift_down(s, last->slot - 1);
+    place(lp, i, last);
+    sift_up(lp, i);
+    sift_down(lp, last->slot - 1);
 }
 
 void
-faas_timer_set(struct faas_server *srv, struct faas_timer *t, uint64_t when)
+faas_timer_set(struct faas_server *s, struct faas_timer *t, uint64_t when)
 {
-    struct faas_loop *s = faas_loop_cur();
-    faas_timer_cancel(srv, t);
-    if (s->n_timers == s->cap_timers) {
-        s->cap_timers = s->cap_timers ? 2 * s->cap_timers : 64;
-        s->timers = xrealloc(s->timers, s->cap_timers * sizeof(*s->timers));
+    struct faas_loop *lp = faas_loop_cur();
+    faas_timer_cancel(s, t);
+    if (lp->n_timers == lp->cap_timers) {
+        lp->cap_timers = lp->cap_timers ? 2 * lp->cap_timers : 64;
+        lp->timers = xrealloc(lp->timers, lp->cap_timers * sizeof(*lp->timers));
     }
     t->when = when;
-    place(s, s->n_timers++, t);
-    sift_up(s, s->n_timers - 1);
+    place(lp, lp->n_timers++, t);
+    sift_up(lp, lp->n_timers - 1);
 }
 
 int
-faas_loop_timers(struct faas_loop *s)
+faas_loop_timers(struct faas_loop *lp)
 {
     uint64_t now = now_ns();
-    while (s->n_timers && s->timers[0]->when <= now) {
-        struct faas_timer *t = s->timers[0];
-        faas_timer_cancel(s->s, t);
-        t->fn(s->s, t); /* may arm timers, this one too */
+    while (lp->n_timers && lp->timers[0]->when <= now) {
+        struct faas_timer *t = lp->timers[0];
+        faas_timer_cancel(lp->s, t);
+        t->fn(lp->s, t); /* may arm timers, this one too */
     }
-    if (s->n_timers == 0)
+    if (lp->n_timers == 0)
         return -1;
-    uint64_t ms = (s->timers[0]->when - now + 999999) / 1000000;
+    uint64_t ms = (lp->timers[0]->when - now + 999999) / 1000000;
     return ms > 60000 ? 60000 : (int)ms;
 }
 
