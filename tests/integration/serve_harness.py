@@ -2,6 +2,7 @@
 """A `husk serve` under test: its front door on a loopback port, its admin API on a unix socket
 in the test's own directory (as an operator runs it), and clients for both."""
 
+import errno
 import glob
 import http.client
 import json
@@ -30,6 +31,17 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.unix_path)
+
+
+def cgroup_pids(path):
+    """The pids in the cgroup at path; None when it is gone or being removed (ENODEV)."""
+    try:
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            return [int(p) for p in f.read().split()]
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENODEV):
+            raise
+        return None
 
 
 def serve_cgroup(daemon):

@@ -6,7 +6,6 @@ bootstrap that misbehaves on request against the Runtime API."""
 
 import base64
 import concurrent.futures
-import errno
 import glob
 import http.client
 import json
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import HUSK, REPO, pid_alive, wait_for
+from serve_harness import cgroup_pids
 from serve_harness import serve_cgroup  # noqa: F401 (imported from here by other tests)
 from test_serve import daemon  # noqa: F401 (fixture)
 from test_serve_pools import fn_get
@@ -110,11 +110,7 @@ def instance_cgroups(daemon, name):
 def instance_pids(daemon, name):
     pids = set()
     for cg in instance_cgroups(daemon, name):
-        try:
-            pids |= {int(p) for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
-        except OSError as e:  # gone, or being removed (ENODEV): no processes
-            if e.errno not in (errno.ENOENT, errno.ENODEV):
-                raise
+        pids |= set(cgroup_pids(cg) or ())  # None: gone meanwhile
     return pids
 
 

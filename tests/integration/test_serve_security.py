@@ -3,7 +3,6 @@
 policy, functions are not root on the host, and a hostile function or client cannot hurt the
 daemon or other callers. The attacker is an unprivileged user (nobody) where it matters."""
 
-import errno
 import glob
 import json
 import os
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from conftest import HUSK, pid_alive, wait_for
-from serve_harness import Daemon, UnixHTTPConnection
+from serve_harness import Daemon, UnixHTTPConnection, cgroup_pids
 from test_serve import shell_bundle
 
 NOBODY = 65534
@@ -62,11 +61,7 @@ def fn_idle(daemon, name):
 def instance_pids(name):
     pids = set()
     for cg in instance_cgroups(name):
-        try:
-            pids |= {int(p) for p in open(os.path.join(cg, "cgroup.procs")).read().split()}
-        except OSError as e:  # gone, or being removed (ENODEV): no processes
-            if e.errno not in (errno.ENOENT, errno.ENODEV):
-                raise
+        pids |= set(cgroup_pids(cg) or ())  # None: gone meanwhile
     return pids
 
 

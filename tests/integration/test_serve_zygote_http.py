@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, wait_for
-from serve_harness import Daemon, serve_cgroup
+from serve_harness import Daemon, cgroup_pids, serve_cgroup
 from test_serve import daemon  # noqa: F401 (fixture)
 from test_serve_zygote import PY, log
 from test_serve_zygote_node import node_or_skip
@@ -128,10 +128,9 @@ def cgroups(daemon, name):
         base = Path("/sys/fs/cgroup") / serve_cgroup(daemon)
     out = {}
     for d in base.glob(f"{name}-v*"):
-        try:
-            out[d.name] = [int(p) for p in (d / "cgroup.procs").read_text().split()]
-        except FileNotFoundError:
-            pass
+        pids = cgroup_pids(d)
+        if pids is not None:  # else gone meanwhile
+            out[d.name] = pids
     return out
 
 
